@@ -1,0 +1,112 @@
+/**
+ * @module providers/common/pins
+ *
+ * The root certificates attest-broker trusts, pinned by the SHA-256 fingerprint of their DER
+ * encoding, with the vendor's official URL they are fetched from (`attest-broker trust fetch`).
+ *
+ * The project carries these pins, never the certificate files. A root is only ever loaded if its
+ * bytes hash to the pin; evidence may supply intermediates but never a root ("an ARK from the
+ * attester would void the guarantees", go-sev-guest verify/trust).
+ *
+ * Each fingerprint below was checked against the copy in `../shared/vectors` (see the INDEX
+ * files there) and, where the vendor publishes one, against the vendor's published value.
+ */
+
+export type PinFormat =
+  /** A single DER certificate. */
+  | 'der'
+  /** One or more PEM certificates; the one matching the pin is taken. */
+  | 'pem'
+  /** A ZIP archive holding a PEM file (AWS publishes the Nitro root this way). */
+  | 'zip-pem';
+
+export interface Pin {
+  /** Stable id, also the file name (`<id>.pem`) in a trust directory. */
+  readonly id: string;
+  /** Lower-case hex SHA-256 of the certificate's DER encoding. */
+  readonly sha256: string;
+  /** Official URL the certificate is fetched from. */
+  readonly source: string;
+  readonly format: PinFormat;
+  readonly description: string;
+  /** Which provider needs it (for start-up checks: an enabled provider needs its roots). */
+  readonly provider: 'azure' | 'gcp' | 'aws' | 'amd' | 'intel';
+}
+
+export const PinIds = {
+  AMD_ARK_MILAN: 'amd-ark-milan',
+  AMD_ARK_GENOA: 'amd-ark-genoa',
+  AMD_ARK_TURIN: 'amd-ark-turin',
+  INTEL_SGX_ROOT: 'intel-sgx-root-ca',
+  GOOGLE_TPM_EK_ROOT_1: 'google-tpm-ek-root-1',
+  GOOGLE_EKAK_ROOT: 'google-ekak-ca-root',
+  AWS_NITRO_ROOT_G1: 'aws-nitro-root-g1',
+} as const;
+
+export const BUILTIN_PINS: readonly Pin[] = Object.freeze([
+  {
+    id: PinIds.AMD_ARK_MILAN,
+    sha256: '69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd',
+    source: 'https://kdsintf.amd.com/vcek/v1/Milan/cert_chain',
+    format: 'pem',
+    description: 'AMD Root Key (ARK) for EPYC Milan; signs the ASK (VCEK) and ASVK (VLEK) chains',
+    provider: 'amd',
+  },
+  {
+    id: PinIds.AMD_ARK_GENOA,
+    sha256: '4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1',
+    source: 'https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain',
+    format: 'pem',
+    description: 'AMD Root Key (ARK) for EPYC Genoa',
+    provider: 'amd',
+  },
+  {
+    id: PinIds.AMD_ARK_TURIN,
+    sha256: '1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a',
+    source: 'https://kdsintf.amd.com/vcek/v1/Turin/cert_chain',
+    format: 'pem',
+    description: 'AMD Root Key (ARK) for EPYC Turin',
+    provider: 'amd',
+  },
+  {
+    id: PinIds.INTEL_SGX_ROOT,
+    sha256: '44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3',
+    source: 'https://certificates.trustedservices.intel.com/Intel_SGX_Provisioning_Certification_RootCA.cer',
+    format: 'der',
+    description: 'Intel SGX Root CA; roots the PCK chain that signs TDX quotes',
+    provider: 'intel',
+  },
+  {
+    id: PinIds.GOOGLE_TPM_EK_ROOT_1,
+    sha256: '9bd5285f8fb18502a7947e621ffd470266f49fcd3b73e19a190f690ad32a7caf',
+    source: 'http://pki.goog/cloud_integrity/tpm_ek_root_1.crt',
+    format: 'der',
+    description: 'Google legacy GCE vTPM EK/AK root (tpm_ek_v1_cloud_host_root), 2018-2118',
+    provider: 'gcp',
+  },
+  {
+    id: PinIds.GOOGLE_EKAK_ROOT,
+    sha256: '594759594b9b61524f6c8ef668f7177f7b9066bc0674f2f49fe9e052be78beb2',
+    source:
+      'http://privateca-content-62d71773-0000-21da-852e-f4f5e80d7778.storage.googleapis.com/032bf9d39db4fa06aade/ca.crt',
+    format: 'der',
+    description: 'Google Cloud "EK/AK CA Root" (CA Service), 2022-2122; issues current GCE AK certificates',
+    provider: 'gcp',
+  },
+  {
+    id: PinIds.AWS_NITRO_ROOT_G1,
+    sha256: '641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b',
+    source: 'https://aws-nitro-enclaves.amazonaws.com/AWS_NitroEnclaves_Root-G1.zip',
+    format: 'zip-pem',
+    description: 'AWS Nitro root G1 (CN=aws.nitro-enclaves); roots NitroTPM and Nitro Enclave documents',
+    provider: 'aws',
+  },
+]);
+
+/** Roots each provider cannot work without (at least one of each group must be loaded). */
+export const REQUIRED_PINS: Readonly<Record<'azure' | 'gcp' | 'aws', readonly (readonly string[])[]>> = {
+  // Azure SNP needs an AMD ARK; Azure TDX an Intel root. One family suffices to start.
+  azure: [[PinIds.AMD_ARK_MILAN, PinIds.AMD_ARK_GENOA, PinIds.AMD_ARK_TURIN, PinIds.INTEL_SGX_ROOT]],
+  gcp: [[PinIds.GOOGLE_TPM_EK_ROOT_1, PinIds.GOOGLE_EKAK_ROOT]],
+  aws: [[PinIds.AWS_NITRO_ROOT_G1]],
+};

@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+
+/** Tests that run inside workerd with the Worker entry and its Durable Object store. */
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: './wrangler.toml' },
+      miniflare: { compatibilityFlags: ['nodejs_compat'] },
+    }),
+  ],
+  test: {
+    name: 'workers',
+    include: ['test/workers/**/*.test.ts'],
+  },
+});
