@@ -1,0 +1,168 @@
+/**
+ * @module broker/contracts
+ *
+ * The interfaces between the broker's boxes (architecture.md): store, policy, release, keys,
+ * logger, metrics, clock. `createBroker(deps)` receives implementations of these, so the same
+ * app runs on Node (memory/Redis, pino, prom-client) and on Workers (Durable Object, console).
+ *
+ * Evolving these: add optional fields only; a required field added here breaks every
+ * implementation at once.
+ */
+import type { Claims, ProviderName } from '../providers/common/types.js';
+
+// ───────────────────────────── clock ─────────────────────────────
+
+export interface Clock {
+  now(): Date;
+}
+export const systemClock: Clock = { now: () => new Date() };
+
+// ───────────────────────────── state store ─────────────────────────────
+
+export interface ChallengeRecord {
+  /** 32 random bytes, base64url. */
+  nonce: string;
+  /** RFC 3339. */
+  issuedAt: string;
+  expiresAt: string;
+  provider?: ProviderName;
+  cluster?: string;
+}
+
+/**
+ * Shared state: challenges plus small keyed records for release (issuance windows, issued
+ * tokens for CSR approval, audit chain head, rate-limit counters). Implementations: memory
+ * (default), Redis (ioredis; standalone, Sentinel, Cluster), Durable Object (Workers).
+ *
+ * Every method either succeeds or throws an AttestError of kind 'unavailable'
+ * (code STORE_UNAVAILABLE): a store outage must never look like "not found".
+ */
+export interface StateStore {
+  readonly kind: 'memory' | 'redis' | 'durable-object';
+  /** Stores a new challenge that expires after `ttlMs`. */
+  putChallenge(id: string, record: ChallengeRecord, ttlMs: number): Promise<void>;
+  /**
+   * Atomically returns and deletes the challenge: of any number of concurrent callers, across
+   * replicas, exactly one gets the record; the others (and any caller after expiry) get null.
+   */
+  consumeChallenge(id: string): Promise<ChallengeRecord | null>;
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string, ttlMs?: number): Promise<void>;
+  /** Sets only if absent (atomic); true when this call set it. */
+  setIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean>;
+  /** Atomically replaces `expected` (null = absent) with `value`; true on success. */
+  compareAndSet(key: string, expected: string | null, value: string, ttlMs?: number): Promise<boolean>;
+  delete(key: string): Promise<void>;
+  /** Throws STORE_UNAVAILABLE when the store cannot be reached (used by /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ───────────────────────────── policy ─────────────────────────────
+
+export type RuleOutcome = 'pass' | 'fail' | 'warn' | 'skip';
+
+export interface RuleResult {
+  /** Rule path in the policy file, e.g. 'boot.pcrs.sha256.7' or 'identity.gcp.projects'. */
+  rule: string;
+  outcome: RuleOutcome;
+  /** Stable machine code, e.g. POLICY_PCR_MISMATCH (for fail and warn). */
+  code?: string;
+  /** Full reason, for the audit log only (never returned to the node). */
+  reason?: string;
+  mode: 'enforce' | 'warn';
+}
+
+export interface Decision {
+  allow: boolean;
+  /** Node name derived from the verified identity (DNS-1123), never from the node. */
+  nodeName: string;
+  cluster: string;
+  /** Name of the image (reference-value set) that matched, if any. */
+  image?: string;
+  /** SHA-256 of the policy document that decided, and its declared version. */
+  policyHash: string;
+  policyVersion?: string;
+  rules: RuleResult[];
+  /** Coarse denial code returned to the node (e.g. POLICY_DENIED); full reasons stay in rules. */
+  denyCode?: string;
+  release: {
+    tokenTtlSeconds: number;
+    extraGroups: string[];
+    /** Whether release may go out unsealed (no ephemeral key) — off unless policy says so. */
+    allowUnsealed: boolean;
+    diskKey: boolean;
+  };
+}
+
+export interface PolicyEngine {
+  /** Evaluates claims for a cluster (default cluster when undefined). Never throws for a deny. */
+  evaluate(claims: Claims, cluster?: string): Promise<Decision>;
+  /** Hash and version of the policy currently in force. */
+  current(): { hash: string; version?: string };
+}
+
+// ───────────────────────────── release ─────────────────────────────
+
+export type Want = 'bootstrap-token' | 'disk-key';
+
+export interface ReleaseRequest {
+  claims: Claims;
+  decision: Decision;
+  want: readonly Want[];
+  /** The node's ephemeral public JWK bound into the binding (release is sealed to it). */
+  ephemeralKey?: JsonWebKey;
+  diskKey?: { wrapped: string };
+  requestId: string;
+}
+
+/** The release object of protocol §3 (before sealing). */
+export interface ReleaseObject {
+  nodeName: string;
+  expiresAt: string;
+  bootstrapToken?: string;
+  kubeconfig?: string;
+  apiServer?: string;
+  caCertHashes?: string[];
+  diskKey?: { key: string; wrapped: string };
+}
+
+export interface ReleaseService {
+  /** Issues what the decision allows; returns a compact JWE (sealed) or the object (unsealed). */
+  release(req: ReleaseRequest): Promise<string | ReleaseObject>;
+  /** Readiness of downstream services (Kubernetes API, KMS). */
+  ready?(): Promise<void>;
+}
+
+/** KMS adapters (AWS KMS, Cloud KMS, Key Vault, local) behind one interface. */
+export interface KeyService {
+  readonly kind: 'aws-kms' | 'gcp-kms' | 'azure-keyvault' | 'local';
+  /** Wraps `key` under `context` (identity-binding encryption context / AAD). */
+  wrap(key: Uint8Array, context: Readonly<Record<string, string>>): Promise<Uint8Array>;
+  /** Unwraps; throws (kind 'rejected') when `context` differs from the one used to wrap. */
+  unwrap(wrapped: Uint8Array, context: Readonly<Record<string, string>>): Promise<Uint8Array>;
+}
+
+// ───────────────────────────── logging & metrics ─────────────────────────────
+
+/** Structured logger (pino on Node, JSON console lines on Workers). Never pass secrets. */
+export interface Logger {
+  debug(obj: Record<string, unknown>, msg?: string): void;
+  info(obj: Record<string, unknown>, msg?: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+  error(obj: Record<string, unknown>, msg?: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+export interface Metrics {
+  challengeIssued(): void;
+  attestOutcome(code: string, provider: string, seconds: number): void;
+  policyWarn?(rule: string, code: string): void;
+  /** Prometheus text exposition, or undefined when this runtime has no registry. */
+  render?(): Promise<{ contentType: string; body: string }>;
+}
+
+/** Audit sink: one record per decision, hash-chained (release issue builds the chain). */
+export interface AuditSink {
+  record(entry: Record<string, unknown>): Promise<void>;
+}
