@@ -39,4 +39,6 @@ npm ci --no-audit --no-fund
 echo "==> typecheck";  npm run -s typecheck
 echo "==> lint";       npm run -s lint
 echo "==> tests (node $(node --version))"
-npx vitest run
+mkdir -p .cache
+npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest-report.json
+node scripts/test-summary.mjs .cache/vitest-report.json "node $(node --version)"
