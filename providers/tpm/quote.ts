@@ -280,12 +280,11 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
   await checkSignature(key, sig, input.message);
 
   // 3. Decode: magic and type first (stable codes), then the full structure.
+  // (A message too short for these fields fails in parseAttest with TRUNCATED.)
   const prefix = new ByteReader(input.message);
-  if (prefix.remaining >= 4 && prefix.u32() !== TPM_GENERATED_VALUE) {
-    throw rejected(TpmCodes.QUOTE_MAGIC_INVALID, 'TPMS_ATTEST.magic is not TPM_GENERATED_VALUE');
-  }
-  if (prefix.remaining >= 2 && prefix.u16() !== TPM_ST.ATTEST_QUOTE) {
-    throw rejected(TpmCodes.QUOTE_TYPE_INVALID, 'TPMS_ATTEST.type is not TPM_ST_ATTEST_QUOTE');
+  if (prefix.remaining >= 6) {
+    if (prefix.u32() !== TPM_GENERATED_VALUE) throw rejected(TpmCodes.QUOTE_MAGIC_INVALID, 'TPMS_ATTEST.magic is not TPM_GENERATED_VALUE');
+    if (prefix.u16() !== TPM_ST.ATTEST_QUOTE) throw rejected(TpmCodes.QUOTE_TYPE_INVALID, 'TPMS_ATTEST.type is not TPM_ST_ATTEST_QUOTE');
   }
   const attest = parseAttest(input.message);
   if (attest.type !== 'quote') throw rejected(TpmCodes.QUOTE_TYPE_INVALID, 'TPMS_ATTEST.type is not TPM_ST_ATTEST_QUOTE');
