@@ -36,7 +36,7 @@ import { ByteReader } from '../common/bytes.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { digest } from '../common/digest.js';
 import { toHex } from '../common/encoding.js';
-import { malformed, configError } from '../common/errors.js';
+import { malformed, configError, CommonCodes } from '../common/errors.js';
 import type { BootClaims, Hex, PcrBank } from '../common/types.js';
 import { EV, algIdOf, type LogEvent, type VerifiedEventLog } from './eventlog.js';
 import { UKI_MEASURED_SECTIONS } from './uki.js';
@@ -44,7 +44,7 @@ import { UKI_MEASURED_SECTIONS } from './uki.js';
 export const BootCodes = {
   /** Event data does not hash to the (verified) event digest: the text is unproven. */
   BOOT_EVENT_DATA_MISMATCH: 'BOOT_EVENT_DATA_MISMATCH',
-  /** A UEFI_VARIABLE_DATA structure is malformed. */
+  /** A UEFI_VARIABLE_DATA name is not valid UTF-16 (odd length, embedded NUL). */
   BOOT_VARIABLE_MALFORMED: 'BOOT_VARIABLE_MALFORMED',
   /** The SecureBoot variable's data is not one byte of 0 or 1. */
   BOOT_SECUREBOOT_MALFORMED: 'BOOT_SECUREBOOT_MALFORMED',
@@ -95,24 +95,24 @@ interface UefiVariableData {
   readonly data: Uint8Array;
 }
 
-/** UEFI_VARIABLE_DATA (PFP §10.4.4 / TCG EFI Platform spec). Sizes capped by the event size. */
+/**
+ * UEFI_VARIABLE_DATA (PFP §10.4.4 / TCG EFI Platform spec): exact layout, lengths bounded by the
+ * event size before any allocation. TRUNCATED / TRAILING_BYTES when the lengths do not fit.
+ */
 export function parseUefiVariableData(bytes: Uint8Array): UefiVariableData {
-  try {
-    const r = new ByteReader(bytes);
-    const guid = r.bytes(16, 'VariableName');
-    const nameLen = r.u64le('UnicodeNameLength');
-    const dataLen = r.u64le('VariableDataLength');
-    if (nameLen > BigInt(bytes.byteLength) || dataLen > BigInt(bytes.byteLength)) {
-      throw malformed(BootCodes.BOOT_VARIABLE_MALFORMED, 'UEFI_VARIABLE_DATA lengths exceed the event');
-    }
-    const name = utf16(r.bytes(Number(nameLen) * 2, 'UnicodeName'), false);
-    const data = r.bytes(Number(dataLen), 'VariableData');
-    r.end('UEFI_VARIABLE_DATA');
-    return { guid, name, data };
-  } catch (cause) {
-    if (cause instanceof Error && 'code' in cause && cause.code === BootCodes.BOOT_VARIABLE_MALFORMED) throw cause;
-    throw malformed(BootCodes.BOOT_VARIABLE_MALFORMED, 'malformed UEFI_VARIABLE_DATA', { cause });
+  const r = new ByteReader(bytes);
+  const guid = r.bytes(16, 'VariableName');
+  const nameLen = r.u64le('UnicodeNameLength');
+  const dataLen = r.u64le('VariableDataLength');
+  if (nameLen * 2n + dataLen > BigInt(r.remaining)) {
+    throw malformed(CommonCodes.TRUNCATED, `UEFI_VARIABLE_DATA declares ${nameLen} name chars and ${dataLen} data bytes, ${r.remaining} bytes left`, {
+      offset: r.offset,
+    });
   }
+  const name = utf16(r.bytes(Number(nameLen) * 2, 'UnicodeName'), false);
+  const data = r.bytes(Number(dataLen), 'VariableData');
+  r.end('UEFI_VARIABLE_DATA');
+  return { guid, name, data };
 }
 
 /** UTF-16LE → string; with `nulTerminated`, exactly one trailing NUL is required and removed. */
