@@ -36,3 +36,31 @@ if (existsSync(LOG)) {
     });
   });
 }
+
+// UKI: PCR 11 + Authenticode for a UKI with an 8 MiB "kernel" and a 16 MiB "initrd", built with
+// objcopy from the systemd-boot-efi stub when it is installed.
+const STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
+if (existsSync(STUB)) {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { randomBytes } = await import('node:crypto');
+  const { measureUki } = await import('../providers/tpm/uki.js');
+  const dir = mkdtempSync(join(tmpdir(), 'uki-bench-'));
+  writeFileSync(join(dir, 'linux'), randomBytes(8 << 20));
+  writeFileSync(join(dir, 'initrd'), randomBytes(16 << 20));
+  const uki = join(dir, 'uki.efi');
+  execFileSync('objcopy', ['--add-section', `.linux=${join(dir, 'linux')}`, '--change-section-vma', '.linux=0x2000000', '--add-section', `.initrd=${join(dir, 'initrd')}`, '--change-section-vma', '.initrd=0x3000000', STUB, uki]);
+  const bytes = new Uint8Array(readFileSync(uki));
+  rmSync(dir, { recursive: true, force: true });
+  describe(`measureUki (${(bytes.length / 1048576).toFixed(1)} MiB UKI, sha256)`, () => {
+    bench('measureUki: PCR 11 phases + Authenticode', async () => {
+      await measureUki(bytes, { banks: ['sha256'] });
+    });
+    bench('raw WebCrypto: SHA-256 over the file twice (sections + Authenticode)', async () => {
+      await crypto.subtle.digest('SHA-256', bytes);
+      await crypto.subtle.digest('SHA-256', bytes);
+    });
+  });
+}
