@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { register as registerServe } from './commands/serve.node.js';
 import { register as registerVerify } from './commands/verify.node.js';
 import { register as registerTrust } from './commands/trust.node.js';
+import { register as registerMeasure } from './commands/measure.node.js';
 import { availableProviders } from './providers.js';
 import pkg from '../package.json' with { type: 'json' };
 import './builtins.js';
@@ -24,6 +25,7 @@ export function buildCli(): Command {
   registerServe(program);
   registerVerify(program);
   registerTrust(program);
+  registerMeasure(program);
   program
     .command('version')
     .description('print version information')

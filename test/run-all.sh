@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(redis-server swtpm swtpm-tools tpm2-tools openssl systemd-boot-efi binutils)
 # Optional oracles: tests that need them skip with a message when absent.
-APT_OPTIONAL=(pesign cloud-init shellcheck)
+APT_OPTIONAL=(pesign osslsigncode cloud-init shellcheck)
 
 if [[ "${ATTEST_SKIP_APT:-0}" != 1 ]]; then
   missing=()
