@@ -70,7 +70,7 @@ const namePattern = z
   .string()
   .min(1)
   .max(253)
-  .regex(/^[A-Za-z0-9*?._:\-]+$/, 'instance-name patterns use letters, digits, . _ : - and the wildcards * and ?')
+  .regex(/^[A-Za-z0-9*?._:-]+$/, 'instance-name patterns use letters, digits, . _ : - and the wildcards * and ?')
   .describe('Glob over the proven instance name: * matches any run of characters, ? one character.');
 
 const identityValue = z.string().min(1).max(256);

@@ -16,8 +16,8 @@
  * - Images: duplicate names, an image that checks nothing, a PCR bank with no index, a UKI
  *   PCR 11 value whose length does not fit its bank, an unparseable expiry.
  *
- * Warnings: rules for providers the cluster does not enable, SNP/TDX rules no enabled format can
- * produce, `evidence-only` AKs without pinned digests, unsealed release, SHA-1 banks, duplicate
+ * Warnings: `identity: any`, `images: any`, rules for providers the cluster does not enable,
+ * SNP/TDX rules no enabled format can produce, `evidence-only` AKs without pinned digests, unsealed release, SHA-1 banks, duplicate
  * list entries, images already expired at check time.
  */
 import { FORMAT_TEES, NODE_NAME_SOURCES, type ClusterPolicy, type PolicyDocument } from './schema.js';
@@ -72,7 +72,9 @@ function clusterIssues(at: string, c: ClusterPolicy, now: Date, err: Report, war
   }
 
   // ── identity: fail closed for every enabled provider
-  if (c.identity !== 'any') {
+  if (c.identity === 'any') {
+    warn(`${at}.identity`, 'POLICY_IDENTITY_UNCHECKED', "identity: any admits nodes of every account/project/subscription whose evidence verifies");
+  } else {
     for (const p of enabled) {
       const rule = c.identity[p];
       if (rule === undefined) {
@@ -141,7 +143,9 @@ function clusterIssues(at: string, c: ClusterPolicy, now: Date, err: Report, war
   for (const d of dupes(c.release.extraGroups)) warn(`${at}.release.extraGroups`, 'POLICY_DUPLICATE_VALUE', `'${d}' is listed twice`);
 
   // ── images
-  if (c.images !== 'any') {
+  if (c.images === 'any') {
+    warn(`${at}.images`, 'POLICY_IMAGES_UNCHECKED', 'images: any checks no reference value (no PCR, measurement or boot digest): any software may join');
+  } else {
     const seen = new Set<string>();
     let live = 0;
     c.images.forEach((img, i) => {
