@@ -205,6 +205,8 @@ function checkIdentity(r: Rules, c: ClusterPolicy, claims: Claims): void {
   const cloud = CLOUD_OF[p];
   if (cloud !== undefined && claims.identity.cloud !== cloud) {
     r.fail(at, rule.mode, 'POLICY_IDENTITY_MISMATCH', `identity cloud '${claims.identity.cloud}' does not match provider '${p}'`);
+  } else {
+    r.pass(at, rule.mode, `cloud '${claims.identity.cloud}'`);
   }
   for (const [key, allowed] of Object.entries(rule)) {
     if (key === 'mode') continue;
