@@ -38,22 +38,61 @@ export interface CheckResult {
   issues: PolicyIssue[];
 }
 
-function zodIssues(error: z.ZodError): PolicyIssue[] {
-  return error.issues.map((i) => {
-    const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[') || '(document)';
-    let message = i.message;
-    if (i.code === 'unrecognized_keys') message = `unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}: check the spelling (docs/policy.md lists every field)`;
-    if (i.code === 'invalid_union') message = `${message}: expected 'any' or a rule object/list (docs/policy.md); ${unionDetail(i)}`;
-    return { severity: 'error' as const, path, code: 'POLICY_SCHEMA', message };
-  });
+type PathPart = PropertyKey;
+
+function formatPath(path: readonly PathPart[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('') || '(document)';
 }
 
-function unionDetail(i: z.core.$ZodIssueInvalidUnion): string {
-  const inner = i.errors.flat().filter((e) => !(e.code === 'invalid_value' && e.values.includes('any')));
-  return inner
-    .slice(0, 3)
-    .map((e) => `${e.path.join('.') || 'value'}: ${e.message}`)
-    .join('; ');
+function valueAt(raw: unknown, path: readonly PathPart[]): unknown {
+  let v = raw;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+const isAnyBranch = (b: readonly z.core.$ZodIssue[]) => b.length === 1 && b[0]!.path.length === 0 && b[0]!.code === 'invalid_value' && b[0]!.values.includes('any');
+const isShapeMiss = (b: readonly z.core.$ZodIssue[]) => b.every((e) => e.path.length === 0 && e.code === 'invalid_type');
+
+/**
+ * Turns zod issues into operator messages. Unions of `'any' | rule` are unwrapped: when the
+ * value is clearly meant as a rule (an object/list), the rule's own issues are reported at their
+ * full path instead of zod's generic "invalid input".
+ */
+function expand(i: z.core.$ZodIssue, prefix: readonly PathPart[], raw: unknown, out: PolicyIssue[]): void {
+  const path = [...prefix, ...i.path];
+  const push = (message: string) => out.push({ severity: 'error', path: formatPath(path), code: 'POLICY_SCHEMA', message });
+  const value = valueAt(raw, path);
+  if (i.code === 'invalid_union') {
+    const deep = i.errors.filter((b) => !isAnyBranch(b) && !isShapeMiss(b));
+    if (deep.length === 1) {
+      for (const e of deep[0]!) expand(e, path, raw, out);
+      return;
+    }
+    push(
+      value === undefined
+        ? "required: write the rule, or 'any' to leave it unchecked on purpose (a missing key never means 'skip')"
+        : `must be 'any' or a rule as described in docs/policy.md (got ${Array.isArray(value) ? 'a list' : typeof value === 'string' ? `'${value}'` : typeof value})`,
+    );
+    return;
+  }
+  if (i.code === 'unrecognized_keys') {
+    push(`unknown key(s) ${i.keys.map((k) => `'${k}'`).join(', ')}: check the spelling (docs/policy.md lists every field)`);
+    return;
+  }
+  if (i.code === 'invalid_type' && value === undefined) {
+    push(`required field missing (${i.message.replace(/^Invalid input: /, '')})`);
+    return;
+  }
+  push(i.message);
+}
+
+function zodIssues(error: z.ZodError, raw: unknown): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  for (const i of error.issues) expand(i, [], raw, out);
+  return out;
 }
 
 /**
@@ -76,7 +115,7 @@ export async function checkPolicyText(text: string, now: Date): Promise<CheckRes
     return { issues: [{ severity: 'error', path: '(yaml)', code: 'POLICY_YAML', message: (e as Error).message }] };
   }
   const parsed = policySchema.safeParse(raw);
-  if (!parsed.success) return { issues: zodIssues(parsed.error) };
+  if (!parsed.success) return { issues: zodIssues(parsed.error, raw) };
   const issues = semanticIssues(parsed.data, now);
   const hash = toHex(await sha256(bytes));
   if (issues.some((i) => i.severity === 'error')) return { issues };

@@ -125,7 +125,7 @@ const platform = z
       ])
       .describe('Require a TEE, and which kinds.'),
     debug: z
-      .union([ANY, z.strictObject({ mode, forbidden: z.literal(true).describe('Deny guests launched with debug enabled (SNP policy bit 19, TDX TD_ATTRIBUTES.DEBUG).') })])
+      .union([ANY, z.strictObject({ mode, forbidden: z.literal(true, { error: "write 'forbidden: true', or 'debug: any' to admit debug guests" }).describe('Deny guests launched with debug enabled (SNP policy bit 19, TDX TD_ATTRIBUTES.DEBUG).') })])
       .describe('Forbid debug-enabled guests (their memory is readable by the host).'),
     snpTcb: z
       .union([
@@ -204,7 +204,7 @@ const identity = z
 const boot = z
   .strictObject({
     secureBoot: z
-      .union([ANY, z.strictObject({ mode, required: z.literal(true).describe('UEFI Secure Boot must be on (claims.boot.secureBoot).') })])
+      .union([ANY, z.strictObject({ mode, required: z.literal(true, { error: "write 'required: true', or 'secureBoot: any' to admit nodes without Secure Boot" }).describe('UEFI Secure Boot must be on (claims.boot.secureBoot).') })])
       .describe('Require UEFI Secure Boot.'),
   })
   .describe('Boot rules common to every image; per-image reference values live under images.');
