@@ -22,6 +22,7 @@
  *                                               POLICY_VERITY_MISMATCH / POLICY_BOOT_APP_NOT_ALLOWED
  * - `nodeName`                                  POLICY_NODE_NAME_RULE_MISSING / POLICY_NODE_NAME_UNPROVEN /
  *                                               POLICY_NODE_NAME_MISSING / POLICY_NODE_NAME_INVALID
+ * - `claims`                                    POLICY_CLAIMS_MALFORMED (claims not of the normalized shape: deny, not throw)
  *
  * A rule in `warn` mode that fails is recorded with outcome `warn` and never denies. A check
  * written as `'any'` is recorded with outcome `skip`, so reviewers of the audit log see what was
@@ -381,13 +382,21 @@ export function evaluatePolicy(policy: LoadedPolicy, claims: Claims, cluster: st
     };
   }
   const r = new Rules();
-  checkProviders(r, c, claims);
-  checkTpm(r, c, claims);
-  checkPlatform(r, c, claims);
-  checkIdentity(r, c, claims);
-  checkBoot(r, c, claims);
-  const image = checkImages(r, c, claims, now);
-  const nodeName = deriveNodeName(r, c, claims);
+  let image: string | undefined;
+  let nodeName = '';
+  try {
+    checkProviders(r, c, claims);
+    checkTpm(r, c, claims);
+    checkPlatform(r, c, claims);
+    checkIdentity(r, c, claims);
+    checkBoot(r, c, claims);
+    image = checkImages(r, c, claims, now);
+    nodeName = deriveNodeName(r, c, claims);
+  } catch (e) {
+    // Claims that break the Claims type (a provider bug) deny, audibly, instead of throwing.
+    r.fail('claims', 'enforce', 'POLICY_CLAIMS_MALFORMED', `claims do not have the normalized shape: ${(e as Error).message}`);
+    image = undefined;
+  }
   const allow = !r.list.some((x) => x.outcome === 'fail');
   return {
     ...base,

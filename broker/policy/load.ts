@@ -13,7 +13,7 @@
  * The only dependency on `yaml` in the broker lives here (house-style §15: each dependency
  * wrapped in exactly one module).
  */
-import { Document, parseDocument } from 'yaml';
+import { Document, isScalar, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { configError } from '../../providers/common/errors.js';
 import { sha256 } from '../../providers/common/digest.js';
@@ -107,6 +107,17 @@ export async function checkPolicyText(text: string, now: Date): Promise<CheckRes
   const yamlDoc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, version: '1.2', schema: 'core' });
   if (yamlDoc.errors.length > 0) {
     return { issues: yamlDoc.errors.map((e) => ({ severity: 'error', path: '(yaml)', code: 'POLICY_YAML', message: e.message })) };
+  }
+  // `__proto__` as a key would become the prototype of the parsed object (so invisible to the
+  // strict schema) instead of an unknown key: refuse it outright.
+  const protoKeys: string[] = [];
+  visit(yamlDoc, {
+    Pair(_k, pair) {
+      if (isScalar(pair.key) && pair.key.value === '__proto__') protoKeys.push(String(pair.key.range?.[0] ?? '?'));
+    },
+  });
+  if (protoKeys.length > 0) {
+    return { issues: [{ severity: 'error', path: '(yaml)', code: 'POLICY_YAML', message: `'__proto__' is not a valid key (at offset ${protoKeys.join(', ')})` }] };
   }
   let raw: unknown;
   try {

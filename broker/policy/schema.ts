@@ -48,7 +48,7 @@ export const ANY = z.literal('any').describe("Written out to leave this check un
 const mode = z
   .enum(['enforce', 'warn'])
   .optional()
-  .describe("'enforce' (default) denies on failure; 'warn' records the failure in the decision and the policy_warn metric but never denies.");
+  .describe("'enforce' (default) denies on failure; 'warn' records the failure in the decision and the policy-warning metric (Metrics.policyWarn) but never denies.");
 
 const hexOf = (bytes: number, what: string) =>
   z
