@@ -149,7 +149,7 @@ export async function runPolicyCapture(opts: CaptureCliOptions, io: CliIo = proc
     io.exit(0);
     return 0;
   } catch (e) {
-    if (isAttestError(e)) return fail(e.code === 'CAPTURE_VERDICT_REJECTED' || e.code === 'CAPTURE_POLICY_INVALID' ? 1 : 2, `${e.message} [${e.code}]`);
+    if (isAttestError(e)) return fail(['CAPTURE_VERDICT_REJECTED', 'CAPTURE_POLICY_INVALID', 'CAPTURE_NOT_ADMITTED'].includes(e.code) ? 1 : 2, `${e.message} [${e.code}]`);
     return fail(2, `capture failed: ${(e as Error).message}`);
   }
 }

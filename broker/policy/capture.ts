@@ -15,8 +15,9 @@
  * - the node-name source for the provider (the proven name when there is one, else the id);
  * - a conservative release: 15-minute tokens, no extra groups, sealed release only, no disk key.
  *
- * The result is re-checked with the same loader the broker uses before it is returned, so a
- * captured policy always passes `policy check`. Refuses verdicts with `ok: false`: a policy must
+ * The result is re-checked with the same loader the broker uses and evaluated against the
+ * claims it came from before it is returned, so a captured policy always passes `policy check`
+ * and admits its node (or capture fails with CAPTURE_POLICY_INVALID / CAPTURE_NOT_ADMITTED). Refuses verdicts with `ok: false`: a policy must
  * never be captured from evidence that did not verify.
  */
 import { z } from 'zod';
@@ -24,6 +25,7 @@ import { configError, malformed } from '../../providers/common/errors.js';
 import type { Claims } from '../../providers/common/types.js';
 import { API_VERSION, type ClusterPolicy, type NodeNameSource, type PolicyDocument } from './schema.js';
 import { checkPolicyText, stringifyPolicy, type LoadedPolicy } from './load.js';
+import { evaluatePolicy } from './evaluate.js';
 
 const hexString = z.string().regex(/^[0-9a-f]*$/);
 const pcrBankSchema = z.record(z.string().regex(/^\d{1,2}$/), hexString);
@@ -203,6 +205,12 @@ export async function capturePolicy(c: Claims, o: CaptureOptions): Promise<{ yam
   const r = await checkPolicyText(yaml, o.now);
   if (!r.policy) {
     throw configError('CAPTURE_POLICY_INVALID', `the claims cannot be expressed as a valid policy: ${r.issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`).join(' | ')}`);
+  }
+  // Self-check: a captured policy must admit the node it was captured from.
+  const d = evaluatePolicy(r.policy, c, doc.defaultCluster, o.now);
+  if (!d.allow) {
+    const why = d.rules.filter((x) => x.outcome === 'fail').map((x) => `${x.rule}: ${x.reason ?? x.code}`);
+    throw configError('CAPTURE_NOT_ADMITTED', `the captured policy would not admit this node (${why.join(' | ')}); edit the policy by hand`);
   }
   return { yaml, policy: r.policy };
 }

@@ -82,6 +82,14 @@ describe('policy capture on each vector', () => {
     expect(evaluatePolicy(p, other, undefined, NOW).rules.find((x) => x.rule === 'identity.gcp.projects')).toMatchObject({ code: 'POLICY_IDENTITY_MISMATCH' });
   });
 
+  it('fails (exit 1) when the claims cannot name the node from proven identity', async () => {
+    const f = join(dir, 'noname.json');
+    writeFileSync(f, JSON.stringify({ ...gcpAmd, identity: { ...gcpAmd.identity, proven: ['account', 'zone', 'instanceId'] } }));
+    const r = await cli(['policy', 'capture', '--claims', f]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('CAPTURE_NOT_ADMITTED');
+  });
+
   it('refuses a rejected verdict (exit 1), raw evidence and bad input (exit 2), and never overwrites', async () => {
     const bad = join(dir, 'rejected.json');
     writeFileSync(bad, JSON.stringify({ ok: false, claims: gcpAmd, errors: [{ code: 'NONCE_MISMATCH' }] }));

@@ -315,6 +315,14 @@ describe('decisions', () => {
     expect(d.rules.filter((r) => r.outcome === 'warn').map((r) => r.rule)).toEqual(['images.img.pcrs.sha256.9']);
   });
 
+  it('claims that break the normalized shape deny (POLICY_CLAIMS_MALFORMED) instead of throwing', async () => {
+    const p = await policyFor(gcpAmd);
+    const bad = { ...clone(gcpAmd), identity: null } as unknown as Claims;
+    const d = evaluatePolicy(p, bad, undefined, NOW);
+    expect(d).toMatchObject({ allow: false, denyCode: 'POLICY_DENIED', nodeName: '' });
+    expect(d.rules.at(-1)).toMatchObject({ rule: 'claims', outcome: 'fail', code: 'POLICY_CLAIMS_MALFORMED' });
+  });
+
   it('does not mutate claims or the policy', async () => {
     const p = await policyFor(awsNitro);
     const before = JSON.stringify(p.doc);
