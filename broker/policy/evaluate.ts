@@ -32,7 +32,7 @@
  * ordinary string equality; constant-time comparison is for secrets (nonces, tokens).
  */
 import type { Decision, RuleResult } from '../contracts.js';
-import type { Claims, ProviderName } from '../../providers/common/types.js';
+import type { Claims } from '../../providers/common/types.js';
 import { NODE_NAME_SOURCES, type ClusterPolicy, type ImagePolicy, type RuleMode } from './schema.js';
 import { parseExpiry } from './semantic.js';
 import type { LoadedPolicy } from './load.js';
@@ -41,7 +41,7 @@ import type { LoadedPolicy } from './load.js';
 export const DENY_CODE = 'POLICY_DENIED';
 
 /** Claims `identity.cloud` expected for each provider (the tpm provider may run anywhere). */
-const CLOUD_OF: Record<ProviderName, string | undefined> = { gcp: 'gcp', aws: 'aws', azure: 'azure', tpm: undefined };
+const CLOUD_OF: Readonly<Record<string, string | undefined>> = { gcp: 'gcp', aws: 'aws', azure: 'azure', tpm: undefined };
 
 type Mode = RuleMode | undefined;
 
@@ -90,6 +90,11 @@ export function globMatch(pattern: string, s: string): boolean {
   return p === pattern.length;
 }
 
+/** Own-property lookup: a claims value such as 'constructor' must never reach Object.prototype. */
+function own<T>(o: Readonly<Record<string, T | undefined>>, key: string): T | undefined {
+  return Object.hasOwn(o, key) ? o[key] : undefined;
+}
+
 function isProven(claims: Claims, field: string): boolean {
   const proven = Array.isArray(claims.identity?.proven) ? claims.identity.proven : [];
   return proven.includes(field);
@@ -105,7 +110,7 @@ function identityField(claims: Claims, field: string): string | undefined {
 // ───────────────────────────── sections ─────────────────────────────
 
 function checkProviders(r: Rules, c: ClusterPolicy, claims: Claims): void {
-  const entry = (c.providers as Record<string, { formats: readonly string[] } | undefined>)[claims.provider];
+  const entry = own(c.providers as Record<string, { formats: readonly string[] } | undefined>, claims.provider);
   if (!entry) {
     r.fail(`providers.${claims.provider}`, 'enforce', 'POLICY_PROVIDER_NOT_ALLOWED', `provider '${claims.provider}' is not enabled for this cluster`);
     return;
@@ -193,7 +198,7 @@ function checkIdentity(r: Rules, c: ClusterPolicy, claims: Claims): void {
     return;
   }
   const p = claims.provider;
-  const rule = (c.identity as Record<string, unknown>)[p] as Exclude<ClusterPolicy['identity'], 'any'>['gcp'] | undefined;
+  const rule = own(c.identity as Record<string, unknown>, p) as Exclude<ClusterPolicy['identity'], 'any'>['gcp'] | undefined;
   const at = `identity.${p}`;
   if (rule === undefined) {
     r.fail(at, 'enforce', 'POLICY_IDENTITY_RULE_MISSING', `no identity rule for provider '${p}'`);
@@ -203,7 +208,7 @@ function checkIdentity(r: Rules, c: ClusterPolicy, claims: Claims): void {
     r.skip(at, UNCHECKED);
     return;
   }
-  const cloud = CLOUD_OF[p];
+  const cloud = own(CLOUD_OF, p);
   if (cloud !== undefined && claims.identity.cloud !== cloud) {
     r.fail(at, rule.mode, 'POLICY_IDENTITY_MISMATCH', `identity cloud '${claims.identity.cloud}' does not match provider '${p}'`);
   } else {
@@ -334,7 +339,7 @@ function checkImages(r: Rules, c: ClusterPolicy, claims: Claims, now: Date): str
 }
 
 function deriveNodeName(r: Rules, c: ClusterPolicy, claims: Claims): string {
-  const rule = (c.nodeName as Record<string, { from: keyof typeof NODE_NAME_SOURCES; prefix?: string } | undefined>)[claims.provider];
+  const rule = own(c.nodeName as Record<string, { from: keyof typeof NODE_NAME_SOURCES; prefix?: string } | undefined>, claims.provider);
   if (!rule) {
     r.fail('nodeName', 'enforce', 'POLICY_NODE_NAME_RULE_MISSING', `no nodeName rule for provider '${claims.provider}'`);
     return '';

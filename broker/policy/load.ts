@@ -3,7 +3,8 @@
  *
  * Text → validated policy, in three steps, each of which fails closed:
  * 1. YAML (the `yaml` package, YAML 1.2 core schema: no implicit timestamps or octal surprises;
- *    duplicate keys are errors; alias expansion capped against billion-laughs documents).
+ *    duplicate keys are errors, also `0:` next to `"0":`; `__proto__` keys are refused; alias
+ *    expansion capped against billion-laughs documents).
  * 2. The zod schema (`schema.ts`): strict objects, required checks, non-empty allow-lists.
  * 3. Semantic checks (`semantic.ts`).
  *
@@ -104,7 +105,14 @@ export async function checkPolicyText(text: string, now: Date): Promise<CheckRes
   if (bytes.length > MAX_POLICY_BYTES) {
     return { issues: [{ severity: 'error', path: '(document)', code: 'POLICY_TOO_LARGE', message: `policy is ${bytes.length} bytes; the limit is ${MAX_POLICY_BYTES}` }] };
   }
-  const yamlDoc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, version: '1.2', schema: 'core' });
+  // Keys are compared as the strings they become (so `0:` and `"0":` in one map are duplicates,
+  // not a silent last-wins).
+  const yamlDoc = parseDocument(text, {
+    uniqueKeys: (a, b) => a === b || (isScalar(a) && isScalar(b) && String(a.value) === String(b.value)),
+    prettyErrors: true,
+    version: '1.2',
+    schema: 'core',
+  });
   if (yamlDoc.errors.length > 0) {
     return { issues: yamlDoc.errors.map((e) => ({ severity: 'error', path: '(yaml)', code: 'POLICY_YAML', message: e.message })) };
   }

@@ -323,6 +323,14 @@ describe('decisions', () => {
     expect(d.rules.at(-1)).toMatchObject({ rule: 'claims', outcome: 'fail', code: 'POLICY_CLAIMS_MALFORMED' });
   });
 
+  it.each(['constructor', '__proto__', 'toString'])('a provider named %s never reaches Object.prototype', async (name) => {
+    const p = await policyFor(gcpAmd);
+    const d = evaluatePolicy(p, { ...clone(gcpAmd), provider: name as never }, undefined, NOW);
+    expect(d.allow).toBe(false);
+    expect(d.rules[0]).toMatchObject({ rule: `providers.${name}`, code: 'POLICY_PROVIDER_NOT_ALLOWED' });
+    expect(d.rules.map((r) => r.code)).not.toContain('POLICY_CLAIMS_MALFORMED');
+  });
+
   it('does not mutate claims or the policy', async () => {
     const p = await policyFor(awsNitro);
     const before = JSON.stringify(p.doc);

@@ -129,6 +129,11 @@ describe('policy load: refused with the path to fix', () => {
   it('YAML problems: duplicate keys, bad syntax, non-UTF-8-safe input and size', async () => {
     const dup = 'apiVersion: attest-broker/v1\napiVersion: attest-broker/v1\n';
     expect((await checkPolicyText(dup, NOW)).issues[0]!.code).toBe('POLICY_YAML');
+    // `7:` and `"7":` become the same key: a duplicate, never a silent last-wins.
+    const text = yamlOf(docFor(gcpAmd));
+    const twice = text.replace(/( +)"7":\n( +- [0-9a-f]{64}\n)/, (m, ind: string, val: string) => `${m}${ind}7:\n${val.replace(/[0-9a-f]{64}/, 'f'.repeat(64))}`);
+    expect(twice).not.toBe(text);
+    expect((await checkPolicyText(twice, NOW)).issues[0]!.code).toBe('POLICY_YAML');
     expect((await checkPolicyText('a: [1, 2\n', NOW)).issues[0]!.code).toBe('POLICY_YAML');
     expect((await checkPolicyText('', NOW)).issues[0]!.code).toBe('POLICY_SCHEMA');
     expect((await checkPolicyText('- 1\n- 2\n', NOW)).issues[0]!.code).toBe('POLICY_SCHEMA');
