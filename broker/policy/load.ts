@@ -160,6 +160,12 @@ export function formatIssue(i: PolicyIssue): string {
 /** Renders a policy document as YAML with a leading comment block (used by `policy capture`). */
 export function stringifyPolicy(doc: PolicyDocument, header: string): string {
   const d = new Document(doc, { version: '1.2' });
+  // One-element lists of scalars (a pinned PCR, a format) on one line: shorter, clearer diffs.
+  visit(d, {
+    Seq(_k, node) {
+      if (node.items.length === 1 && isScalar(node.items[0])) node.flow = true;
+    },
+  });
   d.commentBefore = header
     .split('\n')
     .map((l) => ` ${l}`)
