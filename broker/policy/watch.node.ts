@@ -13,7 +13,7 @@
  *   logged at error level with every issue, so a bad edit never opens (or locks) the cluster.
  * - `reload()` is also exposed for SIGHUP-style manual reloads.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Clock, Logger } from '../contracts.js';
@@ -26,8 +26,11 @@ import type { PolicyIssue } from './semantic.js';
 export async function loadPolicyFile(path: string, now: Date): Promise<LoadedPolicy> {
   let buf: Buffer;
   try {
+    const st = await stat(path);
+    if (st.size > MAX_POLICY_BYTES) throw configError('POLICY_INVALID', `policy file ${path} is ${st.size} bytes; the limit is ${MAX_POLICY_BYTES}`);
     buf = await readFile(path);
   } catch (e) {
+    if (isAttestError(e)) throw e;
     throw configError('POLICY_UNREADABLE', `cannot read policy file ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (buf.length > MAX_POLICY_BYTES) throw configError('POLICY_INVALID', `policy file ${path} is ${buf.length} bytes; the limit is ${MAX_POLICY_BYTES}`);

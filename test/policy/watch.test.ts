@@ -122,6 +122,8 @@ describe('policy hot reload (real files)', () => {
     writeFileSync(file, invalid);
     await expect(loadPolicyFile(file, NOW)).rejects.toMatchObject({ code: 'POLICY_INVALID', kind: 'config' });
     await expect(loadPolicyFile(join(dir, 'absent.yaml'), NOW)).rejects.toMatchObject({ code: 'POLICY_UNREADABLE' });
+    writeFileSync(file, Buffer.alloc((1 << 20) + 1, 0x20));
+    await expect(loadPolicyFile(file, NOW)).rejects.toMatchObject({ code: 'POLICY_INVALID' });
     writeFileSync(file, Buffer.from([0xff, 0xfe, 0x00]));
     await expect(loadPolicyFile(file, NOW)).rejects.toMatchObject({ code: 'POLICY_INVALID' });
   });
