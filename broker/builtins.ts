@@ -12,6 +12,9 @@ import { createTpmProvider } from '../providers/tpm/provider.js';
 import { isPendingActivation, type ActivationStore, type PendingActivation } from '../providers/tpm/activation.js';
 import { replayAndSummarize } from '../providers/tpm/measured-boot.js';
 import { configError } from '../providers/common/errors.js';
+import { WORKER_HOOKS } from './worker-hooks.js';
+import { createPolicyEngine, loadPolicyText } from './policy/index.js';
+import { systemClock } from './contracts.js';
 
 /** Pending TPM credential activations in the shared store; `take` is atomic (CAS to a tombstone). */
 export function activationStore(store: StateStore): ActivationStore {
@@ -63,3 +66,6 @@ PROVIDER_FACTORIES.tpm = (raw, env) => {
     },
   });
 };
+
+// ── policy on Workers: the document comes from the POLICY_YAML binding ──
+WORKER_HOOKS.policyFromText = async (text) => createPolicyEngine(await loadPolicyText(text, systemClock.now()), { clock: systemClock });
