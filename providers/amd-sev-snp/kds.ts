@@ -75,7 +75,7 @@ export function certChainUrl(base: string, product: SnpProduct, kind: 'vcek' | '
 export class KdsClient {
   readonly #base: string;
   readonly #max: number;
-  readonly #cache = new Map<string, Promise<Uint8Array>>();
+  readonly #cache = new Map<string, Promise<unknown>>();
 
   constructor(o: KdsClientOptions = {}) {
     this.#base = (o.baseUrl ?? AMD_KDS_BASE_URL).replace(/\/+$/, '');
@@ -83,29 +83,32 @@ export class KdsClient {
   }
 
   /** The VCEK for a chip at a TCB (DER, parsed). */
-  async vcek(r: VcekRequest, fetchFn: typeof fetch, signal?: AbortSignal): Promise<Certificate> {
-    const der = await this.#get(vcekUrl(this.#base, r), fetchFn, signal);
-    try {
-      return parseCertificate(der, 'VCEK from KDS');
-    } catch (cause) {
-      throw rejected(KdsCodes.KDS_RESPONSE_INVALID, 'KDS returned something that is not a DER certificate', { cause });
-    }
+  vcek(r: VcekRequest, fetchFn: typeof fetch, signal?: AbortSignal): Promise<Certificate> {
+    return this.#get(vcekUrl(this.#base, r), fetchFn, signal, (der) => {
+      try {
+        return parseCertificate(der, 'VCEK from KDS');
+      } catch (cause) {
+        throw rejected(KdsCodes.KDS_RESPONSE_INVALID, 'KDS returned something that is not a DER certificate', { cause });
+      }
+    });
   }
 
   /** The intermediates (ASK or ASVK; the ARK copy is returned too, and ignored by path validation). */
-  async certChain(product: SnpProduct, kind: 'vcek' | 'vlek', fetchFn: typeof fetch, signal?: AbortSignal): Promise<Certificate[]> {
-    const pem = await this.#get(certChainUrl(this.#base, product, kind), fetchFn, signal);
-    try {
-      return parsePemCertificates(fromUtf8(pem, 'KDS cert_chain'), 'KDS cert_chain', 4);
-    } catch (cause) {
-      throw rejected(KdsCodes.KDS_RESPONSE_INVALID, 'KDS cert_chain is not a PEM certificate list', { cause });
-    }
+  certChain(product: SnpProduct, kind: 'vcek' | 'vlek', fetchFn: typeof fetch, signal?: AbortSignal): Promise<Certificate[]> {
+    return this.#get(certChainUrl(this.#base, product, kind), fetchFn, signal, (pem) => {
+      try {
+        return parsePemCertificates(fromUtf8(pem, 'KDS cert_chain'), 'KDS cert_chain', 4);
+      } catch (cause) {
+        throw rejected(KdsCodes.KDS_RESPONSE_INVALID, 'KDS cert_chain is not a PEM certificate list', { cause });
+      }
+    });
   }
 
-  #get(url: string, fetchFn: typeof fetch, signal?: AbortSignal): Promise<Uint8Array> {
-    const hit = this.#cache.get(url);
+  /** Single-flight, cached GET; the cached value is the parsed response (parse failures are not cached). */
+  #get<T>(url: string, fetchFn: typeof fetch, signal: AbortSignal | undefined, decode: (body: Uint8Array) => T): Promise<T> {
+    const hit = this.#cache.get(url) as Promise<T> | undefined;
     if (hit) return hit;
-    const p = fetchBytes(url, fetchFn, signal);
+    const p = fetchBytes(url, fetchFn, signal).then(decode);
     this.#cache.set(url, p);
     p.catch(() => {
       if (this.#cache.get(url) === p) this.#cache.delete(url);

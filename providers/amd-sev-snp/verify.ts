@@ -30,7 +30,8 @@ import { rejected, AttestError } from '../common/errors.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { PinIds } from '../common/pins.js';
 import type { TrustStore } from '../common/types.js';
-import { verifyChain, fingerprint, importPublicKey, type Certificate, type TrustAnchor } from '../common/x509.js';
+import { verifyChain, fingerprint, importPublicKey, parseCertificate, type Certificate, type TrustAnchor } from '../common/x509.js';
+import { sha256 } from '../common/digest.js';
 import { toHex } from '../common/encoding.js';
 import { amdKeyExtensions, type AmdKeyExtensions } from './certs.js';
 import { decodeTcb, productFromCpuid, type SnpProduct, type SnpReport, type SnpTcb } from './parse.js';
@@ -98,11 +99,26 @@ interface ChainEntry {
  * (and fails with the precise code). Bounded: the oldest entry is evicted first.
  */
 export class SnpVerifyCache {
+  readonly #certs = new Map<string, Certificate>();
   readonly #keys = new Map<string, Promise<KeyEntry>>();
   readonly #chains = new Map<string, ChainEntry>();
   readonly #max: number;
   constructor(max = 1024) {
     this.#max = max;
+  }
+  /**
+   * The parsed certificate for DER bytes, memoized by their SHA-256 (ASN.1 parsing costs
+   * milliseconds; hashing microseconds). A malformed certificate is never cached.
+   */
+  async certificate(der: Uint8Array, what = 'certificate'): Promise<Certificate> {
+    const k = toHex(await sha256(der));
+    let c = this.#certs.get(k);
+    if (!c) {
+      c = parseCertificate(der, what);
+      this.#certs.set(k, c);
+      evict(this.#certs, this.#max);
+    }
+    return c;
   }
   /** @internal */
   keyFor(fp: string, make: () => Promise<KeyEntry>): Promise<KeyEntry> {

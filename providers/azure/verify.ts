@@ -25,11 +25,12 @@
  *
  * Step 3 before step 4: the AK is only used once the hardware vouches for the bytes it came in.
  */
-import { rejected } from '../common/errors.js';
+import { CommonCodes, malformed, rejected } from '../common/errors.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { digest } from '../common/digest.js';
 import type { TrustStore } from '../common/types.js';
-import { parseCertificate, parsePemCertificates, type Certificate } from '../common/x509.js';
+import { X509Codes, type Certificate } from '../common/x509.js';
+import { fromBase64Any } from '../common/encoding.js';
 import { resolveSnpCerts, type KdsClient } from '../amd-sev-snp/kds.js';
 import { verifySnpReport, type SnpVerifyCache, type VerifiedSnpReport } from '../amd-sev-snp/verify.js';
 import { validateSnpReport, type SnpValidateOptions } from '../amd-sev-snp/validate.js';
@@ -77,14 +78,30 @@ export interface VerifiedAzureEvidence {
   readonly quote: VerifiedQuote;
 }
 
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g;
+
+/**
+ * PEM certificates (≤ 4) through the parsed-certificate memo: the blocks are base64-decoded
+ * here (cheap) and only DER never seen before is ASN.1-parsed.
+ */
+async function cachedPem(cache: SnpVerifyCache, pem: string, what: string): Promise<Certificate[]> {
+  const ders: Uint8Array[] = [];
+  for (const m of pem.matchAll(PEM_BLOCK)) {
+    if (ders.length >= 4) throw malformed(CommonCodes.LIMIT_EXCEEDED, `${what}: more than 4 certificates`);
+    ders.push(fromBase64Any((m[1] ?? '').replace(/\s+/g, ''), what));
+  }
+  if (ders.length === 0) throw malformed(X509Codes.CERT_MALFORMED, `${what}: no PEM certificate found`);
+  return Promise.all(ders.map((d) => cache.certificate(d, what)));
+}
+
 async function verifySnpSlot(i: AzureVerifyInput, hcl: HclReport): Promise<{ hw: AzureHardware; reportData: Uint8Array }> {
   if (hcl.hardware.type !== 'snp') throw rejected(AzureVerifyCodes.HCL_REPORT_TYPE_MISMATCH, 'az-snp-vtpm evidence carries a TDX HCL report');
   const report = hcl.hardware.snp;
   let key: Certificate | undefined;
   let chain: Certificate[] = [];
-  if (i.evidence.vcekDer) key = parseCertificate(i.evidence.vcekDer, 'vcek');
-  if (i.evidence.vcekPem) [key, ...chain] = parsePemCertificates(i.evidence.vcekPem, 'vcek', 4);
-  if (i.evidence.vcekChainPem) chain = [...chain, ...parsePemCertificates(i.evidence.vcekChainPem, 'vcek_chain', 4)];
+  if (i.evidence.vcekDer) key = await i.snp.cache.certificate(i.evidence.vcekDer, 'vcek');
+  if (i.evidence.vcekPem) [key, ...chain] = await cachedPem(i.snp.cache, i.evidence.vcekPem, 'vcek');
+  if (i.evidence.vcekChainPem) chain = [...chain, ...(await cachedPem(i.snp.cache, i.evidence.vcekChainPem, 'vcek_chain'))];
   if (chain.length === 0) chain = [...i.snp.intermediates];
   const certs = await resolveSnpCerts({
     report,

@@ -148,7 +148,21 @@ describeVectors('bit-flip sweep over every signed byte of a real SNP report', ()
 });
 
 describe('SnpVerifyCache', () => {
-  it('is bounded', () => {
-    expect(() => new SnpVerifyCache(1)).not.toThrow();
+  it('memoizes parsed certificates by content, never a malformed one, and stays bounded', async () => {
+    const cache = new SnpVerifyCache(1);
+    expect(await codeOf(() => cache.certificate(new Uint8Array([0x30, 0x03, 1, 2, 3])))).toBe('CERT_MALFORMED');
+    expect(await codeOf(() => cache.certificate(new Uint8Array([0x30, 0x03, 1, 2, 3])))).toBe('CERT_MALFORMED');
+  });
+});
+
+describeVectors('SnpVerifyCache on real certificates', () => {
+  it('returns the same object for the same DER and evicts beyond its size', async () => {
+    const cache = new SnpVerifyCache(1);
+    const a = readVector('trustee/snp/test-vcek.der');
+    const b = readVector('go-sev-guest/testdata/vcek.testcer');
+    const first = await cache.certificate(a);
+    expect(await cache.certificate(a.slice())).toBe(first);
+    await cache.certificate(b);
+    expect(await cache.certificate(a)).not.toBe(first);
   });
 });
