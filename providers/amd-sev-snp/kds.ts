@@ -125,7 +125,8 @@ export class KdsClient {
 async function fetchBytes(url: string, fetchFn: typeof fetch, signal?: AbortSignal): Promise<Uint8Array> {
   let res: Response;
   try {
-    res = await fetchFn(url, { method: 'GET', redirect: 'error', ...(signal ? { signal } : {}) });
+    // `manual`: a redirect is answered as a non-200 status (KDS_UNAVAILABLE), never followed.
+    res = await fetchFn(url, { method: 'GET', redirect: 'manual', ...(signal ? { signal } : {}) });
   } catch (cause) {
     throw unavailable(KdsCodes.KDS_UNAVAILABLE, `AMD KDS request failed: ${url}`, { cause });
   }

@@ -8,6 +8,7 @@
  * - v1/v2 (`"version": 1 | 2`): `tpm_quote {signature: hex, message: hex, pcrs: [hex × 24]}`,
  *   `hcl_report` base64url, and `vcek` base64url DER (SNP) or `td_quote` base64url (TDX);
  *   optional `vcek_chain` (PEM: ASK/ASVK, an ARK copy is ignored) and `event_log` (base64url).
+ *   `vcek` may be left out (Azure THIM unavailable): the VCEK then comes from AMD KDS.
  *   The attesters write base64url *with* padding (Rust's URL_SAFE engine), so one or two `=`
  *   are accepted at the end of a correctly-sized string; nothing else is.
  * - v0 (no `version`): SNP `{quote {signature, message, pcrs} as JSON byte arrays, report: byte
@@ -54,7 +55,7 @@ const snpV1 = z.strictObject({
   version: z.union([z.literal(1), z.literal(2)]),
   tpm_quote: quoteV1,
   hcl_report: b64u(MAX_HCL),
-  vcek: b64u(8 * 1024),
+  vcek: b64u(8 * 1024).optional(),
   vcek_chain: pem.optional(),
   event_log: b64u(1024 * 1024).optional(),
 });
@@ -95,7 +96,7 @@ export function decodeAzureEvidence(format: 'az-snp-vtpm' | 'az-tdx-vtpm', evide
         version: e.version,
         quote: { message: fromHex(e.tpm_quote.message), signature: fromHex(e.tpm_quote.signature), pcrs: bytesOfHex(e.tpm_quote.pcrs) },
         hclReport: b64url(e.hcl_report, 'hcl_report'),
-        vcekDer: b64url(e.vcek, 'vcek'),
+        ...(e.vcek !== undefined ? { vcekDer: b64url(e.vcek, 'vcek') } : {}),
         ...(e.vcek_chain !== undefined ? { vcekChainPem: e.vcek_chain } : {}),
         ...(e.event_log !== undefined ? { eventLog: b64url(e.event_log, 'event_log') } : {}),
       });

@@ -11,6 +11,11 @@
  *   the injected time; a root carried in the quote is ignored (`verifyChain`: TRUST_ANCHOR_MISSING,
  *   CHAIN_UNTRUSTED, CERT_SIGNATURE_INVALID, CERT_EXPIRED, …);
  * - the leaf is a PCK certificate ("Intel SGX PCK Certificate", EC P-256) → TDX_PCK_INVALID;
+ * - the QE is Intel's TD Quoting Enclave: MRSIGNER = Intel's TD QE signer, ISVPRODID = 2, and
+ *   not a debug enclave (ATTRIBUTES.DEBUG clear) — the fixed part of Intel's QE Identity
+ *   collateral for TD_QE → TDX_QE_IDENTITY_UNKNOWN / TDX_QE_DEBUG. Checked before the PCK
+ *   signature so a foreign enclave is named as such (comparing can only reject earlier). Without
+ *   this, any enclave whose report the platform's PCE certified could vouch for a key;
  * - the QE report is signed by the PCK key (ECDSA P-256 / SHA-256 over its 384 bytes)
  *   → TDX_QE_REPORT_SIGNATURE_INVALID;
  * - QE report_data[0:32] = SHA-256(attestation key ‖ QE auth data) and [32:64] is zero: the QE
@@ -33,6 +38,8 @@ import type { TdQuote } from './parse.js';
 
 export const TdxVerifyCodes = {
   TDX_PCK_INVALID: 'TDX_PCK_INVALID',
+  TDX_QE_IDENTITY_UNKNOWN: 'TDX_QE_IDENTITY_UNKNOWN',
+  TDX_QE_DEBUG: 'TDX_QE_DEBUG',
   TDX_QE_REPORT_SIGNATURE_INVALID: 'TDX_QE_REPORT_SIGNATURE_INVALID',
   TDX_QE_REPORT_DATA_MISMATCH: 'TDX_QE_REPORT_DATA_MISMATCH',
   TDX_ATTESTATION_KEY_INVALID: 'TDX_ATTESTATION_KEY_INVALID',
@@ -92,6 +99,14 @@ export interface VerifiedTdQuote {
   readonly fmspc: string | undefined;
 }
 
+/**
+ * MRSIGNER of Intel's TD Quoting Enclave and its ISVPRODID (Intel PCS QE Identity for `TD_QE`,
+ * `https://api.trustedservices.intel.com/tdx/certification/v4/qe/identity`); both real TDX quotes
+ * in ../shared/vectors carry these.
+ */
+export const INTEL_TD_QE_MRSIGNER = 'dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5';
+export const INTEL_TD_QE_ISVPRODID = 2;
+
 const SGX_EXT_OID = '1.2.840.113741.1.13.1';
 // DER of OID 1.2.840.113741.1.13.1.4 (FMSPC) inside the SGX extension.
 const FMSPC_OID_TLV = Uint8Array.from([0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf8, 0x4d, 0x01, 0x0d, 0x01, 0x04]);
@@ -125,6 +140,10 @@ function cn(subject: string): string {
 export async function verifyTdQuote(i: TdxVerifyInput): Promise<VerifiedTdQuote> {
   const q = i.quote;
   const pck = await validatedPck(i);
+  if (toHex(q.qeReport.mrSigner) !== INTEL_TD_QE_MRSIGNER || q.qeReport.isvProdId !== INTEL_TD_QE_ISVPRODID) {
+    throw rejected(TdxVerifyCodes.TDX_QE_IDENTITY_UNKNOWN, `the quoting enclave (MRSIGNER ${toHex(q.qeReport.mrSigner)}, ISVPRODID ${q.qeReport.isvProdId}) is not Intel's TD QE`);
+  }
+  if ((q.qeReport.attributes[0]! & 0x02) !== 0) throw rejected(TdxVerifyCodes.TDX_QE_DEBUG, 'the quoting enclave is a debug enclave');
   if (!(await ecdsaP256Verify(pck.pckKey, q.qeReportSignature, q.qeReportRaw))) {
     throw rejected(TdxVerifyCodes.TDX_QE_REPORT_SIGNATURE_INVALID, 'the QE report signature does not verify with the PCK key');
   }

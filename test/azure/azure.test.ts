@@ -119,6 +119,30 @@ describeVectors('azure provider: every real Azure CVM evidence set verifies', ()
     }
   });
 
+  it('v1 evidence without its VCEK: the VCEK comes from KDS by CHIP_ID and REPORTED_TCB', async () => {
+    const s = SETS[1]!;
+    const e = s.evidence();
+    const vcekDer = Uint8Array.from(Buffer.from(String(e.vcek).replace(/=+$/, ''), 'base64url'));
+    delete e.vcek;
+    const hcl = Uint8Array.from(Buffer.from(String(e.hcl_report).replace(/=+$/, ''), 'base64url'));
+    const chipId = Buffer.from(hcl.subarray(32 + 0x1a0, 32 + 0x1e0)).toString('hex');
+    const local = await startKdsServer({ [`/vcek/v1/Milan/${chipId}?blSPL=4&teeSPL=0&snpSPL=24&ucodeSPL=219`]: vcekDer });
+    try {
+      const p = createAzureProvider({ kdsBaseUrl: local.base });
+      const c = await p.verify(s.format, e, await ctx(s));
+      expect(c.platform.fields?.endorsementKeySha256).toBe(Buffer.from(await crypto.subtle.digest('SHA-256', vcekDer)).toString('hex'));
+      expect(local.hits.get(`/vcek/v1/Milan/${chipId}`)).toBe(1);
+      const none = await startKdsServer();
+      try {
+        expect(await codeOf(async () => createAzureProvider({ kdsBaseUrl: none.base }).verify(s.format, e, await ctx(s)))).toBe('KDS_UNAVAILABLE');
+      } finally {
+        await none.close();
+      }
+    } finally {
+      await local.close();
+    }
+  });
+
   it('configured AMD intermediates replace the KDS fetch (still verified against the pinned ARK)', async () => {
     const p = createAzureProvider({ kdsBaseUrl: 'http://127.0.0.1:1', amdIntermediatesPem: readVectorText('trustee/amd-roots/milan_ask_ark_asvk.pem') });
     const s = SETS[1]!;

@@ -133,7 +133,7 @@ describeVectors('Azure evidence decoder', () => {
   });
   it('rejects wrong shapes with EVIDENCE_INVALID', () => {
     const e = v1();
-    for (const bad of [null, 1, 'x', [], { ...e, version: 3 }, { ...e, tpm_quote: { ...(e.tpm_quote as Json), message: 'zz' } }, { ...e, vcek: undefined }]) {
+    for (const bad of [null, 1, 'x', [], { ...e, version: 3 }, { ...e, tpm_quote: { ...(e.tpm_quote as Json), message: 'zz' } }, { ...e, vcek: 5 }]) {
       expect(codeOfSync(() => decodeAzureEvidence('az-snp-vtpm', bad))).toBe('EVIDENCE_INVALID');
     }
     const v0 = readVectorJson<Json>('trustee/az-snp-vtpm/evidence-v0.json');

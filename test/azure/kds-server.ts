@@ -13,7 +13,8 @@ export interface KdsServer {
   close(): Promise<void>;
 }
 
-export async function startKdsServer(): Promise<KdsServer> {
+/** @param vceks extra VCEK answers by exact path and query (`/vcek/v1/Milan/<hwid>?blSPL=…`) */
+export async function startKdsServer(vceks: Readonly<Record<string, Uint8Array>> = {}): Promise<KdsServer> {
   const chains: Record<string, string> = {
     '/vcek/v1/Milan/cert_chain': readVectorText('go-sev-guest/trust/ask_ark_milan.pem'),
     '/vcek/v1/Genoa/cert_chain': readVectorText('go-sev-guest/trust/ask_ark_genoa.pem'),
@@ -21,10 +22,13 @@ export async function startKdsServer(): Promise<KdsServer> {
   };
   const hits = new Map<string, number>();
   const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
     hits.set(path, (hits.get(path) ?? 0) + 1);
     const body = chains[path];
-    if (req.method !== 'GET' || body === undefined) res.writeHead(404).end();
+    const vcek = vceks[path + url.search];
+    if (req.method === 'GET' && vcek) res.writeHead(200, { 'content-type': 'application/pkix-cert' }).end(vcek);
+    else if (req.method !== 'GET' || body === undefined) res.writeHead(404).end();
     else res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(body);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
