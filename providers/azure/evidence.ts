@@ -9,6 +9,8 @@
  *   `hcl_report` base64url, and `vcek` base64url DER (SNP) or `td_quote` base64url (TDX);
  *   optional `vcek_chain` (PEM: ASK/ASVK, an ARK copy is ignored) and `event_log` (base64url).
  *   `vcek` may be left out (Azure THIM unavailable): the VCEK then comes from AMD KDS.
+ *   Optional `imds_attested`: the IMDS attested-document response `{encoding: "pkcs7",
+ *   signature: base64}` unchanged (identity source for the subscription, `imds.ts`).
  *   The attesters write base64url *with* padding (Rust's URL_SAFE engine), so one or two `=`
  *   are accepted at the end of a correctly-sized string; nothing else is.
  * - v0 (no `version`): SNP `{quote {signature, message, pcrs} as JSON byte arrays, report: byte
@@ -20,7 +22,7 @@
  */
 import { z } from 'zod';
 import { malformed } from '../common/errors.js';
-import { fromBase64Url, fromHex } from '../common/encoding.js';
+import { fromBase64Any, fromBase64Url, fromHex } from '../common/encoding.js';
 
 export const AzureEvidenceCodes = {
   EVIDENCE_INVALID: 'EVIDENCE_INVALID',
@@ -39,6 +41,8 @@ export interface AzureEvidence {
   /** TDX: the TD quote. */
   readonly tdQuote?: Uint8Array;
   readonly eventLog?: Uint8Array;
+  /** The IMDS attested document's PKCS#7 (DER), when sent (`imds_attested`). */
+  readonly imdsPkcs7?: Uint8Array;
 }
 
 const MAX_HCL = 16 * 1024;
@@ -51,6 +55,9 @@ const pem = z.string().max(16 * 1024);
 const quoteV1 = z.strictObject({ signature: hexStr(512), message: hexStr(1024), pcrs: z.array(hexStr(32)).length(24) });
 const quoteV0 = z.strictObject({ signature: byteArr(512), message: byteArr(1024), pcrs: z.array(byteArr(32)).length(24) });
 
+/** `GET /metadata/attested/document` response, as IMDS returns it (standard base64). */
+const imdsAttested = z.strictObject({ encoding: z.literal('pkcs7'), signature: z.string().max(24 * 1024).regex(/^[A-Za-z0-9+/]+={0,2}$/) });
+
 const snpV1 = z.strictObject({
   version: z.union([z.literal(1), z.literal(2)]),
   tpm_quote: quoteV1,
@@ -58,6 +65,7 @@ const snpV1 = z.strictObject({
   vcek: b64u(8 * 1024).optional(),
   vcek_chain: pem.optional(),
   event_log: b64u(1024 * 1024).optional(),
+  imds_attested: imdsAttested.optional(),
 });
 const snpV0 = z.strictObject({ quote: quoteV0, report: byteArr(MAX_HCL), vcek: pem });
 const tdxV1 = z.strictObject({
@@ -66,6 +74,7 @@ const tdxV1 = z.strictObject({
   hcl_report: b64u(MAX_HCL),
   td_quote: b64u(MAX_TDQ),
   event_log: b64u(1024 * 1024).optional(),
+  imds_attested: imdsAttested.optional(),
 });
 const tdxV0 = z.strictObject({ tpm_quote: quoteV0, hcl_report: byteArr(MAX_HCL), td_quote: byteArr(MAX_TDQ) });
 
@@ -99,6 +108,7 @@ export function decodeAzureEvidence(format: 'az-snp-vtpm' | 'az-tdx-vtpm', evide
         ...(e.vcek !== undefined ? { vcekDer: b64url(e.vcek, 'vcek') } : {}),
         ...(e.vcek_chain !== undefined ? { vcekChainPem: e.vcek_chain } : {}),
         ...(e.event_log !== undefined ? { eventLog: b64url(e.event_log, 'event_log') } : {}),
+        ...(e.imds_attested !== undefined ? { imdsPkcs7: fromBase64Any(e.imds_attested.signature, 'imds_attested.signature') } : {}),
       });
     }
     const r = snpV0.safeParse(evidence);
@@ -121,6 +131,7 @@ export function decodeAzureEvidence(format: 'az-snp-vtpm' | 'az-tdx-vtpm', evide
       hclReport: b64url(e.hcl_report, 'hcl_report'),
       tdQuote: b64url(e.td_quote, 'td_quote'),
       ...(e.event_log !== undefined ? { eventLog: b64url(e.event_log, 'event_log') } : {}),
+      ...(e.imds_attested !== undefined ? { imdsPkcs7: fromBase64Any(e.imds_attested.signature, 'imds_attested.signature') } : {}),
     });
   }
   const r = tdxV0.safeParse(evidence);

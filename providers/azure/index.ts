@@ -9,12 +9,16 @@
  * 2. an `event_log` is refused (EVENTLOG_UNSUPPORTED) rather than silently ignored;
  * 3. the trust chain `verify.ts`: hardware report (SNP → pinned AMD ARK, or TDX → pinned Intel
  *    root) → runtime data digest → HCLAkPub → vTPM quote with extraData = binding → v2 user-data;
- * 4. normalized claims: `platform` from the hardware report, `tpm` from the quote
+ * 4. the optional IMDS attested document (`imds.ts`): PKCS#7 by Azure's metadata certificate to
+ *    a pinned root, unexpired, same vmId as the hardware-bound runtime data;
+ * 5. normalized claims: `platform` from the hardware report, `tpm` from the quote
  *    (`akTrust: 'hardware-report'`), `identity` from the runtime data's `vm-configuration`.
  *
  * What the evidence does and does not prove about identity (vmUniqueId yes, as reported by the
  * Azure host to the paravisor; subscription, resource group, VM name, region: no) is written out
- * in docs/azure.md. `identity.proven` lists only `instanceId`.
+ * in docs/azure.md. `identity.proven` lists `instanceId`, plus `account` (the subscription) only
+ * when an IMDS attested document signed by Azure's metadata service for the same vmId verifies
+ * (`imds.ts`, step 5).
  */
 import { z } from 'zod';
 import { configError, rejected } from '../common/errors.js';
@@ -30,6 +34,7 @@ import { strictTdxOptions } from '../intel-tdx/validate.js';
 import { tdDebug } from '../intel-tdx/parse.js';
 import { decodeAzureEvidence } from './evidence.js';
 import { verifyAzureEvidence, type VerifiedAzureEvidence } from './verify.js';
+import { ImdsCodes, imdsIntermediates, verifyImdsDocument, type ImdsDocument } from './imds.js';
 
 export { decodeAzureEvidence } from './evidence.js';
 export { parseHclReport } from './hcl.js';
@@ -40,6 +45,7 @@ export type AzureFormat = (typeof AZURE_FORMATS)[number];
 
 export const AzureCodes = {
   FORMAT_UNSUPPORTED: 'FORMAT_UNSUPPORTED',
+  IMDS_DOCUMENT_MISSING: 'IMDS_DOCUMENT_MISSING',
   OPTIONS_INVALID: 'OPTIONS_INVALID',
   EVENTLOG_UNSUPPORTED: 'EVENTLOG_UNSUPPORTED',
   AZURE_VM_ID_MISSING: 'AZURE_VM_ID_MISSING',
@@ -64,6 +70,8 @@ export const AzureVerifyOptionsSchema = z.strictObject({
   debug: z.enum(['forbid', 'allow']).optional(),
   snpMinimumTcb: z.union([z.literal('any'), tcbSchema]).optional(),
   tdxTcbStatus: z.enum(['off', 'on']).optional(),
+  /** Reject evidence without an IMDS attested document (when policy needs the subscription). */
+  requireImdsDocument: z.boolean().optional(),
 });
 export type AzureVerifyOptions = z.infer<typeof AzureVerifyOptionsSchema>;
 
@@ -84,6 +92,12 @@ export interface AzureProviderOptions {
   defaults?: AzureVerifyOptions;
   /** Cached chains/keys kept per cache. Default 1024. */
   cacheSize?: number;
+  /**
+   * IMDS attested documents: the trust-store ids of the roots Azure's metadata certificate may
+   * chain to, and the intermediates (PEM; Azure does not include them in the document). Without
+   * `anchorIds`, a document in the evidence is rejected (TRUST_ANCHOR_MISSING), never skipped.
+   */
+  imds?: { anchorIds: readonly string[]; intermediatesPem?: string };
 }
 
 const hex = toHex;
@@ -147,7 +161,7 @@ function platformClaims(v: VerifiedAzureEvidence): PlatformClaims {
   return { tee: 'tdx', debug: tdDebug(b), tcb, measurement: hex(b.mrTd), fields };
 }
 
-function identityClaims(v: VerifiedAzureEvidence): IdentityClaims {
+function identityClaims(v: VerifiedAzureEvidence, imds: ImdsDocument | undefined): IdentityClaims {
   const vc = v.hcl.runtimeData.vmConfiguration ?? {};
   const id = vc.vmUniqueId;
   if (typeof id !== 'string' || !/^[0-9A-Fa-f-]{1,64}$/.test(id)) {
@@ -157,7 +171,15 @@ function identityClaims(v: VerifiedAzureEvidence): IdentityClaims {
   for (const [k, val] of Object.entries(vc)) if (k !== 'vmUniqueId') extra[k] = String(val);
   // vmUniqueId is in the runtime data the hardware report signs; nothing in Azure CVM
   // evidence names the subscription, resource group, VM name or region (docs/azure.md).
-  return { cloud: 'azure', instanceId: id.toLowerCase(), extra, proven: ['instanceId'] };
+  if (!imds) return { cloud: 'azure', instanceId: id.toLowerCase(), extra, proven: ['instanceId'] };
+  // The IMDS document is signed by Azure's metadata service and names the same VM.
+  if (imds.vmId.toLowerCase() !== id.toLowerCase()) {
+    throw rejected(ImdsCodes.IMDS_VMID_MISMATCH, `the IMDS document is for VM ${imds.vmId}, the hardware evidence for ${id}`);
+  }
+  if (imds.sku) extra.imdsSku = imds.sku;
+  if (!imds.subscriptionId) return { cloud: 'azure', instanceId: id.toLowerCase(), extra, proven: ['instanceId'] };
+  extra.subscriptionId = imds.subscriptionId;
+  return { cloud: 'azure', account: imds.subscriptionId.toLowerCase(), instanceId: id.toLowerCase(), extra, proven: ['instanceId', 'account'] };
 }
 
 /** Creates the `azure` provider. One instance holds the KDS cache and the chain caches. */
@@ -169,6 +191,7 @@ export function createAzureProvider(options: AzureProviderOptions = {}): Provide
   if (options.snpProduct && !SNP_PRODUCTS.includes(options.snpProduct)) {
     throw configError(AzureCodes.OPTIONS_INVALID, `unknown SEV-SNP product ${String(options.snpProduct)}`);
   }
+  const imdsInter = imdsIntermediates(options.imds?.intermediatesPem);
   const base = AzureVerifyOptionsSchema.safeParse(options.defaults ?? {});
   if (!base.success) throw configError(AzureCodes.OPTIONS_INVALID, `azure provider defaults: ${base.error.issues[0]?.message ?? 'invalid'}`);
 
@@ -203,13 +226,19 @@ export function createAzureProvider(options: AzureProviderOptions = {}): Provide
         },
         tdx: { cache: tdxCache, validate: strictTdxOptions({ debug, tcbStatus: o.tdxTcbStatus === 'on' ? {} : 'off' }) },
       });
+      if (o.requireImdsDocument && !ev.imdsPkcs7) {
+        throw rejected(AzureCodes.IMDS_DOCUMENT_MISSING, 'an IMDS attested document is required but the evidence has none');
+      }
+      const imds = ev.imdsPkcs7
+        ? await verifyImdsDocument({ pkcs7: ev.imdsPkcs7, trust: ctx.trust, anchorIds: options.imds?.anchorIds ?? [], intermediates: imdsInter, at: ctx.now })
+        : undefined;
       const vc = v.hcl.runtimeData.vmConfiguration;
       const secureBoot = vc?.['secure-boot'];
       return {
         provider: 'azure',
         format,
         platform: platformClaims(v),
-        identity: identityClaims(v),
+        identity: identityClaims(v, imds),
         tpm: { akSha256: v.quote.akSha256, pcrs: v.quote.pcrs, akTrust: 'hardware-report' },
         ...(typeof secureBoot === 'boolean' ? { boot: { secureBoot } } : {}),
       };
