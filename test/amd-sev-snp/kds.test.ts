@@ -56,6 +56,13 @@ describeVectors('AMD KDS client (local KDS-compatible server)', () => {
     expect(u).toMatch(/^https:\/\/kdsintf\.amd\.com\/vcek\/v1\/Milan\/3ac3fe21[0-9a-f]{120}\?blSPL=2&teeSPL=0&snpSPL=5&ucodeSPL=68$/);
   });
 
+  it('Turin: hwid is the first 8 bytes of CHIP_ID and fmcSPL leads the query', () => {
+    const chipId = Uint8Array.from({ length: 64 }, (_, i) => i);
+    expect(vcekUrl('https://kdsintf.amd.com', { product: 'Turin', chipId, tcb: { fmc: 1, bootloader: 2, tee: 3, snp: 4, microcode: 5 } })).toBe(
+      'https://kdsintf.amd.com/vcek/v1/Turin/0001020304050607?fmcSPL=1&blSPL=2&teeSPL=3&snpSPL=4&ucodeSPL=5',
+    );
+  });
+
   it('50 concurrent misses make one request; later calls are served from the cache', async () => {
     mode = 'ok';
     hits.clear();
