@@ -100,6 +100,28 @@ export interface AzureProviderOptions {
   imds?: { anchorIds: readonly string[]; intermediatesPem?: string };
 }
 
+/**
+ * The provider's configuration block (`providers.azure.options`), for the broker's factory:
+ * `PROVIDER_FACTORIES.azure = (raw) => createAzureProviderFromConfig(raw)`.
+ */
+export const AzureProviderOptionsSchema = z.strictObject({
+  kdsBaseUrl: z.url().optional(),
+  amdIntermediatesPem: z.string().max(64 * 1024).optional(),
+  snpProduct: z.enum(['Milan', 'Genoa', 'Turin']).optional(),
+  defaults: AzureVerifyOptionsSchema.optional(),
+  cacheSize: z.number().int().min(1).max(100_000).optional(),
+  imds: z.strictObject({ anchorIds: z.array(z.string().min(1)).min(1).max(16), intermediatesPem: z.string().max(64 * 1024).optional() }).optional(),
+});
+
+/** Validates a configuration block and creates the provider (CONFIG errors name the field). */
+export function createAzureProviderFromConfig(raw: unknown): Provider {
+  const r = AzureProviderOptionsSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    throw configError(AzureCodes.OPTIONS_INVALID, r.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; '));
+  }
+  return createAzureProvider(r.data);
+}
+
 const hex = toHex;
 
 function platformClaims(v: VerifiedAzureEvidence): PlatformClaims {

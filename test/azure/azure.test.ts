@@ -5,12 +5,12 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeVectors, loadTestTrust, readVector, readVectorJson, readVectorText } from '../helpers/vectors.js';
-import { createAzureProvider } from '../../providers/azure/index.js';
+import { createAzureProvider, createAzureProviderFromConfig } from '../../providers/azure/index.js';
 import type { Provider, ProviderClaims, VerifyContext } from '../../providers/common/types.js';
 import { PinIds } from '../../providers/common/pins.js';
 import { parsePemCertificates, certDer } from '../../providers/common/x509.js';
 import { toBase64Url } from '../../providers/common/encoding.js';
-import { codeOf } from '../amd-sev-snp/helpers.js';
+import { codeOf, codeOfSync } from '../amd-sev-snp/helpers.js';
 import { startKdsServer, type KdsServer } from './kds-server.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -242,4 +242,17 @@ describeVectors('azure provider: upstream negative cases, one stable code each',
       expect(await codeOf(() => provider.verify(row.format ?? s.format, e, c))).toBe(row.wantCode);
     });
   }
+});
+
+describeVectors('azure provider configuration', () => {
+  it('validates its configuration block strictly', () => {
+    expect(codeOfSync(() => createAzureProviderFromConfig({}))).toBe('NO_ERROR');
+    expect(codeOfSync(() => createAzureProviderFromConfig({ snpProduct: 'Milan', defaults: { debug: 'forbid' }, imds: { anchorIds: ['x'] } }))).toBe('NO_ERROR');
+    expect(codeOfSync(() => createAzureProviderFromConfig({ snpProduct: 'Naples' }))).toBe('OPTIONS_INVALID');
+    expect(codeOfSync(() => createAzureProviderFromConfig({ kdsBaseUrl: 'not a url' }))).toBe('OPTIONS_INVALID');
+    expect(codeOfSync(() => createAzureProviderFromConfig({ defaults: { debug: 'maybe' } }))).toBe('OPTIONS_INVALID');
+    expect(codeOfSync(() => createAzureProviderFromConfig({ imds: { anchorIds: [] } }))).toBe('OPTIONS_INVALID');
+    expect(codeOfSync(() => createAzureProviderFromConfig({ skipVerification: true }))).toBe('OPTIONS_INVALID');
+    expect(codeOfSync(() => createAzureProviderFromConfig({ amdIntermediatesPem: readVectorText('trustee/amd-roots/milan_ask_ark_asvk.pem') }))).toBe('NO_ERROR');
+  });
 });
