@@ -11,6 +11,7 @@ import { describeVectors, loadTestTrust, readVector, readVectorText } from '../h
 import { KdsClient, resolveSnpCerts, vcekUrl } from '../../providers/amd-sev-snp/kds.js';
 import { parseSnpReport, decodeTcb } from '../../providers/amd-sev-snp/parse.js';
 import { verifySnpReport } from '../../providers/amd-sev-snp/verify.js';
+import { verifySnpAttestation, strictSnpOptions } from '../../providers/amd-sev-snp/index.js';
 import { AttestError } from '../../providers/common/errors.js';
 import { codeOf } from './helpers.js';
 
@@ -87,6 +88,16 @@ describeVectors('AMD KDS client (local KDS-compatible server)', () => {
     const v = await verifySnpReport({ report: r, ...certs, trust: await loadTestTrust(), at: new Date('2023-01-01T00:00:00Z') });
     expect(v.product).toBe('Milan');
     expect(hits.size).toBe(2);
+  });
+
+  it('verifySnpAttestation: one call from report bytes to a validated report (KDS for what is missing)', async () => {
+    mode = 'ok';
+    const kds = new KdsClient({ baseUrl: base });
+    const trust = await loadTestTrust();
+    const input = { report: readVector('go-sev-guest/testdata/attestation.bin'), product: 'Milan' as const, trust, at: new Date('2023-01-01T00:00:00Z'), kds, fetch };
+    expect(await codeOf(() => verifySnpAttestation({ ...input, validate: strictSnpOptions() }))).toBe('SNP_POLICY_DEBUG');
+    const v = await verifySnpAttestation({ ...input, validate: strictSnpOptions({ debug: 'allow' }) });
+    expect(v.reportedTcb).toEqual({ bootloader: 2, tee: 0, snp: 5, microcode: 68 });
   });
 
   it('429 → KDS_RATE_LIMITED with Retry-After; failures are not cached', async () => {
