@@ -10,6 +10,7 @@ import { parseTdQuote, tdDebug, TDX_HEADER_SIZE, TDX_BODY_SIZE } from '../../pro
 import { verifyTdQuote, TdxVerifyCache, type TdxVerifyInput } from '../../providers/intel-tdx/verify.js';
 import { strictTdxOptions, validateTdQuote, type TdxValidateOptions } from '../../providers/intel-tdx/validate.js';
 import { PinIds } from '../../providers/common/pins.js';
+import { verifyTdxAttestation } from '../../providers/intel-tdx/index.js';
 import { AttestError } from '../../providers/common/errors.js';
 import { codeOf, codeOfSync } from '../amd-sev-snp/helpers.js';
 
@@ -32,6 +33,12 @@ describeVectors('TDX quotes from real hardware verify to the pinned Intel SGX Ro
     expect(q.body.rtmrs.every((r) => r.every((x) => x === 0))).toBe(true);
     expect(tdDebug(q.body)).toBe(false);
     expect(codeOfSync(() => validateTdQuote(v, strictTdxOptions()))).toBe('NO_ERROR');
+  });
+
+  it('verifyTdxAttestation: one call, strict validation', async () => {
+    const v = await verifyTdxAttestation({ quote: cos(), trust: await loadTestTrust(), at: AT, validate: strictTdxOptions({ mrTd: { expect: ['dae67181d3d65e073ad8f95b7907d5e927bfe9761c9ff3e9b89734a45d8954dba41394c7717cb2735396c1d04231f94a'] } }) });
+    expect(v.fmspc).toBe('00806f050000');
+    expect(await codeOf(async () => verifyTdxAttestation({ quote: cos(), trust: await loadTestTrust(), at: AT, validate: strictTdxOptions({ tcbStatus: {} }) }))).toBe('TDX_COLLATERAL_MISSING');
   });
 
   it('GCP COS 113 TDX quote (INDEX 2c values)', async () => {
