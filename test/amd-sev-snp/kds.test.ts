@@ -19,7 +19,7 @@ describeVectors('AMD KDS client (local KDS-compatible server)', () => {
   let server: Server;
   let base = '';
   const hits = new Map<string, number>();
-  let mode: 'ok' | '429' | '500' = 'ok';
+  let mode: 'ok' | '429' | '500' | 'garbage' | 'redirect' = 'ok';
   const report = (): ReturnType<typeof parseSnpReport> => parseSnpReport(readVector('go-sev-guest/testdata/attestation.bin'));
   const expectedPath = (): string => new URL(vcekUrl('http://x', { product: 'Milan', chipId: report().chipId, tcb: decodeTcb(report().reportedTcb, 'Milan') })).pathname;
 
@@ -35,6 +35,10 @@ describeVectors('AMD KDS client (local KDS-compatible server)', () => {
           res.writeHead(429, { 'retry-after': '10' }).end();
         } else if (mode === '500') {
           res.writeHead(500).end();
+        } else if (mode === 'garbage') {
+          res.writeHead(200).end('hello');
+        } else if (mode === 'redirect') {
+          res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' }).end();
         } else if (url.pathname === '/vcek/v1/Milan/cert_chain') {
           res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(chain);
         } else if (url.pathname === expectedPath() && url.searchParams.get('snpSPL') === '5' && url.searchParams.get('ucodeSPL') === '68') {
@@ -100,7 +104,7 @@ describeVectors('AMD KDS client (local KDS-compatible server)', () => {
     expect(v.reportedTcb).toEqual({ bootloader: 2, tee: 0, snp: 5, microcode: 68 });
   });
 
-  it('429 → KDS_RATE_LIMITED with Retry-After; failures are not cached', async () => {
+  it('429 → KDS_RATE_LIMITED with Retry-After; 500, garbage and redirects rejected; failures are not cached', async () => {
     const kds = new KdsClient({ baseUrl: base });
     const r = report();
     const req = { product: 'Milan' as const, chipId: r.chipId, tcb: decodeTcb(r.reportedTcb, 'Milan') };
@@ -116,6 +120,11 @@ describeVectors('AMD KDS client (local KDS-compatible server)', () => {
     expect((err as AttestError).retryAfter).toBe(10);
     expect((err as AttestError).kind).toBe('unavailable');
     mode = '500';
+    expect(await codeOf(() => kds.vcek(req, fetch))).toBe('KDS_UNAVAILABLE');
+    mode = 'garbage';
+    expect(await codeOf(() => kds.vcek(req, fetch))).toBe('KDS_RESPONSE_INVALID');
+    expect(await codeOf(() => kds.certChain('Milan', 'vcek', fetch))).toBe('KDS_RESPONSE_INVALID');
+    mode = 'redirect';
     expect(await codeOf(() => kds.vcek(req, fetch))).toBe('KDS_UNAVAILABLE');
     mode = 'ok';
     expect(await codeOf(() => kds.vcek(req, fetch))).toBe('NO_ERROR');
