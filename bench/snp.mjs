@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console */
 // SEV-SNP verification throughput: `node bench/snp.mjs [--iterations 2000]`
 // Bundles bench/snp-entry.ts with esbuild (dependencies external) into .cache/bench, runs it on
 // the real Azure SEV-SNP evidence in ../shared/vectors (or $ATTEST_VECTORS), and prints ops/s,
