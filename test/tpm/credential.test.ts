@@ -1,7 +1,8 @@
 /**
  * TPM2_MakeCredential in TypeScript against a real TPM: the credential our code seals to a
  * swtpm EK for an AK's Name is recovered by `tpm2_activatecredential` (RSA-2048 EK and ECC P-256
- * EK, default TCG templates from `tpm2_createek`); sealed for another AK's Name or to another
+ * EK, default TCG templates from `tpm2_createek`; also ECC P-384 and RSA-3072 storage keys with
+ * SHA-384 Names and AES-256); sealed for another AK's Name or to another
  * storage key, activation fails inside the TPM. Input checks reject non-storage EKs, bad Names
  * and oversized credentials with their codes.
  */
@@ -93,6 +94,24 @@ describeSwtpm('TPM2_MakeCredential (TypeScript) → tpm2_activatecredential (swt
       }
     });
   }
+
+  it('other storage-key parameters: ECC P-384 / RSA-3072 with SHA-384 Names and AES-256 (endorsement primaries)', async () => {
+    // Not the TCG EK templates (their admin policy needs a PolicyOR), but the same algorithms as
+    // the high-range templates, with password authorization so the flow stays one command.
+    for (const [id, alg] of [['p384', 'ecc384:aes256cfb'], ['r3072', 'rsa3072:aes256cfb']] as const) {
+      await tpm.tpm2('tpm2_createprimary', ['-C', 'e', '-G', alg, '-g', 'sha384', '-c', `sk-${id}.ctx`, '-Q']);
+      await tpm.tpm2('tpm2_readpublic', ['-c', `sk-${id}.ctx`, '-o', `sk-${id}.pub`, '-Q']);
+      await tpm.flush();
+      const secret = new Uint8Array(randomBytes(48));
+      const name = tpm.read('ak-rsa1.name');
+      const made = await makeCredential(tpm.read(`sk-${id}.pub`), name, secret);
+      tpm.write(`sk-${id}.cred`, made.tpm2ToolsFile);
+      const r = await tpm.tpm2Status('tpm2_activatecredential', ['-c', 'ak-rsa1.ctx', '-C', `sk-${id}.ctx`, '-i', `sk-${id}.cred`, '-o', `sk-${id}.out`, '-Q']);
+      await tpm.flush();
+      expect(r.code, `${id}: ${r.stderr}`).toBe(0);
+      expect(tpm.read(`sk-${id}.out`), id).toEqual(secret);
+    }
+  });
 
   it('input checks: non-storage EK, bad Name, credential size', async () => {
     const ek = tpm.read('ek-rsa.pub');
