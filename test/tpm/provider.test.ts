@@ -15,7 +15,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { randomBytes, createHash, createPublicKey } from 'node:crypto';
 import { describeSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
-import { ROOT_ID, setupTpmNode, type TpmNode } from './node.js';
+import { ECC_EK_HANDLE, ROOT_ID, setupTpmNode, type TpmNode } from './node.js';
 import { createTpmProvider, type TpmProviderOptions } from '../../providers/tpm/provider.js';
 import type { ActivationStore, PendingActivation } from '../../providers/tpm/activation.js';
 import { createTrustStore } from '../../providers/common/trust.js';
@@ -112,6 +112,20 @@ describeSwtpm('tpm provider (swtpm node, openssl TPM-vendor CA)', () => {
     // The same answer again: the pending record is single use.
     const n3 = nonce();
     expect(await code(p.verify('tpm', await attestEvidence(1, n3, { ...ekEvidence(), activation: { id: act.id, secret: toBase64Url(secret) } }), ctxFor(n3)))).toBe('ACTIVATION_FAILED');
+  });
+
+  it('ECC P-256 EK: the same two-step flow (ECDH + KDFe seed) ends with ek-credential', async () => {
+    const p = createTpmProvider({ ekRoots: [ROOT_ID], activations: memoryActivations() });
+    const ecc = node.ekEvidence('ek-ecc.der', 'ek-ecc.pub');
+    const n1 = nonce();
+    const first = await error(p.verify('tpm', await attestEvidence(1, n1, ecc), ctxFor(n1)));
+    expect(first.code).toBe('ACTIVATION_REQUIRED');
+    const act = (first.detail as { activation: { id: string; credential: string } }).activation;
+    const secret = await node.activate(1, act.credential, ECC_EK_HANDLE);
+    const n2 = nonce();
+    const claims = await p.verify('tpm', await attestEvidence(1, n2, { ...ecc, activation: { id: act.id, secret: toBase64Url(secret) } }), ctxFor(n2));
+    expect(claims.tpm?.akTrust).toBe('ek-credential');
+    expect(claims.release?.ekPublic).toBe(toBase64Url(tpm.read('ek-ecc.pub')));
   });
 
   it('activation answers that must fail: wrong secret, another AK, unknown id', async () => {
