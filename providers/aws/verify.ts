@@ -1,0 +1,218 @@
+/**
+ * @module providers/aws/verify
+ *
+ * Authenticity of a NitroTPM attestation document: COSE_Sign1 ES384 signature by a certificate
+ * that chains to the pinned AWS Nitro root G1.
+ *
+ * `verifyAttestationDocument` checks, in this order:
+ * - the COSE_Sign1 envelope is strict and says ES384 (`cose.ts`);
+ * - the payload is strict CBOR; only `certificate` and `cabundle` are read from it at this point;
+ * - the chain `certificate` ← `cabundle[n-1]` ← … ← `cabundle[1]` ← pinned root
+ *   (`PinIds.AWS_NITRO_ROOT_G1`, matched by SHA-256 fingerprint in the trust store; the
+ *   cabundle's own copy of the root, `cabundle[0]`, must be byte-identical to the pinned root
+ *   and is never used as the anchor) validates through `common/x509.verifyChain`: signatures,
+ *   CA flags, path length, validity of every certificate at the injected time. The leaf lives
+ *   3 hours, the instance certificate a day, the zonal and regional ones days to weeks;
+ * - every certificate in the path has a P-384 key and an ecdsa-with-SHA384 signature (the
+ *   AWS Nitro PKI uses nothing else, so anything else is not AWS);
+ * - the path uses every cabundle certificate in AWS's root-first order (no unexplained extras);
+ * - the COSE ES384 signature verifies with the leaf key over the raw Sig_structure;
+ * - only then is the payload read as a NitroTPM document (`parse.ts`), which rejects Enclave
+ *   documents with DOCUMENT_TYPE_MISMATCH.
+ *
+ * Chain cache: everything above the leaf (instance, zonal, regional certificates and the root) is
+ * shared by many documents — the instance certificate by every document of an instance for a day,
+ * the zonal and regional ones by a whole zone or region. The validated intermediate path is cached
+ * under the SHA-256 of the exact cabundle bytes; a hit still re-checks, per document, the anchor is
+ * still trusted, every cached certificate's validity at the injected time, and the leaf's own
+ * signature, issuer name, algorithm and validity. Only the issuer-to-issuer signatures and CA
+ * checks (pure functions of the cached bytes) are skipped. The cache is bounded (LRU).
+ */
+import { rejected } from '../common/errors.js';
+import { u32be, concat } from '../common/bytes.js';
+import { toHex } from '../common/encoding.js';
+import { sha256 } from '../common/digest.js';
+import {
+  X509Codes,
+  certDer,
+
+  importPublicKey,
+  parseCertificate,
+  verifyChain,
+  type Certificate,
+  type TrustAnchor,
+} from '../common/x509.js';
+import { timingSafeEqual } from '../common/ct.js';
+import { parseCoseSign1, verifyCoseSign1, type CoseSign1 } from './cose.js';
+import {
+  decodeDocumentPayload,
+  parseAttestationDocument,
+  signingMaterial,
+  type NitroTpmDocument,
+} from './parse.js';
+
+export const ChainCodes = {
+  /** A certificate in the Nitro chain is not P-384 / ecdsa-with-SHA384. */
+  CERT_ALG_UNSUPPORTED: 'CERT_ALG_UNSUPPORTED',
+  /** The cabundle is not AWS's root-first path to the pinned root. */
+  CABUNDLE_INVALID: 'CABUNDLE_INVALID',
+} as const;
+
+export interface VerifiedDocument {
+  readonly cose: CoseSign1;
+  readonly document: NitroTpmDocument;
+  /** Leaf first, pinned root last. */
+  readonly path: readonly Certificate[];
+  readonly anchor: TrustAnchor;
+}
+
+interface CachedPath {
+  readonly anchorSha256: string;
+  /** The certificate that issued the leaf, then upwards; the pinned root last. */
+  readonly above: readonly Certificate[];
+}
+
+/** Bounded LRU of validated intermediate paths, keyed by the SHA-256 of the cabundle bytes. */
+export class NitroChainCache {
+  readonly #max: number;
+  readonly #map = new Map<string, CachedPath>();
+  hits = 0;
+  misses = 0;
+
+  constructor(maxEntries = 256) {
+    this.#max = Math.max(0, Math.floor(maxEntries));
+  }
+  get size(): number {
+    return this.#map.size;
+  }
+  get(key: string): CachedPath | undefined {
+    const v = this.#map.get(key);
+    if (v) {
+      this.#map.delete(key);
+      this.#map.set(key, v);
+    }
+    return v;
+  }
+  set(key: string, v: CachedPath): void {
+    if (this.#max === 0) return;
+    this.#map.delete(key);
+    this.#map.set(key, v);
+    while (this.#map.size > this.#max) {
+      const oldest = this.#map.keys().next().value as string;
+      this.#map.delete(oldest);
+    }
+  }
+  clear(): void {
+    this.#map.clear();
+  }
+}
+
+function isP384(c: Certificate): boolean {
+  const k = c.publicKey.algorithm as Algorithm & { namedCurve?: string };
+  const s = c.signatureAlgorithm as EcdsaParams & { hash?: { name?: string } };
+  return k.name === 'ECDSA' && k.namedCurve === 'P-384' && s.name === 'ECDSA' && s.hash?.name === 'SHA-384';
+}
+
+function requireP384(c: Certificate, what: string): void {
+  if (!isP384(c)) throw rejected(ChainCodes.CERT_ALG_UNSUPPORTED, `${what} "${c.subject}" is not ECDSA P-384 with SHA-384`);
+}
+
+function checkValidity(c: Certificate, at: Date, what: string): void {
+  if (at.getTime() < c.notBefore.getTime()) {
+    throw rejected(X509Codes.CERT_NOT_YET_VALID, `${what} is not valid before ${c.notBefore.toISOString()}`);
+  }
+  if (at.getTime() > c.notAfter.getTime()) {
+    throw rejected(X509Codes.CERT_EXPIRED, `${what} expired at ${c.notAfter.toISOString()}`);
+  }
+}
+
+async function cabundleKey(cabundle: readonly Uint8Array[]): Promise<string> {
+  const parts: Uint8Array[] = [];
+  for (const c of cabundle) parts.push(u32be(c.byteLength), c);
+  return toHex(await sha256(concat(...parts)));
+}
+
+const WHAT = 'AWS Nitro certificate chain';
+
+/** Validates `leaf` ← cabundle to the pinned root (see the module header), using `cache`. */
+export async function verifyNitroChain(
+  leafDer: Uint8Array,
+  cabundle: readonly Uint8Array[],
+  anchors: readonly TrustAnchor[],
+  at: Date,
+  cache?: NitroChainCache,
+): Promise<{ path: readonly Certificate[]; anchor: TrustAnchor }> {
+  if (anchors.length === 0) {
+    throw rejected(X509Codes.TRUST_ANCHOR_MISSING, `no AWS Nitro root is configured; run 'attest-broker trust fetch'`);
+  }
+  const leaf = parseCertificate(leafDer, 'Nitro document certificate');
+  const key = cache ? await cabundleKey(cabundle) : '';
+  const cached = cache?.get(key);
+  const anchor = cached && anchors.find((a) => a.sha256 === cached.anchorSha256);
+  if (cache && cached && anchor) {
+    cache.hits++;
+    // The same checks verifyChain makes for the leaf and the time-dependent ones for the rest.
+    checkValidity(leaf, at, `${WHAT}: leaf`);
+    const issuer = cached.above[0] as Certificate;
+    if (leaf.issuer !== issuer.subject) {
+      throw rejected(X509Codes.CHAIN_UNTRUSTED, `${WHAT}: leaf issuer "${leaf.issuer}" is not "${issuer.subject}"`);
+    }
+    let ok: boolean;
+    try {
+      ok = await leaf.verify({ publicKey: issuer.publicKey, signatureOnly: true });
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw rejected(X509Codes.CERT_SIGNATURE_INVALID, `${WHAT}: leaf signature does not verify with its issuer's key`);
+    for (const c of cached.above) checkValidity(c, at, `${WHAT}: "${c.subject}"`);
+    requireP384(leaf, `${WHAT}: leaf`);
+    return { path: [leaf, ...cached.above], anchor };
+  }
+  if (cache) cache.misses++;
+
+  const bundle = cabundle.map((d, i) => parseCertificate(d, `cabundle[${i}]`));
+  const chain = await verifyChain({ leaf, intermediates: bundle, anchors, at, maxDepth: 10, what: WHAT });
+  // AWS order: cabundle[0] is the root, cabundle[n-1] issued the leaf. The path must be exactly
+  // leaf, cabundle[n-1], …, cabundle[1], pinned root, with cabundle[0] a byte copy of that root.
+  const n = bundle.length;
+  const rootCopy = cabundle[0] as Uint8Array;
+  const anchorDer = certDer(chain.anchor.cert);
+  if (!timingSafeEqual(rootCopy, anchorDer)) {
+    throw rejected(ChainCodes.CABUNDLE_INVALID, `${WHAT}: cabundle[0] is not the pinned AWS Nitro root`);
+  }
+  if (chain.path.length !== n + 1) {
+    throw rejected(ChainCodes.CABUNDLE_INVALID, `${WHAT}: the path does not use every cabundle certificate`);
+  }
+  for (let i = 1; i < n; i++) {
+    const inPath = certDer(chain.path[i] as Certificate);
+    if (!timingSafeEqual(inPath, cabundle[n - i] as Uint8Array)) {
+      throw rejected(ChainCodes.CABUNDLE_INVALID, `${WHAT}: cabundle is not in root-first order`);
+    }
+  }
+  chain.path.forEach((c, i) => requireP384(c, `${WHAT}: certificate ${i}`));
+  if (cache) cache.set(key, Object.freeze({ anchorSha256: chain.anchor.sha256, above: Object.freeze(chain.path.slice(1)) }));
+  return { path: chain.path, anchor: chain.anchor };
+}
+
+export interface VerifyDocumentOptions {
+  /** Pinned anchors for the AWS Nitro root (from the trust store). */
+  anchors: readonly TrustAnchor[];
+  /** The injected verification time. */
+  at: Date;
+  cache?: NitroChainCache;
+}
+
+/** COSE + chain + shape: see the module header for the checks and their order. */
+export async function verifyAttestationDocument(bytes: Uint8Array, o: VerifyDocumentOptions): Promise<VerifiedDocument> {
+  const cose = parseCoseSign1(bytes);
+  const payload = decodeDocumentPayload(cose.payload);
+  const { certificate, cabundle } = signingMaterial(payload);
+  const { path, anchor } = await verifyNitroChain(certificate, cabundle, o.anchors, o.at, o.cache);
+  const leaf = path[0] as Certificate;
+  const key = await importPublicKey(leaf, { name: 'ECDSA', namedCurve: 'P-384' });
+  await verifyCoseSign1(cose, key);
+  // --- authenticated from here on ---
+  const document = parseAttestationDocument(payload);
+  return Object.freeze({ cose, document, path, anchor });
+}
+

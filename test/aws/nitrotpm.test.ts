@@ -1,0 +1,164 @@
+/**
+ * Provider `aws` / format `nitrotpm` on real evidence (../shared/vectors, INDEX §2b, §3a, §3b).
+ */
+import { expect, it } from 'vitest';
+import { encode as cborEncode } from 'cborg';
+import { describeVectors } from '../helpers/vectors.js';
+import { createAwsProvider } from '../../providers/aws/index.js';
+import { decodeCbor } from '../../providers/aws/cbor.js';
+import { AttestError } from '../../providers/common/errors.js';
+import { createTrustStore } from '../../providers/common/trust.js';
+import { fromHex, toBase64, toBase64Url, toHex } from '../../providers/common/encoding.js';
+import { sha256 } from '../../providers/common/digest.js';
+import { concat } from '../../providers/common/bytes.js';
+import {
+  ENCLAVE_TIME,
+  FIXTURE_NONCE_HEX,
+  FIXTURE_TIME,
+  ctxAt,
+  enclaveDocument,
+  evidenceFor,
+  fixtureDocument,
+  fixtureQuote,
+  loadNitroFixture,
+} from './fixtures.js';
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof AttestError) return e.code;
+    throw e;
+  }
+  return 'ACCEPTED';
+}
+
+/** Re-encodes the COSE array with a replaced member (tests only; signature then covers the old bytes). */
+function reCose(doc: Uint8Array, f: (arr: unknown[]) => unknown[]): Uint8Array {
+  const arr = decodeCbor(doc) as unknown[];
+  return cborEncode(f([...arr]) as unknown as never);
+}
+
+/** Rewrites the payload map (definite-length re-encoding) keeping the original signature. */
+function rePayload(doc: Uint8Array, f: (m: Map<unknown, unknown>) => void): Uint8Array {
+  return reCose(doc, (arr) => {
+    const m = new Map(decodeCbor(arr[2] as Uint8Array, { allowIndefiniteTopLevelMap: true }) as Map<unknown, unknown>);
+    f(m);
+    arr[2] = cborEncode(m as unknown as never);
+    return arr;
+  });
+}
+
+describeVectors('aws nitrotpm: real NitroTPM document (vaportpm fixture)', () => {
+  const provider = createAwsProvider();
+
+  it('verifies the document alone at 2026-02-03T11:00Z with nonce, SHA-384 PCRs and AK binding', async () => {
+    const f = loadNitroFixture();
+    const claims = await provider.verify('nitrotpm', evidenceFor(fixtureDocument()), await ctxAt(FIXTURE_TIME));
+    expect(claims.provider).toBe('aws');
+    expect(claims.format).toBe('nitrotpm');
+    expect(claims.platform.tee).toBe('nitro');
+    expect(claims.identity).toMatchObject({ cloud: 'aws', instanceId: 'i-01cfb383223e42522', region: 'us-east-1' });
+    expect(claims.identity.proven).toEqual(['instanceId', 'region']);
+    expect(claims.identity.account).toBeUndefined();
+    const want: Record<number, string> = {};
+    for (const [k, v] of Object.entries(f.pcrs.sha384)) want[Number(k)] = v;
+    expect(claims.tpm?.pcrs.sha384).toEqual(want);
+    expect(Object.keys(claims.tpm?.pcrs ?? {})).toEqual(['sha384']);
+    expect(claims.tpm?.pcrs.sha384?.[0]).toBe('6e901b16932f6e036747d7a57696e4a2cc864008ebc016826ca1d7bd42ab5ac8286ccf49cde6c0284cbc4b63d978a2ec');
+    // AK binding: the certified public_key is the fixture's AK (x ‖ y), exposed as SPKI.
+    const point = concat(Uint8Array.of(4), fromHex(f.ak_pubkeys.ecc_p256.x), fromHex(f.ak_pubkeys.ecc_p256.y));
+    const ak = await crypto.subtle.importKey('raw', point as Uint8Array<ArrayBuffer>, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
+    const spki = new Uint8Array(await crypto.subtle.exportKey('spki', ak));
+    expect(claims.release?.platformKeySpki).toBe(toBase64Url(spki));
+    expect(claims.tpm?.akSha256).toBe(toHex(await sha256(spki)));
+    expect(claims.tpm?.akTrust).toBe('cloud-certified');
+    expect(claims.release?.nitroDocument).toBe(toBase64Url(fixtureDocument()));
+    expect(claims.release?.userData).toBeUndefined();
+    expect(claims.platform.fields?.documentTimestamp).toBe('2026-02-03T10:12:02.437Z');
+  });
+
+  it('accepts the document in URL-safe base64 and tagged (COSE tag 18)', async () => {
+    const ctx = await ctxAt(FIXTURE_TIME);
+    await expect(provider.verify('nitrotpm', { document: toBase64Url(fixtureDocument()) }, ctx)).resolves.toBeTruthy();
+    const tagged = concat(Uint8Array.of(0xd2), fixtureDocument());
+    await expect(provider.verify('nitrotpm', evidenceFor(tagged), ctx)).resolves.toBeTruthy();
+  });
+
+  it('caches the intermediate path and still verifies on a hit', async () => {
+    const p = createAwsProvider();
+    const ctx = await ctxAt(FIXTURE_TIME);
+    await p.verify('nitrotpm', evidenceFor(fixtureDocument()), ctx);
+    await p.verify('nitrotpm', evidenceFor(fixtureDocument()), ctx);
+    expect(p.chainCache.misses).toBe(1);
+    expect(p.chainCache.hits).toBe(1);
+    // A hit re-checks time: in 2100 the cached path is expired too.
+    expect(await codeOf(p.verify('nitrotpm', evidenceFor(fixtureDocument()), await ctxAt(new Date('2100-01-01T00:00:00Z'))))).toBe('CERT_EXPIRED');
+  });
+
+  type Row = { name: string; run: () => Promise<unknown>; wantCode: string };
+  const doc = fixtureDocument();
+  const q = (): ReturnType<typeof fixtureQuote> => fixtureQuote();
+  const rows: Row[] = [
+    { name: 'wrong nonce length (binding of 4 bytes)', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, fromHex('deadbeef'))), wantCode: 'NONCE_LENGTH_INVALID' },
+    { name: 'different 32-byte nonce', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, fromHex('00'.repeat(31) + '01'))), wantCode: 'NONCE_MISMATCH' },
+    { name: 'time in 2020', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(new Date('2020-01-01T00:00:00Z'))), wantCode: 'CERT_NOT_YET_VALID' },
+    { name: 'time in 2100', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(new Date('2100-01-01T00:00:00Z'))), wantCode: 'CERT_EXPIRED' },
+    { name: 'empty document string', run: async () => provider.verify('nitrotpm', { document: '' }, await ctxAt(FIXTURE_TIME)), wantCode: 'EVIDENCE_MALFORMED' },
+    { name: 'empty COSE bytes (document "AA==" decodes to one zero byte → not an array)', run: async () => provider.verify('nitrotpm', { document: 'AA==' }, await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_MALFORMED' },
+    { name: 'corrupt COSE ff ff ff ff', run: async () => provider.verify('nitrotpm', evidenceFor(Uint8Array.of(0xff, 0xff, 0xff, 0xff)), await ctxAt(FIXTURE_TIME)), wantCode: 'CBOR_MALFORMED' },
+    { name: 'truncated COSE', run: async () => provider.verify('nitrotpm', evidenceFor(doc.subarray(0, 100)), await ctxAt(FIXTURE_TIME)), wantCode: 'TRUNCATED' },
+    { name: 'trailing byte after COSE', run: async () => provider.verify('nitrotpm', evidenceFor(concat(doc, Uint8Array.of(0))), await ctxAt(FIXTURE_TIME)), wantCode: 'TRAILING_BYTES' },
+    { name: 'bad base64', run: async () => provider.verify('nitrotpm', { document: 'ab$d' }, await ctxAt(FIXTURE_TIME)), wantCode: 'BAD_ENCODING' },
+    { name: 'unknown evidence member', run: async () => provider.verify('nitrotpm', { ...evidenceFor(doc), extra: 1 }, await ctxAt(FIXTURE_TIME)), wantCode: 'EVIDENCE_MALFORMED' },
+    { name: 'evidence not an object', run: async () => provider.verify('nitrotpm', 'x', await ctxAt(FIXTURE_TIME)), wantCode: 'EVIDENCE_MALFORMED' },
+    { name: 'other format', run: async () => provider.verify('gotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME)), wantCode: 'FORMAT_UNSUPPORTED' },
+    { name: 'no AWS root in the trust store', run: async () => provider.verify('nitrotpm', evidenceFor(doc), { ...(await ctxAt(FIXTURE_TIME)), trust: createTrustStore([]) }), wantCode: 'TRUST_ANCHOR_MISSING' },
+    { name: 'document older than maxDocumentAgeSeconds', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, undefined, { maxDocumentAgeSeconds: 60 })), wantCode: 'DOCUMENT_TOO_OLD' },
+    { name: 'clock far behind the document (future timestamp)', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(new Date('2026-02-03T10:12:01Z'), undefined, { clockSkewSeconds: 0 })), wantCode: 'DOCUMENT_TIMESTAMP_INVALID' },
+    { name: 'requireQuote without a quote', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, undefined, { requireQuote: true })), wantCode: 'EVIDENCE_INCOMPLETE' },
+    { name: 'invalid options', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, undefined, { maxDocumentAgeSeconds: -1 })), wantCode: 'OPTIONS_INVALID' },
+    { name: 'unknown option', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, undefined, { skipChain: true })), wantCode: 'OPTIONS_INVALID' },
+    // COSE envelope
+    { name: 'other tag than 18', run: async () => provider.verify('nitrotpm', evidenceFor(concat(Uint8Array.of(0xd1), doc)), await ctxAt(FIXTURE_TIME)), wantCode: 'CBOR_MALFORMED' },
+    { name: 'protected header says ES256', run: async () => provider.verify('nitrotpm', evidenceFor(reCose(doc, (a) => ((a[0] = Uint8Array.of(0xa1, 0x01, 0x26)), a))), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_ALG_UNSUPPORTED' },
+    { name: 'protected header empty', run: async () => provider.verify('nitrotpm', evidenceFor(reCose(doc, (a) => ((a[0] = new Uint8Array(0)), a))), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_ALG_UNSUPPORTED' },
+    { name: 'protected header with an extra parameter', run: async () => provider.verify('nitrotpm', evidenceFor(reCose(doc, (a) => ((a[0] = Uint8Array.of(0xa2, 0x01, 0x38, 0x22, 0x04, 0x40)), a))), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_HEADER_INVALID' },
+    { name: 'unprotected header not empty', run: async () => provider.verify('nitrotpm', evidenceFor(reCose(doc, (a) => ((a[1] = new Map([[1, -35]])), a))), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_HEADER_INVALID' },
+    { name: 'detached payload', run: async () => provider.verify('nitrotpm', evidenceFor(reCose(doc, (a) => ((a[2] = null), a))), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_MALFORMED' },
+    { name: 'signature of 95 bytes', run: async () => provider.verify('nitrotpm', evidenceFor(reCose(doc, (a) => ((a[3] = (a[3] as Uint8Array).subarray(0, 95)), a))), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_MALFORMED' },
+    { name: 'array of 5', run: async () => provider.verify('nitrotpm', evidenceFor(reCose(doc, (a) => [...a, 0])), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_MALFORMED' },
+    { name: 'signature bit flipped', run: async () => provider.verify('nitrotpm', evidenceFor(reCose(doc, (a) => { const s = (a[3] as Uint8Array).slice(); s[10]! ^= 1; a[3] = s; return a; })), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_SIGNATURE_INVALID' },
+    // Payload re-encoded (signature then fails, or chain checks fail first)
+    { name: 'payload re-encoded as a definite map (same content)', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, () => undefined)), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_SIGNATURE_INVALID' },
+    { name: 'changed PCR in the payload', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => { const p = new Map(m.get('nitrotpm_pcrs') as Map<number, Uint8Array>); p.set(0, new Uint8Array(48)); m.set('nitrotpm_pcrs', p); })), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_SIGNATURE_INVALID' },
+    { name: 'changed nonce in the payload', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('nonce', new Uint8Array(32)))), await ctxAt(FIXTURE_TIME, new Uint8Array(32))), wantCode: 'COSE_SIGNATURE_INVALID' },
+    { name: 'cabundle in leaf-first order', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('cabundle', [...(m.get('cabundle') as Uint8Array[])].reverse()))), await ctxAt(FIXTURE_TIME)), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'cabundle without the root copy', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('cabundle', (m.get('cabundle') as Uint8Array[]).slice(1)))), await ctxAt(FIXTURE_TIME)), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'cabundle missing the zonal CA', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => { const c = [...(m.get('cabundle') as Uint8Array[])]; c.splice(2, 1); m.set('cabundle', c); })), await ctxAt(FIXTURE_TIME)), wantCode: 'CHAIN_UNTRUSTED' },
+    { name: 'cabundle with the leaf added', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('cabundle', [...(m.get('cabundle') as Uint8Array[]), m.get('certificate')]))), await ctxAt(FIXTURE_TIME)), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'certificate replaced by the instance CA', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('certificate', (m.get('cabundle') as Uint8Array[])[3]))), await ctxAt(FIXTURE_TIME)), wantCode: 'CHAIN_UNTRUSTED' },
+    { name: 'certificate not DER', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('certificate', Uint8Array.of(1, 2, 3)))), await ctxAt(FIXTURE_TIME)), wantCode: 'CERT_MALFORMED' },
+    { name: 'certificate missing', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.delete('certificate'))), await ctxAt(FIXTURE_TIME)), wantCode: 'DOCUMENT_MALFORMED' },
+    // Quote and event log: rejected until the TPM core is merged (never ignored).
+    { name: 'quote present (TPM core not merged)', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { quote: q() }), await ctxAt(FIXTURE_TIME)), wantCode: 'QUOTE_UNSUPPORTED' },
+    { name: 'event_log present (event-log replay not merged)', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { event_log: 'AAAA' }), await ctxAt(FIXTURE_TIME)), wantCode: 'EVENT_LOG_UNSUPPORTED' },
+  ];
+  it.each(rows)('rejects: $name → $wantCode', async ({ run, wantCode }) => {
+    expect(await codeOf(run())).toBe(wantCode);
+  });
+});
+
+describeVectors('aws nitrotpm: real Nitro Enclave document (nitrite)', () => {
+  it('rejects the authentic enclave document as the wrong document type', async () => {
+    const p = createAwsProvider();
+    const doc = enclaveDocument();
+    const code = await codeOf(p.verify('nitrotpm', evidenceFor(doc), await ctxAt(ENCLAVE_TIME, new Uint8Array(32).fill(1))));
+    expect(code).toBe('DOCUMENT_TYPE_MISMATCH');
+    // Its chain and signature are genuine: at the fixture time only the dates fail.
+    expect(await codeOf(p.verify('nitrotpm', { document: toBase64(doc) }, await ctxAt(FIXTURE_TIME)))).toBe('CERT_EXPIRED');
+  });
+  it('keeps the nonce constant', () => {
+    expect(FIXTURE_NONCE_HEX).toHaveLength(64);
+  });
+});
