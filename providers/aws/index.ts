@@ -122,7 +122,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
 
     const platformKey: PlatformKey | undefined = doc.publicKey ? await parsePlatformKey(doc.publicKey) : undefined;
 
-    if (ev.quote) await verifyNitroQuote(doc, platformKey, ev.quote, ctx.binding);
+    const quote = ev.quote ? await verifyNitroQuote(doc, platformKey, ev.quote, ctx.binding) : undefined;
     if (ev.eventLog) await replayNitroEventLog(doc, ev.eventLog);
 
     if (opts.requireIdentityDocument && !ev.identity) {
@@ -135,7 +135,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
     const pcrs: Record<number, string> = {};
     for (const [i, v] of doc.pcrs) pcrs[i] = toHex(v);
     const tpm: TpmClaims = platformKey
-      ? { akSha256: await spkiSha256(platformKey.spki), pcrs: { sha384: pcrs }, akTrust: 'cloud-certified' }
+      ? { akSha256: quote?.akSha256 ?? (await spkiSha256(platformKey.spki)), pcrs: { sha384: pcrs }, akTrust: 'cloud-certified' }
       : {
           // No node key in the document: the PCRs were reported by the Nitro hypervisor itself,
           // so the "attestation key" is the document's signing key (docs/aws.md).
@@ -160,7 +160,11 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
       platform: {
         tee: 'nitro',
         debug: false,
-        fields: { moduleId: doc.moduleId, documentTimestamp: new Date(doc.timestamp).toISOString() },
+        fields: {
+          moduleId: doc.moduleId,
+          documentTimestamp: new Date(doc.timestamp).toISOString(),
+          tpmQuoteVerified: quote !== undefined,
+        },
       },
       identity,
       tpm,

@@ -3,31 +3,87 @@
  *
  * The optional TPM quote (and event log) carried next to a NitroTPM document.
  *
- * Not wired yet: the shared TPM core (`providers/tpm/quote.ts`, `providers/tpm/eventlog.ts`) is
- * built on other branches. Until it is merged here, evidence that carries a quote or an event log
- * is REJECTED with a typed `not-implemented` error — never ignored, because a caller who sent a
- * quote expects it to have been checked.
+ * The NitroTPM document alone already carries PCR values signed by the Nitro hypervisor. A quote
+ * adds the TPM's own statement, signed by the attestation key (AK) that the document certifies in
+ * `public_key` — the same construction vaportpm verifies, and the piece Constellation's NitroTPM
+ * path skips (it never ties the AK to the document). `verifyNitroQuote` checks:
+ * - the document certifies a key (`public_key` present); that key — and only that key — is the AK;
+ * - the quote's PCR values are given for exactly one bank, SHA-384, the bank NitroTPM reports
+ *   (`QUOTE_PCR_BANK_INVALID` for SHA-256 instead, or mixed banks);
+ * - through the TPM core `verifyQuote` (providers/tpm/quote.ts): the signature verifies over the
+ *   raw TPMS_ATTEST with that AK (`QUOTE_SIGNATURE_INVALID`), magic/type, extraData equals the
+ *   binding (`NONCE_MISMATCH`), the supplied values cover exactly the selection, and pcrDigest
+ *   matches them (`PCR_DIGEST_MISMATCH`); only the SHA-384 bank is allowed in the selection;
+ * - the quoted PCRs equal the document's `nitrotpm_pcrs`: same index set, same values
+ *   (`QUOTE_PCR_MISMATCH`), so both signers vouch for one state.
+ *
+ * Signature forms: a marshalled TPMT_SIGNATURE (protocol §3; it starts with the big-endian
+ * TPM_ALG_ID, first byte 0x00), or — as in the vaportpm fixture — a bare ASN.1 DER
+ * ECDSA-Sig-Value (first byte 0x30, a SEQUENCE), whose hash is then the AK curve's
+ * (SHA-256 for P-256, SHA-384 for P-384).
+ *
+ * Event logs: not wired yet (`providers/tpm/eventlog.ts` is built on another branch). Evidence
+ * carrying one is REJECTED with a typed `not-implemented` error — never ignored.
  */
-import { AttestError } from '../common/errors.js';
+import { AttestError, rejected } from '../common/errors.js';
+import { timingSafeEqual } from '../common/ct.js';
+import { fromHex, toHex } from '../common/encoding.js';
+import { verifyQuote, type RawSignature, type VerifiedQuote } from '../tpm/quote.js';
 import type { NitroTpmDocument, TpmQuoteInput } from './parse.js';
 import type { PlatformKey } from './keys.js';
 
 export const QuoteCodes = {
-  /** This build cannot verify a TPM quote inside `nitrotpm` evidence. */
-  QUOTE_UNSUPPORTED: 'QUOTE_UNSUPPORTED',
+  /** The document certifies no key, so nothing can vouch for the quote's signer. */
+  QUOTE_AK_UNCERTIFIED: 'QUOTE_AK_UNCERTIFIED',
+  /** The quote's PCR values are not exactly the SHA-384 bank. */
+  QUOTE_PCR_BANK_INVALID: 'QUOTE_PCR_BANK_INVALID',
+  /** The quoted PCRs differ from the document's `nitrotpm_pcrs`. */
+  QUOTE_PCR_MISMATCH: 'QUOTE_PCR_MISMATCH',
   /** This build cannot replay an event log inside `nitrotpm` evidence. */
   EVENT_LOG_UNSUPPORTED: 'EVENT_LOG_UNSUPPORTED',
 } as const;
 
+function signatureOf(bytes: Uint8Array, key: PlatformKey): Uint8Array | RawSignature {
+  if (bytes[0] === 0x30 && key.kind !== 'rsa') {
+    return { scheme: 'ecdsa', hash: key.kind === 'ec-p384' ? 'sha384' : 'sha256', bytes, encoding: 'der' };
+  }
+  return bytes;
+}
+
+/** Verifies the quote against the document; see the module header. Returns the verified quote. */
 export async function verifyNitroQuote(
-  _doc: NitroTpmDocument,
-  _key: PlatformKey | undefined,
-  _quote: TpmQuoteInput,
-  _binding: Uint8Array,
-): Promise<void> {
-  throw new AttestError(QuoteCodes.QUOTE_UNSUPPORTED, 'TPM quotes in nitrotpm evidence are not supported by this build', {
-    kind: 'not-implemented',
+  doc: NitroTpmDocument,
+  key: PlatformKey | undefined,
+  quote: TpmQuoteInput,
+  binding: Uint8Array,
+): Promise<VerifiedQuote> {
+  if (!key) {
+    throw rejected(QuoteCodes.QUOTE_AK_UNCERTIFIED, 'the document has no public_key, so no certified AK can verify the quote');
+  }
+  const banks = Object.keys(quote.pcrs);
+  if (banks.length !== 1 || banks[0] !== 'sha384') {
+    throw rejected(QuoteCodes.QUOTE_PCR_BANK_INVALID, `quote PCRs must be exactly the sha384 bank, got [${banks.join(', ')}]`);
+  }
+  const q = await verifyQuote({
+    message: quote.message,
+    signature: signatureOf(quote.signature, key),
+    ak: { spki: key.spki },
+    binding,
+    pcrs: { sha384: quote.pcrs.sha384 ?? {} },
+    pcrBanks: ['sha384'],
   });
+  const quoted = q.pcrs.sha384 ?? {};
+  const quotedIdx = Object.keys(quoted).map(Number);
+  if (quotedIdx.length !== doc.pcrs.size) {
+    throw rejected(QuoteCodes.QUOTE_PCR_MISMATCH, 'the quote selects other PCRs than the document reports');
+  }
+  for (const [i, v] of doc.pcrs) {
+    const hex = quoted[i];
+    if (hex === undefined || !timingSafeEqual(fromHex(hex), v)) {
+      throw rejected(QuoteCodes.QUOTE_PCR_MISMATCH, `quoted PCR ${i} differs from the document's (${toHex(v).slice(0, 16)}…)`);
+    }
+  }
+  return q;
 }
 
 export async function replayNitroEventLog(_doc: NitroTpmDocument, _log: Uint8Array): Promise<never> {

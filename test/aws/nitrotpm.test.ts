@@ -11,6 +11,12 @@ import { createTrustStore } from '../../providers/common/trust.js';
 import { fromHex, toBase64, toBase64Url, toHex } from '../../providers/common/encoding.js';
 import { sha256 } from '../../providers/common/digest.js';
 import { concat } from '../../providers/common/bytes.js';
+import { fromBase64Url } from '../../providers/common/encoding.js';
+import { PinIds } from '../../providers/common/pins.js';
+import { verifyAttestationDocument } from '../../providers/aws/verify.js';
+import { parseNitroEvidence, type NitroTpmDocument } from '../../providers/aws/parse.js';
+import { parsePlatformKey } from '../../providers/aws/keys.js';
+import { verifyNitroQuote } from '../../providers/aws/quote.js';
 import {
   ENCLAVE_TIME,
   FIXTURE_NONCE_HEX,
@@ -98,7 +104,6 @@ describeVectors('aws nitrotpm: real NitroTPM document (vaportpm fixture)', () =>
 
   type Row = { name: string; run: () => Promise<unknown>; wantCode: string };
   const doc = fixtureDocument();
-  const q = (): ReturnType<typeof fixtureQuote> => fixtureQuote();
   const rows: Row[] = [
     { name: 'wrong nonce length (binding of 4 bytes)', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, fromHex('deadbeef'))), wantCode: 'NONCE_LENGTH_INVALID' },
     { name: 'different 32-byte nonce', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, fromHex('00'.repeat(31) + '01'))), wantCode: 'NONCE_MISMATCH' },
@@ -140,9 +145,90 @@ describeVectors('aws nitrotpm: real NitroTPM document (vaportpm fixture)', () =>
     { name: 'certificate replaced by the instance CA', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('certificate', (m.get('cabundle') as Uint8Array[])[3]))), await ctxAt(FIXTURE_TIME)), wantCode: 'CHAIN_UNTRUSTED' },
     { name: 'certificate not DER', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('certificate', Uint8Array.of(1, 2, 3)))), await ctxAt(FIXTURE_TIME)), wantCode: 'CERT_MALFORMED' },
     { name: 'certificate missing', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.delete('certificate'))), await ctxAt(FIXTURE_TIME)), wantCode: 'DOCUMENT_MALFORMED' },
-    // Quote and event log: rejected until the TPM core is merged (never ignored).
-    { name: 'quote present (TPM core not merged)', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { quote: q() }), await ctxAt(FIXTURE_TIME)), wantCode: 'QUOTE_UNSUPPORTED' },
+    // Event log: rejected until the event-log replay is merged (never ignored).
     { name: 'event_log present (event-log replay not merged)', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { event_log: 'AAAA' }), await ctxAt(FIXTURE_TIME)), wantCode: 'EVENT_LOG_UNSUPPORTED' },
+  ];
+  it.each(rows)('rejects: $name → $wantCode', async ({ run, wantCode }) => {
+    expect(await codeOf(run())).toBe(wantCode);
+  });
+});
+
+/** DER ECDSA-Sig-Value → TPMT_SIGNATURE (TPM_ALG_ECDSA 0x0018, TPM_ALG_SHA256 0x000B, TPM2B r, TPM2B s). */
+function derToTpmtSignature(der: Uint8Array): Uint8Array {
+  let at = 2;
+  const int = (): Uint8Array => {
+    const len = der[at + 1] as number;
+    let v = der.subarray(at + 2, at + 2 + len);
+    at += 2 + len;
+    while (v.length > 32 && v[0] === 0) v = v.subarray(1);
+    const out = new Uint8Array(32);
+    out.set(v, 32 - v.length);
+    return out;
+  };
+  const r = int();
+  const s = int();
+  return concat(Uint8Array.of(0x00, 0x18, 0x00, 0x0b, 0x00, 0x20), r, Uint8Array.of(0x00, 0x20), s);
+}
+
+describeVectors('aws nitrotpm: document with its TPM quote (vaportpm fixture)', () => {
+  const provider = createAwsProvider();
+  const doc = fixtureDocument();
+
+  it('verifies the document with its quote: AK certified by the document, same nonce, same SHA-384 PCRs', async () => {
+    const claims = await provider.verify('nitrotpm', evidenceFor(doc, { quote: fixtureQuote() }), await ctxAt(FIXTURE_TIME));
+    expect(claims.platform.fields?.tpmQuoteVerified).toBe(true);
+    const alone = await provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME));
+    expect(alone.platform.fields?.tpmQuoteVerified).toBe(false);
+    expect(claims.tpm).toEqual(alone.tpm);
+    expect(claims.tpm?.akTrust).toBe('cloud-certified');
+  });
+
+  it('accepts the quote signature as a TPMT_SIGNATURE too', async () => {
+    const f = loadNitroFixture();
+    const quote = { ...fixtureQuote(f), signature: toBase64Url(derToTpmtSignature(fromHex(f.attestation.tpm.ecc_p256.signature))) };
+    await expect(provider.verify('nitrotpm', evidenceFor(doc, { quote }), await ctxAt(FIXTURE_TIME))).resolves.toBeTruthy();
+  });
+
+  const withQuote = async (mutate: (qq: ReturnType<typeof fixtureQuote>) => void, binding?: Uint8Array): Promise<unknown> => {
+    const quote = fixtureQuote();
+    mutate(quote);
+    return provider.verify('nitrotpm', evidenceFor(doc, { quote }), await ctxAt(FIXTURE_TIME, binding));
+  };
+  const flip = (b64: string, at: (n: number) => number): string => {
+    const b = fromBase64Url(b64);
+    const i = at(b.length);
+    b[i] = (b[i] as number) ^ 0xff;
+    return toBase64Url(b);
+  };
+  /** Unit-level: the quote verifier given a document it did not come with. */
+  const unit = async (docMut: (d: NitroTpmDocument) => NitroTpmDocument, key?: Uint8Array | null, binding = fromHex(FIXTURE_NONCE_HEX)): Promise<unknown> => {
+    const v = await verifyAttestationDocument(doc, { anchors: (await ctxAt(FIXTURE_TIME)).trust.anchors([PinIds.AWS_NITRO_ROOT_G1]), at: FIXTURE_TIME });
+    const d = docMut(v.document);
+    const k = key === null ? undefined : await parsePlatformKey(key ?? (d.publicKey as Uint8Array));
+    return verifyNitroQuote(d, k, parseNitroEvidence(evidenceFor(doc, { quote: fixtureQuote() })).quote!, binding);
+  };
+  const otherAk = async (): Promise<Uint8Array> => {
+    const kp = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+    return new Uint8Array(await crypto.subtle.exportKey('raw', kp.publicKey));
+  };
+
+  type Row = { name: string; run: () => Promise<unknown>; wantCode: string };
+  const rows: Row[] = [
+    { name: 'wrong AK (a different key than the document certifies)', run: async () => unit((d) => d, await otherAk()), wantCode: 'QUOTE_SIGNATURE_INVALID' },
+    { name: 'different nonce (the document check fires first)', run: () => withQuote(() => undefined, fromHex('00'.repeat(31) + '01')), wantCode: 'NONCE_MISMATCH' },
+    { name: 'different nonce at the quote (extraData ≠ binding)', run: () => unit((d) => d, undefined, fromHex('00'.repeat(31) + '01')), wantCode: 'NONCE_MISMATCH' },
+    { name: 'wrong nonce length', run: () => withQuote(() => undefined, fromHex('deadbeef')), wantCode: 'NONCE_LENGTH_INVALID' },
+    { name: 'changed PCR value', run: () => withQuote((qq) => (qq.pcrs.sha384!['0'] = 'de'.repeat(48))), wantCode: 'PCR_DIGEST_MISMATCH' },
+    { name: 'changed quote signature', run: () => withQuote((qq) => (qq.signature = flip(qq.signature, () => 10))), wantCode: 'QUOTE_SIGNATURE_INVALID' },
+    { name: 'changed attest bytes', run: () => withQuote((qq) => (qq.message = flip(qq.message, (n) => n - 1))), wantCode: 'QUOTE_SIGNATURE_INVALID' },
+    { name: 'SHA-256 bank instead of SHA-384', run: () => withQuote((qq) => (qq.pcrs = { sha256: { '0': '00'.repeat(32) } })), wantCode: 'QUOTE_PCR_BANK_INVALID' },
+    { name: 'mixed banks', run: () => withQuote((qq) => (qq.pcrs = { ...qq.pcrs, sha256: { '0': '00'.repeat(32) } })), wantCode: 'QUOTE_PCR_BANK_INVALID' },
+    { name: 'PCR 23 missing from the values', run: () => withQuote((qq) => delete qq.pcrs.sha384!['23']), wantCode: 'PCR_SELECTION_MISMATCH' },
+    { name: 'PCR index out of range', run: () => withQuote((qq) => (qq.pcrs.sha384!['24'] = '00'.repeat(48))), wantCode: 'EVIDENCE_MALFORMED' },
+    { name: 'quote message not base64url', run: () => withQuote((qq) => (qq.message = qq.message + '=')), wantCode: 'BAD_ENCODING' },
+    { name: 'document without public_key', run: () => unit((d) => ({ ...d, publicKey: undefined }), null), wantCode: 'QUOTE_AK_UNCERTIFIED' },
+    { name: 'document PCRs differ from the quoted ones', run: () => unit((d) => ({ ...d, pcrs: new Map([...d.pcrs].map(([i, v]) => [i, i === 7 ? new Uint8Array(48) : v])) })), wantCode: 'QUOTE_PCR_MISMATCH' },
+    { name: 'document reports fewer PCRs than quoted', run: () => unit((d) => ({ ...d, pcrs: new Map([...d.pcrs].filter(([i]) => i !== 5)) })), wantCode: 'QUOTE_PCR_MISMATCH' },
   ];
   it.each(rows)('rejects: $name → $wantCode', async ({ run, wantCode }) => {
     expect(await codeOf(run())).toBe(wantCode);
