@@ -177,7 +177,7 @@ class StrictTokenizer {
 
     if (Type.equals(type, Type.tag)) {
       const allowed = this.#opts.allowTopLevelTag;
-      if (this.#started || allowed === undefined || token.value !== allowed) {
+      if (this.#started || this.#tagPending || allowed === undefined || token.value !== allowed) {
         this.#fail(`tag ${String(token.value)} is not allowed here`, at);
       }
       this.#tagPending = true;

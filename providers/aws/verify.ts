@@ -7,6 +7,10 @@
  * `verifyAttestationDocument` checks, in this order:
  * - the COSE_Sign1 envelope is strict and says ES384 (`cose.ts`);
  * - the payload is strict CBOR; only `certificate` and `cabundle` are read from it at this point;
+ * - the leaf parses (extensions included) and has a P-384 key; the COSE ES384 signature verifies
+ *   with it over the raw Sig_structure. This runs before path validation only because it is the
+ *   cheaper check (one verification): a document altered anywhere is turned away early. A
+ *   passing signature means nothing until the chain below holds;
  * - the chain `certificate` ← `cabundle[n-1]` ← … ← `cabundle[1]` ← pinned root
  *   (`PinIds.AWS_NITRO_ROOT_G1`, matched by SHA-256 fingerprint in the trust store; the
  *   cabundle's own copy of the root, `cabundle[0]`, must be byte-identical to the pinned root
@@ -16,7 +20,6 @@
  * - every certificate in the path has a P-384 key and an ecdsa-with-SHA384 signature (the
  *   AWS Nitro PKI uses nothing else, so anything else is not AWS);
  * - the path uses every cabundle certificate in AWS's root-first order (no unexplained extras);
- * - the COSE ES384 signature verifies with the leaf key over the raw Sig_structure;
  * - only then is the payload read as a NitroTPM document (`parse.ts`), which rejects Enclave
  *   documents with DOCUMENT_TYPE_MISMATCH.
  *
@@ -28,7 +31,7 @@
  * signature, issuer name, algorithm and validity. Only the issuer-to-issuer signatures and CA
  * checks (pure functions of the cached bytes) are skipped. The cache is bounded (LRU).
  */
-import { rejected } from '../common/errors.js';
+import { isAttestError, malformed, rejected } from '../common/errors.js';
 import { u32be, concat } from '../common/bytes.js';
 import { toHex } from '../common/encoding.js';
 import { sha256 } from '../common/digest.js';
@@ -41,6 +44,7 @@ import {
   verifyChain,
   type Certificate,
   type TrustAnchor,
+  x509,
 } from '../common/x509.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { parseCoseSign1, verifyCoseSign1, type CoseSign1 } from './cose.js';
@@ -126,6 +130,21 @@ function checkValidity(c: Certificate, at: Date, what: string): void {
   }
 }
 
+/** Forces every extension of `c` to decode; any failure is CERT_MALFORMED. */
+function decodeExtensions(c: Certificate, what: string): void {
+  try {
+    for (const e of c.extensions) {
+      if (e.type === x509.BasicConstraintsExtension.NAME) c.getExtension(x509.BasicConstraintsExtension);
+      else if (e.type === x509.KeyUsagesExtension.NAME) c.getExtension(x509.KeyUsagesExtension);
+    }
+    void c.subjectName.toJSON();
+    void c.issuerName.toJSON();
+    void c.publicKey.algorithm;
+  } catch (cause) {
+    throw malformed(X509Codes.CERT_MALFORMED, `${WHAT}: ${what} has a malformed extension or name`, { cause });
+  }
+}
+
 async function cabundleKey(cabundle: readonly Uint8Array[]): Promise<string> {
   const parts: Uint8Array[] = [];
   for (const c of cabundle) parts.push(u32be(c.byteLength), c);
@@ -136,7 +155,7 @@ const WHAT = 'AWS Nitro certificate chain';
 
 /** Validates `leaf` ← cabundle to the pinned root (see the module header), using `cache`. */
 export async function verifyNitroChain(
-  leafDer: Uint8Array,
+  leaf: Certificate,
   cabundle: readonly Uint8Array[],
   anchors: readonly TrustAnchor[],
   at: Date,
@@ -145,7 +164,6 @@ export async function verifyNitroChain(
   if (anchors.length === 0) {
     throw rejected(X509Codes.TRUST_ANCHOR_MISSING, `no AWS Nitro root is configured; run 'attest-broker trust fetch'`);
   }
-  const leaf = parseCertificate(leafDer, 'Nitro document certificate');
   const key = cache ? await cabundleKey(cabundle) : '';
   const cached = cache?.get(key);
   const anchor = cached && anchors.find((a) => a.sha256 === cached.anchorSha256);
@@ -171,7 +189,16 @@ export async function verifyNitroChain(
   if (cache) cache.misses++;
 
   const bundle = cabundle.map((d, i) => parseCertificate(d, `cabundle[${i}]`));
-  const chain = await verifyChain({ leaf, intermediates: bundle, anchors, at, maxDepth: 10, what: WHAT });
+  // @peculiar/x509 decodes extensions lazily, so a malformed extension would surface as an
+  // untyped error inside path validation: decode them all up front, as CERT_MALFORMED.
+  [leaf, ...bundle].forEach((c, i) => decodeExtensions(c, i === 0 ? 'leaf' : `cabundle[${i - 1}]`));
+  let chain: Awaited<ReturnType<typeof verifyChain>>;
+  try {
+    chain = await verifyChain({ leaf, intermediates: bundle, anchors, at, maxDepth: 10, what: WHAT });
+  } catch (cause) {
+    if (isAttestError(cause)) throw cause;
+    throw malformed(X509Codes.CERT_MALFORMED, `${WHAT}: a certificate could not be decoded`, { cause });
+  }
   // AWS order: cabundle[0] is the root, cabundle[n-1] issued the leaf. The path must be exactly
   // leaf, cabundle[n-1], …, cabundle[1], pinned root, with cabundle[0] a byte copy of that root.
   const n = bundle.length;
@@ -207,10 +234,15 @@ export async function verifyAttestationDocument(bytes: Uint8Array, o: VerifyDocu
   const cose = parseCoseSign1(bytes);
   const payload = decodeDocumentPayload(cose.payload);
   const { certificate, cabundle } = signingMaterial(payload);
-  const { path, anchor } = await verifyNitroChain(certificate, cabundle, o.anchors, o.at, o.cache);
-  const leaf = path[0] as Certificate;
+  const leaf = parseCertificate(certificate, 'Nitro document certificate');
+  decodeExtensions(leaf, 'leaf');
+  requireP384(leaf, `${WHAT}: leaf`);
+  // The COSE signature first (one verification): a document altered anywhere — payload, leaf or
+  // cabundle — is turned away before the costlier path validation. The leaf key is not trusted
+  // yet; the chain below is what makes a passing signature mean anything.
   const key = await importPublicKey(leaf, { name: 'ECDSA', namedCurve: 'P-384' });
   await verifyCoseSign1(cose, key);
+  const { path, anchor } = await verifyNitroChain(leaf, cabundle, o.anchors, o.at, o.cache);
   // --- authenticated from here on ---
   const document = parseAttestationDocument(payload);
   return Object.freeze({ cose, document, path, anchor });

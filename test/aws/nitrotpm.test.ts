@@ -13,8 +13,10 @@ import { sha256 } from '../../providers/common/digest.js';
 import { concat } from '../../providers/common/bytes.js';
 import { fromBase64Url } from '../../providers/common/encoding.js';
 import { PinIds } from '../../providers/common/pins.js';
-import { verifyAttestationDocument } from '../../providers/aws/verify.js';
-import { parseNitroEvidence, type NitroTpmDocument } from '../../providers/aws/parse.js';
+import { NitroChainCache, verifyAttestationDocument, verifyNitroChain } from '../../providers/aws/verify.js';
+import { decodeDocumentPayload, parseNitroEvidence, signingMaterial, type NitroTpmDocument } from '../../providers/aws/parse.js';
+import { parseCoseSign1 } from '../../providers/aws/cose.js';
+import { parseCertificate } from '../../providers/common/x509.js';
 import { parsePlatformKey } from '../../providers/aws/keys.js';
 import { verifyNitroQuote } from '../../providers/aws/quote.js';
 import {
@@ -104,6 +106,18 @@ describeVectors('aws nitrotpm: real NitroTPM document (vaportpm fixture)', () =>
 
   type Row = { name: string; run: () => Promise<unknown>; wantCode: string };
   const doc = fixtureDocument();
+  /** Runs the chain verifier on the real certificates with a mutated cabundle / leaf. */
+  const chain = async (
+    mutate: (cab: Uint8Array[], leaf: Uint8Array) => Uint8Array[],
+    leafOf?: (cab: Uint8Array[], leaf: Uint8Array) => Uint8Array,
+    anchorsOverride?: [],
+  ): Promise<unknown> => {
+    const sm = signingMaterial(decodeDocumentPayload(parseCoseSign1(doc).payload));
+    const cab = [...sm.cabundle];
+    const leafDer = leafOf ? leafOf(cab, sm.certificate) : sm.certificate;
+    const anchors = anchorsOverride ?? (await ctxAt(FIXTURE_TIME)).trust.anchors([PinIds.AWS_NITRO_ROOT_G1]);
+    return verifyNitroChain(parseCertificate(leafDer), mutate(cab, sm.certificate), anchors, FIXTURE_TIME, new NitroChainCache());
+  };
   const rows: Row[] = [
     { name: 'wrong nonce length (binding of 4 bytes)', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, fromHex('deadbeef'))), wantCode: 'NONCE_LENGTH_INVALID' },
     { name: 'different 32-byte nonce', run: async () => provider.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, fromHex('00'.repeat(31) + '01'))), wantCode: 'NONCE_MISMATCH' },
@@ -138,11 +152,17 @@ describeVectors('aws nitrotpm: real NitroTPM document (vaportpm fixture)', () =>
     { name: 'payload re-encoded as a definite map (same content)', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, () => undefined)), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_SIGNATURE_INVALID' },
     { name: 'changed PCR in the payload', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => { const p = new Map(m.get('nitrotpm_pcrs') as Map<number, Uint8Array>); p.set(0, new Uint8Array(48)); m.set('nitrotpm_pcrs', p); })), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_SIGNATURE_INVALID' },
     { name: 'changed nonce in the payload', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('nonce', new Uint8Array(32)))), await ctxAt(FIXTURE_TIME, new Uint8Array(32))), wantCode: 'COSE_SIGNATURE_INVALID' },
-    { name: 'cabundle in leaf-first order', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('cabundle', [...(m.get('cabundle') as Uint8Array[])].reverse()))), await ctxAt(FIXTURE_TIME)), wantCode: 'CABUNDLE_INVALID' },
-    { name: 'cabundle without the root copy', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('cabundle', (m.get('cabundle') as Uint8Array[]).slice(1)))), await ctxAt(FIXTURE_TIME)), wantCode: 'CABUNDLE_INVALID' },
-    { name: 'cabundle missing the zonal CA', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => { const c = [...(m.get('cabundle') as Uint8Array[])]; c.splice(2, 1); m.set('cabundle', c); })), await ctxAt(FIXTURE_TIME)), wantCode: 'CHAIN_UNTRUSTED' },
-    { name: 'cabundle with the leaf added', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('cabundle', [...(m.get('cabundle') as Uint8Array[]), m.get('certificate')]))), await ctxAt(FIXTURE_TIME)), wantCode: 'CABUNDLE_INVALID' },
-    { name: 'certificate replaced by the instance CA', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('certificate', (m.get('cabundle') as Uint8Array[])[3]))), await ctxAt(FIXTURE_TIME)), wantCode: 'CHAIN_UNTRUSTED' },
+    { name: 'cabundle in leaf-first order (payload altered: the signature fails first)', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('cabundle', [...(m.get('cabundle') as Uint8Array[])].reverse()))), await ctxAt(FIXTURE_TIME)), wantCode: 'COSE_SIGNATURE_INVALID' },
+    // Chain structure on the real certificates, at the chain verifier.
+    { name: 'chain: cabundle in leaf-first order', run: () => chain((c) => [...c].reverse()), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'chain: cabundle without the root copy', run: () => chain((c) => c.slice(1)), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'chain: cabundle missing the zonal CA', run: () => chain((c) => [c[0]!, c[1]!, c[3]!]), wantCode: 'CHAIN_UNTRUSTED' },
+    { name: 'chain: cabundle with the leaf added', run: () => chain((c, leaf) => [...c, leaf]), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'chain: cabundle with the instance CA twice', run: () => chain((c) => [...c, c[3]!]), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'chain: root copy replaced by the regional CA', run: () => chain((c) => [c[1]!, c[1]!, c[2]!, c[3]!]), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'chain: leaf replaced by the instance CA', run: () => chain((c) => c, (c) => c[3]!), wantCode: 'CABUNDLE_INVALID' },
+    { name: 'chain: cabundle entry not DER', run: () => chain((c) => [...c.slice(0, 3), Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x00)]), wantCode: 'CERT_MALFORMED' },
+    { name: 'chain: no anchors', run: () => chain((c) => c, undefined, []), wantCode: 'TRUST_ANCHOR_MISSING' },
     { name: 'certificate not DER', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('certificate', Uint8Array.of(1, 2, 3)))), await ctxAt(FIXTURE_TIME)), wantCode: 'CERT_MALFORMED' },
     { name: 'certificate missing', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.delete('certificate'))), await ctxAt(FIXTURE_TIME)), wantCode: 'DOCUMENT_MALFORMED' },
     // Event log: rejected until the event-log replay is merged (never ignored).
