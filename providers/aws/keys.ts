@@ -42,10 +42,19 @@ const SPKI_P384_PREFIX = Uint8Array.from([
 
 async function canImport(format: 'raw' | 'spki', data: Uint8Array, alg: EcKeyImportParams | RsaHashedImportParams): Promise<CryptoKey | undefined> {
   try {
-    return await crypto.subtle.importKey(format, data as Uint8Array<ArrayBuffer>, alg, true, ['verify']);
+    const usages: KeyUsage[] = alg.name === 'RSA-OAEP' ? ['encrypt'] : ['verify'];
+    return await crypto.subtle.importKey(format, data as Uint8Array<ArrayBuffer>, alg, true, usages);
   } catch {
     return undefined;
   }
+}
+
+async function canonicalSpki(k: CryptoKey): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.exportKey('spki', k));
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i]);
 }
 
 async function fromEcSpki(spki: Uint8Array): Promise<PlatformKey | undefined> {
@@ -57,6 +66,8 @@ async function fromEcSpki(spki: Uint8Array): Promise<PlatformKey | undefined> {
     if (k) {
       const point = new Uint8Array(await crypto.subtle.exportKey('raw', k));
       if (point.byteLength !== len) return undefined;
+      // The SPKI must be exactly the canonical (uncompressed, named-curve) encoding.
+      if (!sameBytes(await canonicalSpki(k), spki)) return undefined;
       return { kind, spki, point };
     }
   }
@@ -77,13 +88,8 @@ export async function parsePlatformKey(bytes: Uint8Array): Promise<PlatformKey> 
     const ec = await fromEcSpki(bytes);
     if (ec) return Object.freeze(ec);
     const rsa = await canImport('spki', bytes, { name: 'RSA-OAEP', hash: 'SHA-256' });
-    if (rsa) {
-      // Re-export and compare: the SPKI must be exactly the canonical DER of the key it holds.
-      const again = new Uint8Array(await crypto.subtle.exportKey('spki', rsa));
-      if (again.byteLength === bytes.byteLength && again.every((b, i) => b === bytes[i])) {
-        return Object.freeze({ kind: 'rsa', spki: bytes });
-      }
-    }
+    // Re-export and compare: the SPKI must be exactly the canonical DER of the key it holds.
+    if (rsa && sameBytes(await canonicalSpki(rsa), bytes)) return Object.freeze({ kind: 'rsa', spki: bytes });
   }
   throw rejected(KeyCodes.PUBLIC_KEY_INVALID, 'public_key is neither a valid SEC1 EC point nor a valid SubjectPublicKeyInfo');
 }

@@ -188,6 +188,12 @@ export async function verifyNitroChain(
   }
   if (cache) cache.misses++;
 
+  // AWS order: cabundle[0] is the root. It is never used as the anchor, but it must be a byte
+  // copy of a pinned one; a bundle rooted anywhere else is not the AWS Nitro PKI.
+  const rootCopy = cabundle[0] as Uint8Array;
+  if (!anchors.some((a) => timingSafeEqual(certDer(a.cert), rootCopy))) {
+    throw rejected(X509Codes.CHAIN_UNTRUSTED, `${WHAT}: cabundle[0] is not the pinned AWS Nitro root`);
+  }
   const bundle = cabundle.map((d, i) => parseCertificate(d, `cabundle[${i}]`));
   // @peculiar/x509 decodes extensions lazily, so a malformed extension would surface as an
   // untyped error inside path validation: decode them all up front, as CERT_MALFORMED.
@@ -202,10 +208,8 @@ export async function verifyNitroChain(
   // AWS order: cabundle[0] is the root, cabundle[n-1] issued the leaf. The path must be exactly
   // leaf, cabundle[n-1], …, cabundle[1], pinned root, with cabundle[0] a byte copy of that root.
   const n = bundle.length;
-  const rootCopy = cabundle[0] as Uint8Array;
-  const anchorDer = certDer(chain.anchor.cert);
-  if (!timingSafeEqual(rootCopy, anchorDer)) {
-    throw rejected(ChainCodes.CABUNDLE_INVALID, `${WHAT}: cabundle[0] is not the pinned AWS Nitro root`);
+  if (!timingSafeEqual(rootCopy, certDer(chain.anchor.cert))) {
+    throw rejected(ChainCodes.CABUNDLE_INVALID, `${WHAT}: cabundle[0] is not the root the path reached`);
   }
   if (chain.path.length !== n + 1) {
     throw rejected(ChainCodes.CABUNDLE_INVALID, `${WHAT}: the path does not use every cabundle certificate`);
