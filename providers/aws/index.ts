@@ -22,13 +22,14 @@ import { configError, rejected } from '../common/errors.js';
 import { toBase64Url, toHex } from '../common/encoding.js';
 import { sha256 } from '../common/digest.js';
 import { PinIds } from '../common/pins.js';
-import { certDer, type Certificate } from '../common/x509.js';
+import { certDer, parsePemCertificates, type Certificate } from '../common/x509.js';
 import type { Provider, ProviderClaims, VerifyContext, TpmClaims, IdentityClaims, ReleaseBindings } from '../common/types.js';
 import { parseNitroEvidence } from './parse.js';
 import { NitroChainCache, verifyAttestationDocument } from './verify.js';
 import { nitroIdentity, validateBinding, validateTimestamp } from './validate.js';
 import { parsePlatformKey, type PlatformKey } from './keys.js';
 import { replayNitroEventLog, verifyNitroQuote } from './quote.js';
+import { bindIdentityDocument, verifyIdentityDocument, type IdentityDocument } from './identity.js';
 
 export const NITROTPM_FORMAT = 'nitrotpm';
 
@@ -57,6 +58,12 @@ export type AwsVerifyOptions = z.infer<typeof AwsVerifyOptionsSchema>;
 export interface AwsProviderOptions extends AwsVerifyOptions {
   /** Validated Nitro intermediate paths kept (LRU); 0 disables the cache. Default 256. */
   chainCacheSize?: number;
+  /**
+   * AWS's published RSA-2048 certificates for instance identity document signatures (PEM, one
+   * or more per string), as configured by the operator. Without them an `identity` member in the
+   * evidence is rejected (TRUST_ANCHOR_MISSING), never skipped.
+   */
+  identityCertificates?: string | readonly string[];
 }
 
 /** Defaults. One hour of age leaves room for slow joins while the 3-hour leaf bounds it anyway. */
@@ -98,6 +105,13 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
   });
   if (!base.success) throw configError(AwsCodes.OPTIONS_INVALID, `aws provider options: ${base.error.issues[0]?.message ?? 'invalid'}`);
   const chainCache = new NitroChainCache(options.chainCacheSize ?? AWS_DEFAULTS.chainCacheSize);
+  const pems = options.identityCertificates === undefined ? [] : typeof options.identityCertificates === 'string' ? [options.identityCertificates] : options.identityCertificates;
+  let identityCerts: readonly Certificate[];
+  try {
+    identityCerts = Object.freeze(pems.flatMap((p) => parsePemCertificates(p, 'identityCertificates', 64)));
+  } catch (cause) {
+    throw configError(AwsCodes.OPTIONS_INVALID, 'aws provider options: identityCertificates is not valid PEM', { cause });
+  }
 
   async function verify(format: string, evidence: unknown, ctx: VerifyContext): Promise<ProviderClaims> {
     if (format !== NITROTPM_FORMAT) {
@@ -128,8 +142,10 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
     if (opts.requireIdentityDocument && !ev.identity) {
       throw rejected(AwsCodes.EVIDENCE_INCOMPLETE, 'an EC2 instance identity document is required');
     }
+    let iid: IdentityDocument | undefined;
     if (ev.identity) {
-      throw rejected(AwsCodes.EVIDENCE_INCOMPLETE, 'EC2 instance identity documents are not supported by this build');
+      iid = await verifyIdentityDocument(ev.identity, identityCerts, ctx.now);
+      bindIdentityDocument(iid, id);
     }
 
     const pcrs: Record<number, string> = {};
@@ -143,13 +159,18 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
           pcrs: { sha384: pcrs },
           akTrust: 'hardware-report',
         };
-    const identity: IdentityClaims = {
-      cloud: 'aws',
-      instanceId: id.instanceId,
-      region: id.region,
-      extra: { moduleId: doc.moduleId, nitroLeafSha256: toHex(await sha256(certDer(leaf))) },
-      proven: ['instanceId', 'region'],
-    };
+    const extra: Record<string, string> = { moduleId: doc.moduleId, nitroLeafSha256: toHex(await sha256(certDer(leaf))) };
+    const proven = ['instanceId', 'region'];
+    const identity: IdentityClaims = { cloud: 'aws', instanceId: id.instanceId, region: id.region, extra, proven };
+    if (iid) {
+      // Only an AWS-signed identity document bound to this instance proves these (docs/aws.md).
+      identity.account = iid.accountId;
+      identity.zone = iid.availabilityZone;
+      extra.imageId = iid.imageId;
+      extra.instanceType = iid.instanceType;
+      if (iid.architecture !== undefined) extra.architecture = iid.architecture;
+      proven.push('account', 'zone', 'imageId', 'instanceType');
+    }
     const release: ReleaseBindings = { nitroDocument: toBase64Url(ev.document) };
     if (platformKey) release.platformKeySpki = toBase64Url(platformKey.spki);
     if (doc.userData) release.userData = toBase64Url(doc.userData);
