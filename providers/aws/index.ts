@@ -22,7 +22,7 @@ import { configError, rejected } from '../common/errors.js';
 import { toBase64Url, toHex } from '../common/encoding.js';
 import { sha256 } from '../common/digest.js';
 import { PinIds } from '../common/pins.js';
-import { certDer, parsePemCertificates, type Certificate } from '../common/x509.js';
+import { parsePemCertificates, type Certificate } from '../common/x509.js';
 import type { Provider, ProviderClaims, VerifyContext, TpmClaims, IdentityClaims, ReleaseBindings } from '../common/types.js';
 import { parseNitroEvidence } from './parse.js';
 import { NitroChainCache, verifyAttestationDocument } from './verify.js';
@@ -159,7 +159,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
           pcrs: { sha384: pcrs },
           akTrust: 'hardware-report',
         };
-    const extra: Record<string, string> = { moduleId: doc.moduleId, nitroLeafSha256: toHex(await sha256(certDer(leaf))) };
+    const extra: Record<string, string> = { moduleId: doc.moduleId };
     const proven = ['instanceId', 'region'];
     const identity: IdentityClaims = { cloud: 'aws', instanceId: id.instanceId, region: id.region, extra, proven };
     if (iid) {

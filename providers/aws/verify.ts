@@ -26,20 +26,17 @@
  * Chain cache: everything above the leaf (instance, zonal, regional certificates and the root) is
  * shared by many documents — the instance certificate by every document of an instance for a day,
  * the zonal and regional ones by a whole zone or region. The validated intermediate path is cached
- * under the SHA-256 of the exact cabundle bytes; a hit still re-checks, per document, the anchor is
+ * under the exact cabundle bytes; a hit still re-checks, per document, the anchor is
  * still trusted, every cached certificate's validity at the injected time, and the leaf's own
  * signature, issuer name, algorithm and validity. Only the issuer-to-issuer signatures and CA
  * checks (pure functions of the cached bytes) are skipped. The cache is bounded (LRU).
  */
 import { isAttestError, malformed, rejected } from '../common/errors.js';
-import { u32be, concat } from '../common/bytes.js';
-import { toHex } from '../common/encoding.js';
-import { sha256 } from '../common/digest.js';
+import { ByteReader } from '../common/bytes.js';
 import {
   X509Codes,
   certDer,
 
-  importPublicKey,
   parseCertificate,
   verifyChain,
   type Certificate,
@@ -47,7 +44,9 @@ import {
   x509,
 } from '../common/x509.js';
 import { timingSafeEqual } from '../common/ct.js';
+import { ecdsaDerToP1363 } from '../tpm/structures.js';
 import { parseCoseSign1, verifyCoseSign1, type CoseSign1 } from './cose.js';
+import { readTlv } from './pkcs7.js';
 import {
   decodeDocumentPayload,
   parseAttestationDocument,
@@ -74,9 +73,11 @@ interface CachedPath {
   readonly anchorSha256: string;
   /** The certificate that issued the leaf, then upwards; the pinned root last. */
   readonly above: readonly Certificate[];
+  /** The issuing certificate's key, imported once for leaf-signature checks. */
+  readonly issuerKey: CryptoKey;
 }
 
-/** Bounded LRU of validated intermediate paths, keyed by the SHA-256 of the cabundle bytes. */
+/** Bounded LRU of validated intermediate paths, keyed by the exact cabundle bytes. */
 export class NitroChainCache {
   readonly #max: number;
   readonly #map = new Map<string, CachedPath>();
@@ -145,10 +146,55 @@ function decodeExtensions(c: Certificate, what: string): void {
   }
 }
 
-async function cabundleKey(cabundle: readonly Uint8Array[]): Promise<string> {
-  const parts: Uint8Array[] = [];
-  for (const c of cabundle) parts.push(u32be(c.byteLength), c);
-  return toHex(await sha256(concat(...parts)));
+/** Imports a (P-384-checked) certificate's key straight through WebCrypto. */
+export async function importP384(c: Certificate): Promise<CryptoKey> {
+  try {
+    return await crypto.subtle.importKey('spki', c.publicKey.rawData, { name: 'ECDSA', namedCurve: 'P-384' }, false, ['verify']);
+  } catch (cause) {
+    throw malformed(X509Codes.CERT_MALFORMED, `${WHAT}: cannot import the key of "${c.subject}"`, { cause });
+  }
+}
+
+/**
+ * The leaf's ecdsa-with-SHA384 signature (RFC 5280 §4.1.1.3, RFC 5758 §3.2) checked with a cached
+ * issuer key. `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT
+ * STRING }`: the TBS bytes and the DER ECDSA-Sig-Value are sliced from the exact DER that
+ * @peculiar/x509 parsed (which already required ecdsa-with-SHA384); any slicing disagreement
+ * makes the check fail, never pass.
+ */
+async function leafSignedBy(leaf: Certificate, issuerKey: CryptoKey): Promise<boolean> {
+  try {
+    const outer = readTlv(new ByteReader(certDer(leaf)), 'Certificate');
+    const r = new ByteReader(outer.value);
+    const tbs = readTlv(r, 'tbsCertificate');
+    readTlv(r, 'signatureAlgorithm');
+    const bits = readTlv(r, 'signatureValue');
+    r.end('Certificate');
+    if (tbs.tag !== 0x30 || bits.tag !== 0x03 || bits.value[0] !== 0) return false;
+    const sig = ecdsaDerToP1363(bits.value.subarray(1), 48);
+    return await crypto.subtle.verify(
+      { name: 'ECDSA', hash: 'SHA-384' },
+      issuerKey,
+      sig as Uint8Array<ArrayBuffer>,
+      tbs.raw as Uint8Array<ArrayBuffer>,
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Cache key: the exact cabundle bytes (length-prefixed, as a Latin-1 string). Using the bytes
+ * themselves rather than a digest keeps the hit path free of an extra asynchronous WebCrypto call;
+ * a few KiB per entry, bounded by the LRU size.
+ */
+function cabundleKey(cabundle: readonly Uint8Array[]): string {
+  let k = '';
+  for (const c of cabundle) {
+    k += String.fromCharCode(c.byteLength >>> 8, c.byteLength & 0xff);
+    for (let i = 0; i < c.byteLength; i += 0x2000) k += String.fromCharCode(...c.subarray(i, i + 0x2000));
+  }
+  return k;
 }
 
 const WHAT = 'AWS Nitro certificate chain';
@@ -164,7 +210,7 @@ export async function verifyNitroChain(
   if (anchors.length === 0) {
     throw rejected(X509Codes.TRUST_ANCHOR_MISSING, `no AWS Nitro root is configured; run 'attest-broker trust fetch'`);
   }
-  const key = cache ? await cabundleKey(cabundle) : '';
+  const key = cache ? cabundleKey(cabundle) : '';
   const cached = cache?.get(key);
   const anchor = cached && anchors.find((a) => a.sha256 === cached.anchorSha256);
   if (cache && cached && anchor) {
@@ -175,15 +221,11 @@ export async function verifyNitroChain(
     if (leaf.issuer !== issuer.subject) {
       throw rejected(X509Codes.CHAIN_UNTRUSTED, `${WHAT}: leaf issuer "${leaf.issuer}" is not "${issuer.subject}"`);
     }
-    let ok: boolean;
-    try {
-      ok = await leaf.verify({ publicKey: issuer.publicKey, signatureOnly: true });
-    } catch {
-      ok = false;
-    }
-    if (!ok) throw rejected(X509Codes.CERT_SIGNATURE_INVALID, `${WHAT}: leaf signature does not verify with its issuer's key`);
-    for (const c of cached.above) checkValidity(c, at, `${WHAT}: "${c.subject}"`);
     requireP384(leaf, `${WHAT}: leaf`);
+    if (!(await leafSignedBy(leaf, cached.issuerKey))) {
+      throw rejected(X509Codes.CERT_SIGNATURE_INVALID, `${WHAT}: leaf signature does not verify with its issuer's key`);
+    }
+    for (const c of cached.above) checkValidity(c, at, `${WHAT}: "${c.subject}"`);
     return { path: [leaf, ...cached.above], anchor };
   }
   if (cache) cache.misses++;
@@ -221,7 +263,11 @@ export async function verifyNitroChain(
     }
   }
   chain.path.forEach((c, i) => requireP384(c, `${WHAT}: certificate ${i}`));
-  if (cache) cache.set(key, Object.freeze({ anchorSha256: chain.anchor.sha256, above: Object.freeze(chain.path.slice(1)) }));
+  if (cache) {
+    const issuer = chain.path[1] as Certificate;
+    const issuerKey = await importP384(issuer);
+    cache.set(key, Object.freeze({ anchorSha256: chain.anchor.sha256, above: Object.freeze(chain.path.slice(1)), issuerKey }));
+  }
   return { path: chain.path, anchor: chain.anchor };
 }
 
@@ -244,7 +290,7 @@ export async function verifyAttestationDocument(bytes: Uint8Array, o: VerifyDocu
   // The COSE signature first (one verification): a document altered anywhere — payload, leaf or
   // cabundle — is turned away before the costlier path validation. The leaf key is not trusted
   // yet; the chain below is what makes a passing signature mean anything.
-  const key = await importPublicKey(leaf, { name: 'ECDSA', namedCurve: 'P-384' });
+  const key = await importP384(leaf);
   await verifyCoseSign1(cose, key);
   const { path, anchor } = await verifyNitroChain(leaf, cabundle, o.anchors, o.at, o.cache);
   // --- authenticated from here on ---
