@@ -12,7 +12,7 @@ import { certDer } from '../../providers/common/x509.js';
 import { toBase64, toBase64Url } from '../../providers/common/encoding.js';
 import { concat } from '../../providers/common/bytes.js';
 import type { ProviderClaims, TrustStore, VerifyContext } from '../../providers/common/types.js';
-import { INSTANCE, MODULE, NOW, REGION, baseFields, indefinitePayload, keyPair, makePki, signDocument, type TestPki } from './testpki.js';
+import { INSTANCE, MODULE, NOW, REGION, baseFields, indefinitePayload, keyPair, makePki, signDocument, withRogueLeaf, type TestPki } from './testpki.js';
 
 const NONCE = new Uint8Array(32).fill(7);
 
@@ -120,6 +120,21 @@ describe('aws nitrotpm: forged fields in signed documents', () => {
     const which = p ? await p() : pki;
     // Rows that build their own PKI sign with it and verify with its (shared) root.
     expect(await codeOf(run(doc, which, over))).toBe(wantCode);
+  });
+
+  it('on a chain-cache hit, a leaf not signed by the cached issuer is still rejected', async () => {
+    const p = createAwsProvider();
+    await p.verify('nitrotpm', { document: toBase64(await signed({})) }, ctx(pki.trust));
+    expect(p.chainCache.size).toBe(1);
+    const rogue = await withRogueLeaf(pki);
+    const code = await codeOf(p.verify('nitrotpm', { document: toBase64(await signed({}, rogue)) }, ctx(pki.trust)));
+    expect(code).toBe('CERT_SIGNATURE_INVALID');
+    const renamed = await withRogueLeaf(pki, 'C=US, O=Test, CN=someone-else');
+    expect(await codeOf(p.verify('nitrotpm', { document: toBase64(await signed({}, renamed)) }, ctx(pki.trust)))).toBe('CHAIN_UNTRUSTED');
+    expect(p.chainCache.hits).toBe(2);
+    // Without the cache the same rogue leaf fails path validation the same way.
+    const fresh = createAwsProvider({ chainCacheSize: 0 });
+    expect(await codeOf(fresh.verify('nitrotpm', { document: toBase64(await signed({}, rogue)) }, ctx(pki.trust)))).toBe('CERT_SIGNATURE_INVALID');
   });
 
   it('rejects a document from a PKI whose root is not the pinned one', async () => {

@@ -137,3 +137,22 @@ export async function signDocument(payload: Uint8Array, keys: CryptoKeyPair, cur
   if (sig.length < 96) sig = concat(sig, new Uint8Array(96 - sig.length));
   return cborEncode([protectedHdr, new Map(), payload, sig] as never);
 }
+
+/** A leaf naming the PKI's instance CA as issuer but signed by some other key (same cabundle). */
+export async function withRogueLeaf(pki: TestPki, issuerName?: string): Promise<TestPki> {
+  const inst = new x509.X509Certificate(pki.cabundle[3] as Uint8Array<ArrayBuffer>);
+  const rogueIssuerKeys = await keyPair();
+  const lk = await keyPair();
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: 'ff01',
+    subject: `C=US, O=Test, CN=${MODULE}.${REGION}.aws`,
+    issuer: issuerName ?? inst.subject,
+    notBefore: new Date(NOW.getTime() - H),
+    notAfter: new Date(NOW.getTime() + 2 * H),
+    publicKey: lk.publicKey,
+    signingKey: rogueIssuerKeys.privateKey,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' },
+    extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)],
+  });
+  return { ...pki, leaf, leafKeys: lk, leafCurve: 'P-384' };
+}
