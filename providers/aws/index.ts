@@ -10,7 +10,8 @@
  * 3. bind and date it: nonce == binding (constant time), timestamp sane (`validate.ts`);
  * 4. identity from `module_id` and the chain: instance id and region (`validate.ts`);
  * 5. the certified `public_key` (`keys.ts`);
- * 6. the optional TPM quote and event log (`quote.ts`);
+ * 6. the optional TPM quote, and the optional event log replayed against the document's
+ *    SHA-384 PCRs — boot claims come only from the verified log (`quote.ts`);
  * 7. the optional EC2 instance identity document, which alone proves the account (`identity.ts`);
  * 8. normalized claims: SHA-384 PCRs under `tpm.pcrs.sha384`, the certified key and user data
  *    under `release`.
@@ -52,6 +53,8 @@ export const AwsVerifyOptionsSchema = z.strictObject({
   maxDocumentAgeSeconds: z.union([z.number().int().positive(), z.literal('any')]).optional(),
   /** Tolerated skew for document timestamps ahead of the broker's clock. */
   clockSkewSeconds: z.number().int().min(0).max(3600).optional(),
+  /** systemd-pcrphase words in PCR 11 when the node attests (for event-log replay of UKI boots). */
+  pcr11Phases: z.array(z.enum(['enter-initrd', 'leave-initrd', 'sysinit', 'ready', 'shutdown', 'final'])).max(8).optional(),
 });
 export type AwsVerifyOptions = z.infer<typeof AwsVerifyOptionsSchema>;
 
@@ -84,6 +87,7 @@ function resolveOptions(base: AwsProviderOptions, ctxOptions: Readonly<Record<st
     requireIdentityDocument: o.requireIdentityDocument ?? base.requireIdentityDocument ?? AWS_DEFAULTS.requireIdentityDocument,
     maxDocumentAgeSeconds: o.maxDocumentAgeSeconds ?? base.maxDocumentAgeSeconds ?? AWS_DEFAULTS.maxDocumentAgeSeconds,
     clockSkewSeconds: o.clockSkewSeconds ?? base.clockSkewSeconds ?? AWS_DEFAULTS.clockSkewSeconds,
+    pcr11Phases: o.pcr11Phases ?? base.pcr11Phases ?? [],
   };
 }
 
@@ -102,6 +106,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
     requireIdentityDocument: options.requireIdentityDocument,
     maxDocumentAgeSeconds: options.maxDocumentAgeSeconds,
     clockSkewSeconds: options.clockSkewSeconds,
+    pcr11Phases: options.pcr11Phases,
   });
   if (!base.success) throw configError(AwsCodes.OPTIONS_INVALID, `aws provider options: ${base.error.issues[0]?.message ?? 'invalid'}`);
   const chainCache = new NitroChainCache(options.chainCacheSize ?? AWS_DEFAULTS.chainCacheSize);
@@ -137,7 +142,9 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
     const platformKey: PlatformKey | undefined = doc.publicKey ? await parsePlatformKey(doc.publicKey) : undefined;
 
     const quote = ev.quote ? await verifyNitroQuote(doc, platformKey, ev.quote, ctx.binding) : undefined;
-    if (ev.eventLog) await replayNitroEventLog(doc, ev.eventLog);
+    const boot = ev.eventLog
+      ? await replayNitroEventLog(doc, ev.eventLog, opts.pcr11Phases.length > 0 ? { pcr11Phases: opts.pcr11Phases } : {})
+      : undefined;
 
     if (opts.requireIdentityDocument && !ev.identity) {
       throw rejected(AwsCodes.EVIDENCE_INCOMPLETE, 'an EC2 instance identity document is required');
@@ -189,6 +196,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
       },
       identity,
       tpm,
+      ...(boot ? { boot } : {}),
       release,
     };
   }

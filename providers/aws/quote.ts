@@ -22,10 +22,13 @@
  * ECDSA-Sig-Value (first byte 0x30, a SEQUENCE), whose hash is then the AK curve's
  * (SHA-256 for P-256, SHA-384 for P-384).
  *
- * Event logs: not wired yet (`providers/tpm/eventlog.ts` is built on another branch). Evidence
- * carrying one is REJECTED with a typed `not-implemented` error — never ignored.
+ * Event logs (`replayNitroEventLog`): replayed against the document's SHA-384 PCRs by the TPM
+ * core (`providers/tpm/measured-boot.ts`); any mismatch is `EVENTLOG_REPLAY_MISMATCH`, and only
+ * events in PCRs that matched feed the boot claims.
  */
-import { AttestError, rejected } from '../common/errors.js';
+import { rejected } from '../common/errors.js';
+import type { BootClaims } from '../common/types.js';
+import { replayAndSummarize } from '../tpm/measured-boot.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { fromHex, toHex } from '../common/encoding.js';
 import { verifyQuote, type RawSignature, type VerifiedQuote } from '../tpm/quote.js';
@@ -39,8 +42,6 @@ export const QuoteCodes = {
   QUOTE_PCR_BANK_INVALID: 'QUOTE_PCR_BANK_INVALID',
   /** The quoted PCRs differ from the document's `nitrotpm_pcrs`. */
   QUOTE_PCR_MISMATCH: 'QUOTE_PCR_MISMATCH',
-  /** This build cannot replay an event log inside `nitrotpm` evidence. */
-  EVENT_LOG_UNSUPPORTED: 'EVENT_LOG_UNSUPPORTED',
 } as const;
 
 function signatureOf(bytes: Uint8Array, key: PlatformKey): Uint8Array | RawSignature {
@@ -86,8 +87,24 @@ export async function verifyNitroQuote(
   return q;
 }
 
-export async function replayNitroEventLog(_doc: NitroTpmDocument, _log: Uint8Array): Promise<never> {
-  throw new AttestError(QuoteCodes.EVENT_LOG_UNSUPPORTED, 'event logs in nitrotpm evidence are not supported by this build', {
-    kind: 'not-implemented',
+export interface NitroEventLogOptions {
+  /** systemd-pcrphase words extended into PCR 11 when the document was taken (docs/tpm-eventlog.md). */
+  pcr11Phases?: readonly string[];
+}
+
+/**
+ * Replays the TCG event log against the document's SHA-384 PCRs (through the TPM core's
+ * `replayAndSummarize`, the one fixed order: parse → replay and compare → summarize verified
+ * events only). The document's `nitrotpm_pcrs` are PCR values the Nitro hypervisor signed, so they
+ * play the role of "quoted" PCRs here whether or not a TPM quote came along (with a quote, they
+ * were shown equal to the quoted values first). Returns the boot claims, reported in SHA-384.
+ */
+export async function replayNitroEventLog(doc: NitroTpmDocument, log: Uint8Array, opts: NitroEventLogOptions = {}): Promise<BootClaims> {
+  const sha384: Record<number, string> = {};
+  for (const [i, v] of doc.pcrs) sha384[i] = toHex(v);
+  const { boot } = await replayAndSummarize(log, { sha384 }, {
+    digestBank: 'sha384',
+    ...(opts.pcr11Phases !== undefined ? { pcr11Phases: opts.pcr11Phases } : {}),
   });
+  return boot;
 }

@@ -12,6 +12,20 @@ import { certDer } from '../../providers/common/x509.js';
 import { toBase64, toBase64Url } from '../../providers/common/encoding.js';
 import { concat } from '../../providers/common/bytes.js';
 import type { ProviderClaims, TrustStore, VerifyContext } from '../../providers/common/types.js';
+import { EV } from '../../providers/tpm/eventlog.js';
+import { ALG, buildLog, measured, replayNode } from '../tpm-eventlog/logbuilder.js';
+
+/** EFI_GLOBAL_VARIABLE GUID 8be4df61-93ca-11d2-aa0d-00e098032b8c in its mixed-endian byte form. */
+const EFI_GLOBAL = Uint8Array.from(Buffer.from('61dfe48bca93d211aa0d00e098032b8c', 'hex'));
+
+/** UEFI_VARIABLE_DATA (TCG PC Client PFP §10.4.4): GUID, name length, data length, UTF-16LE name, data. */
+function uefiVariable(guid: Uint8Array, name: string, data: Uint8Array): Uint8Array {
+  const n = Buffer.from(name, 'utf16le');
+  const hdr = Buffer.alloc(16);
+  hdr.writeBigUInt64LE(BigInt(name.length), 0);
+  hdr.writeBigUInt64LE(BigInt(data.length), 8);
+  return Uint8Array.from(Buffer.concat([guid, hdr, n, data]));
+}
 import { INSTANCE, MODULE, NOW, REGION, baseFields, indefinitePayload, keyPair, makePki, signDocument, withRogueLeaf, type TestPki } from './testpki.js';
 
 const NONCE = new Uint8Array(32).fill(7);
@@ -120,6 +134,31 @@ describe('aws nitrotpm: forged fields in signed documents', () => {
     const which = p ? await p() : pki;
     // Rows that build their own PKI sign with it and verify with its (shared) root.
     expect(await codeOf(run(doc, which, over))).toBe(wantCode);
+  });
+
+  it('replays an event log against the document SHA-384 PCRs: boot claims from verified events only', async () => {
+    const apps = [Uint8Array.of(1, 2, 3), Uint8Array.of(4, 5, 6)];
+    const sbData = uefiVariable(EFI_GLOBAL, 'SecureBoot', Uint8Array.of(1));
+    const events = [
+      measured(7, EV.EFI_VARIABLE_DRIVER_CONFIG, sbData, [ALG.sha384]),
+      measured(7, EV.SEPARATOR, new Uint8Array(4), [ALG.sha384]),
+      ...apps.map((a) => measured(4, EV.EFI_BOOT_SERVICES_APPLICATION, a, [ALG.sha384])),
+    ];
+    const log = buildLog([ALG.sha384], events);
+    const replayed = replayNode(ALG.sha384, events);
+    const pcrs = new Map<number, Uint8Array>();
+    for (let i = 0; i < 24; i++) pcrs.set(i, replayed[i] ? Uint8Array.from(Buffer.from(replayed[i]!, 'hex')) : new Uint8Array(48));
+    const doc = await signed({ nitrotpm_pcrs: pcrs });
+    const c = await provider.verify('nitrotpm', { document: toBase64(doc), event_log: toBase64Url(log) }, ctx(pki.trust));
+    expect(c.boot?.eventLogReplayed).toEqual(['sha384']);
+    expect(c.boot?.secureBoot).toBe(true);
+    expect(c.boot?.bootApps).toEqual(events.slice(2).map((e) => Buffer.from(e.digests[0]![1]).toString('hex')));
+    // One changed event digest: the replay no longer reproduces the signed PCR 4.
+    const forged = buildLog([ALG.sha384], [...events.slice(0, 3), measured(4, EV.EFI_BOOT_SERVICES_APPLICATION, Uint8Array.of(9), [ALG.sha384])]);
+    expect(await codeOf(provider.verify('nitrotpm', { document: toBase64(doc), event_log: toBase64Url(forged) }, ctx(pki.trust)))).toBe('EVENTLOG_REPLAY_MISMATCH');
+    // A SHA-256-only log shares no bank with NitroTPM's SHA-384 PCRs.
+    const sha256Log = buildLog([ALG.sha256], [measured(4, EV.EFI_BOOT_SERVICES_APPLICATION, apps[0]!, [ALG.sha256])]);
+    expect(await codeOf(provider.verify('nitrotpm', { document: toBase64(doc), event_log: toBase64Url(sha256Log) }, ctx(pki.trust)))).toBe('EVENTLOG_NO_COMMON_BANK');
   });
 
   it('on a chain-cache hit, a leaf not signed by the cached issuer is still rejected', async () => {

@@ -3,7 +3,7 @@
  */
 import { expect, it } from 'vitest';
 import { encode as cborEncode } from 'cborg';
-import { describeVectors } from '../helpers/vectors.js';
+import { describeVectors, readVector } from '../helpers/vectors.js';
 import { createAwsProvider } from '../../providers/aws/index.js';
 import { decodeCbor } from '../../providers/aws/cbor.js';
 import { AttestError } from '../../providers/common/errors.js';
@@ -165,8 +165,11 @@ describeVectors('aws nitrotpm: real NitroTPM document (vaportpm fixture)', () =>
     { name: 'chain: no anchors', run: () => chain((c) => c, undefined, []), wantCode: 'TRUST_ANCHOR_MISSING' },
     { name: 'certificate not DER', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.set('certificate', Uint8Array.of(1, 2, 3)))), await ctxAt(FIXTURE_TIME)), wantCode: 'CERT_MALFORMED' },
     { name: 'certificate missing', run: async () => provider.verify('nitrotpm', evidenceFor(rePayload(doc, (m) => m.delete('certificate'))), await ctxAt(FIXTURE_TIME)), wantCode: 'DOCUMENT_MALFORMED' },
-    // Event log: rejected until the event-log replay is merged (never ignored).
-    { name: 'event_log present (event-log replay not merged)', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { event_log: 'AAAA' }), await ctxAt(FIXTURE_TIME)), wantCode: 'EVENT_LOG_UNSUPPORTED' },
+    // Event logs are replayed against the document's SHA-384 PCRs, never ignored.
+    { name: 'event_log that is not an event log', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { event_log: 'AAAA' }), await ctxAt(FIXTURE_TIME)), wantCode: 'TRUNCATED' },
+    { name: 'event_log of another machine (real GCE log, SHA-384 bank)', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { event_log: toBase64Url(readVector('go-tpm-tools/eventlogs/ubuntu-2404-amd-sevsnp.bin')) }), await ctxAt(FIXTURE_TIME)), wantCode: 'EVENTLOG_REPLAY_MISMATCH' },
+    { name: 'event_log of another machine with the quote', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { quote: fixtureQuote(), event_log: toBase64Url(readVector('go-tpm-tools/eventlogs/ubuntu-2404-amd-sevsnp.bin')) }), await ctxAt(FIXTURE_TIME)), wantCode: 'EVENTLOG_REPLAY_MISMATCH' },
+    { name: 'SHA-1-only legacy event log', run: async () => provider.verify('nitrotpm', evidenceFor(doc, { event_log: toBase64Url(readVector('go-tpm-tools/eventlogs/debian-10.bin')) }), await ctxAt(FIXTURE_TIME)), wantCode: 'EVENTLOG_LEGACY_FORMAT' },
   ];
   it.each(rows)('rejects: $name → $wantCode', async ({ run, wantCode }) => {
     expect(await codeOf(run())).toBe(wantCode);
