@@ -203,3 +203,30 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
 
   return Object.freeze({ name: 'aws' as const, formats: Object.freeze([NITROTPM_FORMAT]), verify, chainCache });
 }
+
+/** The `providers.aws.options` block of the broker configuration (strict: unknown keys refused). */
+export const AwsProviderConfigSchema = AwsVerifyOptionsSchema.extend({
+  chainCacheSize: z.number().int().min(0).max(100_000).optional(),
+  identityCertificates: z.union([z.string().max(1_000_000), z.array(z.string().max(1_000_000)).max(64)]).optional(),
+});
+
+/**
+ * Builds the provider from configuration (for `broker/builtins.ts`):
+ * `PROVIDER_FACTORIES.aws = (raw) => createAwsProviderFromConfig(raw);`
+ */
+export function createAwsProviderFromConfig(raw: unknown): AwsProvider {
+  const r = AwsProviderConfigSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    throw configError(AwsCodes.OPTIONS_INVALID, r.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; '));
+  }
+  const o = r.data;
+  const opts: AwsProviderOptions = {};
+  if (o.requireQuote !== undefined) opts.requireQuote = o.requireQuote;
+  if (o.requireIdentityDocument !== undefined) opts.requireIdentityDocument = o.requireIdentityDocument;
+  if (o.maxDocumentAgeSeconds !== undefined) opts.maxDocumentAgeSeconds = o.maxDocumentAgeSeconds;
+  if (o.clockSkewSeconds !== undefined) opts.clockSkewSeconds = o.clockSkewSeconds;
+  if (o.pcr11Phases !== undefined) opts.pcr11Phases = o.pcr11Phases;
+  if (o.chainCacheSize !== undefined) opts.chainCacheSize = o.chainCacheSize;
+  if (o.identityCertificates !== undefined) opts.identityCertificates = o.identityCertificates;
+  return createAwsProvider(opts);
+}

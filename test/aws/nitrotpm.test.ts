@@ -1,10 +1,10 @@
 /**
  * Provider `aws` / format `nitrotpm` on real evidence (../shared/vectors, INDEX §2b, §3a, §3b).
  */
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encode as cborEncode } from 'cborg';
 import { describeVectors, readVector } from '../helpers/vectors.js';
-import { createAwsProvider } from '../../providers/aws/index.js';
+import { createAwsProvider, createAwsProviderFromConfig } from '../../providers/aws/index.js';
 import { decodeCbor } from '../../providers/aws/cbor.js';
 import { AttestError } from '../../providers/common/errors.js';
 import { createTrustStore } from '../../providers/common/trust.js';
@@ -269,5 +269,14 @@ describeVectors('aws nitrotpm: real Nitro Enclave document (nitrite)', () => {
   });
   it('keeps the nonce constant', () => {
     expect(FIXTURE_NONCE_HEX).toHaveLength(64);
+  });
+});
+
+describe('createAwsProviderFromConfig', () => {
+  it('builds from a configuration block and refuses unknown keys', () => {
+    expect(createAwsProviderFromConfig({ requireQuote: true, chainCacheSize: 10 }).formats).toEqual(['nitrotpm']);
+    expect(createAwsProviderFromConfig(undefined).name).toBe('aws');
+    expect(() => createAwsProviderFromConfig({ skipChain: true })).toThrow(AttestError);
+    expect(() => createAwsProviderFromConfig({ maxDocumentAgeSeconds: 'forever' })).toThrow(AttestError);
   });
 });
