@@ -7,7 +7,8 @@
  * `verifyAttestationDocument` checks, in this order:
  * - the COSE_Sign1 envelope is strict and says ES384 (`cose.ts`);
  * - the payload is strict CBOR; only `certificate` and `cabundle` are read from it at this point;
- * - the leaf parses (extensions included) and has a P-384 key; the COSE ES384 signature verifies
+ * - the leaf parses (extensions included), has a P-384 key and, if it states a key usage, may
+ *   sign (digitalSignature); the COSE ES384 signature verifies
  *   with it over the raw Sig_structure. This runs before path validation only because it is the
  *   cheaper check (one verification): a document altered anywhere is turned away early. A
  *   passing signature means nothing until the chain below holds;
@@ -33,16 +34,7 @@
  */
 import { isAttestError, malformed, rejected } from '../common/errors.js';
 import { ByteReader } from '../common/bytes.js';
-import {
-  X509Codes,
-  certDer,
-
-  parseCertificate,
-  verifyChain,
-  type Certificate,
-  type TrustAnchor,
-  x509,
-} from '../common/x509.js';
+import { X509Codes, certDer, parseCertificate, verifyChain, type Certificate, type TrustAnchor, x509 } from '../common/x509.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { ecdsaDerToP1363 } from '../tpm/structures.js';
 import { parseCoseSign1, verifyCoseSign1, type CoseSign1 } from './cose.js';
@@ -59,6 +51,8 @@ export const ChainCodes = {
   CERT_ALG_UNSUPPORTED: 'CERT_ALG_UNSUPPORTED',
   /** The cabundle is not AWS's root-first path to the pinned root. */
   CABUNDLE_INVALID: 'CABUNDLE_INVALID',
+  /** The signing leaf's key usage does not allow digital signatures. */
+  CERT_USAGE_INVALID: 'CERT_USAGE_INVALID',
 } as const;
 
 export interface VerifiedDocument {
@@ -120,6 +114,14 @@ function isP384(c: Certificate): boolean {
 
 function requireP384(c: Certificate, what: string): void {
   if (!isP384(c)) throw rejected(ChainCodes.CERT_ALG_UNSUPPORTED, `${what} "${c.subject}" is not ECDSA P-384 with SHA-384`);
+}
+
+/** The signing leaf, when it states a key usage, must allow digitalSignature (RFC 5280 §4.2.1.3). */
+function requireSigningUsage(leaf: Certificate): void {
+  const ku = leaf.getExtension(x509.KeyUsagesExtension);
+  if (ku && (ku.usages & x509.KeyUsageFlags.digitalSignature) === 0) {
+    throw rejected(ChainCodes.CERT_USAGE_INVALID, `${WHAT}: the leaf's key usage does not allow digital signatures`);
+  }
 }
 
 function checkValidity(c: Certificate, at: Date, what: string): void {
@@ -287,6 +289,7 @@ export async function verifyAttestationDocument(bytes: Uint8Array, o: VerifyDocu
   const leaf = parseCertificate(certificate, 'Nitro document certificate');
   decodeExtensions(leaf, 'leaf');
   requireP384(leaf, `${WHAT}: leaf`);
+  requireSigningUsage(leaf);
   // The COSE signature first (one verification): a document altered anywhere — payload, leaf or
   // cabundle — is turned away before the costlier path validation. The leaf key is not trusted
   // yet; the chain below is what makes a passing signature mean anything.

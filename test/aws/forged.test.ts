@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { encode as cborEncode } from 'cborg';
 import { createAwsProvider } from '../../providers/aws/index.js';
 import { AttestError } from '../../providers/common/errors.js';
-import { certDer } from '../../providers/common/x509.js';
+import { certDer, x509 } from '../../providers/common/x509.js';
 import { toBase64, toBase64Url } from '../../providers/common/encoding.js';
 import { concat } from '../../providers/common/bytes.js';
 import type { ProviderClaims, TrustStore, VerifyContext } from '../../providers/common/types.js';
@@ -124,6 +124,7 @@ describe('aws nitrotpm: forged fields in signed documents', () => {
     // Chain algorithms and CA flags.
     { name: 'P-256 leaf', make: async () => signed({}, (pkiB = await makePki({ leafCurve: 'P-256' }))), p: async () => pkiB, wantCode: 'CERT_ALG_UNSUPPORTED' },
     { name: 'P-256 zonal CA', make: async () => signed({}, (pkiB = await makePki({ zonalCurve: 'P-256' }))), p: async () => pkiB, wantCode: 'CERT_ALG_UNSUPPORTED' },
+    { name: 'leaf key usage without digitalSignature', make: async () => signed({}, (pkiB = await makePki({ leafUsage: x509.KeyUsageFlags.keyEncipherment }))), p: async () => pkiB, wantCode: 'CERT_USAGE_INVALID' },
     { name: 'zonal certificate is not a CA', make: async () => signed({}, (pkiB = await makePki({ zonalIsCa: false }))), p: async () => pkiB, wantCode: 'CHAIN_INVALID' },
     { name: 'leaf not yet valid', make: async () => signed({ timestamp: NOW.getTime() + 1000 }, (pkiB = await makePki({ leafNotBefore: new Date(NOW.getTime() + 1000) }))), p: async () => pkiB, wantCode: 'CERT_NOT_YET_VALID' },
   ];

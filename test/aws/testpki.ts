@@ -35,10 +35,11 @@ async function issue(o: {
   ca: boolean;
   notBefore: Date;
   notAfter: Date;
+  usage?: number;
 }): Promise<Certificate> {
   const extensions: x509.Extension[] = o.ca
     ? [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)]
-    : [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)];
+    : [new x509.KeyUsagesExtension(o.usage ?? x509.KeyUsageFlags.digitalSignature, true)];
   const common = { serialNumber: (serial++).toString(16).padStart(4, '0'), notBefore: o.notBefore, notAfter: o.notAfter, extensions };
   if (!o.issuer) {
     return x509.X509CertificateGenerator.createSelfSigned({ ...common, name: o.subject, keys: o.keys, signingAlgorithm: sigAlg(o.curve) });
@@ -61,6 +62,7 @@ export interface PkiOptions {
   zonalCurve?: Curve;
   zonalIsCa?: boolean;
   leafNotBefore?: Date;
+  leafUsage?: number;
 }
 
 export interface TestPki {
@@ -95,7 +97,7 @@ export async function makePki(o: PkiOptions = {}): Promise<TestPki> {
   const lc = o.leafCurve ?? 'P-384';
   const lk = await keyPair(lc);
   const nb = o.leafNotBefore ?? new Date(NOW.getTime() - H);
-  const leaf = await issue({ subject: `C=US, O=Test, CN=${o.leafCn ?? `${MODULE}.${REGION}.aws`}`, issuer: { cert: inst, keys: ik, curve: 'P-384' }, keys: lk, curve: lc, ca: false, notBefore: nb, notAfter: new Date(nb.getTime() + 3 * H) });
+  const leaf = await issue({ subject: `C=US, O=Test, CN=${o.leafCn ?? `${MODULE}.${REGION}.aws`}`, issuer: { cert: inst, keys: ik, curve: 'P-384' }, keys: lk, curve: lc, ca: false, notBefore: nb, notAfter: new Date(nb.getTime() + 3 * H), ...(o.leafUsage !== undefined ? { usage: o.leafUsage } : {}) });
   return { root: root.cert, cabundle: [root.cert, regional, zonal, inst].map(certDer), leaf, leafKeys: lk, leafCurve: lc, trust: root.trust };
 }
 
