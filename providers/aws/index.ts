@@ -125,6 +125,9 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
     const opts = resolveOptions(options, ctx.options);
     const ev = parseNitroEvidence(evidence);
     if (opts.requireQuote && !ev.quote) throw rejected(AwsCodes.EVIDENCE_INCOMPLETE, 'a TPM quote is required');
+    if (opts.requireIdentityDocument && !ev.identity) {
+      throw rejected(AwsCodes.EVIDENCE_INCOMPLETE, 'an EC2 instance identity document is required');
+    }
 
     const anchors = ctx.trust.anchors([PinIds.AWS_NITRO_ROOT_G1]);
     const verified = await verifyAttestationDocument(ev.document, { anchors, at: ctx.now, cache: chainCache });
@@ -146,9 +149,6 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
       ? await replayNitroEventLog(doc, ev.eventLog, opts.pcr11Phases.length > 0 ? { pcr11Phases: opts.pcr11Phases } : {})
       : undefined;
 
-    if (opts.requireIdentityDocument && !ev.identity) {
-      throw rejected(AwsCodes.EVIDENCE_INCOMPLETE, 'an EC2 instance identity document is required');
-    }
     let iid: IdentityDocument | undefined;
     if (ev.identity) {
       iid = await verifyIdentityDocument(ev.identity, identityCerts, ctx.now);
