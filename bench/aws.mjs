@@ -1,5 +1,4 @@
 // Bundles bench/aws-nitrotpm.bench.ts with esbuild (dependencies external) and runs it.
-/* global process */
 // Usage: node bench/aws.mjs   (BENCH_N=<iterations>, ATTEST_VECTORS=<dir> optional)
 import { build } from 'esbuild';
 import { mkdtempSync, rmSync } from 'node:fs';
