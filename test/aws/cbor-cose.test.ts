@@ -1,6 +1,6 @@
 /**
  * The strict CBOR wrapper and the COSE_Sign1 parser: rule table, truncation and trailing-byte
- * sweeps, a bit-flip sweep over the real document through the whole provider, and fast-check
+ * sweeps (the bit-flip sweep through the whole provider is in bitflip.test.ts), and fast-check
  * fuzzing (≥10,000 inputs per parser) that may only ever produce typed errors.
  */
 import { describe, expect, it } from 'vitest';
@@ -111,32 +111,6 @@ describeVectors('sweeps over the real NitroTPM document', () => {
     expect(codeOfSync(() => parseCoseSign1(concat(doc, Uint8Array.of(0))))).toBe('TRAILING_BYTES');
     const payload = parseCoseSign1(doc).payload;
     expect(codeOfSync(() => decodeDocumentPayload(concat(payload, Uint8Array.of(0xf6))))).toBe('TRAILING_BYTES');
-  });
-
-  it('bit-flip sweep over the COSE bytes: nothing accepted, nothing crashes', async () => {
-    const provider = createAwsProvider();
-    const ctx = await ctxAt(FIXTURE_TIME);
-    await provider.verify('nitrotpm', evidenceFor(doc), ctx); // warm the chain cache: the sweep then costs ~2 verifies per flip
-    const codes = new Map<string, number>();
-    // One bit in every byte (rotating through the 8 positions) and every bit of the first 16 bytes.
-    const flips: Array<[number, number]> = [];
-    for (let i = 0; i < doc.length; i++) flips.push([i, i % 8]);
-    for (let i = 0; i < 16; i++) for (let b = 0; b < 8; b++) if (b !== i % 8) flips.push([i, b]);
-    for (const [i, bit] of flips) {
-      const m = doc.slice();
-      m[i] = (m[i] as number) ^ (1 << bit);
-      let code = 'ACCEPTED';
-      try {
-        await provider.verify('nitrotpm', evidenceFor(m), ctx);
-      } catch (e) {
-        if (!(e instanceof AttestError)) throw new Error(`flip ${i}:${bit} threw an untyped ${String(e)}`, { cause: e });
-        code = e.code;
-      }
-      if (code === 'ACCEPTED') throw new Error(`flip ${i}:${bit} was accepted`);
-      codes.set(code, (codes.get(code) ?? 0) + 1);
-    }
-    expect(codes.has('ACCEPTED')).toBe(false);
-    expect(codes.get('COSE_SIGNATURE_INVALID')).toBeGreaterThan(0);
   });
 });
 
