@@ -275,7 +275,29 @@ export function decodeCbor(data: Uint8Array, opts: CborDecodeOptions = {}): Cbor
     // Anything else cborg (or the JS engine, e.g. RangeError) throws is still a typed error.
     throw new AttestError(CborCodes.CBOR_MALFORMED, `${what}: ${msg}`, { kind: 'malformed', offset: tokenizer.pos(), cause });
   }
-  return value as CborValue;
+  if (!isCborValue(value)) {
+    throw malformed(CborCodes.CBOR_MALFORMED, `${what}: decoder produced an unexpected value kind`);
+  }
+  return value;
+}
+
+/**
+ * Runtime proof that cborg built only the value kinds `CborValue` names (the tokenizer already
+ * refused floats, undefined, big integers and unknown tags; this checks the result rather than
+ * trusting that), so callers get a checked type instead of a cast of cborg's `any`.
+ */
+export function isCborValue(x: unknown): x is CborValue {
+  if (x === null || typeof x === 'string' || typeof x === 'boolean' || x instanceof Uint8Array) return true;
+  if (typeof x === 'number') return Number.isSafeInteger(x);
+  if (Array.isArray(x)) return x.every(isCborValue);
+  if (x instanceof Map) {
+    for (const [k, e] of x) if (!isCborValue(k) || !isCborValue(e)) return false;
+    return true;
+  }
+  if (typeof x === 'object' && Object.keys(x).length === 2 && 'tag' in x && 'value' in x) {
+    return typeof x.tag === 'number' && isCborValue(x.value);
+  }
+  return false;
 }
 
 /** Runtime type guards for shape assertions (never casts). */

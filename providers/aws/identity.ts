@@ -126,7 +126,7 @@ function checkValidity(c: Certificate, at: Date): void {
 function singleValue(sd: SignedData, type: string): Uint8Array {
   const a = sd.signer.signedAttrs?.attributes.find((x) => x.type === type);
   if (!a || a.values.length !== 1) throw rejected(IdentityCodes.IDENTITY_DIGEST_MISMATCH, `signed attribute ${type} is missing or not single-valued`);
-  return (a.values[0] as { raw: Uint8Array }).raw;
+  return a.values[0]!.raw;
 }
 
 /** Verifies a DER PKCS#7 identity document against the configured certificates (see header). */
