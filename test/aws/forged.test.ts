@@ -9,7 +9,9 @@ import { encode as cborEncode } from 'cborg';
 import { createAwsProvider } from '../../providers/aws/index.js';
 import { AttestError } from '../../providers/common/errors.js';
 import { certDer, x509 } from '../../providers/common/x509.js';
-import { toBase64, toBase64Url } from '../../providers/common/encoding.js';
+import { fromHex, toBase64, toBase64Url } from '../../providers/common/encoding.js';
+import { HAVE_VECTORS } from '../helpers/vectors.js';
+import { fixtureQuote, loadNitroFixture } from './fixtures.js';
 import { concat } from '../../providers/common/bytes.js';
 import type { ProviderClaims, TrustStore, VerifyContext } from '../../providers/common/types.js';
 import { EV } from '../../providers/tpm/eventlog.js';
@@ -160,6 +162,21 @@ describe('aws nitrotpm: forged fields in signed documents', () => {
     // A SHA-256-only log shares no bank with NitroTPM's SHA-384 PCRs.
     const sha256Log = buildLog([ALG.sha256], [measured(4, EV.EFI_BOOT_SERVICES_APPLICATION, apps[0]!, [ALG.sha256])]);
     expect(await codeOf(provider.verify('nitrotpm', { document: toBase64(doc), event_log: toBase64Url(sha256Log) }, ctx(pki.trust)))).toBe('EVENTLOG_NO_COMMON_BANK');
+  });
+
+  it.skipIf(!HAVE_VECTORS)('end to end: a signed document certifying another AK than the one that signed the real quote', async () => {
+    const f = loadNitroFixture();
+    const nonce = fromHex(f.nonce);
+    const other = await keyPair('P-256');
+    const otherPoint = new Uint8Array(await crypto.subtle.exportKey('raw', other.publicKey));
+    const pcrs = new Map(Object.entries(f.pcrs.sha384).map(([i, h]) => [Number(i), fromHex(h)]));
+    const doc = await signDocument(indefinitePayload(baseFields(pki, { public_key: otherPoint, nitrotpm_pcrs: pcrs }, nonce)), pki.leafKeys);
+    const c = ctx(pki.trust, { binding: nonce });
+    expect(await codeOf(provider.verify('nitrotpm', { document: toBase64(doc), quote: fixtureQuote(f) }, c))).toBe('QUOTE_SIGNATURE_INVALID');
+    // Control: the same signed document certifying the real AK accepts the real quote.
+    const ak = fromHex('04' + f.ak_pubkeys.ecc_p256.x + f.ak_pubkeys.ecc_p256.y);
+    const good = await signDocument(indefinitePayload(baseFields(pki, { public_key: ak, nitrotpm_pcrs: pcrs }, nonce)), pki.leafKeys);
+    expect((await provider.verify('nitrotpm', { document: toBase64(good), quote: fixtureQuote(f) }, c)).platform.fields?.tpmQuoteVerified).toBe(true);
   });
 
   it('on a chain-cache hit, a leaf not signed by the cached issuer is still rejected', async () => {
