@@ -89,6 +89,8 @@ export interface ReleaseBindings {
   platformKeySpki?: string;
   /** Raw NitroTPM attestation document (b64url) for KMS Recipient requests. */
   nitroDocument?: string;
+  /** Signed `user_data` of a NitroTPM attestation document (b64url), exactly as the node set it. */
+  userData?: string;
   /** TPM EK public (TPM2B_PUBLIC b64url) and AK name (hex) for TPM2_MakeCredential sealing. */
   ekPublic?: string;
   akName?: Hex;
