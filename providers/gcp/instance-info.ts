@@ -30,7 +30,7 @@
  */
 import { ByteReader } from '../common/bytes.js';
 import { malformed } from '../common/errors.js';
-import { fromUtf8 } from '../common/encoding.js';
+import { boolean, DerCodes, expectTag, tlv, unsignedInteger, utf8String } from './der.js';
 
 export const INSTANCE_INFO_OID = '1.3.6.1.4.1.11129.2.1.21';
 
@@ -58,58 +58,14 @@ export interface GceInstanceIdentity {
 const bad = (msg: string, offset?: number) =>
   malformed(InstanceInfoCodes.INSTANCE_INFO_MALFORMED, `GCE instance info extension: ${msg}`, offset === undefined ? {} : { offset });
 
-/** One DER TLV: tag byte, and a reader over exactly its contents. */
-function tlv(r: ByteReader, what: string): { tag: number; body: ByteReader; offset: number } {
-  const offset = r.offset;
-  const tag = r.u8(`${what} tag`);
-  if ((tag & 0x1f) === 0x1f) throw bad(`${what}: multi-byte tags are not used here`, offset);
-  const first = r.u8(`${what} length`);
-  let len: number;
-  if (first < 0x80) {
-    len = first;
-  } else {
-    const n = first & 0x7f;
-    if (n === 0) throw bad(`${what}: indefinite length is not DER`, offset);
-    if (n > 3) throw bad(`${what}: length of ${n} bytes is too large`, offset);
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + r.u8(`${what} length`);
-    // DER: the long form only for lengths ≥ 128, and without leading zero bytes.
-    if (len < 0x80 || len < 256 ** (n - 1)) throw bad(`${what}: non-minimal length encoding`, offset);
+/** The DER readers below throw DER_MALFORMED; here every decoding failure is the extension's. */
+function decoding<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof Error && 'code' in e && e.code === DerCodes.DER_MALFORMED) throw bad(e.message);
+    throw e;
   }
-  return { tag, body: r.sub(len, what), offset };
-}
-
-function expectTag(t: { tag: number; offset: number }, tag: number, what: string): void {
-  if (t.tag !== tag) throw bad(`${what}: expected tag 0x${tag.toString(16)}, got 0x${t.tag.toString(16)}`, t.offset);
-}
-
-function utf8String(r: ByteReader, what: string): string {
-  const t = tlv(r, what);
-  expectTag(t, 0x0c, what);
-  return fromUtf8(t.body.rest(), what);
-}
-
-function unsignedInteger(r: ByteReader, what: string): bigint {
-  const t = tlv(r, what);
-  expectTag(t, 0x02, what);
-  const b = t.body.rest();
-  if (b.length === 0) throw bad(`${what}: empty INTEGER`, t.offset);
-  if (b.length > 1 && ((b[0] === 0 && (b[1]! & 0x80) === 0) || (b[0] === 0xff && (b[1]! & 0x80) !== 0))) {
-    throw bad(`${what}: non-minimal INTEGER`, t.offset);
-  }
-  if (b[0]! & 0x80) throw bad(`${what}: negative INTEGER`, t.offset);
-  if (b.length > 9 || (b.length === 9 && b[0] !== 0)) throw bad(`${what}: INTEGER exceeds 64 bits`, t.offset);
-  let v = 0n;
-  for (const x of b) v = (v << 8n) | BigInt(x);
-  return v;
-}
-
-function boolean(r: ByteReader, what: string): boolean {
-  const t = tlv(r, what);
-  expectTag(t, 0x01, what);
-  const b = t.body.rest();
-  if (b.length !== 1 || (b[0] !== 0 && b[0] !== 0xff)) throw bad(`${what}: BOOLEAN must be one byte 00 or FF`, t.offset);
-  return b[0] === 0xff;
 }
 
 function securityProperties(r: ByteReader): GceSecurityProperties {
@@ -137,6 +93,10 @@ function securityProperties(r: ByteReader): GceSecurityProperties {
 
 /** Decodes the extension's value (the OCTET STRING contents). */
 export function parseGceInstanceInfo(der: Uint8Array): GceInstanceIdentity {
+  return decoding(() => decode(der));
+}
+
+function decode(der: Uint8Array): GceInstanceIdentity {
   const outer = new ByteReader(der);
   const seq = tlv(outer, 'GceInstanceInfo');
   expectTag(seq, 0x30, 'GceInstanceInfo');

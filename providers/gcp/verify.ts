@@ -1,0 +1,198 @@
+/**
+ * @module providers/gcp/verify
+ *
+ * Verifies a parsed go-tpm-tools `Attestation` the way go-tpm-tools `server.VerifyAttestation`
+ * does with `TrustedRootCerts`, plus the checks a broker needs that it leaves to callers.
+ *
+ * Checks, in order (each failing with the code in brackets; tests in test/gcp):
+ * - a hardware TEE report (sev_snp_attestation / tdx_attestation) is present → refused
+ *   [TEE_REPORT_UNSUPPORTED] until the SEV-SNP and TDX verifiers are wired in: a report that is
+ *   not verified must never be silently ignored while the attestation is accepted;
+ * - the AK certificate chains to a pinned Google root, fits Google's profile and carries a
+ *   production instance identity (akcert.ts) [AK_CERT_*, CHAIN_*, CERT_*, INSTANCE_*,
+ *   TRUST_ANCHOR_MISSING];
+ * - `ak_pub` (TPMT_PUBLIC) is a restricted signing key (tpm core) whose public key equals the
+ *   certificate's [AK_CERT_KEY_MISMATCH] — go-tpm-tools ignores ak_pub when a certificate is
+ *   present; checking it lets the TPM Name below cover every byte of it;
+ * - every quote, in every bank present, verifies with that key over its raw TPMS_ATTEST, carries
+ *   the binding as extraData, and its PCR values match pcrDigest (tpm core `verifyQuote`)
+ *   [QUOTE_*, NONCE_MISMATCH, PCR_*]; SHA-1 signatures are never allowed; a SHA-1 *bank* quote is
+ *   still verified (a tampered one is rejected) but its values are only reported when the
+ *   operator allows SHA-1, and an attestation whose only verified bank is SHA-1 is refused
+ *   [SHA1_NOT_ALLOWED]; a bank appearing twice is refused [DUPLICATE_PCR_BANK]; a PCRs.hash that
+ *   is not sha1/sha256/sha384 is refused [ALGORITHM_NOT_ALLOWED];
+ * - each quote's qualifiedSigner equals the Qualified Name of ak_pub as a primary key of the
+ *   endorsement hierarchy, QN = nameAlg ‖ H(TPM_RH_ENDORSEMENT ‖ Name) (TPM 2.0 Part 1 §16.6),
+ *   which is how GCE provisions its AKs (checked on every real vector) [AK_QUALIFIED_NAME_MISMATCH];
+ * - a client-reported `instance_info`, when present, equals the certificate's signed identity
+ *   [INSTANCE_INFO_MISMATCH]; it is never a source of claims;
+ * - the event log: replayed against the verified PCRs once the TCG event-log core is wired in;
+ *   until then a present log is reported as not replayed and no boot fact is claimed from it.
+ */
+import { AttestError, rejected } from '../common/errors.js';
+import { timingSafeEqual } from '../common/ct.js';
+import { concat, u32be, u16be } from '../common/bytes.js';
+import { digest } from '../common/digest.js';
+import { toHex } from '../common/encoding.js';
+import type { PcrBank, Hex, TrustStore } from '../common/types.js';
+import type { Certificate } from '../common/x509.js';
+import { verifyQuote, checkAkAttributes, type VerifiedQuote } from '../tpm/quote.js';
+import { parseTpmtPublic, algFromHash, computeName, type TpmtPublic } from '../tpm/structures.js';
+import { keyFromSpki, keyFromTpmtPublic, type NormalizedKey } from '../tpm/keys.js';
+import { TpmCodes } from '../tpm/codes.js';
+import { verifyAkCertificate, type VerifiedAkCert } from './akcert.js';
+import { HashAlgo, GcpParseCodes, type GotpmAttestation } from './parse.js';
+
+export const GcpCodes = {
+  TEE_REPORT_UNSUPPORTED: 'TEE_REPORT_UNSUPPORTED',
+  AK_CERT_KEY_MISMATCH: 'AK_CERT_KEY_MISMATCH',
+  AK_QUALIFIED_NAME_MISMATCH: 'AK_QUALIFIED_NAME_MISMATCH',
+  SHA1_NOT_ALLOWED: 'SHA1_NOT_ALLOWED',
+  DUPLICATE_PCR_BANK: 'DUPLICATE_PCR_BANK',
+  INSTANCE_INFO_MISMATCH: 'INSTANCE_INFO_MISMATCH',
+} as const;
+
+/** TPM_RH_ENDORSEMENT (Part 2 §7.4). */
+const TPM_RH_ENDORSEMENT = 0x4000000b;
+
+const BANK_BY_ALG: Readonly<Record<number, PcrBank>> = {
+  [HashAlgo.SHA1]: 'sha1',
+  [HashAlgo.SHA256]: 'sha256',
+  [HashAlgo.SHA384]: 'sha384',
+};
+
+export interface GcpVerifyInput {
+  readonly binding: Uint8Array;
+  readonly now: Date;
+  readonly trust: TrustStore;
+  readonly allowSha1: boolean;
+  readonly allowNonProduction: boolean;
+  readonly configuredIntermediates: readonly Certificate[];
+}
+
+export type EventLogStatus = 'absent' | 'not-replayed';
+
+export interface VerifiedGcpAttestation {
+  readonly akCert: VerifiedAkCert;
+  readonly akPublic: TpmtPublic;
+  readonly akName: Hex;
+  readonly akSha256: Hex;
+  /** Verified PCR values of the banks the operator allows. */
+  readonly pcrs: Partial<Record<PcrBank, Record<number, Hex>>>;
+  /** Every bank whose quote verified (including SHA-1 when it is not reported). */
+  readonly verifiedBanks: readonly PcrBank[];
+  readonly quotes: readonly VerifiedQuote[];
+  readonly eventLog: EventLogStatus;
+}
+
+function sameKey(a: NormalizedKey, b: NormalizedKey): boolean {
+  if (a.kty === 'RSA' && b.kty === 'RSA') return timingSafeEqual(a.n, b.n) && timingSafeEqual(a.e, b.e);
+  if (a.kty === 'EC' && b.kty === 'EC') return a.crv === b.crv && timingSafeEqual(a.x, b.x) && timingSafeEqual(a.y, b.y);
+  return false;
+}
+
+/** Qualified Name of a primary object of the endorsement hierarchy (Part 1 §16.6). */
+async function endorsementPrimaryQualifiedName(pub: TpmtPublic, name: Uint8Array): Promise<Uint8Array> {
+  return concat(u16be(algFromHash(pub.nameAlg)), await digest(pub.nameAlg, concat(u32be(TPM_RH_ENDORSEMENT), name)));
+}
+
+export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVerifyInput): Promise<VerifiedGcpAttestation> {
+  if (att.tee) {
+    throw new AttestError(
+      GcpCodes.TEE_REPORT_UNSUPPORTED,
+      `the attestation carries a ${att.tee.kind} report, which this broker cannot verify yet; refusing rather than ignoring it`,
+      { kind: 'not-implemented', detail: { tee: att.tee.kind } },
+    );
+  }
+  if (att.akPub.byteLength === 0 || att.quotes.length === 0) {
+    throw rejected(GcpParseCodes.ATTESTATION_INCOMPLETE, 'the attestation needs ak_pub and at least one quote');
+  }
+
+  // 1. The AK certificate (trust), then the AK itself.
+  const akCert = await verifyAkCertificate({
+    akCert: att.akCert,
+    intermediates: att.intermediateCerts,
+    configuredIntermediates: input.configuredIntermediates,
+    trust: input.trust,
+    now: input.now,
+    allowNonProduction: input.allowNonProduction,
+  });
+  const akPublic = parseTpmtPublic(att.akPub);
+  checkAkAttributes(akPublic);
+  let certKey: NormalizedKey;
+  try {
+    certKey = await keyFromSpki(new Uint8Array(akCert.cert.publicKey.rawData));
+  } catch (cause) {
+    throw rejected(GcpCodes.AK_CERT_KEY_MISMATCH, 'the AK certificate key is not a usable AK key', { cause });
+  }
+  if (!sameKey(keyFromTpmtPublic(akPublic), certKey)) {
+    throw rejected(GcpCodes.AK_CERT_KEY_MISMATCH, 'ak_pub is not the key the AK certificate certifies');
+  }
+
+  // 2. Every quote.
+  const seen = new Set<PcrBank>();
+  const quotes: VerifiedQuote[] = [];
+  const pcrs: Partial<Record<PcrBank, Record<number, Hex>>> = {};
+  let akName: Uint8Array | undefined;
+  let qualifiedName: Uint8Array | undefined;
+  for (const [i, q] of att.quotes.entries()) {
+    const bank = BANK_BY_ALG[q.pcrs.hash];
+    if (!bank) {
+      throw rejected(TpmCodes.ALGORITHM_NOT_ALLOWED, `quotes[${i}] names PCR hash 0x${q.pcrs.hash.toString(16)}, not sha1/sha256/sha384`);
+    }
+    if (seen.has(bank)) throw rejected(GcpCodes.DUPLICATE_PCR_BANK, `two quotes over the ${bank} bank`);
+    seen.add(bank);
+    const values: Record<number, Uint8Array> = {};
+    for (const [k, v] of q.pcrs.values) values[k] = v;
+    const vq = await verifyQuote({
+      message: q.quote,
+      signature: q.rawSig,
+      ak: { tpmtPublic: att.akPub },
+      binding: input.binding,
+      pcrs: { [bank]: values },
+      // The bank of *this* quote only; SHA-1 bank quotes are verified for integrity (see above).
+      pcrBanks: [bank],
+    });
+    if (!akName) {
+      akName = new Uint8Array(await computeName(akPublic));
+      qualifiedName = await endorsementPrimaryQualifiedName(akPublic, akName);
+    }
+    if (!timingSafeEqual(vq.attest.qualifiedSigner, qualifiedName!)) {
+      throw rejected(
+        GcpCodes.AK_QUALIFIED_NAME_MISMATCH,
+        `quotes[${i}] qualifiedSigner is not ak_pub as an endorsement-hierarchy primary key`,
+      );
+    }
+    quotes.push(vq);
+    if (bank !== 'sha1' || input.allowSha1) Object.assign(pcrs, vq.pcrs);
+  }
+  if (Object.keys(pcrs).length === 0) {
+    throw rejected(GcpCodes.SHA1_NOT_ALLOWED, 'the only PCR bank quoted is SHA-1, which is not allowed (set allowSha1 to accept it)');
+  }
+
+  // 3. Unsigned client-reported identity must agree with the signed one.
+  if (att.instanceInfo) {
+    const a = att.instanceInfo;
+    const s = akCert.identity;
+    if (
+      a.zone !== s.zone ||
+      a.projectId !== s.projectId ||
+      a.projectNumber !== s.projectNumber ||
+      a.instanceName !== s.instanceName ||
+      a.instanceId !== s.instanceId
+    ) {
+      throw rejected(GcpCodes.INSTANCE_INFO_MISMATCH, 'instance_info differs from the identity in the AK certificate');
+    }
+  }
+
+  return Object.freeze({
+    akCert,
+    akPublic,
+    akName: toHex(akName!),
+    akSha256: quotes[0]!.akSha256,
+    pcrs,
+    verifiedBanks: Object.freeze([...seen]),
+    quotes: Object.freeze(quotes),
+    eventLog: att.eventLog.byteLength > 0 ? 'not-replayed' : 'absent',
+  });
+}
