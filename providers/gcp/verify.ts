@@ -4,26 +4,28 @@
  * Verifies a parsed go-tpm-tools `Attestation` the way go-tpm-tools `server.VerifyAttestation`
  * does with `TrustedRootCerts`, plus the checks a broker needs that it leaves to callers.
  *
- * Checks, in order (each failing with the code in brackets; tests in test/gcp):
+ * Checks (each failing with the code in brackets; tests in test/gcp). Nothing is trusted until
+ * all have passed; the cheap ones run first, so the order only decides which error a forgery gets:
  * - a hardware TEE report (sev_snp_attestation / tdx_attestation) is present → refused
  *   [TEE_REPORT_UNSUPPORTED] until the SEV-SNP and TDX verifiers are wired in: a report that is
  *   not verified must never be silently ignored while the attestation is accepted;
- * - the AK certificate chains to a pinned Google root, fits Google's profile and carries a
- *   production instance identity (akcert.ts) [AK_CERT_*, CHAIN_*, CERT_*, INSTANCE_*,
- *   TRUST_ANCHOR_MISSING];
- * - `ak_pub` (TPMT_PUBLIC) is a restricted signing key (tpm core) whose public key equals the
- *   certificate's [AK_CERT_KEY_MISMATCH] — go-tpm-tools ignores ak_pub when a certificate is
- *   present; checking it lets the TPM Name below cover every byte of it;
+ * - `ak_pub` (TPMT_PUBLIC) parses and is a restricted signing key (tpm core) [AK_ATTRIBUTES_INVALID];
  * - every quote, in every bank present, verifies with that key over its raw TPMS_ATTEST, carries
  *   the binding as extraData, and its PCR values match pcrDigest (tpm core `verifyQuote`)
  *   [QUOTE_*, NONCE_MISMATCH, PCR_*]; SHA-1 signatures are never allowed; a SHA-1 *bank* quote is
  *   still verified (a tampered one is rejected) but its values are only reported when the
- *   operator allows SHA-1, and an attestation whose only verified bank is SHA-1 is refused
+ *   operator allows SHA-1, and an attestation whose only bank is SHA-1 is refused
  *   [SHA1_NOT_ALLOWED]; a bank appearing twice is refused [DUPLICATE_PCR_BANK]; a PCRs.hash that
  *   is not sha1/sha256/sha384 is refused [ALGORITHM_NOT_ALLOWED];
  * - each quote's qualifiedSigner equals the Qualified Name of ak_pub as a primary key of the
- *   endorsement hierarchy, QN = nameAlg ‖ H(TPM_RH_ENDORSEMENT ‖ Name) (TPM 2.0 Part 1 §16.6),
- *   which is how GCE provisions its AKs (checked on every real vector) [AK_QUALIFIED_NAME_MISMATCH];
+ *   endorsement hierarchy, QN = nameAlg ‖ H(TPM_RH_ENDORSEMENT ‖ Name) (TPM 2.0 Part 1 §16),
+ *   which is how GCE provisions its AKs (true of every real vector). This binds every byte of
+ *   ak_pub, not just its key [AK_QUALIFIED_NAME_MISMATCH];
+ * - the AK certificate chains to a pinned Google root, fits Google's profile and carries a
+ *   production instance identity (akcert.ts) [AK_CERT_*, CHAIN_*, CERT_*, INSTANCE_*,
+ *   TRUST_ANCHOR_MISSING];
+ * - the certificate's public key equals ak_pub's [AK_CERT_KEY_MISMATCH] (go-tpm-tools ignores
+ *   ak_pub when a certificate is present; checking both ties the cert to the quoting key);
  * - a client-reported `instance_info`, when present, equals the certificate's signed identity
  *   [INSTANCE_INFO_MISMATCH]; it is never a source of claims;
  * - the event log: replayed against the verified PCRs once the TCG event-log core is wired in;
@@ -108,33 +110,15 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
     throw rejected(GcpParseCodes.ATTESTATION_INCOMPLETE, 'the attestation needs ak_pub and at least one quote');
   }
 
-  // 1. The AK certificate (trust), then the AK itself.
-  const akCert = await verifyAkCertificate({
-    akCert: att.akCert,
-    intermediates: att.intermediateCerts,
-    configuredIntermediates: input.configuredIntermediates,
-    trust: input.trust,
-    now: input.now,
-    allowNonProduction: input.allowNonProduction,
-  });
+  // 1. The AK public area and every quote (the cheap checks first; nothing is trusted until all
+  //    checks have passed, so the order only decides which error a forgery gets).
   const akPublic = parseTpmtPublic(att.akPub);
   checkAkAttributes(akPublic);
-  let certKey: NormalizedKey;
-  try {
-    certKey = await keyFromSpki(new Uint8Array(akCert.cert.publicKey.rawData));
-  } catch (cause) {
-    throw rejected(GcpCodes.AK_CERT_KEY_MISMATCH, 'the AK certificate key is not a usable AK key', { cause });
-  }
-  if (!sameKey(keyFromTpmtPublic(akPublic), certKey)) {
-    throw rejected(GcpCodes.AK_CERT_KEY_MISMATCH, 'ak_pub is not the key the AK certificate certifies');
-  }
-
-  // 2. Every quote.
+  const akName = await computeName(akPublic);
+  const qualifiedName = await endorsementPrimaryQualifiedName(akPublic, akName);
   const seen = new Set<PcrBank>();
   const quotes: VerifiedQuote[] = [];
   const pcrs: Partial<Record<PcrBank, Record<number, Hex>>> = {};
-  let akName: Uint8Array | undefined;
-  let qualifiedName: Uint8Array | undefined;
   for (const [i, q] of att.quotes.entries()) {
     const bank = BANK_BY_ALG[q.pcrs.hash];
     if (!bank) {
@@ -153,11 +137,7 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
       // The bank of *this* quote only; SHA-1 bank quotes are verified for integrity (see above).
       pcrBanks: [bank],
     });
-    if (!akName) {
-      akName = new Uint8Array(await computeName(akPublic));
-      qualifiedName = await endorsementPrimaryQualifiedName(akPublic, akName);
-    }
-    if (!timingSafeEqual(vq.attest.qualifiedSigner, qualifiedName!)) {
+    if (!timingSafeEqual(vq.attest.qualifiedSigner, qualifiedName)) {
       throw rejected(
         GcpCodes.AK_QUALIFIED_NAME_MISMATCH,
         `quotes[${i}] qualifiedSigner is not ak_pub as an endorsement-hierarchy primary key`,
@@ -168,6 +148,25 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
   }
   if (Object.keys(pcrs).length === 0) {
     throw rejected(GcpCodes.SHA1_NOT_ALLOWED, 'the only PCR bank quoted is SHA-1, which is not allowed (set allowSha1 to accept it)');
+  }
+
+  // 2. The AK certificate: trust in the AK, and the instance it names.
+  const akCert = await verifyAkCertificate({
+    akCert: att.akCert,
+    intermediates: att.intermediateCerts,
+    configuredIntermediates: input.configuredIntermediates,
+    trust: input.trust,
+    now: input.now,
+    allowNonProduction: input.allowNonProduction,
+  });
+  let certKey: NormalizedKey;
+  try {
+    certKey = await keyFromSpki(new Uint8Array(akCert.cert.publicKey.rawData));
+  } catch (cause) {
+    throw rejected(GcpCodes.AK_CERT_KEY_MISMATCH, 'the AK certificate key is not a usable AK key', { cause });
+  }
+  if (!sameKey(keyFromTpmtPublic(akPublic), certKey)) {
+    throw rejected(GcpCodes.AK_CERT_KEY_MISMATCH, 'ak_pub is not the key the AK certificate certifies');
   }
 
   // 3. Unsigned client-reported identity must agree with the signed one.
@@ -188,7 +187,7 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
   return Object.freeze({
     akCert,
     akPublic,
-    akName: toHex(akName!),
+    akName: toHex(akName),
     akSha256: quotes[0]!.akSha256,
     pcrs,
     verifiedBanks: Object.freeze([...seen]),
