@@ -16,7 +16,8 @@
  *
  * Checks (each has a negative test in test/gcp):
  * - the leaf and every evidence intermediate parse (CERT_MALFORMED); intermediates come from the
- *   evidence plus the operator's configured Google intermediates, never a root;
+ *   evidence plus the operator's configured Google intermediates; a self-issued certificate in the
+ *   evidence (a root) is dropped, so a root is only ever the pinned one;
  * - the path reaches one of the two pinned Google roots at `now`: signatures, validity, CA flags,
  *   path length (common/x509 `verifyChain`; TRUST_ANCHOR_MISSING with no Google root loaded);
  * - no certificate in the path has a critical extension this verifier does not process
@@ -147,7 +148,11 @@ export async function verifyAkCertificate(input: AkCertInput): Promise<VerifiedA
     throw rejected(AkCertCodes.AK_CERT_MISSING, 'the attestation has no AK certificate; a GCE AK is trusted only through Google\'s certificate');
   }
   const leaf = parseCertificate(input.akCert, 'AK certificate');
-  const evidenceInters = input.intermediates.map((d, i) => parseCertificate(d, `intermediate certificate ${i}`));
+  // Evidence supplies intermediates only: a self-issued certificate is a root by definition and is
+  // dropped (a copy of a pinned root is harmless; any other root must never enter the path).
+  const evidenceInters = input.intermediates
+    .map((d, i) => parseCertificate(d, `intermediate certificate ${i}`))
+    .filter((c) => c.subject !== c.issuer);
   const anchors = input.trust.anchors(GOOGLE_ROOT_IDS);
   const chain = await verifyChain({
     leaf,

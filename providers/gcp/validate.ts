@@ -25,9 +25,18 @@ import type { VerifiedGcpAttestation } from './verify.js';
 export const GcpOptionsSchema = z.strictObject({
   allowSha1: z.boolean().default(false),
   allowNonProduction: z.boolean().default(false),
-  intermediates: z.array(z.union([z.string().min(1).max(64 * 1024), z.instanceof(Uint8Array)])).max(16).default([]),
+  intermediates: z
+    .array(z.union([z.string().min(1).max(64 * 1024), z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes')]))
+    .max(16)
+    .default([]),
 });
-export type GcpOptionsInput = z.input<typeof GcpOptionsSchema>;
+
+/** What `createGcpProvider` accepts (configuration files give strings; code may give bytes). */
+export interface GcpOptionsInput {
+  readonly allowSha1?: boolean;
+  readonly allowNonProduction?: boolean;
+  readonly intermediates?: readonly (string | Uint8Array)[];
+}
 
 export interface GcpOptions {
   readonly allowSha1: boolean;

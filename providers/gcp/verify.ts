@@ -134,8 +134,10 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
       ak: { tpmtPublic: att.akPub },
       binding: input.binding,
       pcrs: { [bank]: values },
-      // The bank of *this* quote only; SHA-1 bank quotes are verified for integrity (see above).
-      pcrBanks: [bank],
+      // Values come from this quote's one PCRs map, so any selection beyond its bank fails as
+      // PCR_SELECTION_MISMATCH. SHA-1 bank quotes are verified for integrity (see above) and only
+      // reported when allowed below.
+      pcrBanks: ['sha1', 'sha256', 'sha384'],
     });
     if (!timingSafeEqual(vq.attest.qualifiedSigner, qualifiedName)) {
       throw rejected(

@@ -47,3 +47,56 @@ export function topLevelFields(b: Uint8Array): { field: number; wt: number; star
   }
   return out;
 }
+
+import type { GotpmAttestation, GotpmQuote } from '../../providers/gcp/parse.js';
+import { toBase64, toBase64Url, toHex } from '../../providers/common/encoding.js';
+
+function encodeQuote(q: GotpmQuote): Uint8Array {
+  const entries = [...q.pcrs.values].map(([k, v]) => len(2, concat(vint(1, k), len(2, v))));
+  return concat(len(1, q.quote), len(2, q.rawSig), len(3, concat(...(q.pcrs.hash ? [vint(1, q.pcrs.hash)] : []), ...entries)));
+}
+
+/** Re-encodes a (possibly mutated) attestation struct as the protobuf gotpm writes. */
+export function encodeAttestation(a: GotpmAttestation): Uint8Array {
+  const parts: Uint8Array[] = [];
+  if (a.akPub.byteLength) parts.push(len(1, a.akPub));
+  for (const q of a.quotes) parts.push(len(2, encodeQuote(q)));
+  if (a.eventLog.byteLength) parts.push(len(3, a.eventLog));
+  if (a.instanceInfo) {
+    const i = a.instanceInfo;
+    parts.push(len(4, concat(str(1, i.zone), str(2, i.projectId), vint(3, i.projectNumber), str(4, i.instanceName), vint(5, i.instanceId))));
+  }
+  if (a.canonicalEventLog.byteLength) parts.push(len(5, a.canonicalEventLog));
+  if (a.akCert.byteLength) parts.push(len(6, a.akCert));
+  for (const c of a.intermediateCerts) parts.push(len(7, c));
+  if (a.tee) parts.push(len(a.tee.kind === 'sev-snp' ? 8 : 9, a.tee.bytes));
+  return concat(...parts);
+}
+
+const BANK: Record<number, string> = { 4: 'sha1', 11: 'sha256', 12: 'sha384', 13: 'sha512' };
+
+/** The same struct as `gotpm-json` evidence. */
+export function toGotpmJson(a: GotpmAttestation): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    ak_pub: toBase64Url(a.akPub),
+    ak_cert: toBase64Url(a.akCert),
+    quotes: a.quotes.map((q) => ({
+      message: toBase64Url(q.quote),
+      signature: toBase64Url(q.rawSig),
+      pcrs: { [BANK[q.pcrs.hash] ?? `alg${q.pcrs.hash}`]: Object.fromEntries([...q.pcrs.values].map(([k, v]) => [String(k), toHex(v)])) },
+    })),
+  };
+  if (a.intermediateCerts.length) out.intermediate_certs = a.intermediateCerts.map(toBase64Url);
+  if (a.eventLog.byteLength) out.event_log = toBase64Url(a.eventLog);
+  if (a.canonicalEventLog.byteLength) out.canonical_event_log = toBase64Url(a.canonicalEventLog);
+  if (a.instanceInfo) {
+    const i = a.instanceInfo;
+    out.instance_info = { zone: i.zone, project_id: i.projectId, project_number: i.projectNumber.toString(), instance_name: i.instanceName, instance_id: i.instanceId.toString() };
+  }
+  if (a.tee) out[a.tee.kind === 'sev-snp' ? 'sev_snp_attestation' : 'tdx_attestation'] = toBase64Url(a.tee.bytes);
+  return out;
+}
+
+export function toGotpm(a: GotpmAttestation): { attestation: string } {
+  return { attestation: toBase64(encodeAttestation(a)) };
+}
