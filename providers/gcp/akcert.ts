@@ -15,7 +15,9 @@
  * These profiles were read off the real certificates in ../shared/vectors with `openssl x509`.
  *
  * Checks (each has a negative test in test/gcp):
- * - the leaf and every evidence intermediate parse (CERT_MALFORMED); intermediates come from the
+ * - the leaf and every evidence intermediate parse, with strict DER framing: exact length, outer
+ *   signatureAlgorithm = tbsCertificate.signature, no unused signature bits (der.ts; CERT_MALFORMED),
+ *   so no unsigned byte of a certificate can change; intermediates come from the
  *   evidence plus the operator's configured Google intermediates; a self-issued certificate in the
  *   evidence (a root) is dropped, so a root is only ever the pinned one;
  * - the path reaches one of the two pinned Google roots at `now`: signatures, validity, CA flags,
@@ -33,11 +35,11 @@
  *   info of non-production certificates), unless the operator explicitly allows it.
  */
 import { ByteReader } from '../common/bytes.js';
-import { configError, rejected } from '../common/errors.js';
+import { AttestError, configError, malformed, rejected } from '../common/errors.js';
 import { PinIds } from '../common/pins.js';
 import type { TrustStore } from '../common/types.js';
-import { parseCertificate, verifyChain, x509, type Certificate, type TrustAnchor } from '../common/x509.js';
-import { DerCodes, expectTag, oid, tlv, utf8String } from './der.js';
+import { parseCertificate, verifyChain, x509, X509Codes, type Certificate, type TrustAnchor } from '../common/x509.js';
+import { checkCertificateFraming, DerCodes, expectTag, oid, tlv, utf8String } from './der.js';
 import { INSTANCE_INFO_OID, parseGceInstanceInfo, type GceInstanceIdentity } from './instance-info.js';
 
 export const AkCertCodes = {
@@ -142,16 +144,30 @@ function oneField(c: Certificate, name: string): string | undefined {
   return v[0];
 }
 
+/** Parses a certificate from the evidence with strict DER framing (der.ts) on top. */
+function strictCertificate(der: Uint8Array, what: string): Certificate {
+  const c = parseCertificate(der, what);
+  try {
+    checkCertificateFraming(der);
+  } catch (cause) {
+    if (cause instanceof AttestError) {
+      throw malformed(X509Codes.CERT_MALFORMED, `${what}: ${cause.message}`, { cause });
+    }
+    throw cause;
+  }
+  return c;
+}
+
 /** Verifies the AK certificate and returns its lineage and signed instance identity. */
 export async function verifyAkCertificate(input: AkCertInput): Promise<VerifiedAkCert> {
   if (input.akCert.byteLength === 0) {
     throw rejected(AkCertCodes.AK_CERT_MISSING, 'the attestation has no AK certificate; a GCE AK is trusted only through Google\'s certificate');
   }
-  const leaf = parseCertificate(input.akCert, 'AK certificate');
+  const leaf = strictCertificate(input.akCert, 'AK certificate');
   // Evidence supplies intermediates only: a self-issued certificate is a root by definition and is
   // dropped (a copy of a pinned root is harmless; any other root must never enter the path).
   const evidenceInters = input.intermediates
-    .map((d, i) => parseCertificate(d, `intermediate certificate ${i}`))
+    .map((d, i) => strictCertificate(d, `intermediate certificate ${i}`))
     .filter((c) => c.subject !== c.issuer);
   const anchors = input.trust.anchors(GOOGLE_ROOT_IDS);
   const chain = await verifyChain({

@@ -9,7 +9,7 @@
  * - INTEGER minimal (§8.3.2), BOOLEAN exactly 0x00 / 0xFF (§11.1), OIDs with minimal arcs.
  * Truncation anywhere surfaces as the reader's TRUNCATED; every other violation as DER_MALFORMED.
  */
-import type { ByteReader } from '../common/bytes.js';
+import { ByteReader } from '../common/bytes.js';
 import { malformed } from '../common/errors.js';
 import { fromUtf8 } from '../common/encoding.js';
 
@@ -100,4 +100,44 @@ export function oid(r: ByteReader, what: string): string {
   const first = arcs[0]!;
   const head = first < 40 ? [0, first] : first < 80 ? [1, first - 40] : [2, first - 80];
   return [...head, ...arcs.slice(1)].join('.');
+}
+
+/**
+ * Strict framing of an X.509 Certificate (RFC 5280 §4.1), on top of the X.509 library's parse,
+ * whose ASN.1 reader tolerates bytes the signature does not cover:
+ * - `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }` spans the
+ *   input exactly, with DER lengths throughout the outer structure;
+ * - the outer signatureAlgorithm is byte-identical to tbsCertificate.signature (§4.1.1.2: "MUST
+ *   contain the same algorithm identifier");
+ * - signatureValue is a BIT STRING with zero unused bits.
+ * Without these, unsigned bytes of a valid certificate could be changed and still verify.
+ */
+export function checkCertificateFraming(der: Uint8Array): void {
+  const r = new ByteReader(der); // base 0: reader offsets index `der`
+  const cert = tlv(r, 'Certificate');
+  expectTag(cert, 0x30, 'Certificate');
+  r.end('Certificate');
+  const tbs = tlv(cert.body, 'tbsCertificate');
+  expectTag(tbs, 0x30, 'tbsCertificate');
+  const outerStart = cert.body.offset;
+  const sigAlg = tlv(cert.body, 'signatureAlgorithm');
+  expectTag(sigAlg, 0x30, 'signatureAlgorithm');
+  const outerEnd = cert.body.offset;
+  const sig = tlv(cert.body, 'signatureValue');
+  expectTag(sig, 0x03, 'signatureValue');
+  cert.body.end('Certificate');
+  if (sig.body.u8('unused bits') !== 0) throw bad('signatureValue has unused bits', sig.offset);
+  // tbsCertificate: [0] version OPTIONAL, serialNumber, signature AlgorithmIdentifier, …
+  const t = tbs.body;
+  let first = tlv(t, 'tbsCertificate element');
+  if (first.tag === 0xa0) first = tlv(t, 'serialNumber');
+  expectTag(first, 0x02, 'serialNumber');
+  const innerStart = t.offset;
+  expectTag(tlv(t, 'tbsCertificate.signature'), 0x30, 'tbsCertificate.signature');
+  const innerEnd = t.offset;
+  const outer = der.subarray(outerStart, outerEnd);
+  const inner = der.subarray(innerStart, innerEnd);
+  if (outer.length !== inner.length || outer.some((b, i) => b !== inner[i])) {
+    throw bad('signatureAlgorithm differs from tbsCertificate.signature', sigAlg.offset);
+  }
 }

@@ -118,6 +118,11 @@ const LEGACY_ROWS: Row[] = [
   { name: 'root supplied in the evidence is never trusted', mutate: (a) => ({ ...a, intermediateCerts: [readVector('go-tpm-tools/ca-certs/tpm_ek_root_1.cer')] }), trust: () => googleTrust([PinIds.GOOGLE_EKAK_ROOT]), wantCode: 'CHAIN_UNTRUSTED' },
   { name: 'no AK certificate', mutate: (a) => ({ ...a, akCert: new Uint8Array(0) }), wantCode: 'AK_CERT_MISSING' },
   { name: 'AK certificate signature flipped', mutate: (a) => ({ ...a, akCert: flip(a.akCert, -2) }), wantCode: 'CERT_SIGNATURE_INVALID' },
+  // Unsigned bytes of the certificate (offsets from `openssl asn1parse` of this AK certificate):
+  { name: 'AK certificate outer length shortened (lenient ASN.1 would still verify)', mutate: (a) => ({ ...a, akCert: flip(a.akCert, 2, 0x01) }), wantCode: 'CERT_MALFORMED' },
+  { name: 'AK certificate outer signatureAlgorithm parameters changed (NULL → RELATIVE-OID)', mutate: (a) => ({ ...a, akCert: flip(a.akCert, 1077, 0x08) }), wantCode: 'CERT_MALFORMED' },
+  { name: 'AK certificate signature BIT STRING with unused bits', mutate: (a) => ({ ...a, akCert: flip(a.akCert, 1083, 0x02) }), wantCode: 'CERT_MALFORMED' },
+  { name: 'AK certificate with a trailing byte', mutate: (a) => ({ ...a, akCert: concat(a.akCert, new Uint8Array([0])) }), wantCode: 'CERT_MALFORMED' },
   // --- the AK public area ---
   { name: 'ak_pub missing', mutate: (a) => ({ ...a, akPub: new Uint8Array(0) }), wantCode: 'ATTESTATION_INCOMPLETE' },
   { name: 'no quotes', mutate: (a) => ({ ...a, quotes: [] }), wantCode: 'ATTESTATION_INCOMPLETE', wantJson: 'EVIDENCE_SCHEMA' },
