@@ -60,6 +60,7 @@ export function createGcpProvider(options: GcpOptionsInput = {}): Provider {
         trust: ctx.trust,
         allowSha1: opts.allowSha1,
         allowNonProduction: opts.allowNonProduction,
+        requiredBanks: opts.requiredBanks,
         configuredIntermediates: opts.intermediates,
       });
       return toClaims(format, verified);

@@ -8,6 +8,9 @@
  * Options (every field explicit; defaults are the safe choice):
  * - `allowSha1` (false): report SHA-1 PCR banks and accept attestations whose only bank is SHA-1
  *   (old distributions with a SHA-1-only event log). SHA-1 *signatures* are never accepted.
+ * - `requiredBanks` (['sha256']): PCR banks every attestation must carry a verified quote for.
+ *   Policies pin SHA-256 values, every GCE vTPM quotes SHA-256, and a fixed bank means claims
+ *   cannot shift to another bank's digests when a quote is withheld. [] accepts any allowed bank.
  * - `allowNonProduction` (false): accept AK certificates whose instance info does not say
  *   isProduction (Google-internal test instances).
  * - `intermediates` ([]): Google EK/AK intermediate certificates (PEM text or base64 DER) for
@@ -18,13 +21,14 @@ import { z } from 'zod';
 import { configError } from '../common/errors.js';
 import { fromBase64Any } from '../common/encoding.js';
 import { parsePemCertificates, certDer, type Certificate } from '../common/x509.js';
-import type { ProviderClaims } from '../common/types.js';
+import type { PcrBank, ProviderClaims } from '../common/types.js';
 import { parseConfiguredIntermediates } from './akcert.js';
 import type { VerifiedGcpAttestation } from './verify.js';
 
 export const GcpOptionsSchema = z.strictObject({
   allowSha1: z.boolean().default(false),
   allowNonProduction: z.boolean().default(false),
+  requiredBanks: z.array(z.enum(['sha1', 'sha256', 'sha384'])).max(3).default(['sha256']),
   intermediates: z
     .array(z.union([z.string().min(1).max(64 * 1024), z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes')]))
     .max(16)
@@ -35,12 +39,14 @@ export const GcpOptionsSchema = z.strictObject({
 export interface GcpOptionsInput {
   readonly allowSha1?: boolean;
   readonly allowNonProduction?: boolean;
+  readonly requiredBanks?: readonly ('sha1' | 'sha256' | 'sha384')[];
   readonly intermediates?: readonly (string | Uint8Array)[];
 }
 
 export interface GcpOptions {
   readonly allowSha1: boolean;
   readonly allowNonProduction: boolean;
+  readonly requiredBanks: readonly PcrBank[];
   readonly intermediates: readonly Certificate[];
 }
 
@@ -51,6 +57,9 @@ export function parseGcpOptions(input: unknown): GcpOptions {
     const first = r.error.issues[0];
     throw configError('GCP_OPTIONS_INVALID', `gcp provider options: ${first ? `${first.path.join('.')}: ${first.message}` : 'invalid'}`);
   }
+  if (r.data.requiredBanks.includes('sha1') && !r.data.allowSha1) {
+    throw configError('GCP_OPTIONS_INVALID', 'gcp provider options: requiredBanks names sha1 but allowSha1 is false');
+  }
   const ders: Uint8Array[] = [];
   for (const item of r.data.intermediates) {
     if (item instanceof Uint8Array) ders.push(item);
@@ -60,6 +69,7 @@ export function parseGcpOptions(input: unknown): GcpOptions {
   return Object.freeze({
     allowSha1: r.data.allowSha1,
     allowNonProduction: r.data.allowNonProduction,
+    requiredBanks: Object.freeze([...new Set(r.data.requiredBanks)]),
     intermediates: Object.freeze(parseConfiguredIntermediates(ders)),
   });
 }
@@ -83,7 +93,6 @@ export function toClaims(format: string, v: VerifiedGcpAttestation): ProviderCla
   if (sp?.securityVersion !== undefined) extra.securityVersion = sp.securityVersion.toString();
   if (sp?.isProduction !== undefined) extra.isProduction = String(sp.isProduction);
   for (const [tag, val] of Object.entries(sp?.other ?? {})) extra[`securityProperty${tag}`] = String(val);
-  if (v.eventLog === 'not-replayed') extra.eventLog = 'present-not-replayed';
   const proven = ['account', 'zone', 'instanceId', 'instanceName', 'extra.projectNumber', 'extra.akCertLineage'];
   if (region) proven.push('region');
   if (sp?.securityVersion !== undefined) proven.push('extra.securityVersion');
@@ -104,7 +113,7 @@ export function toClaims(format: string, v: VerifiedGcpAttestation): ProviderCla
       proven: Object.freeze(proven),
     },
     tpm: { akSha256: v.akSha256, akName: v.akName, pcrs: v.pcrs, akTrust: 'cloud-certified' },
-    // No `boot`: the event log is not replayed on this path, so nothing in it is a fact.
+    ...(v.boot ? { boot: v.boot } : {}),
     release: { akName: v.akName },
   };
 }

@@ -15,7 +15,8 @@
  *   [QUOTE_*, NONCE_MISMATCH, PCR_*]; SHA-1 signatures are never allowed; a SHA-1 *bank* quote is
  *   still verified (a tampered one is rejected) but its values are only reported when the
  *   operator allows SHA-1, and an attestation whose only bank is SHA-1 is refused
- *   [SHA1_NOT_ALLOWED]; a bank appearing twice is refused [DUPLICATE_PCR_BANK]; a PCRs.hash that
+ *   [SHA1_NOT_ALLOWED]; every bank the operator requires (default SHA-256) must be among the
+ *   verified ones [PCR_BANK_MISSING]; a bank appearing twice is refused [DUPLICATE_PCR_BANK]; a PCRs.hash that
  *   is not sha1/sha256/sha384 is refused [ALGORITHM_NOT_ALLOWED];
  * - each quote's qualifiedSigner equals the Qualified Name of ak_pub as a primary key of the
  *   endorsement hierarchy, QN = nameAlg ‖ H(TPM_RH_ENDORSEMENT ‖ Name) (TPM 2.0 Part 1 §16),
@@ -28,20 +29,27 @@
  *   ak_pub when a certificate is present; checking both ties the cert to the quoting key);
  * - a client-reported `instance_info`, when present, equals the certificate's signed identity
  *   [INSTANCE_INFO_MISMATCH]; it is never a source of claims;
- * - the event log: replayed against the verified PCRs once the TCG event-log core is wired in;
- *   until then a present log is reported as not replayed and no boot fact is claimed from it.
+ * - the event log, when present, is parsed and replayed against the verified PCRs of every
+ *   allowed bank it shares with the quotes; every PCR it extends that a quote covers must match
+ *   (providers/tpm/eventlog.ts) [EVENTLOG_*]; boot facts (Secure Boot, PCR 7 variables, boot
+ *   applications, GRUB kernel command line, UKI sections) come only from replay-verified events
+ *   whose data is proven by its digest (providers/tpm/boot.ts) [BOOT_*]. A log that does not
+ *   replay fails the attestation, as in go-tpm-tools. Without a log there are no boot claims.
+ *   `canonical_event_log` (the COS launcher's Canonical Event Log) is not interpreted and no
+ *   claim is derived from it.
  */
 import { AttestError, rejected } from '../common/errors.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { concat, u32be, u16be } from '../common/bytes.js';
 import { digest } from '../common/digest.js';
 import { toHex } from '../common/encoding.js';
-import type { PcrBank, Hex, TrustStore } from '../common/types.js';
+import type { BootClaims, PcrBank, Hex, TrustStore } from '../common/types.js';
 import type { Certificate } from '../common/x509.js';
 import { verifyQuote, checkAkAttributes, type VerifiedQuote } from '../tpm/quote.js';
 import { parseTpmtPublic, algFromHash, computeName, type TpmtPublic } from '../tpm/structures.js';
 import { keyFromSpki, keyFromTpmtPublic, type NormalizedKey } from '../tpm/keys.js';
 import { TpmCodes } from '../tpm/codes.js';
+import { replayAndSummarize } from '../tpm/measured-boot.js';
 import { verifyAkCertificate, type VerifiedAkCert } from './akcert.js';
 import { HashAlgo, GcpParseCodes, type GotpmAttestation } from './parse.js';
 
@@ -51,6 +59,7 @@ export const GcpCodes = {
   AK_QUALIFIED_NAME_MISMATCH: 'AK_QUALIFIED_NAME_MISMATCH',
   SHA1_NOT_ALLOWED: 'SHA1_NOT_ALLOWED',
   DUPLICATE_PCR_BANK: 'DUPLICATE_PCR_BANK',
+  PCR_BANK_MISSING: 'PCR_BANK_MISSING',
   INSTANCE_INFO_MISMATCH: 'INSTANCE_INFO_MISMATCH',
 } as const;
 
@@ -69,10 +78,12 @@ export interface GcpVerifyInput {
   readonly trust: TrustStore;
   readonly allowSha1: boolean;
   readonly allowNonProduction: boolean;
+  /** Banks that must be present and verified (default in options: sha256). */
+  readonly requiredBanks: readonly PcrBank[];
   readonly configuredIntermediates: readonly Certificate[];
 }
 
-export type EventLogStatus = 'absent' | 'not-replayed';
+export type EventLogStatus = 'absent' | 'replayed';
 
 export interface VerifiedGcpAttestation {
   readonly akCert: VerifiedAkCert;
@@ -85,6 +96,8 @@ export interface VerifiedGcpAttestation {
   readonly verifiedBanks: readonly PcrBank[];
   readonly quotes: readonly VerifiedQuote[];
   readonly eventLog: EventLogStatus;
+  /** Boot facts from the replayed event log (only when it was present and matched). */
+  readonly boot: BootClaims | undefined;
 }
 
 function sameKey(a: NormalizedKey, b: NormalizedKey): boolean {
@@ -151,6 +164,10 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
   if (Object.keys(pcrs).length === 0) {
     throw rejected(GcpCodes.SHA1_NOT_ALLOWED, 'the only PCR bank quoted is SHA-1, which is not allowed (set allowSha1 to accept it)');
   }
+  const missing = input.requiredBanks.filter((b) => pcrs[b] === undefined);
+  if (missing.length > 0) {
+    throw rejected(GcpCodes.PCR_BANK_MISSING, `no verified quote over the required PCR bank(s) ${missing.join(', ')}`, { detail: { missing } });
+  }
 
   // 2. The AK certificate: trust in the AK, and the instance it names.
   const akCert = await verifyAkCertificate({
@@ -186,6 +203,14 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
     }
   }
 
+  // 4. The event log, replayed against the verified PCRs of the allowed banks; boot facts come
+  //    only from events the replay proved (providers/tpm/measured-boot.ts fixes that order).
+  let boot: BootClaims | undefined;
+  if (att.eventLog.byteLength > 0) {
+    const r = await replayAndSummarize(att.eventLog, pcrs, { allowSha1: input.allowSha1 });
+    boot = r.boot;
+  }
+
   return Object.freeze({
     akCert,
     akPublic,
@@ -194,6 +219,7 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
     pcrs,
     verifiedBanks: Object.freeze([...seen]),
     quotes: Object.freeze(quotes),
-    eventLog: att.eventLog.byteLength > 0 ? 'not-replayed' : 'absent',
+    eventLog: boot ? 'replayed' : 'absent',
+    boot,
   });
 }

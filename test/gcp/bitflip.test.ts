@@ -10,7 +10,10 @@
  *   (unknown number) or let a later occurrence win (singular field) — the mutant is the same
  *   attestation with one part removed. Such a mutant may be accepted, and then its claims must be
  *   a subset of the original's: a flip can drop information, never add or alter any.
- * - event-log flips: the log is not replayed on this branch, so a flip there must change no claim.
+ * - event-log flips (every 13th byte): rejected (replay mismatch, parse error, event data that no
+ *   longer hashes to its verified digest), or accepted with claims that are a subset of the
+ *   original's (a flipped event *type*, which TCG logs do not measure, can hide an event from the
+ *   boot summary — e.g. drop `secureBoot` — but never make it claim anything else).
  */
 import { expect, it } from 'vitest';
 import { AttestError } from '../../providers/common/errors.js';
@@ -52,6 +55,7 @@ describeVectors('gcp bit-flip sweep', () => {
       trust: await googleTrust(),
       allowSha1: false,
       allowNonProduction: false,
+      requiredBanks: ['sha256'],
       configuredIntermediates: parseConfiguredIntermediates([readVector(LEGACY_INTERMEDIATE)]),
     };
     const original = await run(pb, input);
@@ -109,25 +113,5 @@ describeVectors('gcp bit-flip sweep', () => {
     expect(contentAccepted).toEqual([]);
     expect(notSubset).toEqual([]);
     expect(n).toBeGreaterThan(5000);
-  });
-
-  it('event-log flips (sampled) never change a claim while the log is not replayed', async () => {
-    const pb = readVector(PB_NONCE_9009);
-    const input: GcpVerifyInput = {
-      binding: fromHex('9009'),
-      now: GOTPM_AT,
-      trust: await googleTrust(),
-      allowSha1: false,
-      allowNonProduction: false,
-      configuredIntermediates: parseConfiguredIntermediates([readVector(LEGACY_INTERMEDIATE)]),
-    };
-    const original = JSON.stringify(await run(pb, input));
-    const log = topLevelFields(pb).find((f) => f.field === 3)!;
-    for (let i = log.bodyStart; i < log.end; i += 97) {
-      const m = pb.slice();
-      m[i]! ^= 1 << (i % 8);
-      const r = await run(m, input);
-      if (typeof r !== 'string') expect(JSON.stringify(r)).toBe(original);
-    }
   });
 });

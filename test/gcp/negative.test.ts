@@ -65,6 +65,16 @@ const withPcr = (q: GotpmQuote, idx: number, v: Uint8Array | undefined): GotpmQu
   return { ...q, pcrs: { ...q.pcrs, values: m } };
 };
 
+/**
+ * Offset of the first TCG_PCR_EVENT2's SHA-256 digest: after the TCG_PCR_EVENT header
+ * (32 bytes + its event size at offset 28), pcrIndex, eventType, count, then {SHA-1, 20 bytes},
+ * then the SHA-256 algorithm id (this log's bank order is sha1, sha256, sha384).
+ */
+function firstSha256Digest(log: Uint8Array): number {
+  const header = 32 + new DataView(log.buffer, log.byteOffset).getUint32(28, true);
+  return header + 12 + 2 + 20 + 2;
+}
+
 /** A different RSA AK that re-signs the vector's quotes (correct QN for itself): a real quote by another key. */
 async function reSignWithOwnAk(a: GotpmAttestation): Promise<GotpmAttestation> {
   const kp = (await crypto.subtle.generateKey(
@@ -99,7 +109,17 @@ const LEGACY_ROWS: Row[] = [
   { name: 'upstream: truncated intermediate in the attestation', mutate: (a) => ({ ...a, intermediateCerts: [readVector(LEGACY_INTERMEDIATE).subarray(0, 500)] }), wantCode: 'CERT_MALFORMED' },
   { name: 'upstream: no roots configured', mutate: (a) => a, trust: async () => createTrustStore([]), wantCode: 'TRUST_ANCHOR_MISSING' },
   { name: 'upstream: SHA-1 is the only bank and SHA-1 is not allowed', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!] }), wantCode: 'SHA1_NOT_ALLOWED' },
-  { name: 'SHA-1 only bank, SHA-1 allowed', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!] }), options: { allowSha1: true }, wantCode: 'ACCEPTED' },
+  { name: 'SHA-1 only bank, SHA-1 allowed but SHA-256 required (default)', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!] }), options: { allowSha1: true }, wantCode: 'PCR_BANK_MISSING' },
+  { name: 'SHA-1 only bank, SHA-1 allowed, no bank required', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!] }), options: { allowSha1: true, requiredBanks: [] }, wantCode: 'ACCEPTED' },
+  { name: 'SHA-256 quote withheld (required bank)', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!, a.quotes[2]!] }), wantCode: 'PCR_BANK_MISSING' },
+  { name: 'SHA-384 quote withheld (not required)', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!, a.quotes[1]!] }), wantCode: 'ACCEPTED' },
+  { name: 'SHA-384 required but withheld', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!, a.quotes[1]!] }), options: { requiredBanks: ['sha256', 'sha384'] }, wantCode: 'PCR_BANK_MISSING' },
+  // --- the event log ---
+  { name: 'event log: the first event\'s SHA-256 digest changed (replay mismatch)', mutate: (a) => ({ ...a, eventLog: flip(a.eventLog, firstSha256Digest(a.eventLog), 0x10) }), wantCode: 'EVENTLOG_REPLAY_MISMATCH' },
+  { name: 'event log: event data changed under a kept digest (boot summary refuses unproven data)', mutate: (a) => ({ ...a, eventLog: flip(a.eventLog, 2000, 0x10) }), wantCode: 'BOOT_EVENT_DATA_MISMATCH' },
+  { name: 'event log cut short', mutate: (a) => ({ ...a, eventLog: a.eventLog.subarray(0, a.eventLog.length - 10) }), wantCode: 'TRUNCATED' },
+  { name: 'event log that is not a crypto-agile log', mutate: (a) => ({ ...a, eventLog: new Uint8Array(64) }), wantCode: 'EVENTLOG_LEGACY_FORMAT' },
+  { name: 'event log absent (no boot claims, still accepted)', mutate: (a) => ({ ...a, eventLog: new Uint8Array(0) }), wantCode: 'ACCEPTED' },
   // --- vaportpm-style tampering, on the legacy RSA vector ---
   { name: 'different AK (modulus bit flipped in ak_pub)', mutate: (a) => ({ ...a, akPub: flip(a.akPub, -3) }), wantCode: 'QUOTE_SIGNATURE_INVALID' },
   { name: 'changed PCR value (sha256 PCR 0)', mutate: (a) => withQuote(a, 1, (q) => withPcr(q, 0, flip(q.pcrs.values.get(0)!, 0))), wantCode: 'PCR_DIGEST_MISMATCH' },
@@ -244,6 +264,8 @@ describe('gcp provider options', () => {
     expect(await codeOf(() => createGcpProvider({ allowSha1: 'yes' } as never))).toBe('GCP_OPTIONS_INVALID');
     expect(await codeOf(() => createGcpProvider({ bogus: 1 } as never))).toBe('GCP_OPTIONS_INVALID');
     expect(await codeOf(() => createGcpProvider({ intermediates: ['not base64!'] }))).toBe('BAD_ENCODING');
+    expect(await codeOf(() => createGcpProvider({ requiredBanks: ['sha1'] }))).toBe('GCP_OPTIONS_INVALID');
+    expect(await codeOf(() => createGcpProvider({ intermediates: [readVector('go-tpm-tools/ca-certs/gcp_ek_ak_ca_intermediate_v3.crt').subarray(0, 100)] }))).toBe('CERT_MALFORMED');
   });
   it('an unknown format is refused', async () => {
     const p = createGcpProvider();
