@@ -35,7 +35,7 @@
  *   info of non-production certificates), unless the operator explicitly allows it.
  */
 import { ByteReader } from '../common/bytes.js';
-import { AttestError, configError, malformed, rejected } from '../common/errors.js';
+import { configError, malformed, rejected } from '../common/errors.js';
 import { PinIds } from '../common/pins.js';
 import type { TrustStore } from '../common/types.js';
 import { parseCertificate, verifyChain, x509, X509Codes, type Certificate, type TrustAnchor } from '../common/x509.js';
@@ -149,11 +149,11 @@ function strictCertificate(der: Uint8Array, what: string): Certificate {
   const c = parseCertificate(der, what);
   try {
     checkCertificateFraming(der);
+    // The library decodes known extensions lazily and throws plain Errors on malformed ones
+    // (e.g. a subjectAltName that does not decode): decode them all here, under a typed error.
+    void c.extensions;
   } catch (cause) {
-    if (cause instanceof AttestError) {
-      throw malformed(X509Codes.CERT_MALFORMED, `${what}: ${cause.message}`, { cause });
-    }
-    throw cause;
+    throw malformed(X509Codes.CERT_MALFORMED, `${what}: ${cause instanceof Error ? cause.message : 'malformed'}`, { cause });
   }
   return c;
 }
@@ -228,7 +228,7 @@ export async function verifyAkCertificate(input: AkCertInput): Promise<VerifiedA
 /** Parses configured intermediates (DER), refusing anything that is not a CA certificate. */
 export function parseConfiguredIntermediates(ders: readonly Uint8Array[]): Certificate[] {
   return ders.map((d, i) => {
-    const c = parseCertificate(d, `configured intermediate ${i}`);
+    const c = strictCertificate(d, `configured intermediate ${i}`);
     if (!c.getExtension(x509.BasicConstraintsExtension)?.ca) {
       throw configError('GCP_OPTIONS_INVALID', `configured intermediate ${i} ("${c.subject}") is not a CA certificate`);
     }
