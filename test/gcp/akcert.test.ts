@@ -116,7 +116,7 @@ async function leaf(ca: Ca, s: LeafSpec = {}): Promise<Uint8Array> {
   const ext: x509.Extension[] = [new x509.BasicConstraintsExtension(s.ca ?? false, undefined, true)];
   if (s.ku !== null) ext.push(new x509.KeyUsagesExtension(s.ku ?? x509.KeyUsageFlags.digitalSignature, true));
   if (s.eku) ext.push(new x509.ExtendedKeyUsageExtension(s.eku));
-  if (s.san) ext.push(new x509.Extension('2.5.29.17', s.san.critical, s.san.der));
+  if (s.san) ext.push(new x509.Extension('2.5.29.17', s.san.critical, s.san.der as Uint8Array<ArrayBuffer>));
   if (s.info !== null) ext.push(new x509.Extension(INSTANCE_INFO_OID, false, s.info ?? instanceInfo()));
   ext.push(...(s.extra ?? []));
   const c = await x509.X509CertificateGenerator.create({
