@@ -117,7 +117,7 @@ async function leaf(ca: Ca, s: LeafSpec = {}): Promise<Uint8Array> {
   if (s.ku !== null) ext.push(new x509.KeyUsagesExtension(s.ku ?? x509.KeyUsageFlags.digitalSignature, true));
   if (s.eku) ext.push(new x509.ExtendedKeyUsageExtension(s.eku));
   if (s.san) ext.push(new x509.Extension('2.5.29.17', s.san.critical, s.san.der as Uint8Array<ArrayBuffer>));
-  if (s.info !== null) ext.push(new x509.Extension(INSTANCE_INFO_OID, false, s.info ?? instanceInfo()));
+  if (s.info !== null) ext.push(new x509.Extension(INSTANCE_INFO_OID, false, (s.info ?? instanceInfo()) as Uint8Array<ArrayBuffer>));
   ext.push(...(s.extra ?? []));
   const c = await x509.X509CertificateGenerator.create({
     subject: s.subject ?? 'L=us-central1-f, O=Google Compute Engine, OU=proj, CN=3414240648225485836',
