@@ -37,6 +37,7 @@
 import { ByteReader } from '../common/bytes.js';
 import { configError, malformed, rejected } from '../common/errors.js';
 import { PinIds } from '../common/pins.js';
+import { toBase64 } from '../common/encoding.js';
 import type { TrustStore } from '../common/types.js';
 import { parseCertificate, verifyChain, x509, X509Codes, type Certificate, type TrustAnchor } from '../common/x509.js';
 import { checkCertificateFraming, DerCodes, expectTag, oid, tlv, utf8String } from './der.js';
@@ -144,8 +145,28 @@ function oneField(c: Certificate, name: string): string | undefined {
   return v[0];
 }
 
+/**
+ * Parsed-certificate memo. X.509 parsing dominates the warm path (the same AK certificate and
+ * Google intermediates arrive with every attestation of a node), and it is a pure function of the
+ * DER bytes: the memo is keyed by the exact bytes and only holds certificates that passed the
+ * strict checks below. It caches *parsing* only: chain, signatures, validity and profile are
+ * checked on every call. Bounded; the oldest entry is evicted first.
+ */
+const MEMO_MAX = 512;
+const certMemo = new Map<string, Certificate>();
+
 /** Parses a certificate from the evidence with strict DER framing (der.ts) on top. */
 function strictCertificate(der: Uint8Array, what: string): Certificate {
+  const key = toBase64(der);
+  const hit = certMemo.get(key);
+  if (hit) return hit;
+  const c = parseStrict(der, what);
+  if (certMemo.size >= MEMO_MAX) certMemo.delete(certMemo.keys().next().value as string);
+  certMemo.set(key, c);
+  return c;
+}
+
+function parseStrict(der: Uint8Array, what: string): Certificate {
   const c = parseCertificate(der, what);
   try {
     checkCertificateFraming(der);

@@ -23,9 +23,8 @@
  */
 import { z } from 'zod';
 import { concat, u16be, u32be } from '../common/bytes.js';
-import { malformed } from '../common/errors.js';
-import { fromHex } from '../common/encoding.js';
-import { certDer, parsePemCertificates } from '../common/x509.js';
+import { CommonCodes, malformed } from '../common/errors.js';
+import { fromBase64Any, fromHex } from '../common/encoding.js';
 import { ecdsaDerToP1363 } from '../tpm/structures.js';
 import { GcpParseCodes, HashAlgo, LIMITS, type GotpmAttestation } from './parse.js';
 
@@ -69,6 +68,22 @@ export function gceEccAkPublic(x: Uint8Array, y: Uint8Array): Uint8Array {
   );
 }
 
+const PEM_RE = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g;
+
+/**
+ * The DER of each PEM certificate block, in order. Parsing (strict, memoized) happens where the
+ * certificates are verified (akcert.ts); here only the armor is removed.
+ */
+function pemBlocks(pem: string): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const m of pem.matchAll(PEM_RE)) {
+    if (out.length > LIMITS.intermediates) throw malformed(CommonCodes.LIMIT_EXCEEDED, `ak_cert_chain: more than ${1 + LIMITS.intermediates} certificates`);
+    out.push(fromBase64Any((m[1] ?? '').replace(/\s+/g, ''), 'ak_cert_chain PEM block'));
+  }
+  if (out.length === 0) throw malformed(GcpParseCodes.EVIDENCE_SCHEMA, 'vaportpm-gcp evidence: ak_cert_chain holds no PEM certificate');
+  return out;
+}
+
 export function parseVaportpmGcpEvidence(evidence: unknown): GotpmAttestation {
   const r = VaportpmGcp.safeParse(evidence);
   if (!r.success) {
@@ -87,7 +102,7 @@ export function parseVaportpmGcpEvidence(evidence: unknown): GotpmAttestation {
   const p1363 = ecdsaDerToP1363(fromHex(e.attestation.tpm.ecc_p256.signature, 'signature'), 32);
   const rawSig = concat(u16be(ALG_ECDSA), u16be(ALG_SHA256), u16be(32), p1363.subarray(0, 32), u16be(32), p1363.subarray(32));
 
-  const certs = parsePemCertificates(e.attestation.gcp.ak_cert_chain, 'ak_cert_chain', 1 + LIMITS.intermediates);
+  const certs = pemBlocks(e.attestation.gcp.ak_cert_chain);
   return Object.freeze({
     akPub: gceEccAkPublic(x, y),
     quotes: Object.freeze([
@@ -100,8 +115,8 @@ export function parseVaportpmGcpEvidence(evidence: unknown): GotpmAttestation {
     eventLog: new Uint8Array(0),
     instanceInfo: undefined,
     canonicalEventLog: new Uint8Array(0),
-    akCert: certDer(certs[0]!),
-    intermediateCerts: Object.freeze(certs.slice(1).map(certDer)),
+    akCert: certs[0]!,
+    intermediateCerts: Object.freeze(certs.slice(1)),
     tee: undefined,
     unknownFields: Object.freeze([]),
   });
