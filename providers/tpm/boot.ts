@@ -35,7 +35,7 @@
 import { ByteReader } from '../common/bytes.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { digest } from '../common/digest.js';
-import { toHex } from '../common/encoding.js';
+import { fromUtf8, toHex } from '../common/encoding.js';
 import { malformed, configError, CommonCodes } from '../common/errors.js';
 import type { BootClaims, Hex, PcrBank } from '../common/types.js';
 import { EV, algIdOf, type LogEvent, type VerifiedEventLog } from './eventlog.js';
@@ -298,7 +298,7 @@ export async function summarizeBoot(v: VerifiedEventLog, opts: SummarizeBootOpti
       // GRUB hashes the command line without the prefix and without the trailing NUL.
       const body = ev.data.subarray(prefix.length, ev.data.byteLength - (text.endsWith('\0') ? 1 : 0));
       await requireDataHash(ev, bank, body, 'GRUB kernel_cmdline');
-      cmdlines.add(new TextDecoder('utf-8', { fatal: false }).decode(body));
+      cmdlines.add(fromUtf8(body, 'GRUB kernel_cmdline'));
     }
   }
   if (ok.has(12)) {

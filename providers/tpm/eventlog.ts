@@ -370,34 +370,40 @@ type RawReplay = Map<PcrBank, Map<number, Uint8Array>>;
  */
 export type LaterExtends = ReadonlyMap<number, readonly Uint8Array[]>;
 
-async function replayRaw(log: EventLog, later: LaterExtends = new Map()): Promise<RawReplay> {
+async function replayRaw(log: EventLog, later: LaterExtends = new Map(), only?: ReadonlySet<PcrBank>): Promise<RawReplay> {
+  // Each PCR's chain is sequential, but chains (and banks) are independent: run them
+  // concurrently so WebCrypto's latency overlaps.
+  const byPcr = new Map<number, LogEvent[]>();
+  for (const ev of log.events) {
+    if (ev.eventType === EV.NO_ACTION) continue;
+    const list = byPcr.get(ev.pcrIndex);
+    if (list) list.push(ev);
+    else byPcr.set(ev.pcrIndex, [ev]);
+  }
+  const pcrsTouched = new Set<number>([...byPcr.keys(), ...later.keys()]);
+  if (log.startupLocality !== undefined) pcrsTouched.add(0);
   const out: RawReplay = new Map();
+  const jobs: Promise<void>[] = [];
   for (const { algId } of log.specId.algorithms) {
     const bank = REPLAY_BANKS.get(algId);
-    if (bank === undefined) continue;
-    const size = HASH_SIZE[bank as HashName];
+    if (bank === undefined || (only !== undefined && !only.has(bank))) continue;
+    const h = bank as HashName;
+    const size = HASH_SIZE[h];
     const pcrs = new Map<number, Uint8Array>();
-    if (log.startupLocality !== undefined) {
-      const init = new Uint8Array(size);
-      init[size - 1] = log.startupLocality;
-      pcrs.set(0, init);
-    }
-    for (const ev of log.events) {
-      if (ev.eventType === EV.NO_ACTION) continue;
-      const d = ev.digests.get(algId)!;
-      const prev = pcrs.get(ev.pcrIndex) ?? new Uint8Array(size);
-      const buf = new Uint8Array(size * 2);
-      buf.set(prev, 0);
-      buf.set(d, size);
-      pcrs.set(ev.pcrIndex, await digest(bank as HashName, buf));
-    }
-    for (const [pcr, items] of later) {
-      let v = pcrs.get(pcr) ?? new Uint8Array(size);
-      for (const item of items) v = await digest(bank as HashName, concat(v, await digest(bank as HashName, item)));
-      pcrs.set(pcr, v);
-    }
     out.set(bank, pcrs);
+    for (const pcr of pcrsTouched) {
+      jobs.push(
+        (async () => {
+          let v: Uint8Array = new Uint8Array(size);
+          if (pcr === 0 && log.startupLocality !== undefined) v[size - 1] = log.startupLocality;
+          for (const ev of byPcr.get(pcr) ?? []) v = await digest(h, concat(v, ev.digests.get(algId)!));
+          for (const item of later.get(pcr) ?? []) v = await digest(h, concat(v, await digest(h, item)));
+          pcrs.set(pcr, v);
+        })(),
+      );
+    }
   }
+  await Promise.all(jobs);
   return out;
 }
 
@@ -472,7 +478,8 @@ export async function verifyEventLogAgainstPcrs(
   if (opts.pcr11Phases !== undefined && opts.pcr11Phases.length > 0) {
     later.set(11, opts.pcr11Phases.map((w) => new TextEncoder().encode(w)));
   }
-  const raw = await replayRaw(log, later);
+  const wanted = new Set<PcrBank>(BANK_ORDER.filter((b) => quotedPcrs[b] !== undefined && (b !== 'sha1' || opts.allowSha1 === true)));
+  const raw = await replayRaw(log, later, wanted);
   const banks: PcrBank[] = [];
   const verified: Partial<Record<PcrBank, ReadonlySet<number>>> = {};
   let common = 0;

@@ -73,6 +73,7 @@ import {
   type TpmHash,
   type TpmsAttest,
   type TpmtPublic,
+  type TpmtSignature,
 } from './structures.js';
 import { importVerifyKey, keyFromEcPoint, keyFromJwk, keyFromSpki, keyFromTpmtPublic, keySha256, type NormalizedKey } from './keys.js';
 
@@ -178,33 +179,45 @@ interface ResolvedSig {
   bytes: Uint8Array;
 }
 
-function resolveSignature(sig: Uint8Array | RawSignature, key: NormalizedKey): ResolvedSig {
+/** Scheme and hash of a signature, before its values are looked at. */
+function signatureHeader(sig: Uint8Array | RawSignature): { scheme: SignScheme; hash: TpmHash; parsed?: TpmtSignature } {
   if (sig instanceof Uint8Array) {
-    const t = parseTpmtSignature(sig);
-    if (t.sigAlg === 'ecdsa') {
-      if (key.kty !== 'EC') throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, 'ECDSA signature but the AK is RSA');
-      return { scheme: 'ecdsa', hash: t.hash, bytes: ecdsaToP1363(t.r, t.s, curveSize(key.crv)) };
-    }
-    return { scheme: t.sigAlg, hash: t.hash, bytes: t.sig };
+    const parsed = parseTpmtSignature(sig);
+    return { scheme: parsed.sigAlg, hash: parsed.hash, parsed };
   }
   if (sig.scheme !== 'rsassa' && sig.scheme !== 'rsapss' && sig.scheme !== 'ecdsa') {
     throw malformed(TpmCodes.TPM_ALG_UNSUPPORTED, `signature scheme ${String(sig.scheme)} is not supported`);
   }
-  if (!(sig.hash in HASH_SIZE)) throw malformed(TpmCodes.TPM_ALG_UNSUPPORTED, `signature hash ${String(sig.hash)} is not supported`);
-  if (sig.scheme === 'ecdsa') {
-    if (key.kty !== 'EC') throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, 'ECDSA signature but the AK is RSA');
-    const size = curveSize(key.crv);
-    if (sig.encoding === 'der') return { scheme: 'ecdsa', hash: sig.hash, bytes: ecdsaDerToP1363(sig.bytes, size) };
-    if (sig.bytes.byteLength !== 2 * size) throw malformed(TpmCodes.TPM_STRUCTURE_INVALID, `ECDSA r‖s must be ${2 * size} bytes`);
-    return { scheme: 'ecdsa', hash: sig.hash, bytes: sig.bytes };
+  if (!(['sha1', 'sha256', 'sha384', 'sha512'] as const).includes(sig.hash)) {
+    throw malformed(TpmCodes.TPM_ALG_UNSUPPORTED, `signature hash ${String(sig.hash)} is not supported`);
   }
-  return { scheme: sig.scheme, hash: sig.hash, bytes: sig.bytes };
+  return { scheme: sig.scheme, hash: sig.hash };
+}
+
+/** The signature value in WebCrypto form: RSA as is, ECDSA as P1363 r‖s of the curve's size. */
+function signatureValue(sig: Uint8Array | RawSignature, parsed: TpmtSignature | undefined, key: NormalizedKey): Uint8Array {
+  if (parsed) {
+    if (parsed.sigAlg !== 'ecdsa') return parsed.sig;
+    if (key.kty !== 'EC') throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, 'ECDSA signature but the AK is RSA');
+    return ecdsaToP1363(parsed.r, parsed.s, curveSize(key.crv));
+  }
+  const raw = sig as RawSignature;
+  if (raw.scheme !== 'ecdsa') return raw.bytes;
+  if (key.kty !== 'EC') throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, 'ECDSA signature but the AK is RSA');
+  const size = curveSize(key.crv);
+  if (raw.encoding === 'der') return ecdsaDerToP1363(raw.bytes, size);
+  if (raw.bytes.byteLength !== 2 * size) throw malformed(TpmCodes.TPM_STRUCTURE_INVALID, `ECDSA r‖s must be ${2 * size} bytes`);
+  return raw.bytes;
+}
+
+interface ResolvedSig {
+  scheme: SignScheme;
+  hash: TpmHash;
+  /** RSA signature or ECDSA P1363 r‖s. */
+  bytes: Uint8Array;
 }
 
 async function checkSignature(key: NormalizedKey, sig: ResolvedSig, message: Uint8Array): Promise<void> {
-  if ((key.kty === 'RSA') !== (sig.scheme !== 'ecdsa')) {
-    throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, `${sig.scheme} signature does not fit a ${key.kty} AK`);
-  }
   if (key.kty === 'RSA' && sig.bytes.byteLength !== key.n.byteLength) {
     // RSA signatures are exactly the modulus length (RFC 8017 §8.1.2 / §8.2.2 step 1).
     throw rejected(TpmCodes.QUOTE_SIGNATURE_INVALID, 'RSA signature length differs from the modulus length');
@@ -248,27 +261,30 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
 
   // 1. The AK and the signature's algorithm.
   const { key, pub } = await resolveAk(input.ak);
-  const sig = resolveSignature(input.signature, key);
-  if (!sigHashes.includes(sig.hash)) {
-    throw rejected(TpmCodes.ALGORITHM_NOT_ALLOWED, `signature hash ${sig.hash} is not allowed`, { detail: { hash: sig.hash } });
+  const head = signatureHeader(input.signature);
+  if (!sigHashes.includes(head.hash)) {
+    throw rejected(TpmCodes.ALGORITHM_NOT_ALLOWED, `signature hash ${head.hash} is not allowed`, { detail: { hash: head.hash } });
+  }
+  if ((key.kty === 'RSA') !== (head.scheme !== 'ecdsa')) {
+    throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, `${head.scheme} signature does not fit a ${key.kty} AK`);
   }
   if (pub) {
     const s = pub.parameters.scheme;
-    if (s.scheme !== sig.scheme || !('hash' in s) || s.hash !== sig.hash) {
-      throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, `signature ${sig.scheme}/${sig.hash} differs from the AK's scheme`);
+    if (s.scheme !== head.scheme || !('hash' in s) || s.hash !== head.hash) {
+      throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, `signature ${head.scheme}/${head.hash} differs from the AK's scheme`);
     }
   }
+  const sig: ResolvedSig = { scheme: head.scheme, hash: head.hash, bytes: signatureValue(input.signature, head.parsed, key) };
 
   // 2. The signature over the raw bytes, before anything in them is believed.
   await checkSignature(key, sig, input.message);
 
   // 3. Decode: magic and type first (stable codes), then the full structure.
-  const head = new ByteReader(input.message);
-  if (head.remaining >= 4 && head.u32() !== TPM_GENERATED_VALUE) {
-    throw rejected(TpmCodes.QUOTE_MAGIC_INVALID, 'TPMS_ATTEST.magic is not TPM_GENERATED_VALUE');
-  }
-  if (head.remaining >= 2 && head.u16() !== TPM_ST.ATTEST_QUOTE) {
-    throw rejected(TpmCodes.QUOTE_TYPE_INVALID, 'TPMS_ATTEST.type is not TPM_ST_ATTEST_QUOTE');
+  // (A message too short for these fields fails in parseAttest with TRUNCATED.)
+  const prefix = new ByteReader(input.message);
+  if (prefix.remaining >= 6) {
+    if (prefix.u32() !== TPM_GENERATED_VALUE) throw rejected(TpmCodes.QUOTE_MAGIC_INVALID, 'TPMS_ATTEST.magic is not TPM_GENERATED_VALUE');
+    if (prefix.u16() !== TPM_ST.ATTEST_QUOTE) throw rejected(TpmCodes.QUOTE_TYPE_INVALID, 'TPMS_ATTEST.type is not TPM_ST_ATTEST_QUOTE');
   }
   const attest = parseAttest(input.message);
   if (attest.type !== 'quote') throw rejected(TpmCodes.QUOTE_TYPE_INVALID, 'TPMS_ATTEST.type is not TPM_ST_ATTEST_QUOTE');

@@ -219,6 +219,11 @@ describe('command line and dm-verity', () => {
     { name: 'roothash not hex', events: () => [grub('roothash=xyz')], wantCode: 'BOOT_VERITY_MALFORMED' },
     { name: 'usrhash without value', events: () => [grub('usrhash')], wantCode: 'BOOT_VERITY_MALFORMED' },
     { name: 'roothash too short', events: () => [grub('roothash=abcd')], wantCode: 'BOOT_VERITY_MALFORMED' },
+    {
+      name: 'GRUB cmdline that is not UTF-8',
+      events: () => [measured(8, EV.IPL, Buffer.from([...Buffer.from('kernel_cmdline: a'), 0xff, 0]), ALGS, Buffer.from([0x61, 0xff]))],
+      wantCode: 'BAD_ENCODING',
+    },
     { name: 'two different command lines', events: () => [grub('a=1'), grub('a=2')], wantCode: 'BOOT_AMBIGUOUS_CMDLINE' },
     {
       name: 'GRUB cmdline event whose data differs from what was hashed',

@@ -96,6 +96,33 @@ describeVectors('real event logs (go-tpm-tools)', () => {
     }
   });
 
+  it('mutation sweep on a real log: every event digest and every quoted PCR, each changed alone, is caught', async () => {
+    const name = 'ubuntu-2404-amd-sevsnp.bin';
+    const exp = expected[name]!;
+    const q = { sha256: exp.banks.sha256! };
+    const log = parseEventLog(readVector(`${LOG_DIR}/${name}`));
+    for (const [i, ev] of log.events.entries()) {
+      const d = Uint8Array.from(ev.digests.get(ALG.sha256)!);
+      d[i % d.length]! ^= 0x01;
+      const digests = new Map(ev.digests);
+      digests.set(ALG.sha256, d);
+      const bytes = encodeLog(log, log.events.map((e, j) => (j === i ? { ...e, digests } : e)));
+      if (ev.eventType === EV.NO_ACTION) {
+        expect(codeOf(() => parseEventLog(bytes)), `event ${i}`).toBe('EVENTLOG_NO_ACTION_DIGEST');
+        continue;
+      }
+      const err = await verifyEventLogAgainstPcrs(parseEventLog(bytes), q).catch((e: unknown) => e);
+      expect((err as AttestError).code, `event ${i}`).toBe('EVENTLOG_REPLAY_MISMATCH');
+      expect((err as AttestError).detail, `event ${i}`).toEqual({ bank: 'sha256', pcr: ev.pcrIndex });
+    }
+    for (const pcr of Object.keys(q.sha256)) {
+      const v = Buffer.from(q.sha256[Number(pcr)]!, 'hex');
+      v[31]! ^= 0x80;
+      const err = await verifyEventLogAgainstPcrs(log, { sha256: { ...q.sha256, [pcr]: v.toString('hex') } }).catch((e: unknown) => e);
+      expect((err as AttestError).detail, `PCR ${pcr}`).toEqual({ bank: 'sha256', pcr: Number(pcr) });
+    }
+  });
+
   it('re-encoding a parsed log reproduces its bytes exactly', () => {
     for (const name of logs().filter((n) => n !== 'debian-10.bin')) {
       const bytes = readVector(`${LOG_DIR}/${name}`);

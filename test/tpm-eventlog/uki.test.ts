@@ -208,6 +208,33 @@ interface Built {
     }
   });
 
+  (HAVE_PESIGN && HAVE_OSSL && which('as') && which('ld') ? it : it.skip)('PE32 (i386) image with a symbol table after the sections: equals pesign and osslsigncode', async () => {
+    // A tiny EFI application linked by GNU ld for i386 (PE32 optional header, magic 0x10B).
+    writeFileSync(join(dir, 'a.s'), '.text\n.globl _start\n_start: ret\n.data\n.fill 3000,1,7\n');
+    execFileSync('as', ['--32', '-o', join(dir, 'a.o'), join(dir, 'a.s')]);
+    const pe32 = join(dir, 'pe32.efi');
+    execFileSync('ld', ['-m', 'i386pe', '--subsystem', '10', '-e', '_start', '-o', pe32, join(dir, 'a.o')]);
+    const bytes = new Uint8Array(readFileSync(pe32));
+    const img = parsePe(bytes);
+    expect(img.pe32plus).toBe(false);
+    expect(img.machine).toBe(0x14c);
+    const want = /hash: ([0-9a-f]{64})/.exec(execFileSync('pesign', ['--hash', '-i', pe32], { encoding: 'utf8' }))![1];
+    expect(Buffer.from(await authenticodeDigest(bytes, 'sha256')).toString('hex')).toBe(want);
+    const key = join(dir, 'k3.pem');
+    const cert = join(dir, 'c3.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=pe32'], { stdio: 'ignore' });
+    const signed = join(dir, 'pe32s.efi');
+    execFileSync('osslsigncode', ['sign', '-certs', cert, '-key', key, '-in', pe32, '-out', signed], { stdio: 'ignore' });
+    let out: string;
+    try {
+      out = execFileSync('osslsigncode', ['verify', '-in', signed], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      out = String((e as { stdout?: string }).stdout ?? '');
+    }
+    const current = /Current message digest\s*:\s*([0-9A-F]+)/.exec(out)![1]!.toLowerCase();
+    expect(Buffer.from(await authenticodeDigest(new Uint8Array(readFileSync(signed)), 'sha256')).toString('hex')).toBe(current);
+  });
+
   it('rejects a UKI with a duplicated section, with .profile, and a PE without .linux', async () => {
     // objcopy refuses duplicate names, so rename .osrel to .cmdline in the section table.
     const dup = Buffer.from(readFileSync(ukis[0]!.file));
