@@ -16,7 +16,8 @@
  *
  * Checks (each has a negative test in test/gcp):
  * - the leaf and every evidence intermediate parse, with strict DER framing: exact length, outer
- *   signatureAlgorithm = tbsCertificate.signature, no unused signature bits (der.ts; CERT_MALFORMED),
+ *   signatureAlgorithm = tbsCertificate.signature, no unused signature bits, every known extension
+ *   decodes, no extension twice (der.ts; CERT_MALFORMED),
  *   so no unsigned byte of a certificate can change; intermediates come from the
  *   evidence plus the operator's configured Google intermediates; a self-issued certificate in the
  *   evidence (a root) is dropped, so a root is only ever the pinned one;
@@ -172,7 +173,10 @@ function parseStrict(der: Uint8Array, what: string): Certificate {
     checkCertificateFraming(der);
     // The library decodes known extensions lazily and throws plain Errors on malformed ones
     // (e.g. a subjectAltName that does not decode): decode them all here, under a typed error.
-    void c.extensions;
+    const types = c.extensions.map((e) => e.type);
+    // RFC 5280 §4.2: "A certificate MUST NOT include more than one instance of a particular
+    // extension" — otherwise two readers could pick different instance-info extensions.
+    if (new Set(types).size !== types.length) throw new Error('an extension appears twice');
   } catch (cause) {
     throw malformed(X509Codes.CERT_MALFORMED, `${what}: ${cause instanceof Error ? cause.message : 'malformed'}`, { cause });
   }

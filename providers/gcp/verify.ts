@@ -106,7 +106,7 @@ function sameKey(a: NormalizedKey, b: NormalizedKey): boolean {
   return false;
 }
 
-/** Qualified Name of a primary object of the endorsement hierarchy (Part 1 §16.6). */
+/** Qualified Name of a primary object of the endorsement hierarchy (TPM 2.0 Part 1 §16, Names). */
 async function endorsementPrimaryQualifiedName(pub: TpmtPublic, name: Uint8Array): Promise<Uint8Array> {
   return concat(u16be(algFromHash(pub.nameAlg)), await digest(pub.nameAlg, concat(u32be(TPM_RH_ENDORSEMENT), name)));
 }

@@ -161,6 +161,7 @@ describe('AK certificate profile (test CA in place of the Google roots)', () => 
     { name: 'keyUsage with keyCertSign', root: PinIds.GOOGLE_EKAK_ROOT, spec: { ku: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign }, wantCode: 'AK_CERT_PROFILE' },
     { name: 'a CA certificate as AK certificate', root: PinIds.GOOGLE_EKAK_ROOT, spec: { ca: true }, wantCode: 'AK_CERT_PROFILE' },
     { name: 'an unhandled critical extension', root: PinIds.GOOGLE_EKAK_ROOT, spec: { extra: [new x509.Extension('1.2.3.4', true, new Uint8Array([5, 0]))] }, wantCode: 'AK_CERT_PROFILE' },
+    { name: 'instance-info extension twice (RFC 5280 §4.2)', root: PinIds.GOOGLE_EKAK_ROOT, spec: { extra: [new x509.Extension(INSTANCE_INFO_OID, false, instanceInfo({ projectId: 'other' }) as Uint8Array<ArrayBuffer>)] }, wantCode: 'CERT_MALFORMED' },
     { name: 'no instance-info extension', root: PinIds.GOOGLE_EKAK_ROOT, spec: { info: null }, wantCode: 'INSTANCE_INFO_MISSING' },
     { name: 'instance info without security properties (not production)', root: PinIds.GOOGLE_EKAK_ROOT, spec: { info: instanceInfo({ props: null }) }, wantCode: 'INSTANCE_NOT_PRODUCTION' },
     { name: 'isProduction false', root: PinIds.GOOGLE_EKAK_ROOT, spec: { info: instanceInfo({ props: tlv(0xa0, tlv(0x30, tlv(0xa1, bool(false)))) }) }, wantCode: 'INSTANCE_NOT_PRODUCTION' },
