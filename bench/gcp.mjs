@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console */
 // GCP path verification throughput: `node bench/gcp.mjs [--iterations 500]`
 // Bundles bench/gcp-entry.ts with esbuild (dependencies external) into .cache/bench, runs it on
 // the real GCE evidence in ../shared/vectors (or $ATTEST_VECTORS), and prints ops/s, p50/p99

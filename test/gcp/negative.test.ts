@@ -267,6 +267,11 @@ describe('gcp provider options', () => {
     expect(await codeOf(() => createGcpProvider({ requiredBanks: ['sha1'] }))).toBe('GCP_OPTIONS_INVALID');
     expect(await codeOf(() => createGcpProvider({ intermediates: [readVector('go-tpm-tools/ca-certs/gcp_ek_ak_ca_intermediate_v3.crt').subarray(0, 100)] }))).toBe('CERT_MALFORMED');
   });
+  it('invalid per-call options (ctx.options) are a configuration error, not a verdict', async () => {
+    const p = createGcpProvider();
+    const c = await ctx(new Uint8Array(32), GOTPM_AT, createTrustStore([]), { allowSha1: 1 });
+    expect(await codeOf(p.verify('gotpm', { attestation: 'AA' }, c))).toBe('GCP_OPTIONS_INVALID');
+  });
   it('an unknown format is refused', async () => {
     const p = createGcpProvider();
     expect(await codeOf(p.verify('tpm', {}, await ctx(new Uint8Array(32), GOTPM_AT, createTrustStore([]))))).toBe('FORMAT_UNSUPPORTED');
