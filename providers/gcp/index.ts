@@ -16,6 +16,7 @@
  * `ctx.options`, when non-empty, replaces them for that call (validated the same way).
  */
 import { malformed } from '../common/errors.js';
+import { KdsClient, SnpVerifyCache } from '../amd-sev-snp/index.js';
 import type { Provider, ProviderClaims, VerifyContext } from '../common/types.js';
 import { parseGotpmEvidence, parseGotpmJsonEvidence, type GotpmAttestation } from './parse.js';
 import { parseVaportpmGcpEvidence } from './vaportpm.js';
@@ -48,6 +49,9 @@ function parseEvidence(format: string, evidence: unknown): GotpmAttestation {
 /** Builds the `gcp` provider; invalid options throw GCP_OPTIONS_INVALID at construction. */
 export function createGcpProvider(options: GcpOptionsInput = {}): Provider {
   const base = parseGcpOptions(options);
+  // One KDS client and SNP cache per provider: AMD KDS rate-limits, so misses are single-flight.
+  const kds = new KdsClient();
+  const snpCache = new SnpVerifyCache();
   return Object.freeze({
     name: 'gcp' as const,
     formats: GCP_FORMATS,
@@ -62,6 +66,10 @@ export function createGcpProvider(options: GcpOptionsInput = {}): Provider {
         allowNonProduction: opts.allowNonProduction,
         requiredBanks: opts.requiredBanks,
         configuredIntermediates: opts.intermediates,
+        fetch: ctx.fetch,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        kds,
+        snpCache,
       });
       return toClaims(format, verified);
     },

@@ -21,7 +21,9 @@ import { z } from 'zod';
 import { configError } from '../common/errors.js';
 import { fromBase64Any } from '../common/encoding.js';
 import { parsePemCertificates, certDer, type Certificate } from '../common/x509.js';
-import type { PcrBank, ProviderClaims } from '../common/types.js';
+import type { PcrBank, PlatformClaims, ProviderClaims } from '../common/types.js';
+import { toHex } from '../common/encoding.js';
+import type { VerifiedSnpReport } from '../amd-sev-snp/index.js';
 import { parseConfiguredIntermediates } from './akcert.js';
 import type { VerifiedGcpAttestation } from './verify.js';
 
@@ -74,6 +76,36 @@ export function parseGcpOptions(input: unknown): GcpOptions {
   });
 }
 
+/** Platform claims of a verified SEV-SNP report (same shape the azure provider reports). */
+function snpPlatform(s: VerifiedSnpReport): PlatformClaims {
+  const r = s.report;
+  const tcb: Record<string, number> = { bootloader: s.reportedTcb.bootloader, tee: s.reportedTcb.tee, snp: s.reportedTcb.snp, microcode: s.reportedTcb.microcode };
+  if (s.reportedTcb.fmc !== undefined) tcb.fmc = s.reportedTcb.fmc;
+  return {
+    tee: 'sev-snp',
+    debug: r.policy.debug,
+    tcb,
+    measurement: toHex(r.measurement),
+    chipId: toHex(r.chipId),
+    fields: {
+      product: s.product,
+      signer: s.signer,
+      reportVersion: r.version,
+      vmpl: r.vmpl,
+      policy: `0x${r.policy.raw.toString(16)}`,
+      guestSvn: r.guestSvn,
+      familyId: toHex(r.familyId),
+      imageId: toHex(r.imageId),
+      hostData: toHex(r.hostData),
+      idKeyDigest: toHex(r.idKeyDigest),
+      reportData: toHex(r.reportData),
+      endorsementKeySha256: s.endorsementKeySha256,
+      // go-tpm-tools binds the report to the quotes through the nonce only (docs/gcp.md).
+      binding: 'nonce',
+    },
+  };
+}
+
 /** `us-central1-a` → `us-central1` (GCE zone names are `<region>-<letter>`). */
 export function regionOfZone(zone: string): string | undefined {
   const m = /^([a-z]+-[a-z]+[0-9]+)-[a-z]$/.exec(zone);
@@ -100,8 +132,7 @@ export function toClaims(format: string, v: VerifiedGcpAttestation): ProviderCla
   return {
     provider: 'gcp',
     format,
-    // No hardware TEE report is verified on this path (verify.ts refuses attestations with one).
-    platform: { tee: 'none', debug: false },
+    platform: v.snp ? snpPlatform(v.snp) : { tee: 'none', debug: false },
     identity: {
       cloud: 'gcp',
       account: id.projectId,

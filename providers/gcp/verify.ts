@@ -6,9 +6,9 @@
  *
  * Checks (each failing with the code in brackets; tests in test/gcp). Nothing is trusted until
  * all have passed; the cheap ones run first, so the order only decides which error a forgery gets:
- * - a hardware TEE report (sev_snp_attestation / tdx_attestation) is present → refused
- *   [TEE_REPORT_UNSUPPORTED] until the SEV-SNP and TDX verifiers are wired in: a report that is
- *   not verified must never be silently ignored while the attestation is accepted;
+ * - a TDX quote (tdx_attestation) is refused [TEE_REPORT_UNSUPPORTED]: its verifier is not wired
+ *   in for this proto form yet, and a report that is not verified must never be silently ignored
+ *   while the attestation is accepted;
  * - `ak_pub` (TPMT_PUBLIC) parses and is a restricted signing key (tpm core) [AK_ATTRIBUTES_INVALID];
  * - every quote, in every bank present, verifies with that key over its raw TPMS_ATTEST, carries
  *   the binding as extraData, and its PCR values match pcrDigest (tpm core `verifyQuote`)
@@ -36,7 +36,13 @@
  *   whose data is proven by its digest (providers/tpm/boot.ts) [BOOT_*]. A log that does not
  *   replay fails the attestation, as in go-tpm-tools. Without a log there are no boot claims.
  *   `canonical_event_log` (the COS launcher's Canonical Event Log) is not interpreted and no
- *   claim is derived from it.
+ *   claim is derived from it;
+ * - a SEV-SNP report (sev_snp_attestation, sevsnp.ts) is rebuilt byte-exactly from its proto
+ *   [SNP_PROTO_INVALID], verified to the pinned AMD ARK for its product with the VCEK/VLEK and
+ *   ASK from the evidence or AMD KDS (providers/amd-sev-snp) [SNP_*, CHAIN_*, KDS_*], its
+ *   REPORT_DATA must be the binding zero-padded to 64 bytes [SNP_REPORT_DATA_MISMATCH] and its
+ *   policy strict (no debug, no migration agent, VMPL 0). go-tpm-tools binds the report to the
+ *   quotes through the shared nonce only (docs/gcp.md).
  */
 import { AttestError, rejected } from '../common/errors.js';
 import { timingSafeEqual } from '../common/ct.js';
@@ -44,12 +50,14 @@ import { concat, u32be, u16be } from '../common/bytes.js';
 import { digest } from '../common/digest.js';
 import { toHex } from '../common/encoding.js';
 import type { BootClaims, PcrBank, Hex, TrustStore } from '../common/types.js';
-import type { Certificate } from '../common/x509.js';
+import { parseCertificate, type Certificate } from '../common/x509.js';
 import { verifyQuote, checkAkAttributes, type VerifiedQuote } from '../tpm/quote.js';
 import { parseTpmtPublic, algFromHash, computeName, type TpmtPublic } from '../tpm/structures.js';
 import { keyFromSpki, keyFromTpmtPublic, type NormalizedKey } from '../tpm/keys.js';
 import { TpmCodes } from '../tpm/codes.js';
 import { replayAndSummarize } from '../tpm/measured-boot.js';
+import { strictSnpOptions, verifySnpAttestation, type KdsClient, type SnpVerifyCache, type VerifiedSnpReport } from '../amd-sev-snp/index.js';
+import { expectedReportData, parseGcpSevSnp } from './sevsnp.js';
 import { verifyAkCertificate, type VerifiedAkCert } from './akcert.js';
 import { HashAlgo, GcpParseCodes, type GotpmAttestation } from './parse.js';
 
@@ -81,6 +89,11 @@ export interface GcpVerifyInput {
   /** Banks that must be present and verified (default in options: sha256). */
   readonly requiredBanks: readonly PcrBank[];
   readonly configuredIntermediates: readonly Certificate[];
+  /** For a SEV-SNP report: VCEK/ASK from AMD KDS when the evidence lacks them (cached, single-flight). */
+  readonly fetch: typeof fetch;
+  readonly signal?: AbortSignal;
+  readonly kds: KdsClient;
+  readonly snpCache?: SnpVerifyCache;
 }
 
 export type EventLogStatus = 'absent' | 'replayed';
@@ -98,6 +111,8 @@ export interface VerifiedGcpAttestation {
   readonly eventLog: EventLogStatus;
   /** Boot facts from the replayed event log (only when it was present and matched). */
   readonly boot: BootClaims | undefined;
+  /** The verified SEV-SNP report, when the attestation carried one. */
+  readonly snp: VerifiedSnpReport | undefined;
 }
 
 function sameKey(a: NormalizedKey, b: NormalizedKey): boolean {
@@ -112,10 +127,10 @@ async function endorsementPrimaryQualifiedName(pub: TpmtPublic, name: Uint8Array
 }
 
 export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVerifyInput): Promise<VerifiedGcpAttestation> {
-  if (att.tee) {
+  if (att.tee?.kind === 'tdx') {
     throw new AttestError(
       GcpCodes.TEE_REPORT_UNSUPPORTED,
-      `the attestation carries a ${att.tee.kind} report, which this broker cannot verify yet; refusing rather than ignoring it`,
+      'the attestation carries a TDX quote (tdx.QuoteV4), which this broker cannot verify yet; refusing rather than ignoring it',
       { kind: 'not-implemented', detail: { tee: att.tee.kind } },
     );
   }
@@ -211,7 +226,13 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
     boot = r.boot;
   }
 
+  // 5. The SEV-SNP report: rebuilt from its proto, verified to the pinned AMD ARK, bound to the
+  //    same nonce the quotes carry (REPORT_DATA = binding ‖ zeros, as gotpm requests it), and
+  //    validated strictly (no debug, no migration agent, VMPL 0).
+  const snp = att.tee?.kind === 'sev-snp' ? await verifyGcpSevSnp(att.tee.bytes, input) : undefined;
+
   return Object.freeze({
+    snp,
     akCert,
     akPublic,
     akName: toHex(akName),
@@ -221,5 +242,31 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
     quotes: Object.freeze(quotes),
     eventLog: boot ? 'replayed' : 'absent',
     boot,
+  });
+}
+
+/**
+ * The SEV-SNP leg: `sev_snp_attestation` bytes → rebuilt report → verified to the pinned ARK,
+ * REPORT_DATA = binding ‖ zeros, strict guest policy. Exported for tests of the leg on its own.
+ */
+export async function verifyGcpSevSnp(
+  bytes: Uint8Array,
+  input: Pick<GcpVerifyInput, 'binding' | 'now' | 'trust' | 'fetch' | 'signal' | 'kds' | 'snpCache'>,
+): Promise<VerifiedSnpReport> {
+  const e = parseGcpSevSnp(bytes);
+  const signedByVlek = ((e.report[0x48]! >>> 2) & 7) === 1;
+  const keyDer = signedByVlek ? e.vlek : e.vcek;
+  return verifySnpAttestation({
+    report: e.report,
+    ...(keyDer ? { endorsementKey: parseCertificate(keyDer, signedByVlek ? 'VLEK' : 'VCEK') } : {}),
+    ...(e.ask ? { intermediates: [parseCertificate(e.ask, 'ASK')] } : {}),
+    ...(e.product ? { product: e.product } : {}),
+    trust: input.trust,
+    at: input.now,
+    kds: input.kds,
+    fetch: input.fetch,
+    ...(input.signal ? { signal: input.signal } : {}),
+    ...(input.snpCache ? { cache: input.snpCache } : {}),
+    validate: strictSnpOptions({ reportData: { expect: expectedReportData(input.binding) } }),
   });
 }

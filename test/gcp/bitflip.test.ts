@@ -22,6 +22,7 @@ import { parseAttestationProto } from '../../providers/gcp/parse.js';
 import { verifyGcpAttestation, type GcpVerifyInput } from '../../providers/gcp/verify.js';
 import { parseConfiguredIntermediates } from '../../providers/gcp/akcert.js';
 import { toClaims } from '../../providers/gcp/validate.js';
+import { KdsClient } from '../../providers/amd-sev-snp/index.js';
 import type { ProviderClaims } from '../../providers/common/types.js';
 import { describeVectors, readVector } from '../helpers/vectors.js';
 import { topLevelFields } from './pb-encode.js';
@@ -57,6 +58,8 @@ describeVectors('gcp bit-flip sweep', () => {
       allowNonProduction: false,
       requiredBanks: ['sha256'],
       configuredIntermediates: parseConfiguredIntermediates([readVector(LEGACY_INTERMEDIATE)]),
+      fetch: (() => Promise.reject(new Error('no network'))) as unknown as typeof fetch,
+      kds: new KdsClient(),
     };
     const original = await run(pb, input);
     expect(typeof original).toBe('object');

@@ -170,7 +170,7 @@ const LEGACY_ROWS: Row[] = [
     mutate: (a) => ({ ...a, instanceInfo: { zone: 'us-central1-a', projectId: 'attacker', projectNumber: 0x1b5a475c69n, instanceName: 'cos-test', instanceId: 0x5e53e3fbbf8306c5n } }),
     wantCode: 'INSTANCE_INFO_MISMATCH',
   },
-  { name: 'SEV-SNP report present (not verifiable yet)', mutate: (a) => ({ ...a, tee: { kind: 'sev-snp', bytes: new Uint8Array([0x0a, 0x00]) } }), wantCode: 'TEE_REPORT_UNSUPPORTED' },
+  { name: 'SEV-SNP report present but empty (verified, never skipped)', mutate: (a) => ({ ...a, tee: { kind: 'sev-snp', bytes: new Uint8Array([0x0a, 0x00]) } }), wantCode: 'SNP_PROTO_INVALID' },
   { name: 'TDX quote present (not verifiable yet)', mutate: (a) => ({ ...a, tee: { kind: 'tdx', bytes: new Uint8Array(0) } }), wantCode: 'TEE_REPORT_UNSUPPORTED' },
 ];
 
