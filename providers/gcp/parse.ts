@@ -23,9 +23,8 @@
  * attest.GCEInstanceInfo 1 zone  2 project_id  3 project_number uint64  4 instance_name
  *                     5 instance_id uint64
  * ```
- * The TEE reports are kept as raw bytes: their verifiers live in providers/amd-sev-snp and
- * providers/intel-tdx, and until those are wired in, verify.ts rejects any attestation that
- * carries one.
+ * The TEE reports are kept as raw bytes here: the SEV-SNP one is decoded by sevsnp.ts and
+ * verified through providers/amd-sev-snp; a TDX one is refused by verify.ts (never ignored).
  */
 import { z } from 'zod';
 import { malformed, CommonCodes } from '../common/errors.js';
