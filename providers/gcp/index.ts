@@ -52,11 +52,21 @@ export function createGcpProvider(options: GcpOptionsInput = {}): Provider {
   // One KDS client and SNP cache per provider: AMD KDS rate-limits, so misses are single-flight.
   const kds = new KdsClient();
   const snpCache = new SnpVerifyCache();
+  // The broker passes the same configuration object on every call: validate it once per object.
+  const perCall = new WeakMap<object, GcpOptions>();
+  const optionsFor = (o: Readonly<Record<string, unknown>>): GcpOptions => {
+    let v = perCall.get(o);
+    if (!v) {
+      v = parseGcpOptions(o);
+      perCall.set(o, v);
+    }
+    return v;
+  };
   return Object.freeze({
     name: 'gcp' as const,
     formats: GCP_FORMATS,
     async verify(format: string, evidence: unknown, ctx: VerifyContext): Promise<ProviderClaims> {
-      const opts: GcpOptions = ctx.options && Object.keys(ctx.options).length > 0 ? parseGcpOptions(ctx.options) : base;
+      const opts: GcpOptions = ctx.options && Object.keys(ctx.options).length > 0 ? optionsFor(ctx.options) : base;
       const att = parseEvidence(format, evidence);
       const verified = await verifyGcpAttestation(att, {
         binding: ctx.binding,
