@@ -16,7 +16,7 @@ import { createGcpProvider } from '../../providers/gcp/index.js';
 import { parseAttestationProto, type GotpmAttestation, type GotpmQuote } from '../../providers/gcp/parse.js';
 import { parseVaportpmGcpEvidence } from '../../providers/gcp/vaportpm.js';
 import { computeName, parseTpmtPublic } from '../../providers/tpm/structures.js';
-import { describeVectors, readVector } from '../helpers/vectors.js';
+import { describeVectors, HAVE_VECTORS, readVector } from '../helpers/vectors.js';
 import { encodeAttestation, toGotpm, toGotpmJson, topLevelFields } from './pb-encode.js';
 import {
   codeOf,
@@ -175,8 +175,9 @@ const LEGACY_ROWS: Row[] = [
 ];
 
 describeVectors('gcp negative table: legacy lineage, RSA AK (gce-cos-85-nonce9009.pb)', () => {
-  const base = parseAttestationProto(readVector(PB_NONCE_9009));
-  const intermediates = { intermediates: [readVector(LEGACY_INTERMEDIATE)] };
+  // Read only when the vectors exist (a skipped describe still runs its body to collect tests).
+  const base = parseAttestationProto(HAVE_VECTORS ? readVector(PB_NONCE_9009) : new Uint8Array(0));
+  const intermediates = { intermediates: HAVE_VECTORS ? [readVector(LEGACY_INTERMEDIATE)] : [] };
   for (const format of ['gotpm', 'gotpm-json'] as const) {
     describe(format, () => {
       for (const row of LEGACY_ROWS) {
@@ -191,6 +192,11 @@ describeVectors('gcp negative table: legacy lineage, RSA AK (gce-cos-85-nonce900
       }
     });
   }
+
+  it('a configured intermediate that does not parse refuses to construct the provider', async () => {
+    expect(await codeOf(() => createGcpProvider({ intermediates: [readVector('go-tpm-tools/ca-certs/gcp_ek_ak_ca_intermediate_v3.crt').subarray(0, 100)] }))).toBe('CERT_MALFORMED');
+    expect(await codeOf(() => createGcpProvider({ intermediates: [parseAttestationProto(readVector(PB_NONCE_9009)).akCert] }))).toBe('GCP_OPTIONS_INVALID');
+  });
 
   it('upstream: the two attestations verify only with their own nonce', async () => {
     const p = createGcpProvider(intermediates);
@@ -232,7 +238,7 @@ const VAPOR_ROWS: VRow[] = [
 ];
 
 describeVectors('gcp negative table: current lineage, ECC P-256 AK (vaportpm test-gcp-amd-fixture.json)', () => {
-  const v = vapor(VAPOR_AMD);
+  const v = HAVE_VECTORS ? vapor(VAPOR_AMD) : ({} as VaporFixture);
   for (const row of VAPOR_ROWS) {
     it(`${row.name} → ${row.wantCode}`, async () => {
       const provider = createGcpProvider();
@@ -265,7 +271,6 @@ describe('gcp provider options', () => {
     expect(await codeOf(() => createGcpProvider({ bogus: 1 } as never))).toBe('GCP_OPTIONS_INVALID');
     expect(await codeOf(() => createGcpProvider({ intermediates: ['not base64!'] }))).toBe('BAD_ENCODING');
     expect(await codeOf(() => createGcpProvider({ requiredBanks: ['sha1'] }))).toBe('GCP_OPTIONS_INVALID');
-    expect(await codeOf(() => createGcpProvider({ intermediates: [readVector('go-tpm-tools/ca-certs/gcp_ek_ak_ca_intermediate_v3.crt').subarray(0, 100)] }))).toBe('CERT_MALFORMED');
   });
   it('invalid per-call options (ctx.options) are a configuration error, not a verdict', async () => {
     const p = createGcpProvider();

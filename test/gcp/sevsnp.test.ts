@@ -21,7 +21,7 @@ import { verifyGcpSevSnp } from '../../providers/gcp/verify.js';
 import { createGcpProvider } from '../../providers/gcp/index.js';
 import { parseAttestationProto } from '../../providers/gcp/parse.js';
 import { fromHex } from '../../providers/common/encoding.js';
-import { describeVectors, loadTestTrust, readVector, readVectorJson, readVectorText } from '../helpers/vectors.js';
+import { describeVectors, HAVE_VECTORS, loadTestTrust, readVector, readVectorJson, readVectorText } from '../helpers/vectors.js';
 import { len, vint, topLevelFields } from './pb-encode.js';
 import { codeOf, ctx, GOTPM_AT, legacyIntermediateOptions, PB_NONCE_9009 } from './helpers.js';
 import { toGotpm, toGotpmJson } from './pb-encode.js';
@@ -57,11 +57,17 @@ function attestationProto(raw: Uint8Array, p: Parts): Uint8Array {
 }
 
 describeVectors('gcp SEV-SNP leg (real Milan report in go-sev-guest proto form)', () => {
-  const ev = readVectorJson<{ hcl_report: string; vcek: string }>('trustee/az-snp-vtpm/evidence-v1.json');
-  const hcl = fromBase64Any(ev.hcl_report.replace(/=+$/, ''));
-  const raw = hcl.slice(32, 32 + 0x4a0);
-  const vcek = fromBase64Any(ev.vcek.replace(/=+$/, ''));
-  const ask = certDer(parsePemCertificates(readVectorText('trustee/amd-roots/milan_ask_ark_asvk.pem'))[0]!);
+  // Read only when the vectors exist (a skipped describe still runs its body to collect tests).
+  const load = () => {
+    const ev = readVectorJson<{ hcl_report: string; vcek: string }>('trustee/az-snp-vtpm/evidence-v1.json');
+    const hcl = fromBase64Any(ev.hcl_report.replace(/=+$/, ''));
+    return {
+      raw: hcl.slice(32, 32 + 0x4a0),
+      vcek: fromBase64Any(ev.vcek.replace(/=+$/, '')),
+      ask: certDer(parsePemCertificates(readVectorText('trustee/amd-roots/milan_ask_ark_asvk.pem'))[0]!),
+    };
+  };
+  const { raw, vcek, ask } = HAVE_VECTORS ? load() : { raw: new Uint8Array(0x4a0), vcek: new Uint8Array(0), ask: new Uint8Array(0) };
   const binding = raw.slice(0x50, 0x70); // REPORT_DATA = sha256(HCL var-data) ‖ 32 zero bytes
   const noNet = (() => Promise.reject(new TypeError('network is off in this test'))) as unknown as typeof fetch;
   const leg = async (bytes: Uint8Array, b: Uint8Array = binding, trust?: Awaited<ReturnType<typeof loadTestTrust>>) =>
