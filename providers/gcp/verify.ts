@@ -176,12 +176,12 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
     quotes.push(vq);
     if (bank !== 'sha1' || input.allowSha1) Object.assign(pcrs, vq.pcrs);
   }
-  if (Object.keys(pcrs).length === 0) {
+  if (![...seen].some((b) => b !== 'sha1' || input.allowSha1)) {
     throw rejected(GcpCodes.SHA1_NOT_ALLOWED, 'the only PCR bank quoted is SHA-1, which is not allowed (set allowSha1 to accept it)');
   }
   const missing = input.requiredBanks.filter((b) => pcrs[b] === undefined);
-  if (missing.length > 0) {
-    throw rejected(GcpCodes.PCR_BANK_MISSING, `no verified quote over the required PCR bank(s) ${missing.join(', ')}`, { detail: { missing } });
+  if (missing.length > 0 || Object.keys(pcrs).length === 0) {
+    throw rejected(GcpCodes.PCR_BANK_MISSING, `no verified PCR values in the required bank(s) ${missing.join(', ') || '(any)'}`, { detail: { missing } });
   }
 
   // 2. The AK certificate: trust in the AK, and the instance it names.

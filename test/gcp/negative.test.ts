@@ -76,7 +76,7 @@ function firstSha256Digest(log: Uint8Array): number {
 }
 
 /** A different RSA AK that re-signs the vector's quotes (correct QN for itself): a real quote by another key. */
-async function reSignWithOwnAk(a: GotpmAttestation): Promise<GotpmAttestation> {
+async function reSignWithOwnAk(a: GotpmAttestation, edit: (q: GotpmQuote) => GotpmQuote = (q) => q): Promise<GotpmAttestation> {
   const kp = (await crypto.subtle.generateKey(
     { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
     true,
@@ -90,7 +90,8 @@ async function reSignWithOwnAk(a: GotpmAttestation): Promise<GotpmAttestation> {
   const name = await computeName(pub);
   const qn = concat(u16be(0x000b), await digest('sha256', concat(u32be(0x4000000b), name)));
   const quotes = await Promise.all(
-    a.quotes.map(async (q) => {
+    a.quotes.map(async (q0) => {
+      const q = edit(q0);
       // TPMS_ATTEST: magic(4) type(2) TPM2B qualifiedSigner ... → swap in our QN.
       const qsLen = (q.quote[6]! << 8) | q.quote[7]!;
       const msg = concat(q.quote.subarray(0, 6), u16be(qn.length), qn, q.quote.subarray(8 + qsLen));
@@ -99,6 +100,19 @@ async function reSignWithOwnAk(a: GotpmAttestation): Promise<GotpmAttestation> {
     }),
   );
   return { ...a, akPub, quotes };
+}
+
+/** The quote's TPMS_QUOTE_INFO replaced by an empty SHA-256 selection (and its digest), PCR map emptied. */
+async function emptySelection(a: GotpmAttestation): Promise<GotpmAttestation> {
+  const empty = await digest('sha256', new Uint8Array(0));
+  return reSignWithOwnAk({ ...a, quotes: [a.quotes[1]!] }, (q) => {
+    const qsLen = (q.quote[6]! << 8) | q.quote[7]!;
+    const exAt = 8 + qsLen;
+    const exLen = (q.quote[exAt]! << 8) | q.quote[exAt + 1]!;
+    const selAt = exAt + 2 + exLen + 17 + 8; // clockInfo (17) and firmwareVersion (8)
+    const quoteInfo = concat(u32be(1), u16be(0x000b), new Uint8Array([3, 0, 0, 0]), u16be(32), empty);
+    return { ...q, quote: concat(q.quote.subarray(0, selAt), quoteInfo), pcrs: { ...q.pcrs, values: new Map() } };
+  });
 }
 
 const LEGACY_ROWS: Row[] = [
@@ -112,6 +126,8 @@ const LEGACY_ROWS: Row[] = [
   { name: 'SHA-1 only bank, SHA-1 allowed but SHA-256 required (default)', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!] }), options: { allowSha1: true }, wantCode: 'PCR_BANK_MISSING' },
   { name: 'SHA-1 only bank, SHA-1 allowed, no bank required', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!] }), options: { allowSha1: true, requiredBanks: [] }, wantCode: 'ACCEPTED' },
   { name: 'SHA-256 quote withheld (required bank)', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!, a.quotes[2]!] }), wantCode: 'PCR_BANK_MISSING' },
+  { name: 'a quote (signed) that selects no PCR, SHA-256 required', mutate: emptySelection, wantCode: 'PCR_BANK_MISSING' },
+  { name: 'a quote (signed) that selects no PCR, no bank required: still nothing proven', mutate: emptySelection, options: { requiredBanks: [] }, wantCode: 'PCR_BANK_MISSING' },
   { name: 'SHA-384 quote withheld (not required)', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!, a.quotes[1]!] }), wantCode: 'ACCEPTED' },
   { name: 'SHA-384 required but withheld', mutate: (a) => ({ ...a, quotes: [a.quotes[0]!, a.quotes[1]!] }), options: { requiredBanks: ['sha256', 'sha384'] }, wantCode: 'PCR_BANK_MISSING' },
   // --- the event log ---
