@@ -2,3 +2,8 @@ declare module 'cloudflare:test' {
   export const env: Record<string, unknown>;
   export const SELF: { fetch(input: string | Request, init?: RequestInit): Promise<Response> };
 }
+
+interface ImportMeta {
+  /** Vite's build-time glob import (used to bundle ../shared/vectors when present). */
+  glob<T = unknown>(pattern: string, options: { eager: true; import?: string; query?: string }): Record<string, T>;
+}

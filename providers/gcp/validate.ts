@@ -1,0 +1,150 @@
+/**
+ * @module providers/gcp/validate
+ *
+ * The `gcp` provider's options (validated once, fail closed) and the mapping from verified
+ * evidence to normalized claims. Policy (which projects, zones, PCR values are admitted) is not
+ * decided here: it sees only the claims, and may pin only fields listed in `identity.proven`.
+ *
+ * Options (every field explicit; defaults are the safe choice):
+ * - `allowSha1` (false): report SHA-1 PCR banks and accept attestations whose only bank is SHA-1
+ *   (old distributions with a SHA-1-only event log). SHA-1 *signatures* are never accepted.
+ * - `requiredBanks` (['sha256']): PCR banks every attestation must carry a verified quote for.
+ *   Policies pin SHA-256 values, every GCE vTPM quotes SHA-256, and a fixed bank means claims
+ *   cannot shift to another bank's digests when a quote is withheld. [] accepts any allowed bank.
+ * - `allowNonProduction` (false): accept AK certificates whose instance info does not say
+ *   isProduction (Google-internal test instances).
+ * - `intermediates` ([]): Google EK/AK intermediate certificates (PEM text or base64 DER) for
+ *   attestations that do not carry their own (older `gotpm` releases); they are intermediates
+ *   only — the path must still end at a pinned Google root.
+ */
+import { z } from 'zod';
+import { configError } from '../common/errors.js';
+import { fromBase64Any } from '../common/encoding.js';
+import { parsePemCertificates, certDer, type Certificate } from '../common/x509.js';
+import type { PcrBank, PlatformClaims, ProviderClaims } from '../common/types.js';
+import { toHex } from '../common/encoding.js';
+import type { VerifiedSnpReport } from '../amd-sev-snp/index.js';
+import { parseConfiguredIntermediates } from './akcert.js';
+import type { VerifiedGcpAttestation } from './verify.js';
+
+export const GcpOptionsSchema = z.strictObject({
+  allowSha1: z.boolean().default(false),
+  allowNonProduction: z.boolean().default(false),
+  requiredBanks: z.array(z.enum(['sha1', 'sha256', 'sha384'])).max(3).default(['sha256']),
+  intermediates: z
+    .array(z.union([z.string().min(1).max(64 * 1024), z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes')]))
+    .max(16)
+    .default([]),
+});
+
+/** What `createGcpProvider` accepts (configuration files give strings; code may give bytes). */
+export interface GcpOptionsInput {
+  readonly allowSha1?: boolean;
+  readonly allowNonProduction?: boolean;
+  readonly requiredBanks?: readonly ('sha1' | 'sha256' | 'sha384')[];
+  readonly intermediates?: readonly (string | Uint8Array)[];
+}
+
+export interface GcpOptions {
+  readonly allowSha1: boolean;
+  readonly allowNonProduction: boolean;
+  readonly requiredBanks: readonly PcrBank[];
+  readonly intermediates: readonly Certificate[];
+}
+
+/** Validates provider options; throws GCP_OPTIONS_INVALID (kind config) otherwise. */
+export function parseGcpOptions(input: unknown): GcpOptions {
+  const r = GcpOptionsSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const first = r.error.issues[0];
+    throw configError('GCP_OPTIONS_INVALID', `gcp provider options: ${first ? `${first.path.join('.')}: ${first.message}` : 'invalid'}`);
+  }
+  if (r.data.requiredBanks.includes('sha1') && !r.data.allowSha1) {
+    throw configError('GCP_OPTIONS_INVALID', 'gcp provider options: requiredBanks names sha1 but allowSha1 is false');
+  }
+  const ders: Uint8Array[] = [];
+  for (const item of r.data.intermediates) {
+    if (item instanceof Uint8Array) ders.push(item);
+    else if (item.includes('-----BEGIN')) ders.push(...parsePemCertificates(item, 'gcp intermediates').map(certDer));
+    else ders.push(fromBase64Any(item, 'gcp intermediate'));
+  }
+  return Object.freeze({
+    allowSha1: r.data.allowSha1,
+    allowNonProduction: r.data.allowNonProduction,
+    requiredBanks: Object.freeze([...new Set(r.data.requiredBanks)]),
+    intermediates: Object.freeze(parseConfiguredIntermediates(ders)),
+  });
+}
+
+/** Platform claims of a verified SEV-SNP report (same shape the azure provider reports). */
+function snpPlatform(s: VerifiedSnpReport): PlatformClaims {
+  const r = s.report;
+  const tcb: Record<string, number> = { bootloader: s.reportedTcb.bootloader, tee: s.reportedTcb.tee, snp: s.reportedTcb.snp, microcode: s.reportedTcb.microcode };
+  if (s.reportedTcb.fmc !== undefined) tcb.fmc = s.reportedTcb.fmc;
+  return {
+    tee: 'sev-snp',
+    debug: r.policy.debug,
+    tcb,
+    measurement: toHex(r.measurement),
+    chipId: toHex(r.chipId),
+    fields: {
+      product: s.product,
+      signer: s.signer,
+      reportVersion: r.version,
+      vmpl: r.vmpl,
+      policy: `0x${r.policy.raw.toString(16)}`,
+      guestSvn: r.guestSvn,
+      familyId: toHex(r.familyId),
+      imageId: toHex(r.imageId),
+      hostData: toHex(r.hostData),
+      idKeyDigest: toHex(r.idKeyDigest),
+      reportData: toHex(r.reportData),
+      endorsementKeySha256: s.endorsementKeySha256,
+      // go-tpm-tools binds the report to the quotes through the nonce only (docs/gcp.md).
+      binding: 'nonce',
+    },
+  };
+}
+
+/** `us-central1-a` → `us-central1` (GCE zone names are `<region>-<letter>`). */
+export function regionOfZone(zone: string): string | undefined {
+  const m = /^([a-z]+-[a-z]+[0-9]+)-[a-z]$/.exec(zone);
+  return m ? m[1] : undefined;
+}
+
+/** Normalized claims from a verified attestation (architecture.md "Normalized claims"). */
+export function toClaims(format: string, v: VerifiedGcpAttestation): ProviderClaims {
+  const id = v.akCert.identity;
+  const region = regionOfZone(id.zone);
+  const extra: Record<string, string> = {
+    projectNumber: id.projectNumber.toString(),
+    akCertLineage: v.akCert.lineage,
+    akCertRoot: v.akCert.anchor.id,
+  };
+  const sp = id.securityProperties;
+  if (sp?.securityVersion !== undefined) extra.securityVersion = sp.securityVersion.toString();
+  if (sp?.isProduction !== undefined) extra.isProduction = String(sp.isProduction);
+  for (const [tag, val] of Object.entries(sp?.other ?? {})) extra[`securityProperty${tag}`] = String(val);
+  const proven = ['account', 'zone', 'instanceId', 'instanceName', 'extra.projectNumber', 'extra.akCertLineage'];
+  if (region) proven.push('region');
+  if (sp?.securityVersion !== undefined) proven.push('extra.securityVersion');
+  if (sp?.isProduction !== undefined) proven.push('extra.isProduction');
+  return {
+    provider: 'gcp',
+    format,
+    platform: v.snp ? snpPlatform(v.snp) : { tee: 'none', debug: false },
+    identity: {
+      cloud: 'gcp',
+      account: id.projectId,
+      ...(region ? { region } : {}),
+      zone: id.zone,
+      instanceId: id.instanceId.toString(),
+      instanceName: id.instanceName,
+      extra,
+      proven: Object.freeze(proven),
+    },
+    tpm: { akSha256: v.akSha256, akName: v.akName, pcrs: v.pcrs, akTrust: 'cloud-certified' },
+    ...(v.boot ? { boot: v.boot } : {}),
+    release: { akName: v.akName },
+  };
+}
