@@ -120,6 +120,7 @@ describe('caCertHashes and the bootstrap kubeconfig', () => {
 
   it('kubeconfig carries server, CA data and token and nothing else', () => {
     const y = bootstrapKubeconfig({ server: 'https://10.0.0.1:6443', caPem: pki.caPem, token: 'abc123.0123456789abcdef', clusterName: 'prod' });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walking a parsed YAML document
     const doc = parse(y) as Record<string, any>;
     expect(doc.kind).toBe('Config');
     expect(doc.clusters[0].cluster.server).toBe('https://10.0.0.1:6443');

@@ -1,5 +1,5 @@
 /**
- * @module providers/local/kms.node
+ * @module broker/release/local-kek.node
  *
  * Loads the local KEK on Node: from a file (32 raw bytes, or 64 hex / 43-44 base64 characters
  * with optional trailing newline) or from an environment variable (hex or base64). The file
@@ -7,9 +7,9 @@
  * user can read protects nothing.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { configError } from '../common/errors.js';
-import { fromBase64Any, fromHex } from '../common/encoding.js';
-import { LocalKeyService } from './kms.js';
+import { configError } from '../../providers/common/errors.js';
+import { fromBase64Any, fromHex } from '../../providers/common/encoding.js';
+import { LocalKeyService } from '../../providers/local/kms.js';
 
 function decodeKekText(text: string, what: string): Uint8Array {
   const t = text.trim();
