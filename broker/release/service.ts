@@ -93,6 +93,8 @@ export function diskKeyContext(claims: Claims, decision: Decision): Record<strin
   return c;
 }
 
+/** Value of a window key whose claim was given back by a failed release. */
+const RELEASED = 'released';
 export const windowKey = (cluster: string, ik: string): string => `release:window:${cluster}:${ik}`;
 
 export class BrokerReleaseService implements ReleaseService {
@@ -166,15 +168,19 @@ export class BrokerReleaseService implements ReleaseService {
         const windowS = this.#o.issuanceWindowSeconds ?? ttl;
         const wk = windowKey(decision.cluster, ik);
         const claim = JSON.stringify({ requestId: req.requestId, at: now.toISOString() });
-        if (!(await this.#o.store.setIfAbsent(wk, claim, windowS * 1000))) {
+        // A window released by a failed attempt holds RELEASED: taking it over is a CAS, so the
+        // claim stays atomic (no delete that could race with another replica's claim).
+        const won =
+          (await this.#o.store.setIfAbsent(wk, claim, windowS * 1000)) || (await this.#o.store.compareAndSet(wk, RELEASED, claim, windowS * 1000));
+        if (!won) {
           throw new AttestError(ReleaseCodes.ISSUANCE_CONFLICT, 'a bootstrap token was already issued to this instance in the current window', {
             kind: 'conflict',
             retryAfter: windowS,
           });
         }
-        // Release our own claim only (compareAndSet to a value that expires at once).
+        // On failure, release our own claim only (compare-and-set, never a blind delete).
         undo.push(async () => {
-          await this.#o.store.compareAndSet(wk, claim, 'released', 1);
+          await this.#o.store.compareAndSet(wk, claim, RELEASED, windowS * 1000);
         });
       }
 

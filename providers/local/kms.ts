@@ -2,7 +2,7 @@
  * @module providers/local/kms
  *
  * The embedded software KMS (the default `KeyService`): AES-256-GCM under a key-encryption key
- * (KEK) the operator provides from a file or an environment variable (see `kms.node.ts`).
+ * (KEK) the operator provides from a file or an environment variable (see broker/release/local-kek.node.ts).
  *
  * Envelope (all integers big-endian):
  * ```
