@@ -4,6 +4,7 @@
  */
 import type { Clock, Decision, Logger, StateStore } from '../../broker/contracts.js';
 import type { Claims } from '../../providers/common/types.js';
+import { MemoryStore } from '../../broker/store/memory.js';
 
 export interface CapturedLogger extends Logger {
   lines: string[];
@@ -52,40 +53,7 @@ export function decisionFor(over: Partial<Decision> = {}, release: Partial<Decis
   };
 }
 
-/**
- * Minimal in-memory StateStore for the unit tests of release (the broker's own stores are tested
- * in test/store; the concurrency test runs against real Redis).
- */
+/** The broker's own in-memory store (broker/store/memory.ts) on the given clock. */
 export function memoryStore(clock: Clock = { now: () => new Date() }): StateStore {
-  const m = new Map<string, { v: string; exp: number }>();
-  const live = (k: string): string | null => {
-    const e = m.get(k);
-    if (!e) return null;
-    if (e.exp <= clock.now().getTime()) {
-      m.delete(k);
-      return null;
-    }
-    return e.v;
-  };
-  const put = (k: string, v: string, ttl?: number): void => void m.set(k, { v, exp: ttl === undefined ? Infinity : clock.now().getTime() + ttl });
-  return {
-    kind: 'memory',
-    putChallenge: async () => undefined,
-    consumeChallenge: async () => null,
-    get: async (k) => live(k),
-    set: async (k, v, ttl) => put(k, v, ttl),
-    setIfAbsent: async (k, v, ttl) => {
-      if (live(k) !== null) return false;
-      put(k, v, ttl);
-      return true;
-    },
-    compareAndSet: async (k, exp, v, ttl) => {
-      if (live(k) !== exp) return false;
-      put(k, v, ttl);
-      return true;
-    },
-    delete: async (k) => void m.delete(k),
-    ping: async () => undefined,
-    close: async () => undefined,
-  };
+  return new MemoryStore({ clock });
 }
