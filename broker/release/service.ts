@@ -43,6 +43,7 @@ export const ReleaseCodes = {
   ISSUANCE_CONFLICT: 'ISSUANCE_CONFLICT',
   NODE_NAME_INVALID: 'NODE_NAME_INVALID',
   RELEASE_CLUSTER_UNKNOWN: 'RELEASE_CLUSTER_UNKNOWN',
+  RELEASE_CLUSTER_CA_INVALID: 'RELEASE_CLUSTER_CA_INVALID',
   TOKEN_TTL_INVALID: 'TOKEN_TTL_INVALID',
 } as const;
 
@@ -100,6 +101,7 @@ export const windowKey = (cluster: string, ik: string): string => `release:windo
 export class BrokerReleaseService implements ReleaseService {
   readonly #o: ReleaseOptions;
   readonly #issuers = new Map<string, TokenIssuer>();
+  readonly #caHashes = new Map<string, Promise<string[]>>();
 
   constructor(o: ReleaseOptions) {
     this.#o = o;
@@ -112,6 +114,19 @@ export class BrokerReleaseService implements ReleaseService {
     const i = this.#issuers.get(cluster);
     if (!i) throw configError(ReleaseCodes.RELEASE_CLUSTER_UNKNOWN, `no release target for cluster ${cluster}`);
     return i;
+  }
+
+  /** kubeadm-style CA pins of a cluster, computed once; a bad CA is the operator's fault. */
+  #caCertHashes(cluster: string, caPem: string): Promise<string[]> {
+    let p = this.#caHashes.get(cluster);
+    if (!p) {
+      p = caCertHashes(caPem).catch((cause: unknown) => {
+        this.#caHashes.delete(cluster);
+        throw configError(ReleaseCodes.RELEASE_CLUSTER_CA_INVALID, `cluster ${cluster}: the configured CA is not PEM certificates`, { cause });
+      });
+      this.#caHashes.set(cluster, p);
+    }
+    return p;
   }
 
   async ready(): Promise<void> {
@@ -242,7 +257,7 @@ export class BrokerReleaseService implements ReleaseService {
         out.expiresAt = rfc3339(issued.expiresAt);
         out.bootstrapToken = issued.token.value;
         out.apiServer = target.apiServer;
-        out.caCertHashes = await caCertHashes(target.caPem);
+        out.caCertHashes = await this.#caCertHashes(decision.cluster, target.caPem);
         out.kubeconfig = bootstrapKubeconfig({ server: target.apiServer, caPem: target.caPem, token: issued.token.value, clusterName: decision.cluster });
       }
 

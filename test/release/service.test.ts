@@ -317,3 +317,21 @@ describe('audit and logs', () => {
     await expect(a.record({ tokenId: 'abc123', nested: { bootstrapToken: 'abc123.0123456789abcdef' } })).rejects.toMatchObject({ code: 'AUDIT_SECRET_FIELD' });
   });
 });
+
+describe('configuration faults are not the node\'s fault', () => {
+  it('a cluster CA that is not PEM → RELEASE_CLUSTER_CA_INVALID (config), and the window is given back', async () => {
+    const e = await env({ clusters: { prod: { apiServer: 'https://api:6443', caPem: 'not a certificate' } } });
+    const n = await nodeKey();
+    const req = { claims: claimsFor('i-badca'), decision: decisionFor(), want: ['bootstrap-token'] as Array<'bootstrap-token'>, ephemeralKey: n.jwk, nonce: n.nonce, binding: n.binding, requestId: 'r' };
+    await expect(e.svc.release(req)).rejects.toMatchObject({ code: 'RELEASE_CLUSTER_CA_INVALID', kind: 'config' });
+    await expect(e.svc.release(req)).rejects.toMatchObject({ code: 'RELEASE_CLUSTER_CA_INVALID' });
+  });
+
+  it('a decision for a cluster the broker has no target for → RELEASE_CLUSTER_UNKNOWN', async () => {
+    const e = await env();
+    const n = await nodeKey();
+    await expect(
+      e.svc.release({ claims: claimsFor('i-x'), decision: decisionFor({ cluster: 'staging' }), want: ['bootstrap-token'], ephemeralKey: n.jwk, nonce: n.nonce, binding: n.binding, requestId: 'r' }),
+    ).rejects.toMatchObject({ code: 'RELEASE_CLUSTER_UNKNOWN', kind: 'config' });
+  });
+});
