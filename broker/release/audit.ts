@@ -43,13 +43,19 @@ export interface AuditRecord {
   hash: string;
 }
 
-/** Field names that must never reach the audit log, at any depth. */
+/**
+ * Field names whose *string* values are secrets, refused at any depth (a boolean such as the
+ * Decision's `release.diskKey: true` is a setting, not key material, and passes).
+ */
 const SECRET_FIELDS = new Set(['bootstrapToken', 'token', 'tokenSecret', 'token-secret', 'secret', 'kubeconfig', 'key', 'diskKey', 'plaintext', 'password']);
 
 function assertNoSecrets(v: unknown, depth = 0): void {
-  if (depth > 8 || typeof v !== 'object' || v === null) return;
+  if (typeof v !== 'object' || v === null) return;
+  if (depth > 16) throw new AttestError(AuditCodes.AUDIT_SECRET_FIELD, 'audit entry nests too deeply to be checked', { kind: 'internal' });
   for (const [k, x] of Object.entries(v)) {
-    if (SECRET_FIELDS.has(k)) throw new AttestError(AuditCodes.AUDIT_SECRET_FIELD, `audit entry must not carry field ${k}`, { kind: 'internal' });
+    if (SECRET_FIELDS.has(k) && typeof x === 'string') {
+      throw new AttestError(AuditCodes.AUDIT_SECRET_FIELD, `audit entry must not carry field ${k}`, { kind: 'internal' });
+    }
     assertNoSecrets(x, depth + 1);
   }
 }

@@ -51,8 +51,12 @@ export const ReleaseCodes = {
 export interface ClusterTarget {
   /** API server URL as nodes reach it. */
   apiServer: string;
-  /** Cluster CA certificate(s), PEM. */
-  caPem: string;
+  /**
+   * Cluster CA certificate(s), PEM: put into the bootstrap kubeconfig and pinned by
+   * `caCertHashes`. Absent only for API servers with publicly trusted certificates (or `dev`):
+   * the kubelet then verifies the server against its system roots — never skips verification.
+   */
+  caPem?: string;
   /** Client the broker uses to write bootstrap-token Secrets; absent → webhook mode. */
   kube?: KubeClient;
 }
@@ -62,6 +66,7 @@ export interface ReleaseOptions {
   clock: Clock;
   logger: Logger;
   audit: AuditSink;
+  /** Release targets by cluster name; `'*'` (if present) serves any other cluster name. */
   clusters: Readonly<Record<string, ClusterTarget>>;
   /** KMS for disk keys; absent → `want: disk-key` is refused (DISK_KEY_UNAVAILABLE). */
   keys?: KeyServiceLike;
@@ -111,7 +116,7 @@ export class BrokerReleaseService implements ReleaseService {
   }
 
   issuer(cluster: string): TokenIssuer {
-    const i = this.#issuers.get(cluster);
+    const i = this.#issuers.get(cluster) ?? this.#issuers.get('*');
     if (!i) throw configError(ReleaseCodes.RELEASE_CLUSTER_UNKNOWN, `no release target for cluster ${cluster}`);
     return i;
   }
@@ -164,7 +169,7 @@ export class BrokerReleaseService implements ReleaseService {
     if (!DNS1123_SUBDOMAIN.test(decision.nodeName)) throw configError(ReleaseCodes.NODE_NAME_INVALID, 'policy derived an invalid node name');
     const ttl = decision.release.tokenTtlSeconds || 600;
     if (!Number.isInteger(ttl) || ttl < 60 || ttl > 86_400) throw configError(ReleaseCodes.TOKEN_TTL_INVALID, 'token TTL must be 60..86400 s');
-    const target = this.#o.clusters[decision.cluster];
+    const target = this.#o.clusters[decision.cluster] ?? this.#o.clusters['*'];
     if (!target) throw configError(ReleaseCodes.RELEASE_CLUSTER_UNKNOWN, `no release target for cluster ${decision.cluster}`);
     let wrappedIn: Uint8Array | undefined;
     if (req.diskKey) {
@@ -257,7 +262,7 @@ export class BrokerReleaseService implements ReleaseService {
         out.expiresAt = rfc3339(issued.expiresAt);
         out.bootstrapToken = issued.token.value;
         out.apiServer = target.apiServer;
-        out.caCertHashes = await this.#caCertHashes(decision.cluster, target.caPem);
+        out.caCertHashes = target.caPem ? await this.#caCertHashes(decision.cluster, target.caPem) : [];
         out.kubeconfig = bootstrapKubeconfig({ server: target.apiServer, caPem: target.caPem, token: issued.token.value, clusterName: decision.cluster });
       }
 

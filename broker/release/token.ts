@@ -137,13 +137,18 @@ export async function caCertHashes(caPem: string): Promise<string[]> {
   return out;
 }
 
-/** A bootstrap kubeconfig for kubelet `--bootstrap-kubeconfig`: server, CA data, token. */
-export function bootstrapKubeconfig(o: { server: string; caPem: string; token: string; clusterName?: string }): string {
+/**
+ * A bootstrap kubeconfig for kubelet `--bootstrap-kubeconfig`: server, CA data, token. Without a
+ * CA the kubelet verifies the server against its system roots (TLS is never skipped).
+ */
+export function bootstrapKubeconfig(o: { server: string; caPem?: string; token: string; clusterName?: string }): string {
   const cluster = o.clusterName ?? 'kubernetes';
+  const c: Record<string, string> = { server: o.server };
+  if (o.caPem) c['certificate-authority-data'] = toBase64(new TextEncoder().encode(o.caPem));
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: cluster, cluster: { server: o.server, 'certificate-authority-data': toBase64(new TextEncoder().encode(o.caPem)) } }],
+    clusters: [{ name: cluster, cluster: c }],
     users: [{ name: 'tls-bootstrap-token-user', user: { token: o.token } }],
     contexts: [{ name: 'tls-bootstrap-token-user@' + cluster, context: { cluster, user: 'tls-bootstrap-token-user' } }],
     'current-context': 'tls-bootstrap-token-user@' + cluster,

@@ -315,6 +315,9 @@ describe('audit and logs', () => {
     const clock = fixedClock();
     const a = new HashChainAudit({ store: memoryStore(clock), clock, write: async () => undefined });
     await expect(a.record({ tokenId: 'abc123', nested: { bootstrapToken: 'abc123.0123456789abcdef' } })).rejects.toMatchObject({ code: 'AUDIT_SECRET_FIELD' });
+    await expect(a.record({ out: { diskKey: { key: 'AAAA', wrapped: 'BBBB' } } })).rejects.toMatchObject({ code: 'AUDIT_SECRET_FIELD' });
+    // The app's deny records carry the Decision, whose release.diskKey is a boolean setting: allowed.
+    await expect(a.record({ kind: 'deny', decision: decisionFor() })).resolves.toBeUndefined();
   });
 });
 
