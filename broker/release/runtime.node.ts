@@ -75,6 +75,7 @@ export const ReleaseConfigSchema = z
     mode: z.enum(['secret', 'webhook', 'dev']).default('secret'),
     issuanceWindowSeconds: z.number().int().min(10).max(86_400).optional(),
     nitroRecipient: z.boolean().default(true),
+    tpmSeal: z.enum(['off', 'when-available', 'require']).default('off'),
     clusters: z.record(z.string().regex(/^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$/), ClusterSchema).default({}),
     kms: KmsSchema.optional(),
     audit: z.object({ file: z.string().optional() }).strict().prefault({}),
@@ -165,6 +166,7 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     ...(keys ? { keys } : {}),
     ...(cfg.issuanceWindowSeconds ? { issuanceWindowSeconds: cfg.issuanceWindowSeconds } : {}),
     nitroRecipient: cfg.nitroRecipient,
+    tpmSeal: cfg.tpmSeal,
   });
   const names = Object.keys(clusters);
   const sweep = async (): Promise<void> => {

@@ -31,6 +31,7 @@ import { TokenIssuer } from './issuer.js';
 import { bootstrapKubeconfig, caCertHashes, rfc3339 } from './token.js';
 import { checkEphemeralKey, sealRelease, verifyKeyBinding, type SealKey } from './seal.js';
 import type { KubeClient } from './kube.js';
+import { sealToTpm } from './tpmseal.js';
 
 export const ReleaseCodes = {
   RELEASE_NOT_ALLOWED: 'RELEASE_NOT_ALLOWED',
@@ -45,6 +46,7 @@ export const ReleaseCodes = {
   RELEASE_CLUSTER_UNKNOWN: 'RELEASE_CLUSTER_UNKNOWN',
   RELEASE_CLUSTER_CA_INVALID: 'RELEASE_CLUSTER_CA_INVALID',
   TOKEN_TTL_INVALID: 'TOKEN_TTL_INVALID',
+  TPM_SEAL_UNAVAILABLE: 'TPM_SEAL_UNAVAILABLE',
 } as const;
 
 /** Where a cluster's nodes join: what goes into their bootstrap kubeconfig. */
@@ -74,6 +76,12 @@ export interface ReleaseOptions {
   issuanceWindowSeconds?: number;
   /** Use KMS `Recipient` for NitroTPM evidence with an RSA public_key (default true). */
   nitroRecipient?: boolean;
+  /**
+   * Seal the release additionally with TPM2_MakeCredential to the node's EK and AK Name
+   * (tpmseal.ts) for evidence that carries both: 'off' (default), 'when-available', or 'require'
+   * (a `tpm`-provider node without EK public and AK Name is then refused, TPM_SEAL_UNAVAILABLE).
+   */
+  tpmSeal?: 'off' | 'when-available' | 'require';
 }
 
 const DNS1123_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -163,7 +171,16 @@ export class BrokerReleaseService implements ReleaseService {
     if (req.ephemeralKey !== undefined) {
       seal = await checkEphemeralKey(req.ephemeralKey);
       await verifyKeyBinding(seal, req.nonce, req.binding);
-    } else if (!decision.release.allowUnsealed) {
+    }
+    const tpmSeal = this.#o.tpmSeal ?? 'off';
+    const ekPublic = claims.release?.ekPublic;
+    const akName = claims.release?.akName ?? claims.tpm?.akName;
+    const sealTpm = tpmSeal !== 'off' && ekPublic !== undefined && akName !== undefined;
+    if (tpmSeal === 'require' && claims.provider === 'tpm' && !sealTpm) {
+      throw new AttestError(ReleaseCodes.TPM_SEAL_UNAVAILABLE, 'release must be sealed to the TPM but the evidence has no EK public or AK name', { kind: 'policy' });
+    }
+    // Sealed to the ephemeral key, or to the TPM, or policy explicitly allows plain release.
+    if (!seal && !sealTpm && !decision.release.allowUnsealed) {
       throw new AttestError(ReleaseCodes.RELEASE_UNSEALED_FORBIDDEN, 'an ephemeral key is required: policy forbids unsealed release', { kind: 'policy' });
     }
     if (!DNS1123_SUBDOMAIN.test(decision.nodeName)) throw configError(ReleaseCodes.NODE_NAME_INVALID, 'policy derived an invalid node name');
@@ -284,10 +301,12 @@ export class BrokerReleaseService implements ReleaseService {
         diskKeyOp,
         sealed: seal ? seal.alg : 'none',
         sealedTo: seal?.thumbprint,
+        tpmSealed: sealTpm || undefined,
       });
 
       // ── 5. seal ──
-      const result = seal ? await sealRelease(out, seal) : out;
+      let result: string | ReleaseObject = seal ? await sealRelease(out, seal) : out;
+      if (sealTpm) result = await sealToTpm(typeof result === 'string' ? result : JSON.stringify(result), typeof result === 'string', ekPublic!, akName!);
       log.info({ tokenId, nodeName: decision.nodeName, diskKeyOp, sealed: seal ? seal.alg : 'none' }, 'released');
       return result;
     } catch (e) {
