@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console */
 // Sealed releases per second in-process (memory store, local KMS, no Kubernetes) and the ratio
 // to the raw WebCrypto work of one sealed release. `node bench/release.bench.mjs [--n 2000]`.
 import { build } from 'esbuild';
