@@ -135,7 +135,7 @@ export function kubeconfigAccess(file: string, contextName?: string): ClusterAcc
   return access;
 }
 
-export function kubeClientFor(access: ClusterAccess, o: { attempts?: number; sleep?: (ms: number) => Promise<void> } = {}): KubeClient {
+export function kubeClientFor(access: ClusterAccess, o: { attempts?: number; sleep?: (ms: number) => Promise<void>; timeoutMs?: number } = {}): KubeClient {
   return new KubeClient({
     server: access.server,
     token: access.token,

@@ -41,6 +41,8 @@ export interface KubeClientOptions {
   attempts?: number;
   /** Backoff sleep, injected so tests need no timers (default: 100 ms · 2^attempt). */
   sleep?: (ms: number) => Promise<void>;
+  /** Per-request timeout (default 10 s): a hung API server must not hang a release. */
+  timeoutMs?: number;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -71,6 +73,7 @@ export class KubeClient {
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
           redirect: 'error',
+          signal: AbortSignal.timeout(this.#o.timeoutMs ?? 10_000),
         });
         const text = await res.text();
         if (text.length > MAX_BODY) throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, 'Kubernetes response too large');

@@ -107,10 +107,16 @@ async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode
     case 'local':
       return LocalKeyService.create({ kek: loadLocalKek({ file: k.kekFile, env: k.kekEnv }) });
     case 'aws-kms':
-      return new AwsKmsKeyService({ keyId: k.keyId, client: new KMSClient({ region: k.region, ...(k.endpoint ? { endpoint: k.endpoint } : {}) }) });
+      return new AwsKmsKeyService({ keyId: k.keyId, client: new KMSClient({
+          region: k.region,
+          ...(k.endpoint ? { endpoint: k.endpoint } : {}),
+          // Bounded waits: a hung KMS must become KMS_UNAVAILABLE, not a hung release.
+          requestHandler: { requestTimeout: 10_000, connectionTimeout: 3_000 },
+        }),
+      });
     case 'gcp-kms': {
       const { KeyManagementServiceClient } = await import('@google-cloud/kms');
-      return new GcpKmsKeyService({ keyName: k.keyName, transport: cloudKmsSdk(new KeyManagementServiceClient(k.transport === 'rest' ? { fallback: true } : {})) });
+      return new GcpKmsKeyService({ keyName: k.keyName, transport: cloudKmsSdk(new KeyManagementServiceClient(k.transport === 'rest' ? { fallback: true } : {}), { timeout: 10_000 }) });
     }
     case 'azure-keyvault': {
       const id = await import('@azure/identity');

@@ -96,7 +96,11 @@ export interface KubeSecret {
   data: Record<string, string>;
 }
 
+/** At most this many extra groups per token (a policy listing more is a configuration error). */
+export const MAX_EXTRA_GROUPS = 16;
+
 export function authGroups(extra: readonly string[]): string[] {
+  if (extra.length > MAX_EXTRA_GROUPS) throw configError('TOKEN_GROUP_INVALID', `at most ${MAX_EXTRA_GROUPS} extra groups`);
   const groups = [DEFAULT_GROUP];
   for (const g of extra) {
     if (!BOOTSTRAP_GROUP_RE.test(g)) throw configError('TOKEN_GROUP_INVALID', `extra group ${JSON.stringify(g)} must match system:bootstrappers:…`);

@@ -57,6 +57,8 @@ export interface KeyVaultOptions {
   /** Token scope (default https://vault.azure.net/.default). */
   scope?: string;
   fetch?: typeof fetch;
+  /** Per-request timeout (default 10 s). */
+  timeoutMs?: number;
 }
 
 export class AzureKeyVaultKeyService implements KeyServiceLike {
@@ -92,6 +94,7 @@ export class AzureKeyVaultKeyService implements KeyServiceLike {
         headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify({ alg: 'RSA-OAEP-256', value: toBase64Url(value) }),
         redirect: 'error',
+        signal: AbortSignal.timeout(this.#o.timeoutMs ?? 10_000),
       });
     } catch (e) {
       if (e instanceof AttestError) throw e;

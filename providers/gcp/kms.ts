@@ -74,6 +74,8 @@ export interface CloudKmsRestOptions {
   fetch?: typeof fetch;
   /** Default https://cloudkms.googleapis.com (a regional or private endpoint may be set). */
   endpoint?: string;
+  /** Per-request timeout (default 10 s). */
+  timeoutMs?: number;
 }
 
 /** The REST transport over fetch (Workers and Node). */
@@ -89,6 +91,7 @@ export function cloudKmsRest(o: CloudKmsRestOptions): CloudKmsTransport {
         headers: { authorization: `Bearer ${await o.accessToken()}`, 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(body),
         redirect: 'error',
+        signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
       });
     } catch (e) {
       throw kmsNetworkError('Cloud KMS', which, e);

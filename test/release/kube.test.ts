@@ -94,6 +94,12 @@ describe('KubeClient over TLS with the cluster CA', () => {
     srv.failNext(0, 0);
   });
 
+  it('a hung API server times out into KUBE_UNAVAILABLE instead of hanging the release', async () => {
+    srv.hangNext(2);
+    const c = kubeClientFor(kubeconfigAccess(kubeconfigFile), { sleep: noSleep, attempts: 2, timeoutMs: 300 });
+    await expect(c.getSecret('kube-system', 'bootstrap-token-zzzzzz')).rejects.toMatchObject({ code: 'KUBE_UNAVAILABLE' });
+  });
+
   it('refuses a server whose certificate is not from the pinned CA', async () => {
     const other = makeTestPki('another-ca');
     const c = new KubeClient({ server: srv.url, token: () => srv.adminToken, fetch: caFetch({ ca: other.caPem }), sleep: noSleep, attempts: 1 });

@@ -38,6 +38,8 @@ export interface KubeTestServer {
   requests: Array<{ method: string; path: string; status: number }>;
   forbid: boolean;
   failNext(n: number, status: number, afterWrite?: boolean): void;
+  /** The next n requests get no answer at all (a hung API server). */
+  hangNext(n: number): void;
   /** The clock the bootstrap authenticator checks `expiration` against. */
   now: () => Date;
   close(): Promise<void>;
@@ -64,6 +66,7 @@ export async function startKubeServer(tls: { certPem: string; keyPem: string }):
   const requests: KubeTestServer['requests'] = [];
   let rv = 1000;
   let fail: { n: number; status: number; afterWrite: boolean } = { n: 0, status: 0, afterWrite: false };
+  let hang = 0;
   const adminToken = 'admin-' + randomUUID();
   const self: Partial<KubeTestServer> = { secrets, requests, adminToken, forbid: false, now: () => new Date() };
 
@@ -99,6 +102,10 @@ export async function startKubeServer(tls: { certPem: string; keyPem: string }):
         return (origWriteHead as (...a: unknown[]) => ServerResponse)(code, ...rest);
       }) as typeof res.writeHead;
       const body = await readBody(req);
+      if (hang > 0) {
+        hang--;
+        return; // never answer
+      }
       const who = authenticate(req);
       if (!who) return status(res, 401, 'Unauthorized', 'Unauthorized');
       if (fail.n > 0 && !fail.afterWrite) {
@@ -184,6 +191,9 @@ export async function startKubeServer(tls: { certPem: string; keyPem: string }):
     port,
     failNext(n: number, st: number, afterWrite = false) {
       fail = { n, status: st, afterWrite };
+    },
+    hangNext(n: number) {
+      hang = n;
     },
     close: () =>
       new Promise<void>((r) => {
