@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientSecretCredential } from '@azure/identity';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { AttestError } from '../../providers/common/errors.js';
 import { AzureKeyVaultKeyService } from '../../providers/azure/keyvault.js';
 import { caFetch } from '../../broker/release/kube.node.js';
 import { makeTestPki, type TestPki } from '../servers/tls.js';
@@ -77,6 +79,27 @@ describe('Azure Key Vault adapter (real @azure/identity, local Entra ID + Key Va
       await expect(k.unwrap(t, ctx)).rejects.toMatchObject({ code: expect.stringMatching(/^KMS_(UNWRAP_FAILED|WRAPPED_MALFORMED)$/) });
     }
     await expect(k.unwrap(wrapped.subarray(0, 20), ctx)).rejects.toMatchObject({ code: 'KMS_WRAPPED_MALFORMED' });
+  });
+
+  it('truncation sweep: every prefix of an envelope is refused with a typed code', async () => {
+    const k = kv();
+    const wrapped = await k.wrap(randomBytes(32), ctx);
+    for (let n = 0; n < wrapped.length; n++) {
+      await expect(k.unwrap(wrapped.subarray(0, n), ctx)).rejects.toMatchObject({ code: expect.stringMatching(/^KMS_(WRAPPED_MALFORMED|UNWRAP_FAILED)$/) });
+    }
+  });
+
+  it('fuzz: arbitrary envelopes (with a valid magic) never unwrap and only throw AttestErrors, without calling out', async () => {
+    const k = kv();
+    const before = srv.calls.length;
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (tail) => {
+        const b = Buffer.concat([Buffer.from('ABKV'), Buffer.of(1), tail]);
+        await expect(k.unwrap(b, ctx)).rejects.toBeInstanceOf(AttestError);
+      }),
+      { numRuns: 10_000 },
+    );
+    expect(srv.calls.length).toBe(before); // no forged kid ever named our vault
   });
 
   it('an envelope naming another vault is refused before any call (the token never leaves for it)', async () => {
