@@ -9,9 +9,11 @@ import { Command } from 'commander';
 import { register as registerServe } from './commands/serve.node.js';
 import { register as registerVerify } from './commands/verify.node.js';
 import { register as registerTrust } from './commands/trust.node.js';
+import { register as registerMeasure } from './commands/measure.node.js';
+import { register as registerPolicy } from './commands/policy.node.js';
 import { availableProviders } from './providers.js';
 import pkg from '../package.json' with { type: 'json' };
-import './builtins.js';
+import './builtins.node.js';
 
 export function buildCli(): Command {
   const program = new Command('attest-broker')
@@ -24,6 +26,8 @@ export function buildCli(): Command {
   registerServe(program);
   registerVerify(program);
   registerTrust(program);
+  registerMeasure(program);
+  registerPolicy(program);
   program
     .command('version')
     .description('print version information')

@@ -7,10 +7,16 @@
  */
 import { REQUIRED_PINS, BUILTIN_PINS } from '../providers/common/pins.js';
 import type { Provider, ProviderName, TrustStore } from '../providers/common/types.js';
+import type { StateStore } from './contracts.js';
 import type { BrokerConfig } from './config/schema.js';
 import { ConfigProblem } from './config/schema.js';
 
-export type ProviderFactory = (options: Readonly<Record<string, unknown>>) => Provider;
+/** What a provider may need from the runtime besides its options (e.g. TPM activations). */
+export interface ProviderEnv {
+  store: StateStore;
+}
+
+export type ProviderFactory = (options: Readonly<Record<string, unknown>>, env: ProviderEnv) => Provider;
 
 /** Factories of the providers compiled into this build. */
 export const PROVIDER_FACTORIES: Partial<Record<ProviderName, ProviderFactory>> = {};
@@ -20,7 +26,7 @@ export function availableProviders(): ProviderName[] {
 }
 
 /** Builds the enabled providers; throws ConfigProblem listing everything to fix. */
-export function buildProviders(cfg: BrokerConfig, trust: TrustStore): Provider[] {
+export function buildProviders(cfg: BrokerConfig, trust: TrustStore, env: ProviderEnv): Provider[] {
   const problems: string[] = [];
   const out: Provider[] = [];
   for (const [name, toggle] of Object.entries(cfg.providers) as [ProviderName, BrokerConfig['providers']['tpm']][]) {
@@ -42,7 +48,7 @@ export function buildProviders(cfg: BrokerConfig, trust: TrustStore): Provider[]
       }
     }
     try {
-      out.push(factory(toggle.options));
+      out.push(factory(toggle.options, env));
     } catch (e) {
       problems.push(`providers.${name}.options: ${e instanceof Error ? e.message : String(e)}`);
     }

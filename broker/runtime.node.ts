@@ -91,13 +91,10 @@ export interface Runtime {
 export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {}): Promise<Runtime> {
   const logger = o.logger ?? createPinoLogger(cfg.log.level);
   const trust = await loadTrustStore(cfg.trust);
-  const providers = buildProviders(cfg, trust);
-  let store: StateStore;
-  if (cfg.store.url.startsWith('memory://')) store = new MemoryStore();
-  else {
-    const r = new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix });
-    store = r;
-  }
+  const store: StateStore = cfg.store.url.startsWith('memory://')
+    ? new MemoryStore()
+    : new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix });
+  const providers = buildProviders(cfg, trust, { store });
   const closers: (() => Promise<void>)[] = [() => store.close()];
   let policy: PolicyEngine | undefined;
   if (cfg.policy.file) {

@@ -60,8 +60,8 @@ async function build(env: Env): Promise<Hono> {
     trust: { dir: '(TRUST_ROOTS_PEM binding)' },
   });
   const trust = createTrustStore(await trustFrom(env.TRUST_ROOTS_PEM));
-  const providers = buildProviders(cfg, trust);
   const store = new DurableObjectStore(env.STATE);
+  const providers = buildProviders(cfg, trust, { store });
   const policy = env.POLICY_YAML && WORKER_HOOKS.policyFromText ? await WORKER_HOOKS.policyFromText(env.POLICY_YAML) : undefined;
   const release = WORKER_HOOKS.buildRelease ? await WORKER_HOOKS.buildRelease(env as unknown as Record<string, unknown>, store, logger) : undefined;
   return createBroker({

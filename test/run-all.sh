@@ -9,20 +9,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(redis-server swtpm swtpm-tools tpm2-tools openssl kubernetes-client systemd-boot-efi binutils)
+APT_PACKAGES=(redis-server swtpm swtpm-tools tpm2-tools openssl systemd-boot-efi binutils)
 # Optional oracles: tests that need them skip with a message when absent.
-APT_OPTIONAL=(pesign cloud-init shellcheck)
+APT_OPTIONAL=(pesign osslsigncode cloud-init shellcheck)
 
 if [[ "${ATTEST_SKIP_APT:-0}" != 1 ]]; then
   missing=()
   for p in "${APT_PACKAGES[@]}" "${APT_OPTIONAL[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  command -v kubectl >/dev/null || missing+=(kubernetes-client)
   if ((${#missing[@]})); then
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     echo "==> installing system packages: ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+    command -v kubectl >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
     for p in "${APT_OPTIONAL[@]}"; do
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 || echo "    (optional $p not installable; its tests will skip)"
     done
@@ -37,4 +39,6 @@ npm ci --no-audit --no-fund
 echo "==> typecheck";  npm run -s typecheck
 echo "==> lint";       npm run -s lint
 echo "==> tests (node $(node --version))"
-npx vitest run
+mkdir -p .cache
+npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest-report.json
+node scripts/test-summary.mjs .cache/vitest-report.json "node $(node --version)"

@@ -20,6 +20,7 @@ import { parseConfig } from '../config/schema.js';
 import { EXIT, usage } from './util.node.js';
 import type { ProviderName } from '../../providers/common/types.js';
 import { systemClock } from '../contracts.js';
+import { MemoryStore } from '../store/memory.js';
 
 interface Opts {
   evidence: string;
@@ -85,7 +86,7 @@ export function register(program: Command): void {
       }
       const factory = PROVIDER_FACTORIES[provider as ProviderName];
       if (!factory) usage(`this build has no "${provider}" provider`);
-      const registry = new ProviderRegistry([factory({})]);
+      const registry = new ProviderRegistry([factory({}, { store: new MemoryStore() })]);
       let verdict: Verdict & { decision?: unknown };
       try {
         verdict = await verdictFor(registry, { provider, format, evidence, binding, now, trust, fetch: globalThis.fetch });

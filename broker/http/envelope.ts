@@ -70,8 +70,6 @@ export const AttestRequest = z
       .refine((a) => new Set(a).size === a.length, 'duplicate entries')
       .default(['bootstrap-token']),
     diskKey: z.object({ wrapped: b64url.min(1).max(8192) }).strict().optional(),
-    /** Second step of TPM credential activation (see docs/tpm.md). */
-    activation: z.object({ secret: b64url.min(1).max(128) }).strict().optional(),
   })
   .strict();
 export type AttestRequest = z.infer<typeof AttestRequest>;

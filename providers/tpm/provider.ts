@@ -28,7 +28,7 @@
  *
  * The provider reads no clock except `ctx.now` (certificate validity) and no network.
  */
-import { malformed, rejected, configError, isAttestError } from '../common/errors.js';
+import { AttestError, malformed, rejected, configError, isAttestError } from '../common/errors.js';
 import { fromBase64Url, fromHex, toBase64Url } from '../common/encoding.js';
 import type { BootClaims, PcrBank, Provider, ProviderClaims, VerifyContext } from '../common/types.js';
 import { parseCertificate, verifyChain, type Certificate } from '../common/x509.js';
@@ -239,7 +239,8 @@ export function createTpmProvider(options: TpmProviderOptions = {}): Provider {
           const { challenge, pending } = await beginActivation({ ekPublic: ekInfo.ek, akName: akNameBytes });
           const id = toBase64Url(crypto.getRandomValues(new Uint8Array(24)));
           await store.put(id, pending, ttl);
-          throw rejected(TpmCodes.ACTIVATION_REQUIRED, 'prove the AK is in the same TPM as the EK: run tpm2_activatecredential and attest again', {
+          throw new AttestError(TpmCodes.ACTIVATION_REQUIRED, 'prove the AK is in the same TPM as the EK: run tpm2_activatecredential and attest again', {
+            kind: 'action-required',
             detail: { activation: { id, ...challenge, expiresInSeconds: Math.floor(ttl / 1000) } },
           });
         }

@@ -11,6 +11,7 @@ import { buildProviders, PROVIDER_FACTORIES } from '../../broker/providers.js';
 import { createTrustStore } from '../../providers/common/trust.js';
 import { bindingEchoProvider } from '../helpers/test-provider.js';
 import { captureLogger } from '../helpers/broker.js';
+import { MemoryStore } from '../../broker/store/memory.js';
 
 function problems(fn: () => unknown): readonly string[] {
   try {
@@ -54,7 +55,7 @@ describe('unsafe configurations refuse to start', () => {
     PROVIDER_FACTORIES.gcp = () => ({ ...bindingEchoProvider, name: 'gcp', formats: ['gotpm'] });
     try {
       const cfg = parseConfig({ providers: { gcp: { enabled: true } }, trust: { dir: '/nonexistent' } });
-      const p = problems(() => buildProviders(cfg, createTrustStore([])));
+      const p = problems(() => buildProviders(cfg, createTrustStore([]), { store: new MemoryStore() }));
       expect(p.join('\n')).toMatch(/providers\.gcp: enabled, but none of its pinned roots .*'attest-broker trust fetch/);
     } finally {
       delete PROVIDER_FACTORIES.gcp;
@@ -62,7 +63,7 @@ describe('unsafe configurations refuse to start', () => {
   });
   it('a provider this build lacks is refused', () => {
     const cfg = parseConfig({ providers: { aws: { enabled: true } } });
-    expect(problems(() => buildProviders(cfg, createTrustStore([]))).join()).toMatch(/has no "aws" provider|none of its pinned roots/);
+    expect(problems(() => buildProviders(cfg, createTrustStore([]), { store: new MemoryStore() })).join()).toMatch(/has no "aws" provider|none of its pinned roots/);
   });
   it('a trust file that does not match its pin stops start-up', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trust-'));
