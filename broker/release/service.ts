@@ -15,8 +15,9 @@
  *    again: that would need the token secret kept in the store (docs/release.md).
  * 3. Disk key (KMS) first, because it is the step most likely to be unavailable and has no side
  *    effect to undo; then the bootstrap token (Kubernetes Secret + per-token state).
- * 4. Audit record (hash-chained; no secrets). No record, no release.
- * 5. Seal: compact JWE to the ephemeral key, or the plain object where policy allows.
+ * 4. Seal: compact JWE to the ephemeral key (optionally TPM2_MakeCredential around it), or the
+ *    plain object where policy allows.
+ * 5. Audit record (hash-chained; no secrets). No record, no release.
  * On any failure after step 2 the Secret and token state are deleted and the window claim is
  * released, so the node may retry at once after an outage (a KMS outage → 503, nothing released).
  */
@@ -283,7 +284,11 @@ export class BrokerReleaseService implements ReleaseService {
         out.kubeconfig = bootstrapKubeconfig({ server: target.apiServer, caPem: target.caPem, token: issued.token.value, clusterName: decision.cluster });
       }
 
-      // ── 4. audit ──
+      // ── 4. seal (before the audit record, so a record always means a release went out) ──
+      let result: string | ReleaseObject = seal ? await sealRelease(out, seal) : out;
+      if (sealTpm) result = await sealToTpm(typeof result === 'string' ? result : JSON.stringify(result), typeof result === 'string', ekPublic!, akName!);
+
+      // ── 5. audit ──
       await this.#o.audit.record({
         type: 'release',
         requestId: req.requestId,
@@ -304,9 +309,6 @@ export class BrokerReleaseService implements ReleaseService {
         tpmSealed: sealTpm || undefined,
       });
 
-      // ── 5. seal ──
-      let result: string | ReleaseObject = seal ? await sealRelease(out, seal) : out;
-      if (sealTpm) result = await sealToTpm(typeof result === 'string' ? result : JSON.stringify(result), typeof result === 'string', ekPublic!, akName!);
       log.info({ tokenId, nodeName: decision.nodeName, diskKeyOp, sealed: seal ? seal.alg : 'none' }, 'released');
       return result;
     } catch (e) {
