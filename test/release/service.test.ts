@@ -192,6 +192,17 @@ describe('one issuance per instance per window', () => {
     await e.svc.release({ ...req, want: [...req.want] });
   });
 
+  it('the window is configurable independently of the token TTL', async () => {
+    const e = await env({ issuanceWindowSeconds: 60 });
+    const n = await nodeKey();
+    const req = { claims: claimsFor('i-window-60'), decision: decisionFor(), want: ['bootstrap-token'] as Array<'bootstrap-token'>, ephemeralKey: n.jwk, nonce: n.nonce, binding: n.binding, requestId: 'r' };
+    await e.svc.release(req);
+    e.clock.set(new Date(e.clock.now().getTime() + 59_000));
+    await expect(e.svc.release(req)).rejects.toMatchObject({ code: 'ISSUANCE_CONFLICT', retryAfter: 60 });
+    e.clock.set(new Date(e.clock.now().getTime() + 2_000));
+    await e.svc.release(req);
+  });
+
   it('disk-key-only requests are not limited by the window (a node unlocks its disk at every boot)', async () => {
     const e = await env();
     const n = await nodeKey();
