@@ -205,7 +205,8 @@ export class BrokerReleaseService implements ReleaseService {
       if (want.has('bootstrap-token')) {
         const windowS = this.#o.issuanceWindowSeconds ?? ttl;
         const wk = windowKey(decision.cluster, ik);
-        const claim = JSON.stringify({ requestId: req.requestId, at: now.toISOString() });
+        // Unique per attempt, so giving a claim back can only ever give back our own.
+        const claim = JSON.stringify({ requestId: req.requestId, at: now.toISOString(), n: toBase64Url(crypto.getRandomValues(new Uint8Array(12))) });
         // A window released by a failed attempt holds RELEASED: taking it over is a CAS, so the
         // claim stays atomic (no delete that could race with another replica's claim).
         const won =
