@@ -19,7 +19,13 @@
  *
  * Two transports behind one adapter: `cloudKmsRest` (fetch; runs on Workers, where the SDK
  * cannot) and, on Node, the official @google-cloud/kms client (broker/release/kms-sdk.node.ts).
+ * On Workers there is no metadata server: `serviceAccountTokenSource` obtains access tokens with
+ * the OAuth 2.0 JWT-bearer grant for a service-account key ("Using OAuth 2.0 for Server to
+ * Server Applications", https://developers.google.com/identity/protocols/oauth2/service-account#httprest):
+ * an RS256 JWT `{iss: client_email, scope, aud: token_uri, iat, exp ≤ iat + 3600}` posted to
+ * `token_uri` as `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=…`.
  */
+import { SignJWT, importPKCS8 } from 'jose';
 import { AttestError, configError, malformed, unavailable } from '../common/errors.js';
 import { fromBase64Any, toBase64 } from '../common/encoding.js';
 import { KmsCodes, checkKeyInput, contextAad, kmsHttpError, kmsNetworkError, type KeyServiceLike } from '../common/keyservice.js';
@@ -186,4 +192,70 @@ export class GcpKmsKeyService implements KeyServiceLike {
     }
     return r.plaintext;
   }
+}
+
+export interface ServiceAccountTokenOptions {
+  /** `client_email` of the service-account key. */
+  clientEmail: string;
+  /** `private_key` (PKCS#8 PEM) of the service-account key. */
+  privateKeyPem: string;
+  /** Default https://oauth2.googleapis.com/token. */
+  tokenUri?: string;
+  scope?: string;
+  fetch?: typeof fetch;
+  /** Injected clock (no Date.now() below broker/ and providers/). */
+  now: () => Date;
+}
+
+/**
+ * An access-token source for `cloudKmsRest` from a service-account key, with caching until five
+ * minutes before expiry and single-flight refresh (concurrent callers share one token request).
+ * Failures: token endpoint 5xx/network → KMS_UNAVAILABLE; 4xx → KMS_DENIED.
+ */
+export function serviceAccountTokenSource(o: ServiceAccountTokenOptions): () => Promise<string> {
+  const f = o.fetch ?? ((i: RequestInfo | URL, init?: RequestInit) => fetch(i, init));
+  const tokenUri = o.tokenUri ?? 'https://oauth2.googleapis.com/token';
+  const scope = o.scope ?? 'https://www.googleapis.com/auth/cloudkms';
+  let cached: { token: string; until: number } | undefined;
+  let inflight: Promise<string> | undefined;
+  const keyP = importPKCS8(o.privateKeyPem, 'RS256').catch((cause: unknown) => {
+    throw configError('KMS_CONFIG_INVALID', 'service-account private_key is not a PKCS#8 RSA key', { cause });
+  });
+  const refresh = async (): Promise<string> => {
+    const iat = Math.floor(o.now().getTime() / 1000);
+    const assertion = await new SignJWT({ scope })
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
+      .setIssuer(o.clientEmail)
+      .setAudience(tokenUri)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + 3600)
+      .sign(await keyP);
+    let res: Response;
+    try {
+      res = await f(tokenUri, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }).toString(),
+        redirect: 'error',
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (e) {
+      throw kmsNetworkError('Google OAuth', 'wrap', e);
+    }
+    if (!res.ok) {
+      if (res.status >= 400 && res.status < 500) throw configError(KmsCodes.KMS_DENIED, `Google OAuth token endpoint refused the service account (HTTP ${res.status})`);
+      throw unavailable(KmsCodes.KMS_UNAVAILABLE, `Google OAuth token endpoint: HTTP ${res.status}`, { retryAfter: 5 });
+    }
+    const j = (await res.json().catch(() => ({}))) as { access_token?: unknown; expires_in?: unknown };
+    if (typeof j.access_token !== 'string' || typeof j.expires_in !== 'number') throw unavailable(KmsCodes.KMS_BAD_RESPONSE, 'Google OAuth response lacks access_token');
+    cached = { token: j.access_token, until: o.now().getTime() + (j.expires_in - 300) * 1000 };
+    return j.access_token;
+  };
+  return async () => {
+    if (cached && cached.until > o.now().getTime()) return cached.token;
+    inflight ??= refresh().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  };
 }

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { randomBytes } from 'node:crypto';
-import { GcpKmsKeyService, cloudKmsRest, crc32c, type CloudKmsTransport } from '../../providers/gcp/kms.js';
+import { GcpKmsKeyService, cloudKmsRest, crc32c, serviceAccountTokenSource, type CloudKmsTransport } from '../../providers/gcp/kms.js';
+import { generateKeyPairSync } from 'node:crypto';
 import { cloudKmsSdk } from '../../broker/release/kms-sdk.node.js';
 import { startGcpKmsServer, crc32cBitwise, type GcpKmsTestServer } from '../servers/gcp-kms.js';
 import fc from 'fast-check';
@@ -105,5 +106,30 @@ describe('Cloud KMS adapter configuration', () => {
   it('unreachable endpoint → KMS_UNAVAILABLE', async () => {
     const kms = new GcpKmsKeyService({ keyName: srv.keyName, transport: cloudKmsRest({ endpoint: 'http://127.0.0.1:1', accessToken: async () => 't' }) });
     await expect(kms.wrap(randomBytes(32), ctx)).rejects.toMatchObject({ code: 'KMS_UNAVAILABLE' });
+  });
+});
+
+describe('service-account tokens for the REST transport (Workers: no metadata server)', () => {
+  it('gets a token with the JWT-bearer grant, caches it, single-flights refreshes, and the KMS accepts it', async () => {
+    let t = Date.parse('2026-11-27T18:00:00Z');
+    const now = () => new Date(t);
+    srv.now = now; // the token endpoint checks iat/exp on the same clock
+    const before = srv.tokenRequests;
+    const token = serviceAccountTokenSource({ ...srv.serviceAccount, tokenUri: `${srv.url}/token`, now });
+    const kms = new GcpKmsKeyService({ keyName: srv.keyName, transport: cloudKmsRest({ endpoint: srv.url, accessToken: token }) });
+    const key = randomBytes(32);
+    const results = await Promise.all(Array.from({ length: 10 }, () => kms.wrap(key, ctx)));
+    expect(srv.tokenRequests - before).toBe(1);
+    expect(Buffer.from(await kms.unwrap(results[0]!, ctx))).toEqual(key);
+    t += 3600_000; // past expiry − 5 min: refreshed
+    await kms.wrap(key, ctx);
+    expect(srv.tokenRequests - before).toBe(2);
+    srv.now = () => new Date();
+  });
+
+  it('a key the token endpoint does not know → KMS_DENIED', async () => {
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const token = serviceAccountTokenSource({ clientEmail: srv.serviceAccount.clientEmail, privateKeyPem: other, tokenUri: `${srv.url}/token`, now: () => new Date() });
+    await expect(token()).rejects.toMatchObject({ code: 'KMS_DENIED', kind: 'config' });
   });
 });

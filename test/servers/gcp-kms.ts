@@ -10,12 +10,18 @@
  *   or AAD that does not decrypt, UNAVAILABLE 503): https://cloud.google.com/apis/design/errors;
  * - data integrity: https://cloud.google.com/kms/docs/data-integrity-guidelines.
  *
+ * - OAuth 2.0 JWT-bearer grant for service accounts, `POST /token`
+ *   (https://developers.google.com/identity/protocols/oauth2/service-account#httprest): the RS256
+ *   assertion is verified with the service account's public key (iss, aud, scope, exp − iat ≤ 3600)
+ *   and answered with `{access_token, expires_in, token_type}`; the issued token is then accepted.
+ *
  * Crypto: AES-256-GCM per CryptoKey, AAD = the request's additionalAuthenticatedData. CRC32C is
  * computed here bit by bit (an implementation independent of the adapter's table-driven one).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { jwtVerify } from 'jose';
 
 export function crc32cBitwise(buf: Uint8Array): number {
   let crc = 0xffffffff;
@@ -33,6 +39,11 @@ export interface GcpKmsTestServer {
   keyName: string;
   accessToken: string;
   mode: 'up' | 'unavailable' | 'corrupt-response';
+  /** Service account whose key the /token endpoint accepts. */
+  serviceAccount: { clientEmail: string; privateKeyPem: string };
+  tokenRequests: number;
+  /** The token endpoint's clock (tests move it along with the client's). */
+  now: () => Date;
   calls: Array<{ path: string; status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
@@ -40,7 +51,17 @@ export interface GcpKmsTestServer {
 export async function startGcpKmsServer(): Promise<GcpKmsTestServer> {
   const keyName = 'projects/attest-test/locations/europe-west1/keyRings/brokers/cryptoKeys/disk-keys';
   const key = randomBytes(32);
-  const self: Partial<GcpKmsTestServer> = { keyName, accessToken: 'ya29.test-' + randomBytes(12).toString('hex'), mode: 'up', calls: [] };
+  const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const issued = new Set<string>();
+  const self: Partial<GcpKmsTestServer> = {
+    keyName,
+    accessToken: 'ya29.test-' + randomBytes(12).toString('hex'),
+    mode: 'up',
+    calls: [],
+    tokenRequests: 0,
+    now: () => new Date(),
+    serviceAccount: { clientEmail: 'broker@attest-test.iam.gserviceaccount.com', privateKeyPem: sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+  };
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -54,12 +75,27 @@ export async function startGcpKmsServer(): Promise<GcpKmsTestServer> {
         res.end(JSON.stringify(obj));
       };
       const err = (code: number, status: string, message: string): void => reply(code, { error: { code, message, status } });
+      if (req.method === 'POST' && u.pathname === '/token') {
+        self.tokenRequests!++;
+        const f = new URLSearchParams(Buffer.concat(chunks).toString());
+        if (f.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') return reply(400, { error: 'unsupported_grant_type' });
+        void jwtVerify(f.get('assertion') ?? '', sa.publicKey, { algorithms: ['RS256'], issuer: self.serviceAccount!.clientEmail, audience: `${self.url}/token`, maxTokenAge: 3600, currentDate: self.now!() })
+          .then(({ payload }) => {
+            if (payload.scope !== 'https://www.googleapis.com/auth/cloudkms' || (payload.exp ?? 0) - (payload.iat ?? 0) > 3600) return reply(400, { error: 'invalid_scope' });
+            const t = 'ya29.sa-' + randomBytes(12).toString('hex');
+            issued.add(t);
+            return reply(200, { access_token: t, expires_in: 3599, token_type: 'Bearer' });
+          })
+          .catch(() => reply(400, { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' }));
+        return;
+      }
       try {
         body = JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown>;
       } catch {
         return err(400, 'INVALID_ARGUMENT', 'Invalid JSON payload received.');
       }
-      if (req.headers.authorization !== `Bearer ${self.accessToken}`) return err(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
+      const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      if (bearer !== self.accessToken && !(bearer && issued.has(bearer))) return err(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
       if (self.mode === 'unavailable') return err(503, 'UNAVAILABLE', 'The service is currently unavailable.');
       const m = /^\/v1\/(.+):(encrypt|decrypt)$/.exec(u.pathname);
       if (req.method !== 'POST' || !m) return err(404, 'NOT_FOUND', 'Not found');
