@@ -195,3 +195,66 @@ export class AzureKeyVaultKeyService implements KeyServiceLike {
     }
   }
 }
+
+export interface ClientSecretTokenOptions {
+  tenantId: string;
+  clientId: string;
+  clientSecret: string;
+  /** Default https://login.microsoftonline.com (sovereign clouds differ). */
+  authorityHost?: string;
+  fetch?: typeof fetch;
+  /** Injected clock (no Date.now() below broker/ and providers/). */
+  now: () => Date;
+}
+
+/**
+ * A `TokenSource` for Workers, where @azure/identity does not run: the OAuth 2.0 client
+ * credentials grant with a shared secret against Microsoft Entra ID
+ * (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow):
+ * `POST {authority}/{tenant}/oauth2/v2.0/token` with `client_id`, `client_secret`, `scope`,
+ * `grant_type=client_credentials`. Tokens are cached until five minutes before expiry, per
+ * scope, and concurrent refreshes share one request. 4xx → KMS_DENIED, 5xx/network → KMS_UNAVAILABLE.
+ */
+export function clientSecretTokenSource(o: ClientSecretTokenOptions): TokenSource {
+  const f = o.fetch ?? ((i: RequestInfo | URL, init?: RequestInit) => fetch(i, init));
+  const authority = (o.authorityHost ?? 'https://login.microsoftonline.com').replace(/\/+$/, '');
+  if (!/^[0-9a-zA-Z.-]{1,64}$/.test(o.tenantId)) throw configError('KMS_CONFIG_INVALID', 'Entra tenant id is invalid');
+  const cache = new Map<string, { token: string; expiresOnTimestamp: number }>();
+  const inflight = new Map<string, Promise<{ token: string; expiresOnTimestamp: number }>>();
+  const refresh = async (scope: string): Promise<{ token: string; expiresOnTimestamp: number }> => {
+    let res: Response;
+    try {
+      res = await f(`${authority}/${o.tenantId}/oauth2/v2.0/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ client_id: o.clientId, client_secret: o.clientSecret, scope, grant_type: 'client_credentials' }).toString(),
+        redirect: 'error',
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (e) {
+      throw kmsNetworkError('Entra ID', 'wrap', e);
+    }
+    if (!res.ok) {
+      if (res.status >= 400 && res.status < 500) throw configError(KmsCodes.KMS_DENIED, `Entra ID refused the client credentials (HTTP ${res.status})`);
+      throw unavailable(KmsCodes.KMS_UNAVAILABLE, `Entra ID token endpoint: HTTP ${res.status}`, { retryAfter: 5 });
+    }
+    const j = (await res.json().catch(() => ({}))) as { access_token?: unknown; expires_in?: unknown };
+    if (typeof j.access_token !== 'string' || typeof j.expires_in !== 'number') throw unavailable(KmsCodes.KMS_BAD_RESPONSE, 'Entra ID response lacks access_token');
+    const t = { token: j.access_token, expiresOnTimestamp: o.now().getTime() + j.expires_in * 1000 };
+    cache.set(scope, t);
+    return t;
+  };
+  return {
+    async getToken(scopes) {
+      const scope = Array.isArray(scopes) ? scopes.join(' ') : scopes;
+      const c = cache.get(scope);
+      if (c && c.expiresOnTimestamp - 300_000 > o.now().getTime()) return c;
+      let p = inflight.get(scope);
+      if (!p) {
+        p = refresh(scope).finally(() => inflight.delete(scope));
+        inflight.set(scope, p);
+      }
+      return p;
+    },
+  };
+}

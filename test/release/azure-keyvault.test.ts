@@ -7,7 +7,7 @@ import { ClientSecretCredential } from '@azure/identity';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { AttestError } from '../../providers/common/errors.js';
-import { AzureKeyVaultKeyService } from '../../providers/azure/keyvault.js';
+import { AzureKeyVaultKeyService, clientSecretTokenSource } from '../../providers/azure/keyvault.js';
 import { caFetch } from '../../broker/release/kube.node.js';
 import { makeTestPki, type TestPki } from '../servers/tls.js';
 import { startAzureServer, type AzureTestServer } from '../servers/azure.js';
@@ -137,5 +137,27 @@ describe('Azure Key Vault adapter (real @azure/identity, local Entra ID + Key Va
     expect(() => new AzureKeyVaultKeyService({ vaultUrl: 'https://v.vault.azure.net', keyName: 'k', keyVersion: '../x', credential: credential() })).toThrowError(
       expect.objectContaining({ code: 'KMS_CONFIG_INVALID' }),
     );
+  });
+});
+
+describe('Key Vault on Workers: client-credentials token source over fetch', () => {
+  it('gets, caches and shares a token; the vault accepts it; a wrong secret is KMS_DENIED', async () => {
+    let t = Date.parse('2026-11-27T18:00:00Z');
+    const f = caFetch({ ca: pki.caPem });
+    const source = clientSecretTokenSource({ tenantId: srv.tenantId, clientId: srv.clientId, clientSecret: srv.clientSecret, authorityHost: srv.base, fetch: f, now: () => new Date(t) });
+    const k = new AzureKeyVaultKeyService({ vaultUrl: srv.base, keyName: srv.keyName, keyVersion: srv.keyVersion, credential: source, fetch: f });
+    const tokenCalls = () => srv.calls.filter((c) => c.path.endsWith('/oauth2/v2.0/token')).length;
+    const before = tokenCalls();
+    const key = randomBytes(32);
+    const wrapped = await Promise.all(Array.from({ length: 8 }, () => k.wrap(key, ctx)));
+    expect(tokenCalls() - before).toBe(1);
+    expect(Buffer.from(await k.unwrap(wrapped[3]!, ctx))).toEqual(key);
+    t += 3600_000;
+    await k.wrap(key, ctx);
+    expect(tokenCalls() - before).toBe(2);
+    const bad = clientSecretTokenSource({ tenantId: srv.tenantId, clientId: srv.clientId, clientSecret: 'nope', authorityHost: srv.base, fetch: f, now: () => new Date(t) });
+    await expect(new AzureKeyVaultKeyService({ vaultUrl: srv.base, keyName: srv.keyName, keyVersion: srv.keyVersion, credential: bad, fetch: f }).wrap(key, ctx)).rejects.toMatchObject({
+      code: 'KMS_DENIED',
+    });
   });
 });
