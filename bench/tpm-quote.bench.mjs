@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console */
 // TPM quote verifications per second (RSA-2048 and P-256) and the ratio to raw WebCrypto verify.
 // `node bench/tpm-quote.bench.mjs [--n 3000]` — bundles bench/tpm-quote.ts with esbuild into a
 // temporary directory and runs it on this machine (one core, sequential).

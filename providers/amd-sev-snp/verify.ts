@@ -183,9 +183,13 @@ async function validatedChain(i: SnpVerifyInput, product: SnpProduct, fp: string
   const t = i.at.getTime();
   const hit = i.cache?.chain(key);
   if (hit && anchors.length > 0 && t >= hit.notBefore && t <= hit.notAfter) return hit;
+  // Only the candidates that can sit between this leaf and this product's ARK: operators may
+  // install every product's ASK/ASVK side by side (trust dir), evidence may carry a few.
+  const arkSubjects = new Set(anchors.map((a) => a.cert.subject));
+  const candidates = i.intermediates.filter((c) => c.subject === i.endorsementKey.issuer && arkSubjects.has(c.issuer));
   const chain = await verifyChain({
     leaf: i.endorsementKey,
-    intermediates: i.intermediates,
+    intermediates: candidates,
     anchors,
     at: i.at,
     maxDepth: 3,
