@@ -114,6 +114,13 @@ export interface ReleaseRequest {
   ephemeralKey?: JsonWebKey;
   diskKey?: { wrapped: string };
   requestId: string;
+  /**
+   * The challenge nonce (b64url) and the binding (b64url) the evidence was verified against.
+   * Required whenever `ephemeralKey` is set: release re-derives SHA-256(nonce ‖ thumbprint) and
+   * refuses to seal to a key that is not the bound one (protocol §2).
+   */
+  nonce?: string;
+  binding?: string;
 }
 
 /** The release object of protocol §3 (before sealing). */
@@ -125,6 +132,13 @@ export interface ReleaseObject {
   apiServer?: string;
   caCertHashes?: string[];
   diskKey?: { key: string; wrapped: string };
+  /**
+   * NitroTPM with KMS `Recipient`: the data key encrypted by AWS KMS to the attested TPM's RSA
+   * key (CMS EnvelopedData, b64url); the broker never sees the plaintext.
+   */
+  diskKeyForRecipient?: { ciphertextForRecipient: string; wrapped: string };
+  /** The challenge nonce (b64url), so the node can reject a response to another attempt. */
+  nonce?: string;
 }
 
 export interface ReleaseService {

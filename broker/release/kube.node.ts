@@ -1,0 +1,145 @@
+/**
+ * @module broker/release/kube.node
+ *
+ * Node side of the Kubernetes client: a `fetch` that trusts the cluster's private CA (and can
+ * present a client certificate), and the two ways a broker finds its cluster:
+ * - in-cluster: `KUBERNETES_SERVICE_HOST`/`_PORT`, the projected service-account token
+ *   (re-read on every call: bound tokens rotate hourly) and its `ca.crt`
+ *   (https://kubernetes.io/docs/tasks/run-application/access-api-from-pod/);
+ * - a kubeconfig file (current context; `certificate-authority(-data)`, `token`/`tokenFile` or
+ *   `client-certificate(-data)`/`client-key(-data)`).
+ *
+ * Global `fetch` on Node cannot be told to trust one extra CA without a dispatcher from the
+ * `undici` package (not a dependency here), so `caFetch` speaks HTTP/1.1 through `node:https`
+ * with `ca` set — the system roots are *not* added: the cluster CA is the only anchor.
+ */
+import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { configError } from '../../providers/common/errors.js';
+import { KubeClient } from './kube.js';
+
+export interface TlsMaterial {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+/** A fetch over node:https that trusts only `tls.ca` (and presents `tls.cert`/`tls.key`). */
+export function caFetch(tls: TlsMaterial, maxBody = 8 * 1024 * 1024): typeof fetch {
+  return (async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input.toString() : input.url);
+    const method = init?.method ?? 'GET';
+    const headers: Record<string, string> = {};
+    new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
+    const body = typeof init?.body === 'string' ? Buffer.from(init.body) : init?.body == null ? undefined : Buffer.from(init.body as Uint8Array);
+    if (body) headers['content-length'] = String(body.length);
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      method,
+      headers,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      rejectUnauthorized: true,
+      signal: init?.signal ?? undefined,
+    });
+    return await new Promise<Response>((resolveP, rejectP) => {
+      req.on('error', rejectP);
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let n = 0;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n > maxBody) {
+            req.destroy(new Error('response too large'));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('error', rejectP);
+        res.on('end', () => {
+          const h = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+          const status = res.statusCode ?? 500;
+          const b = status === 204 || status === 304 ? null : Buffer.concat(chunks);
+          resolveP(new Response(b, { status, headers: h }));
+        });
+      });
+      req.end(body);
+    });
+  }) as typeof fetch;
+}
+
+export interface ClusterAccess {
+  server: string;
+  caPem: string;
+  token?: () => string;
+  cert?: string;
+  key?: string;
+}
+
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export function inClusterAccess(env: NodeJS.ProcessEnv = process.env, dir = SA_DIR): ClusterAccess {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT;
+  if (!host || !port) throw configError('KUBE_CONFIG_INVALID', 'not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset)');
+  const h = host.includes(':') ? `[${host}]` : host;
+  return {
+    server: `https://${h}:${port}`,
+    caPem: readFileSync(`${dir}/ca.crt`, 'utf8'),
+    token: () => readFileSync(`${dir}/token`, 'utf8').trim(),
+  };
+}
+
+interface KubeconfigDoc {
+  'current-context'?: string;
+  contexts?: Array<{ name: string; context: { cluster: string; user: string } }>;
+  clusters?: Array<{ name: string; cluster: { server: string; 'certificate-authority-data'?: string; 'certificate-authority'?: string } }>;
+  users?: Array<{
+    name: string;
+    user: { token?: string; tokenFile?: string; 'client-certificate-data'?: string; 'client-certificate'?: string; 'client-key-data'?: string; 'client-key'?: string };
+  }>;
+}
+
+export function kubeconfigAccess(file: string, contextName?: string): ClusterAccess {
+  const doc = parse(readFileSync(file, 'utf8')) as KubeconfigDoc;
+  const base = dirname(file);
+  const b64 = (s: string): string => Buffer.from(s, 'base64').toString('utf8');
+  const rel = (p: string): string => readFileSync(resolve(base, p), 'utf8');
+  const ctxName = contextName ?? doc['current-context'];
+  const ctx = doc.contexts?.find((c) => c.name === ctxName)?.context;
+  if (!ctx) throw configError('KUBE_CONFIG_INVALID', `kubeconfig ${file}: context ${ctxName ?? '(none)'} not found`);
+  const cluster = doc.clusters?.find((c) => c.name === ctx.cluster)?.cluster;
+  const user = doc.users?.find((u) => u.name === ctx.user)?.user;
+  if (!cluster || !user) throw configError('KUBE_CONFIG_INVALID', `kubeconfig ${file}: cluster or user of context ${ctxName} missing`);
+  const caPem = cluster['certificate-authority-data'] ? b64(cluster['certificate-authority-data']) : cluster['certificate-authority'] ? rel(cluster['certificate-authority']) : undefined;
+  if (!caPem) throw configError('KUBE_CONFIG_INVALID', `kubeconfig ${file}: the cluster CA is required (no insecure-skip-tls-verify)`);
+  const access: ClusterAccess = { server: cluster.server, caPem };
+  if (user.token) {
+    const t = user.token;
+    access.token = () => t;
+  } else if (user.tokenFile) {
+    const p = resolve(base, user.tokenFile);
+    access.token = () => readFileSync(p, 'utf8').trim();
+  }
+  const cert = user['client-certificate-data'] ? b64(user['client-certificate-data']) : user['client-certificate'] ? rel(user['client-certificate']) : undefined;
+  const key = user['client-key-data'] ? b64(user['client-key-data']) : user['client-key'] ? rel(user['client-key']) : undefined;
+  if (cert && key) {
+    access.cert = cert;
+    access.key = key;
+  }
+  if (!access.token && !access.cert) throw configError('KUBE_CONFIG_INVALID', `kubeconfig ${file}: user has neither a token nor a client certificate`);
+  return access;
+}
+
+export function kubeClientFor(access: ClusterAccess, o: { attempts?: number; sleep?: (ms: number) => Promise<void>; timeoutMs?: number } = {}): KubeClient {
+  return new KubeClient({
+    server: access.server,
+    token: access.token,
+    fetch: caFetch({ ca: access.caPem, cert: access.cert, key: access.key }),
+    ...o,
+  });
+}

@@ -1,0 +1,207 @@
+/**
+ * @module broker/release/runtime.node
+ *
+ * Builds release from the `release:` section of the broker configuration on Node: Kubernetes
+ * access (in-cluster service account or a kubeconfig), the KMS adapter with its official SDK
+ * or credential, the hash-chained audit sink, the TokenReview handler and the token sweep.
+ * The lead wires `buildReleaseRuntime` into `RUNTIME_HOOKS.buildRelease` (broker/runtime.node.ts).
+ *
+ * ```yaml
+ * release:
+ *   mode: secret            # secret (write bootstrap-token Secrets) | webhook (TokenReview only) | dev
+ *   issuanceWindowSeconds: 600
+ *   clusters:
+ *     prod:
+ *       apiServer: https://10.0.0.1:6443     # as nodes reach it
+ *       caFile: /etc/attest-broker/prod-ca.crt  # default: the in-cluster / kubeconfig CA
+ *       kube: { inCluster: true }            # or { kubeconfig: /path, context: name }
+ *   kms:
+ *     kind: aws-kms                          # local | aws-kms | gcp-kms | azure-keyvault
+ *     keyId: arn:aws:kms:eu-west-1:111122223333:key/…
+ *     region: eu-west-1
+ *   audit: { file: /var/log/attest-broker/audit.jsonl }  # default: log lines (msg "audit")
+ *   sweepIntervalSeconds: 60
+ * ```
+ * `dev` (serve --dev): webhook mode, an in-memory random KEK (disk keys die with the process),
+ * one catch-all cluster at https://127.0.0.1:6443 with no CA pin — never for production.
+ */
+import { appendFile, readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { KMSClient } from '@aws-sdk/client-kms';
+import type { AuditSink, Clock, Logger, ReleaseService, StateStore } from '../contracts.js';
+import { systemClock } from '../contracts.js';
+import { configError } from '../../providers/common/errors.js';
+import type { KeyServiceLike } from '../../providers/common/keyservice.js';
+import { LocalKeyService } from '../../providers/local/kms.js';
+import { AwsKmsKeyService } from '../../providers/aws/kms.js';
+import { GcpKmsKeyService } from '../../providers/gcp/kms.js';
+import { AzureKeyVaultKeyService } from '../../providers/azure/keyvault.js';
+import { HashChainAudit } from './audit.js';
+import { BrokerReleaseService, type ClusterTarget } from './service.js';
+import { inClusterAccess, kubeClientFor, kubeconfigAccess, type ClusterAccess } from './kube.node.js';
+import { loadLocalKek } from './local-kek.node.js';
+import { cloudKmsSdk } from './kms-sdk.node.js';
+import { tokenReviewHandler } from './tokenreview.js';
+
+const ClusterSchema = z
+  .object({
+    apiServer: z.string().url(),
+    caFile: z.string().optional(),
+    kube: z
+      .object({ inCluster: z.boolean().default(false), kubeconfig: z.string().optional(), context: z.string().optional() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const KmsSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('local'), kekFile: z.string().optional(), kekEnv: z.string().optional() }).strict(),
+  z.object({ kind: z.literal('aws-kms'), keyId: z.string().min(1), region: z.string().min(1), endpoint: z.string().url().optional() }).strict(),
+  z.object({ kind: z.literal('gcp-kms'), keyName: z.string().min(1), transport: z.enum(['grpc', 'rest']).default('grpc') }).strict(),
+  z
+    .object({
+      kind: z.literal('azure-keyvault'),
+      vaultUrl: z.string().url(),
+      keyName: z.string().min(1),
+      keyVersion: z.string().min(1),
+      credential: z.enum(['default', 'managed-identity', 'workload-identity']).default('default'),
+      clientId: z.string().optional(),
+    })
+    .strict(),
+]);
+
+export const ReleaseConfigSchema = z
+  .object({
+    mode: z.enum(['secret', 'webhook', 'dev']).default('secret'),
+    issuanceWindowSeconds: z.number().int().min(10).max(86_400).optional(),
+    nitroRecipient: z.boolean().default(true),
+    tpmSeal: z.enum(['off', 'when-available', 'require']).default('off'),
+    clusters: z.record(z.string().regex(/^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$/), ClusterSchema).default({}),
+    kms: KmsSchema.optional(),
+    audit: z.object({ file: z.string().optional() }).strict().prefault({}),
+    sweepIntervalSeconds: z.number().int().min(10).max(86_400).default(60),
+    tokenReviewAudiences: z.array(z.string()).max(16).default([]),
+  })
+  .strict();
+export type ReleaseConfig = z.infer<typeof ReleaseConfigSchema>;
+
+export interface ReleaseRuntime {
+  release: ReleaseService;
+  service: BrokerReleaseService;
+  /** The hash-chained audit sink (use it for deny records too, so there is one chain). */
+  audit: AuditSink;
+  /** `POST /v1/tokenreview` handler (mount only in webhook mode, behind API-server authentication). */
+  tokenReview: (req: Request) => Promise<Response>;
+  /** Runs one sweep of used/expired tokens in every cluster with Kubernetes access. */
+  sweep(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode'], logger: Logger): Promise<KeyServiceLike | undefined> {
+  if (!k) {
+    if (mode !== 'dev') return undefined;
+    logger.warn({}, 'release dev mode: disk keys are wrapped under a random in-memory KEK and cannot be unwrapped after a restart');
+    return LocalKeyService.create({ kek: crypto.getRandomValues(new Uint8Array(32)) });
+  }
+  switch (k.kind) {
+    case 'local':
+      return LocalKeyService.create({ kek: loadLocalKek({ file: k.kekFile, env: k.kekEnv }) });
+    case 'aws-kms':
+      return new AwsKmsKeyService({ keyId: k.keyId, client: new KMSClient({
+          region: k.region,
+          ...(k.endpoint ? { endpoint: k.endpoint } : {}),
+          // Bounded waits: a hung KMS must become KMS_UNAVAILABLE, not a hung release.
+          requestHandler: { requestTimeout: 10_000, connectionTimeout: 3_000 },
+        }),
+      });
+    case 'gcp-kms': {
+      const { KeyManagementServiceClient } = await import('@google-cloud/kms');
+      return new GcpKmsKeyService({ keyName: k.keyName, transport: cloudKmsSdk(new KeyManagementServiceClient(k.transport === 'rest' ? { fallback: true } : {}), { timeout: 10_000 }) });
+    }
+    case 'azure-keyvault': {
+      const id = await import('@azure/identity');
+      const credential =
+        k.credential === 'managed-identity'
+          ? new id.ManagedIdentityCredential(k.clientId ? { clientId: k.clientId } : {})
+          : k.credential === 'workload-identity'
+            ? new id.WorkloadIdentityCredential(k.clientId ? { clientId: k.clientId } : {})
+            : new id.DefaultAzureCredential();
+      return new AzureKeyVaultKeyService({ vaultUrl: k.vaultUrl, keyName: k.keyName, keyVersion: k.keyVersion, credential });
+    }
+  }
+}
+
+export async function buildReleaseRuntime(raw: unknown, store: StateStore, logger: Logger, o: { clock?: Clock } = {}): Promise<ReleaseRuntime> {
+  const parsed = ReleaseConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw configError('CONFIG_INVALID', `release: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+  }
+  const cfg = parsed.data;
+  const clock = o.clock ?? systemClock;
+  const log = logger.child({ component: 'release' });
+
+  const clusters: Record<string, ClusterTarget> = {};
+  if (cfg.mode === 'dev' && Object.keys(cfg.clusters).length === 0) {
+    clusters['*'] = { apiServer: 'https://127.0.0.1:6443' };
+  }
+  for (const [name, c] of Object.entries(cfg.clusters)) {
+    let access: ClusterAccess | undefined;
+    if (c.kube?.inCluster) access = inClusterAccess();
+    else if (c.kube?.kubeconfig) access = kubeconfigAccess(c.kube.kubeconfig, c.kube.context);
+    if (cfg.mode === 'secret' && !access) throw configError('CONFIG_INVALID', `release.clusters.${name}.kube: secret mode needs inCluster or a kubeconfig`);
+    const caPem = c.caFile ? await readFile(c.caFile, 'utf8') : access?.caPem;
+    clusters[name] = {
+      apiServer: c.apiServer,
+      ...(caPem ? { caPem } : {}),
+      ...(cfg.mode === 'secret' && access ? { kube: kubeClientFor(access) } : {}),
+    };
+  }
+  if (Object.keys(clusters).length === 0) throw configError('CONFIG_INVALID', 'release.clusters: configure at least one cluster');
+
+  const write = cfg.audit.file
+    ? async (r: unknown) => appendFile(cfg.audit.file!, JSON.stringify(r) + '\n', { mode: 0o600 })
+    : async (r: unknown) => log.info({ audit: r }, 'audit');
+  const audit = new HashChainAudit({ store, clock, write });
+  const keys = await keyServiceFrom(cfg.kms, cfg.mode, log);
+  const service = new BrokerReleaseService({
+    store,
+    clock,
+    logger: log,
+    audit,
+    clusters,
+    ...(keys ? { keys } : {}),
+    ...(cfg.issuanceWindowSeconds ? { issuanceWindowSeconds: cfg.issuanceWindowSeconds } : {}),
+    nitroRecipient: cfg.nitroRecipient,
+    tpmSeal: cfg.tpmSeal,
+  });
+  const names = Object.keys(clusters);
+  const sweep = async (): Promise<void> => {
+    for (const n of names) {
+      if (!clusters[n]!.kube) continue;
+      try {
+        const r = await service.issuer(n).sweep();
+        if (r.deleted.length) log.info({ cluster: n, deleted: r.deleted.length, kept: r.kept }, 'swept bootstrap tokens');
+      } catch (e) {
+        log.warn({ cluster: n, code: (e as { code?: string }).code ?? 'UNKNOWN' }, 'token sweep failed; will retry');
+      }
+    }
+  };
+  const timer = names.some((n) => clusters[n]!.kube) ? setInterval(() => void sweep(), cfg.sweepIntervalSeconds * 1000) : undefined;
+  timer?.unref();
+  const tokenReview = tokenReviewHandler({ state: (id) => service.issuer(names[0]!).state(id), clock, logger: log, audiences: cfg.tokenReviewAudiences });
+  return {
+    release: service,
+    service,
+    audit,
+    tokenReview,
+    sweep,
+    async close() {
+      if (timer) clearInterval(timer);
+    },
+  };
+}
+
+/** Adapter for `RUNTIME_HOOKS.buildRelease(cfg, store, logger)`. */
+export async function buildRelease(cfg: { release: unknown }, store: StateStore, logger: Logger): Promise<ReleaseService> {
+  return (await buildReleaseRuntime(cfg.release, store, logger)).release;
+}

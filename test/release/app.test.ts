@@ -1,0 +1,50 @@
+/**
+ * Release behind the broker's HTTP app (createBroker, app.request): challenge → attest → release
+ * (webhook mode, local KMS, hash-chained audit), and the second attest for the same instance
+ * inside the window is a 409 problem with code ISSUANCE_CONFLICT.
+ */
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { postJson, testBroker } from '../helpers/broker.js';
+import { allowAll, bindingEchoProvider, TEST_FORMAT } from '../helpers/test-provider.js';
+import { BrokerReleaseService } from '../../broker/release/service.js';
+import { HashChainAudit, verifyAuditChain, type AuditRecord } from '../../broker/release/audit.js';
+import { LocalKeyService } from '../../providers/local/kms.js';
+import { MemoryStore } from '../../broker/store/memory.js';
+import { systemClock, type ReleaseObject } from '../../broker/contracts.js';
+import { makeTestPki } from '../servers/tls.js';
+import { captureLogger } from './helpers.js';
+
+describe('release behind the HTTP app', () => {
+  it('challenge → attest → unsealed release (policy allows it); a second attest in the window → 409 ISSUANCE_CONFLICT', async () => {
+    const store = new MemoryStore();
+    const records: AuditRecord[] = [];
+    const audit = new HashChainAudit({ store, clock: systemClock, write: async (r) => void records.push(r) });
+    const release = new BrokerReleaseService({
+      store,
+      clock: systemClock,
+      logger: captureLogger(),
+      audit,
+      keys: await LocalKeyService.create({ kek: randomBytes(32) }),
+      clusters: { default: { apiServer: 'https://api:6443', caPem: makeTestPki().caPem } },
+    });
+    const { app } = testBroker({ store, providers: [bindingEchoProvider], policy: allowAll, release, audit });
+    const attest = async () => {
+      const ch = (await (await postJson(app, '/v1/challenge', { provider: 'tpm' })).json()) as { challengeId: string; nonce: string };
+      const binding = Buffer.from(ch.nonce, 'base64url').toString('hex');
+      return postJson(app, '/v1/attest', { challengeId: ch.challengeId, provider: 'tpm', format: TEST_FORMAT, evidence: { binding }, want: ['bootstrap-token'] });
+    };
+    const r1 = await attest();
+    expect(r1.status).toBe(200);
+    const rel = ((await r1.json()) as { release: ReleaseObject }).release;
+    expect(rel.bootstrapToken).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    expect(rel.kubeconfig).toContain('server: https://api:6443');
+    const r2 = await attest();
+    expect(r2.status).toBe(409);
+    expect(((await r2.json()) as { code: string }).code).toBe('ISSUANCE_CONFLICT');
+    expect(r2.headers.get('retry-after')).toBe('600');
+    await expect(verifyAuditChain(records)).resolves.toMatchObject({ count: 1 });
+  });
+
+  it.todo('sealed release through the app: needs createBroker to pass `nonce` and `binding` (b64url) in the ReleaseRequest');
+});
