@@ -1,0 +1,259 @@
+/**
+ * The join client against a real HTTPS broker peer (test-broker.ts: real TLS from openssl,
+ * binding recomputed by hand, quotes checked by tpm2_checkquote, credentials made by
+ * tpm2_makecredential) and a real TPM (swtpm with an EK certificate from a test CA).
+ * Time is virtual (injected clock): retries and deadlines are exercised without waiting.
+ */
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as pjoin } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AttestError } from '../../providers/common/errors.js';
+import { JoinCodes } from '../../deploy/node/client/codes.js';
+import { join, type JoinOptions } from '../../deploy/node/client/join.node.js';
+import { createToolRunner } from '../../deploy/node/client/tpm.node.js';
+import type { Clock } from '../../deploy/node/client/retry.js';
+import { HAVE_SWTPM, startSwtpm, type Swtpm } from './swtpm.js';
+import { makeTls, startTestBroker, type TestBroker, type TestBrokerOptions, type TlsMaterial } from './test-broker.js';
+
+function virtualClock(onSleep?: (ms: number) => void | Promise<void>): Clock & { sleeps: number[] } {
+  let t = Date.now();
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => t,
+    sleep: async (ms) => {
+      t += ms;
+      sleeps.push(ms);
+      await onSleep?.(ms);
+    },
+    random: () => 0.5,
+  };
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<AttestError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(AttestError);
+  expect((e as AttestError).code).toBe(code);
+  return e as AttestError;
+}
+
+const d = HAVE_SWTPM ? describe : describe.skip;
+
+d('attest-broker join (swtpm + HTTPS test broker)', () => {
+  let tpm: Swtpm;
+  let tls: TlsMaterial;
+  let out: string;
+  const brokers: TestBroker[] = [];
+
+  beforeAll(async () => {
+    tpm = await startSwtpm({ ekCert: true });
+    tls = makeTls('join');
+  });
+  afterAll(async () => {
+    await Promise.all(brokers.map((b) => b.close()));
+    await tpm?.stop();
+    if (tls) rmSync(tls.dir, { recursive: true, force: true });
+  });
+
+  const broker = async (o: Partial<TestBrokerOptions> = {}): Promise<TestBroker> => {
+    const b = await startTestBroker({ tls, toolsEnv: tpm.env, ...o });
+    brokers.push(b);
+    return b;
+  };
+
+  const opts = (b: TestBroker, o: Partial<JoinOptions> = {}): JoinOptions => {
+    out = mkdtempSync(pjoin(tmpdir(), 'join-out-'));
+    return {
+      broker: b.url,
+      caPin: tls.pin,
+      cluster: 'test-cluster',
+      platform: 'generic',
+      out: pjoin(out, 'kubelet', 'bootstrap-kubeconfig'),
+      deadlineMs: 300_000,
+      clock: virtualClock(),
+      tools: createToolRunner(tpm.env),
+      eventLogPath: '/nonexistent/binary_bios_measurements',
+      log: () => undefined,
+      ...o,
+    };
+  };
+
+  it('joins: binding checked, quote verified by tpm2_checkquote, JWE opened, kubeconfig 0600 written atomically', async () => {
+    const b = await broker();
+    const o = opts(b);
+    const r = await join(o);
+    expect(r.nodeName).toBe('node-test-1');
+    const st = statSync(o.out);
+    expect(st.mode & 0o777).toBe(0o600);
+    const kc = readFileSync(o.out, 'utf8');
+    expect(kc).toContain(b.issuedTokens[0]!);
+    // No temporary files left beside it.
+    expect(readdirSync(pjoin(out, 'kubelet'))).toEqual(['bootstrap-kubeconfig']);
+    // The broker saw the tpm format with an EK certificate issued by the test CA.
+    expect(b.last?.format).toBe('tpm');
+    expect(b.last?.evidence.ek_certificate).toBeTypeOf('string');
+    expect(Object.keys((b.last?.evidence.pcrs as Record<string, Record<string, string>>).sha256 ?? {})).toHaveLength(24);
+    expect(b.counters).toEqual({ challenge: 1, attest: 1, activate: 0 });
+  });
+
+  it('sends the event log when present', async () => {
+    const b = await broker();
+    const dir = mkdtempSync(pjoin(tmpdir(), 'evlog-'));
+    const log = new Uint8Array([1, 2, 3, 4, 5]);
+    writeFileSync(pjoin(dir, 'log.bin'), log);
+    await join(opts(b, { eventLogPath: pjoin(dir, 'log.bin') }));
+    expect(b.last?.evidence.event_log).toBe(Buffer.from(log).toString('base64url'));
+  });
+
+  it('completes credential activation (tpm2_makecredential → tpm2_activatecredential)', async () => {
+    const b = await broker({ requireActivation: true });
+    const o = opts(b);
+    await join(o);
+    expect(b.counters).toEqual({ challenge: 1, attest: 1, activate: 1 });
+    expect(readFileSync(o.out, 'utf8')).toContain(b.issuedTokens[0]!);
+  });
+
+  it('writes the disk key (raw bytes, 0600) and its wrapped form, and sends the wrapped form next time', async () => {
+    const b = await broker({ diskKey: true });
+    const o = opts(b);
+    const keyPath = pjoin(out, 'disk.key');
+    await join({ ...o, diskKeyOut: keyPath });
+    expect(statSync(keyPath).mode & 0o777).toBe(0o600);
+    expect(readFileSync(keyPath)).toHaveLength(32);
+    expect(readFileSync(`${keyPath}.wrapped`, 'utf8')).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+
+  it('fails with JOIN_DISK_KEY_MISSING and writes nothing when the release has no disk key', async () => {
+    const b = await broker();
+    const o = opts(b);
+    await expectCode(join({ ...o, diskKeyOut: pjoin(out, 'disk.key') }), JoinCodes.DISK_KEY_MISSING);
+    expect(() => statSync(o.out)).toThrow();
+  });
+
+  it('refuses a wrong pin with JOIN_TLS_PIN_MISMATCH before sending anything', async () => {
+    const b = await broker();
+    await expectCode(join(opts(b, { caPin: `sha256:${'0'.repeat(64)}` })), JoinCodes.TLS_PIN_MISMATCH);
+    expect(b.counters.challenge).toBe(0);
+  });
+
+  it('refuses a chain that shows the pinned CA after a leaf it did not sign', async () => {
+    const evil = makeTls('evil');
+    // The attacker serves the real (public) CA certificate after its own leaf: the served chain
+    // does not link to the pinned CA, so no anchor is found and nothing is sent.
+    const b = await broker({ chainPem: evil.leafPem + tls.caPem, keyPem: evil.leafKeyPem });
+    await expectCode(join(opts(b)), JoinCodes.TLS_PIN_MISMATCH);
+    expect(b.counters.challenge).toBe(0);
+    rmSync(evil.dir, { recursive: true, force: true });
+  });
+
+  it('verifies the name even with the pinned CA: a leaf for another host fails (JOIN_TLS_VERIFY_FAILED)', async () => {
+    // Same CA (so the pin is found), but the leaf names another host.
+    const other = makeTls('other', 'DNS:other.example');
+    const b = await startTestBroker({ tls: other, toolsEnv: tpm.env });
+    brokers.push(b);
+    await expectCode(join(opts(b, { caPin: other.pin })), JoinCodes.TLS_VERIFY_FAILED);
+    expect(b.counters.challenge).toBe(0);
+    rmSync(other.dir, { recursive: true, force: true });
+  });
+
+  it('rejects malformed pins and plain http as usage errors', async () => {
+    const b = await broker();
+    await expectCode(join(opts(b, { caPin: 'sha1:abcd' })), JoinCodes.USAGE);
+    await expectCode(join(opts(b, { broker: b.url.replace('https:', 'http:') })), JoinCodes.USAGE);
+  });
+
+  it('retries the challenge on 503/429 honouring Retry-After', async () => {
+    const b = await broker();
+    b.faults.push({ kind: 'status', path: '/v1/challenge', status: 503, code: 'STORE_UNAVAILABLE' });
+    b.faults.push({ kind: 'status', path: '/v1/challenge', status: 429, code: 'RATE_LIMITED', retryAfter: '7' });
+    const clock = virtualClock();
+    await join(opts(b, { clock }));
+    expect(b.faults).toHaveLength(0); // both faults were served
+    expect(b.counters.challenge).toBe(1); // then one real challenge
+    expect(clock.sleeps).toHaveLength(2);
+    expect(clock.sleeps[1]).toBeGreaterThanOrEqual(7000);
+  });
+
+  it('resends the same attest request after 429 (challenge not consumed)', async () => {
+    const b = await broker();
+    b.faults.push({ kind: 'status', path: '/v1/attest', status: 429, code: 'RATE_LIMITED', retryAfter: '1' });
+    await join(opts(b));
+    expect(b.counters).toMatchObject({ challenge: 1, attest: 1 });
+  });
+
+  it('starts over with a new challenge after a 5xx from attest, and after CHALLENGE_* 410', async () => {
+    const b = await broker();
+    b.faults.push({ kind: 'status', path: '/v1/attest', status: 500, code: 'INTERNAL' });
+    b.faults.push({ kind: 'status', path: '/v1/attest', status: 410, code: 'CHALLENGE_EXPIRED' });
+    await join(opts(b));
+    expect(b.counters.challenge).toBe(3);
+  });
+
+  it('does not retry when the attest request was sent but no answer came (JOIN_OUTCOME_UNKNOWN)', async () => {
+    const b = await broker();
+    b.faults.push({ kind: 'drop-after-body', path: '/v1/attest' });
+    await expectCode(join(opts(b)), JoinCodes.OUTCOME_UNKNOWN);
+    expect(b.counters).toMatchObject({ challenge: 1, attest: 1 });
+  });
+
+  it('retries network errors before anything was sent (broker not up yet)', async () => {
+    // Reserve a port, start the broker on it only after the first failed attempt.
+    const late = await broker();
+    const url = late.url;
+    await late.close();
+    let started: TestBroker | undefined;
+    const clock = virtualClock(async () => {
+      if (!started) {
+        started = await startTestBroker({ tls, toolsEnv: tpm.env, port: Number(new URL(url).port) });
+        brokers.push(started);
+      }
+    });
+    await join(opts(late, { broker: url, clock }));
+    expect(clock.sleeps.length).toBeGreaterThanOrEqual(1);
+    expect(started?.counters.attest).toBe(1);
+  });
+
+  it('gives up at the deadline: JOIN_BROKER_FAILED while the broker keeps answering 503', async () => {
+    const b = await broker();
+    for (let i = 0; i < 100; i++) b.faults.push({ kind: 'status', path: '/v1/challenge', status: 503, code: 'STORE_UNAVAILABLE', retryAfter: '10' });
+    const clock = virtualClock();
+    const e = await expectCode(join(opts(b, { clock, deadlineMs: 60_000 })), JoinCodes.BROKER_FAILED);
+    expect(e.detail?.brokerCode).toBe('STORE_UNAVAILABLE');
+    // Every wait respected Retry-After, and the total stayed under the deadline.
+    expect(clock.sleeps.every((ms) => ms >= 10_000)).toBe(true);
+    expect(clock.sleeps.reduce((a, x) => a + x, 0)).toBeLessThan(60_000);
+  });
+
+  it('gives up at the deadline with JOIN_BROKER_UNREACHABLE when nothing listens', async () => {
+    const b = await broker();
+    const url = b.url;
+    await b.close();
+    await expectCode(join(opts(b, { broker: url, deadlineMs: 20_000 })), JoinCodes.BROKER_UNREACHABLE);
+  });
+
+  it('surfaces a policy refusal with the broker code, no retry, no file', async () => {
+    const b = await broker({ policyRefusal: 'POLICY_PCR_MISMATCH' });
+    const o = opts(b);
+    const e = await expectCode(join(o), JoinCodes.REJECTED);
+    expect(e.detail?.brokerCode).toBe('POLICY_PCR_MISMATCH');
+    expect(e.kind).toBe('policy');
+    expect(b.counters).toMatchObject({ challenge: 1, attest: 1 });
+    expect(() => statSync(o.out)).toThrow();
+  });
+
+  it('refuses an unsealed release after sending a key (downgrade) and a JWE sealed to another key', async () => {
+    await expectCode(join(opts(await broker({ forceUnsealed: true }))), JoinCodes.RELEASE_NOT_SEALED);
+    await expectCode(join(opts(await broker({ sealToWrongKey: true }))), JoinCodes.RELEASE_INVALID);
+  });
+
+  it('accepts an unsealed release only when it did not send a key (sealed: false)', async () => {
+    const b = await broker();
+    const o = opts(b, { sealed: false });
+    await join(o);
+    expect(readFileSync(o.out, 'utf8')).toContain(b.issuedTokens[0]!);
+  });
+});
