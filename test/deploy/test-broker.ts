@@ -35,7 +35,7 @@ export interface TlsMaterial {
 }
 
 function sh(cmd: string, cwd: string): string {
-  return execFileSync('sh', ['-c', cmd], { cwd, encoding: 'utf8' });
+  return execFileSync('sh', ['-c', cmd], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** A CA and a leaf signed by it, made with the openssl CLI. */
