@@ -1,0 +1,164 @@
+/**
+ * Pure pieces of the join client: durations, Retry-After, backoff bounds, the binding
+ * (RFC 7638 thumbprint cross-checked by hand), release checks, activation parsing, pins.
+ */
+import { createHash } from 'node:crypto';
+import { CompactEncrypt, generateKeyPair, importJWK } from 'jose';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { parseActivation } from '../../deploy/node/client/activation.js';
+import { computeBinding, createEphemeralKey } from '../../deploy/node/client/binding.js';
+import { JoinCodes, exitStatusFor, joinError } from '../../deploy/node/client/codes.js';
+import { parsePin } from '../../deploy/node/client/http.node.js';
+import { openRelease } from '../../deploy/node/client/release.js';
+import { backoffDelay, parseDuration, parseRetryAfter } from '../../deploy/node/client/retry.js';
+import { credentialFile } from '../../deploy/node/client/tpm.node.js';
+
+const codeOf = (f: () => unknown): string | undefined => {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+};
+const codeOfAsync = async (p: Promise<unknown>): Promise<string | undefined> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => (e as { code?: string }).code,
+  );
+
+describe('durations and Retry-After', () => {
+  it.each([
+    ['300s', 300_000],
+    ['5m', 300_000],
+    ['1m30s', 90_000],
+    ['1500ms', 1500],
+    ['2h', 7_200_000],
+    ['45', 45_000],
+  ])('parses %s', (s, ms) => expect(parseDuration(s)).toBe(ms));
+  it.each(['', 's', '5x', '-5s', '5s junk', '0s'])('rejects %j as JOIN_USAGE', (s) => expect(codeOf(() => parseDuration(s))).toBe(JoinCodes.USAGE));
+  it('reads delta-seconds and HTTP-dates, caps at an hour, ignores junk', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfter('7', now)).toBe(7000);
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfter('999999', now)).toBe(3_600_000);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+  it('backoff stays within [retryAfter, max(retryAfter, min(cap, base·2^n))]', () => {
+    fc.assert(
+      fc.property(fc.nat(100), fc.double({ min: 0, max: 0.999999, noNaN: true }), fc.nat(60_000), (n, r, ra) => {
+        const d = backoffDelay(n, { baseMs: 500, capMs: 15_000 }, r, ra);
+        expect(d).toBeGreaterThanOrEqual(ra);
+        expect(d).toBeLessThanOrEqual(Math.max(ra, Math.min(15_000, 500 * 2 ** n)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('binding (protocol §2)', () => {
+  it('is SHA-256(nonce ‖ RFC 7638 thumbprint), thumbprint checked against a hand-built canonical JWK', async () => {
+    const k = await createEphemeralKey();
+    const canon = `{"crv":"P-256","kty":"EC","x":"${k.publicJwk.x}","y":"${k.publicJwk.y}"}`;
+    expect(Buffer.from(k.thumbprint).equals(createHash('sha256').update(canon).digest())).toBe(true);
+    const nonce = new Uint8Array(32).fill(9);
+    const b = await computeBinding(nonce, k);
+    expect(Buffer.from(b).equals(createHash('sha256').update(Buffer.concat([nonce, k.thumbprint])).digest())).toBe(true);
+    expect(Buffer.from(await computeBinding(nonce)).equals(Buffer.from(nonce))).toBe(true);
+    expect((await codeOfAsync(computeBinding(new Uint8Array(31))))).toBe(JoinCodes.BAD_RESPONSE);
+  });
+  it('keeps the private key non-extractable', async () => {
+    const k = await createEphemeralKey();
+    expect(k.privateKey.extractable).toBe(false);
+    expect(Object.keys(k.publicJwk).sort()).toEqual(['crv', 'kty', 'x', 'y']);
+  });
+});
+
+describe('release', () => {
+  const base = {
+    nodeName: 'n1',
+    expiresAt: '2030-01-01T00:00:00Z',
+    bootstrapToken: 'abcdef.0123456789abcdef',
+    kubeconfig: 'users: [{user: {token: abcdef.0123456789abcdef}}]',
+    apiServer: 'https://k:6443',
+    caCertHashes: ['sha256:' + 'a'.repeat(64)],
+  };
+  const now = Date.parse('2029-01-01T00:00:00Z');
+  const seal = async (obj: unknown, pub: CryptoKey | Uint8Array, alg = 'ECDH-ES+A256KW', enc = 'A256GCM'): Promise<string> =>
+    new CompactEncrypt(new TextEncoder().encode(JSON.stringify(obj))).setProtectedHeader({ alg, enc }).encrypt(pub);
+
+  it('opens a JWE sealed to the ephemeral key', async () => {
+    const k = await createEphemeralKey();
+    const pub = await importJWK(k.publicJwk, 'ECDH-ES+A256KW');
+    const r = await openRelease(await seal(base, pub as CryptoKey), k.privateKey, now);
+    expect(r.nodeName).toBe('n1');
+  });
+
+  it.each([
+    ['another algorithm (ECDH-ES direct)', async (pub: CryptoKey) => seal(base, pub, 'ECDH-ES', 'A256GCM'), JoinCodes.RELEASE_INVALID],
+    ['another enc (A128GCM)', async (pub: CryptoKey) => seal(base, pub, 'ECDH-ES+A256KW', 'A128GCM'), JoinCodes.RELEASE_INVALID],
+    ['expired', async (pub: CryptoKey) => seal({ ...base, expiresAt: '2020-01-01T00:00:00Z' }, pub), JoinCodes.RELEASE_INVALID],
+    ['token not in kubeconfig', async (pub: CryptoKey) => seal({ ...base, kubeconfig: 'x' }, pub), JoinCodes.RELEASE_INVALID],
+    ['bad token shape', async (pub: CryptoKey) => seal({ ...base, bootstrapToken: 'ABC.def' }, pub), JoinCodes.RELEASE_INVALID],
+    ['missing caCertHashes', async (pub: CryptoKey) => seal({ ...base, caCertHashes: [] }, pub), JoinCodes.RELEASE_INVALID],
+    ['disk key not base64url', async (pub: CryptoKey) => seal({ ...base, diskKey: { key: '!!', wrapped: 'AA' } }, pub), JoinCodes.RELEASE_INVALID],
+  ])('refuses %s', async (_name, make, code) => {
+    const k = await createEphemeralKey();
+    const pub = (await importJWK(k.publicJwk, 'ECDH-ES+A256KW')) as CryptoKey;
+    expect(await codeOfAsync(openRelease(await make(pub), k.privateKey, now))).toBe(code);
+  });
+
+  it('refuses a JWE for another key, a flipped ciphertext byte, and unsealed-after-key', async () => {
+    const k = await createEphemeralKey();
+    const other = await generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256' });
+    const jweOther = await seal(base, other.publicKey);
+    expect(await codeOfAsync(openRelease(jweOther, k.privateKey, now))).toBe(JoinCodes.RELEASE_INVALID);
+    const pub = (await importJWK(k.publicJwk, 'ECDH-ES+A256KW')) as CryptoKey;
+    const parts = (await seal(base, pub)).split('.');
+    const ct = Buffer.from(parts[3]!, 'base64url');
+    ct[0] = ct[0]! ^ 1;
+    parts[3] = ct.toString('base64url');
+    expect(await codeOfAsync(openRelease(parts.join('.'), k.privateKey, now))).toBe(JoinCodes.RELEASE_INVALID);
+    expect(await codeOfAsync(openRelease(base, k.privateKey, now))).toBe(JoinCodes.RELEASE_NOT_SEALED);
+    expect(await codeOfAsync(openRelease(await seal(base, pub), undefined, now))).toBe(JoinCodes.RELEASE_INVALID);
+    expect((await openRelease(base, undefined, now)).nodeName).toBe('n1');
+  });
+});
+
+describe('activation and pins', () => {
+  const tpm2b = (n: number): string => {
+    const b = Buffer.alloc(2 + n, 7);
+    b.writeUInt16BE(n);
+    return b.toString('base64url');
+  };
+  it('accepts exactly one TPM2B per field and builds the tpm2-tools credential file', () => {
+    const a = parseActivation({ activation: { activationId: 'x', credentialBlob: tpm2b(68), encryptedSecret: tpm2b(256) } });
+    const f = credentialFile(a.credentialBlob, a.encryptedSecret);
+    expect(f.subarray(0, 8)).toEqual(new Uint8Array([0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1]));
+    expect(f.length).toBe(8 + 70 + 258);
+  });
+  it.each([
+    ['no member', {}],
+    ['no id', { activation: { credentialBlob: tpm2b(4), encryptedSecret: tpm2b(4) } }],
+    ['size lies (short)', { activation: { activationId: 'x', credentialBlob: Buffer.from([0, 9, 1]).toString('base64url'), encryptedSecret: tpm2b(4) } }],
+    ['trailing bytes', { activation: { activationId: 'x', credentialBlob: tpm2b(4) + 'AA', encryptedSecret: tpm2b(4) } }],
+    ['not base64url', { activation: { activationId: 'x', credentialBlob: '+/==', encryptedSecret: tpm2b(4) } }],
+    ['too big', { activation: { activationId: 'x', credentialBlob: tpm2b(2000), encryptedSecret: tpm2b(4) } }],
+  ])('refuses %s with JOIN_ACTIVATION_INVALID', (_n, p) => {
+    expect(codeOf(() => parseActivation(p as Record<string, unknown>))).toBe(JoinCodes.ACTIVATION_INVALID);
+  });
+  it('parses pins strictly', () => {
+    expect(parsePin('sha256:' + 'AB'.repeat(32))).toHaveLength(32);
+    for (const bad of ['sha256:' + 'a'.repeat(63), 'sha384:' + 'a'.repeat(64), 'a'.repeat(64), 'sha256:' + 'g'.repeat(64)]) {
+      expect(codeOf(() => parsePin(bad))).toBe(JoinCodes.USAGE);
+    }
+  });
+  it('maps failures to exit statuses', () => {
+    expect(exitStatusFor(joinError(JoinCodes.USAGE, 'x', { kind: 'config' }))).toBe(2);
+    expect(exitStatusFor(joinError(JoinCodes.DEADLINE_EXCEEDED, 'x'))).toBe(3);
+    expect(exitStatusFor(joinError(JoinCodes.REJECTED, 'x'))).toBe(1);
+    expect(exitStatusFor(new Error('x'))).toBe(1);
+  });
+});
