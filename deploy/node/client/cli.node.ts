@@ -35,13 +35,17 @@ export function configureJoinCommand(cmd: Command): Command {
     .addOption(new Option('--platform <platform>', 'evidence source').choices(['auto', 'generic', 'azure', 'gcp', 'aws']).default('auto'))
     .option('--out <file>', 'where to write the bootstrap kubeconfig (mode 0600)', DEFAULT_KUBECONFIG)
     .option('--disk-key-out <file>', 'also ask for the disk key and write its raw bytes here (mode 0600)')
-    .option('--deadline <duration>', 'give up after this long (e.g. 300s, 5m)', (v: string) => {
-      try {
-        return parseDuration(v);
-      } catch (e) {
-        throw new InvalidArgumentError((e as Error).message);
-      }
-    }, 300_000)
+    .addOption(
+      new Option('--deadline <duration>', 'give up after this long (e.g. 300s, 5m)')
+        .argParser((v: string) => {
+          try {
+            return parseDuration(v);
+          } catch (e) {
+            throw new InvalidArgumentError((e as Error).message);
+          }
+        })
+        .default(300_000, '300s'),
+    )
     .option('--event-log <file>', 'TCG event log to send', undefined)
     .action(async (flags: Flags) => {
       try {
