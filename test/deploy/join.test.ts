@@ -235,6 +235,14 @@ d('attest-broker join (swtpm + HTTPS test broker)', () => {
     await expectCode(join(opts(b, { broker: url, deadlineMs: 20_000 })), JoinCodes.BROKER_UNREACHABLE);
   });
 
+  it('kills a hung TPM tool at the deadline (JOIN_DEADLINE_EXCEEDED, real time)', async () => {
+    const b = await broker();
+    const bin = mkdtempSync(pjoin(tmpdir(), 'hung-'));
+    writeFileSync(pjoin(bin, 'tpm2_createek'), '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+    const tools = createToolRunner({ ...tpm.env, PATH: `${bin}:${process.env.PATH ?? ''}` });
+    await expectCode(join(opts(b, { tools, deadlineMs: 1500 })), JoinCodes.DEADLINE_EXCEEDED);
+  });
+
   it('surfaces a policy refusal with the broker code, no retry, no file', async () => {
     const b = await broker({ policyRefusal: 'POLICY_PCR_MISMATCH' });
     const o = opts(b);

@@ -211,6 +211,10 @@ export function createPinnedTransport(o: PinnedTransportOptions): BrokerTranspor
             res.on('error', (e) => reject(new TransportError(`reading broker response failed: ${e.message}`, true, { cause: e })));
           },
         );
+        // `timeout` above bounds idle time; this bounds the whole exchange (a trickling peer).
+        const overall = setTimeout(() => req.destroy(new Error(`request exceeded ${timeoutMs} ms`)), timeoutMs);
+        overall.unref();
+        req.on('close', () => clearTimeout(overall));
         req.on('timeout', () => req.destroy(new Error(`request timed out after ${timeoutMs} ms`)));
         req.on('error', (e: NodeJS.ErrnoException) => {
           if (isTlsVerifyError(e)) {

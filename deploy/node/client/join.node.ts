@@ -30,7 +30,7 @@ import { writeFileAtomic } from './files.node.js';
 import { createPinnedTransport, parsePin, TransportError, type BrokerTransport, type HttpResponse } from './http.node.js';
 import { openRelease, type Release } from './release.js';
 import { backoffDelay, Deadline, DEFAULT_BACKOFF, parseRetryAfter, systemClock, type BackoffOptions, type Clock } from './retry.js';
-import { activateCredential, createToolRunner, credentialFile, openTpmSession, type ToolRunner } from './tpm.node.js';
+import { activateCredential, createToolRunner, credentialFile, openTpmSession, withSignal, type ToolRunner } from './tpm.node.js';
 
 export interface JoinOptions {
   broker: string;
@@ -126,7 +126,11 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   const platform: Platform = o.platform === 'auto' ? await detectPlatform(o.dmiDir) : o.platform;
   const provider = platform === 'generic' ? 'tpm' : platform;
   const transport = o.transport ?? createPinnedTransport({ brokerUrl, pin });
-  const tools = o.tools ?? createToolRunner();
+  // TPM tools are killed when the deadline passes (real time: a hung TPM must not outlive it).
+  const abort = new AbortController();
+  const abortTimer = setTimeout(() => abort.abort(), o.deadlineMs);
+  abortTimer.unref();
+  const tools = withSignal(o.tools ?? createToolRunner(), abort.signal);
   const sealed = o.sealed ?? true;
   let attempt = 0;
   let lastFailure: unknown;
@@ -217,6 +221,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       }
     }
   } finally {
+    clearTimeout(abortTimer);
     transport.close();
   }
 

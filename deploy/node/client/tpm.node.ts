@@ -27,7 +27,22 @@ export type PcrBank = 'sha1' | 'sha256' | 'sha384';
 
 export interface ToolRunner {
   /** Runs a tool by name; resolves stdout, rejects JOIN_TPM_TOOL_FAILED. */
-  run(tool: string, args: readonly string[], opts?: { timeoutMs?: number }): Promise<Uint8Array>;
+  run(tool: string, args: readonly string[], opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Uint8Array>;
+}
+
+/** Binds every run of `inner` to `signal` (the join deadline): an aborted run kills the tool. */
+export function withSignal(inner: ToolRunner, signal: AbortSignal): ToolRunner {
+  return {
+    async run(tool, args, opts = {}) {
+      if (signal.aborted) throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded before ${tool}`, { kind: 'unavailable' });
+      try {
+        return await inner.run(tool, args, { ...opts, signal });
+      } catch (e) {
+        if (signal.aborted) throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded while ${tool} ran`, { kind: 'unavailable', cause: e });
+        throw e;
+      }
+    },
+  };
 }
 
 export function createToolRunner(env: NodeJS.ProcessEnv = process.env, defaultTimeoutMs = 60_000): ToolRunner {
@@ -37,7 +52,7 @@ export function createToolRunner(env: NodeJS.ProcessEnv = process.env, defaultTi
         execFile(
           tool,
           args as string[],
-          { env, timeout: opts.timeoutMs ?? defaultTimeoutMs, encoding: 'buffer', maxBuffer: 16 << 20 },
+          { env, timeout: opts.timeoutMs ?? defaultTimeoutMs, encoding: 'buffer', maxBuffer: 16 << 20, ...(opts.signal ? { signal: opts.signal } : {}) },
           (err, stdout, stderr) => {
             if (err) {
               const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${tool} is not installed (install tpm2-tools)` : String(stderr).trim().split('\n').slice(-2).join(' ');
