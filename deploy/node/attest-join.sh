@@ -37,6 +37,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=${2:-}; shift 2 ;;
     --deadline) DEADLINE=${2:-}; shift 2 ;;
     --event-log) EVENT_LOG=${2:-}; shift 2 ;;
+    --no-event-log) EVENT_LOG=""; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
@@ -150,7 +151,7 @@ until discover_ca; do
 done
 
 # --- one attempt: challenge → evidence → attest (→ activation) -------------------------------
-attempt() {
+get_challenge() { # sets CH_ID and BINDING
   printf '{"provider":"tpm","cluster":"%s"}' "$CLUSTER" > "$WORK/ch.json"
   while :; do
     post /v1/challenge "$WORK/ch.json"
@@ -168,32 +169,38 @@ attempt() {
   [ "$(wc -c < "$WORK/nonce.bin" | tr -d ' ')" = 32 ] || die 1 "JOIN_BAD_RESPONSE: nonce is not 32 bytes"
   # Unsealed mode: binding = nonce (protocol §2).
   BINDING=$(hex_file "$WORK/nonce.bin")
+}
 
+make_keys() { # EK (RSA, matches the EK certificate at NV 0x01c00002) and a fresh AK under it
   tpm2_createek -c "$WORK/ek.ctx" -G rsa -u "$WORK/ek.pub" -f tss >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createek"
   tpm2_flushcontext -t >/dev/null 2>&1 || :
   tpm2_createak -C "$WORK/ek.ctx" -c "$WORK/ak.ctx" -G ecc -g sha256 -s ecdsa -u "$WORK/ak.pub" -n "$WORK/ak.name" -r "$WORK/ak.priv" -f tss >/dev/null \
     || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createak"
   tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
+}
+
+build_attest() { # $1 = extra evidence members (e.g. the activation answer), written to attest.json
   tpm2_quote -c "$WORK/ak.ctx" -l sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23 -q "$BINDING" -g sha256 \
     -m "$WORK/q.msg" -s "$WORK/q.sig" -o "$WORK/q.pcrs" -F values >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_quote"
   tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
   PCRS=$(hex_file "$WORK/q.pcrs" | awk '{ for (i = 0; i < 24; i++) printf "%s\"%d\":\"%s\"", (i ? "," : ""), i, substr($0, i * 64 + 1, 64) }')
-
   {
     printf '{"challengeId":"%s","provider":"tpm","format":"tpm","want":["bootstrap-token"],"evidence":{' "$CH_ID"
     printf '"ak_public":"%s","ek_public":"%s",' "$(b64url_file "$WORK/ak.pub")" "$(b64url_file "$WORK/ek.pub")"
     printf '"quote":{"message":"%s","signature":"%s"},' "$(b64url_file "$WORK/q.msg")" "$(b64url_file "$WORK/q.sig")"
     printf '"pcrs":{"sha256":{%s}}' "$PCRS"
-    if [ -r "$EVENT_LOG" ]; then cat "$EVENT_LOG" > "$WORK/evlog" && printf ',"event_log":"%s"' "$(b64url_file "$WORK/evlog")"; fi
+    if [ -n "$EVENT_LOG" ] && [ -r "$EVENT_LOG" ]; then cat "$EVENT_LOG" > "$WORK/evlog" && printf ',"event_log":"%s"' "$(b64url_file "$WORK/evlog")"; fi
     if size=$(tpm2_nvreadpublic 0x01c00002 2>/dev/null | sed -n 's/^ *size: *\([0-9]*\)$/\1/p') && [ -n "$size" ] \
       && tpm2_nvread 0x01c00002 -C o -s "$size" -o "$WORK/ekcert.nv" >/dev/null 2>&1; then
       # Trim NV padding to the DER length.
       openssl x509 -inform der -in "$WORK/ekcert.nv" -outform der -out "$WORK/ekcert.der" 2>/dev/null \
         && printf ',"ek_certificate":"%s"' "$(b64url_file "$WORK/ekcert.der")"
     fi
-    printf '}}'
+    printf '%s}}' "$1"
   } > "$WORK/attest.json"
+}
 
+send_attest() {
   while :; do
     post /v1/attest "$WORK/attest.json"
     if [ "$CURL_RC" -ne 0 ]; then
@@ -203,25 +210,33 @@ attempt() {
       die 1 "JOIN_OUTCOME_UNKNOWN: attest request sent but no answer (curl $CURL_RC)"
     fi
     [ "$HTTP_STATUS" = 429 ] && { backoff "$(retry_after)" "attest: HTTP 429"; continue; }
-    break
+    return 0
   done
+}
 
-  if [ "$HTTP_STATUS" = 401 ] && [ "$(problem_code)" = ACTIVATION_REQUIRED ]; then
+attempt() {
+  get_challenge
+  make_keys
+  build_attest ""
+  send_attest
+
+  if [ "$(problem_code)" = ACTIVATION_REQUIRED ]; then
+    # docs/tpm.md: activate, then a NEW challenge and a new quote by the same AK, with the
+    # recovered secret in evidence.activation.
     log "the broker asked for credential activation"
-    ACT_ID=$(json_str "$WORK/resp" activationId) || die 1 "JOIN_ACTIVATION_INVALID: no activationId"
-    printf '%s' "$ACT_ID" | grep -Eq '^[A-Za-z0-9_.:-]{1,256}$' || die 1 "JOIN_ACTIVATION_INVALID: odd activationId"
-    b64url_decode_to "$(json_str "$WORK/resp" credentialBlob)" "$WORK/idobj" || die 1 "JOIN_ACTIVATION_INVALID: credentialBlob"
-    b64url_decode_to "$(json_str "$WORK/resp" encryptedSecret)" "$WORK/encsec" || die 1 "JOIN_ACTIVATION_INVALID: encryptedSecret"
+    ACT_ID=$(json_str "$WORK/resp" id) || die 1 "JOIN_ACTIVATION_INVALID: no activation id"
+    printf '%s' "$ACT_ID" | grep -Eq '^[A-Za-z0-9_-]{8,128}$' || die 1 "JOIN_ACTIVATION_INVALID: odd activation id"
+    b64url_decode_to "$(json_str "$WORK/resp" credential)" "$WORK/cred.blob" || die 1 "JOIN_ACTIVATION_INVALID: credential"
     # tpm2-tools credential file: magic 0xBADCC0DE, version 1, TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET.
-    { printf '\272\334\300\336\000\000\000\001'; cat "$WORK/idobj" "$WORK/encsec"; } > "$WORK/cred.blob"
+    [ "$(od -An -N8 -tx1 "$WORK/cred.blob" | tr -d ' \n')" = badcc0de00000001 ] || die 1 "JOIN_ACTIVATION_INVALID: not a tpm2-tools credential file"
     tpm2_startauthsession --policy-session -S "$WORK/session.ctx" >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_startauthsession"
     tpm2_policysecret -S "$WORK/session.ctx" -c e >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_policysecret"
     tpm2_activatecredential -c "$WORK/ak.ctx" -C "$WORK/ek.ctx" -i "$WORK/cred.blob" -o "$WORK/cred.out" -P "session:$WORK/session.ctx" >/dev/null \
       || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_activatecredential"
     tpm2_flushcontext "$WORK/session.ctx" >/dev/null 2>&1 || :; tpm2_flushcontext -t >/dev/null 2>&1 || :
-    printf '{"activationId":"%s","secret":"%s"}' "$ACT_ID" "$(b64url_file "$WORK/cred.out")" > "$WORK/activate.json"
-    post /v1/attest/activate "$WORK/activate.json"
-    [ "$CURL_RC" -eq 0 ] || die 1 "JOIN_OUTCOME_UNKNOWN: activation sent but no answer (curl $CURL_RC)"
+    get_challenge
+    build_attest ",\"activation\":{\"id\":\"$ACT_ID\",\"secret\":\"$(b64url_file "$WORK/cred.out")\"}"
+    send_attest
   fi
 
   case $HTTP_STATUS in

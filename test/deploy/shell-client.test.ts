@@ -66,7 +66,7 @@ const HAVE_SHELLCHECK = (() => {
     expect(statSync(r.out).mode & 0o777).toBe(0o600);
     expect(readFileSync(r.out, 'utf8')).toContain(b.issuedTokens[0]!);
     expect(readFileSync(r.out, 'utf8')).toContain('current-context: c\n'); // JSON escapes decoded
-    expect(b.counters).toEqual({ challenge: 1, attest: 1, activate: 1 });
+    expect(b.counters).toEqual({ challenge: 2, attest: 2, activate: 1 });
     // The test broker verified the quote (tpm2_checkquote) and the EK certificate.
     expect(b.last?.evidence.ek_certificate).toBeTypeOf('string');
   });

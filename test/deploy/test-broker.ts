@@ -1,6 +1,7 @@
 /**
  * A small broker for the join-client tests: a real HTTPS server speaking protocol v1
- * (shared/design/protocol.md §1–§3 and the activation step of deploy/node/client/activation.ts),
+ * (shared/design/protocol.md §1–§3, and two-step credential activation as the broker's `tpm`
+ * provider does it: docs/tpm.md on the tpm-core branch),
  * with real crypto at every step it checks, and knobs to inject the failures the client must
  * survive (or refuse). It is a wire peer, not the product's broker.
  *
@@ -11,7 +12,9 @@
  * - `tpm` evidence: TPMS_ATTEST magic/type and extraData == binding, and the quote signature
  *   verified by `tpm2_checkquote` (tpm2-tools, the reference implementation);
  * - the EK certificate's public key equals the EK public area's (RSA modulus);
- * - credential activation with `tpm2_makecredential -T none` (software, as a broker would);
+ * - credential activation with `tpm2_makecredential -T none` (software, as a broker would):
+ *   403 ACTIVATION_REQUIRED, then a second attest on a new challenge carrying
+ *   `evidence.activation = {id, secret}`, matched to the same AK Name, single use;
  * - the release is sealed with jose CompactEncrypt (ECDH-ES+A256KW / A256GCM) to the key.
  * TLS material comes from the `openssl` CLI: a CA and a leaf for 127.0.0.1/localhost.
  */
@@ -136,7 +139,7 @@ function extraDataOf(msg: Buffer): Buffer {
 export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker> {
   const work = mkdtempSync(join(tmpdir(), 'join-broker-'));
   const challenges = new Map<string, { nonce: Buffer; expires: number }>();
-  const activations = new Map<string, { secret: Buffer; jwk?: Record<string, string>; challengeId: string }>();
+  const activations = new Map<string, { secret: Buffer; akName: Buffer }>();
   const counters: Counters = { challenge: 0, attest: 0, activate: 0 };
   const faults: Fault[] = [];
   const issuedTokens: string[] = [];
@@ -240,34 +243,45 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
           const n = ekPub.subarray(ekPub.length - certN.length);
           if (!n.equals(certN)) return problem(res, 403, 'EK_CERT_MISMATCH');
         }
+        // AK Name = nameAlg ‖ SHA-256(TPMT_PUBLIC) (TPM 2.0 Part 1 §16).
+        const akPub = Buffer.from(String(ev.ak_public), 'base64url').subarray(2);
+        const akName = Buffer.concat([akPub.subarray(2, 4), createHash('sha256').update(akPub).digest()]);
+        const act = ev.activation as { id?: string; secret?: string } | undefined;
+        if (o.requireActivation && act) {
+          // Second step (docs/tpm.md): a fresh challenge, same AK, the recovered secret.
+          counters.activate++;
+          const pending = activations.get(String(act.id));
+          activations.delete(String(act.id)); // single use
+          rmSync(d, { recursive: true, force: true });
+          if (!pending || !pending.akName.equals(akName) || !Buffer.from(String(act.secret), 'base64url').equals(pending.secret)) {
+            return problem(res, 403, 'ACTIVATION_FAILED');
+          }
+          return release(res, jwk);
+        }
         if (o.requireActivation) {
-          // Name = nameAlg ‖ SHA-256(TPMT_PUBLIC) (TPM 2.0 Part 1 §16).
-          const akPub = Buffer.from(String(ev.ak_public), 'base64url').subarray(2);
-          const name = Buffer.concat([akPub.subarray(2, 4), createHash('sha256').update(akPub).digest()]);
           writeFileSync(join(d, 'ek.pub'), Buffer.from(String(ev.ek_public), 'base64url'));
           const secret = randomBytes(32);
           writeFileSync(join(d, 'secret'), secret);
-          tool('tpm2_makecredential', ['-T', 'none', '-u', join(d, 'ek.pub'), '-s', join(d, 'secret'), '-n', name.toString('hex'), '-o', join(d, 'cred')]);
+          tool('tpm2_makecredential', ['-T', 'none', '-u', join(d, 'ek.pub'), '-s', join(d, 'secret'), '-n', akName.toString('hex'), '-o', join(d, 'cred')]);
           const blob = readFileSync(join(d, 'cred'));
           const idLen = blob.readUInt16BE(8);
-          const idObject = blob.subarray(8, 10 + idLen);
-          const encSecret = blob.subarray(10 + idLen);
-          const activationId = randomBytes(12).toString('hex');
-          activations.set(activationId, { secret, ...(jwk ? { jwk } : {}), challengeId: String(j.challengeId) });
+          const id = randomBytes(12).toString('hex');
+          activations.set(id, { secret, akName });
           rmSync(d, { recursive: true, force: true });
-          return problem(res, 401, 'ACTIVATION_REQUIRED', { activation: { activationId, credentialBlob: b64u(idObject), encryptedSecret: b64u(encSecret) } });
+          // 403 problem with the activation extension member, as the broker's tpm provider.
+          return problem(res, 403, 'ACTIVATION_REQUIRED', {
+            activation: {
+              id,
+              credential: b64u(blob),
+              credentialBlob: b64u(blob.subarray(8, 10 + idLen)),
+              encryptedSecret: b64u(blob.subarray(10 + idLen)),
+              expiresInSeconds: 120,
+            },
+          });
         }
         rmSync(d, { recursive: true, force: true });
       }
       return release(res, jwk);
-    }
-    if (path === '/v1/attest/activate') {
-      counters.activate++;
-      const a = activations.get(String(j.activationId));
-      if (!a) return problem(res, 410, 'ACTIVATION_UNKNOWN');
-      activations.delete(String(j.activationId));
-      if (!Buffer.from(String(j.secret), 'base64url').equals(a.secret)) return problem(res, 403, 'ACTIVATION_FAILED');
-      return release(res, a.jwk);
     }
     return problem(res, 404, 'NOT_FOUND');
   };

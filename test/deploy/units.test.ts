@@ -6,13 +6,12 @@ import { createHash } from 'node:crypto';
 import { CompactEncrypt, generateKeyPair, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseActivation } from '../../deploy/node/client/activation.js';
+import { credentialFile, parseActivation } from '../../deploy/node/client/activation.js';
 import { computeBinding, createEphemeralKey } from '../../deploy/node/client/binding.js';
 import { JoinCodes, exitStatusFor, joinError } from '../../deploy/node/client/codes.js';
 import { parsePin } from '../../deploy/node/client/http.node.js';
 import { openRelease } from '../../deploy/node/client/release.js';
 import { backoffDelay, parseDuration, parseRetryAfter } from '../../deploy/node/client/retry.js';
-import { credentialFile } from '../../deploy/node/client/tpm.node.js';
 
 const codeOf = (f: () => unknown): string | undefined => {
   try {
@@ -128,26 +127,39 @@ describe('release', () => {
 });
 
 describe('activation and pins', () => {
-  const tpm2b = (n: number): string => {
+  const tpm2b = (n: number): Buffer => {
     const b = Buffer.alloc(2 + n, 7);
     b.writeUInt16BE(n);
-    return b.toString('base64url');
+    return b;
   };
-  it('accepts exactly one TPM2B per field and builds the tpm2-tools credential file', () => {
-    const a = parseActivation({ activation: { activationId: 'x', credentialBlob: tpm2b(68), encryptedSecret: tpm2b(256) } });
-    const f = credentialFile(a.credentialBlob, a.encryptedSecret);
-    expect(f.subarray(0, 8)).toEqual(new Uint8Array([0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1]));
-    expect(f.length).toBe(8 + 70 + 258);
+  const file = (id = tpm2b(68), sec = tpm2b(256), hdr = Buffer.from([0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1])): string => Buffer.concat([hdr, id, sec]).toString('base64url');
+  const ID = 'a1b2c3d4e5f6a7b8';
+  it('takes the tpm2-tools credential file, or builds it from the two TPM2Bs', () => {
+    const a = parseActivation({ activation: { id: ID, credential: file(), expiresInSeconds: 120 } });
+    expect(Buffer.from(a.credentialFile).toString('base64url')).toBe(file());
+    const b = parseActivation({ activation: { id: ID, credentialBlob: tpm2b(68).toString('base64url'), encryptedSecret: tpm2b(256).toString('base64url') } });
+    expect(Buffer.from(b.credentialFile).equals(Buffer.from(credentialFile(tpm2b(68), tpm2b(256))))).toBe(true);
+    expect(Buffer.from(b.credentialFile).toString('base64url')).toBe(file());
   });
   it.each([
     ['no member', {}],
-    ['no id', { activation: { credentialBlob: tpm2b(4), encryptedSecret: tpm2b(4) } }],
-    ['size lies (short)', { activation: { activationId: 'x', credentialBlob: Buffer.from([0, 9, 1]).toString('base64url'), encryptedSecret: tpm2b(4) } }],
-    ['trailing bytes', { activation: { activationId: 'x', credentialBlob: tpm2b(4) + 'AA', encryptedSecret: tpm2b(4) } }],
-    ['not base64url', { activation: { activationId: 'x', credentialBlob: '+/==', encryptedSecret: tpm2b(4) } }],
-    ['too big', { activation: { activationId: 'x', credentialBlob: tpm2b(2000), encryptedSecret: tpm2b(4) } }],
+    ['no id', { activation: { credential: file() } }],
+    ['short id', { activation: { id: 'x', credential: file() } }],
+    ['bad magic', { activation: { id: ID, credential: file(undefined, undefined, Buffer.from([0xba, 0xdc, 0xc0, 0xdf, 0, 0, 0, 1])) } }],
+    ['bad version', { activation: { id: ID, credential: file(undefined, undefined, Buffer.from([0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 2])) } }],
+    ['size lies', { activation: { id: ID, credential: file(Buffer.from([0, 90, 1])) } }],
+    ['trailing bytes', { activation: { id: ID, credential: file() + 'AA' } }],
+    ['missing secret TPM2B', { activation: { id: ID, credential: Buffer.concat([Buffer.from([0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1]), tpm2b(4)]).toString('base64url') } }],
+    ['not base64url', { activation: { id: ID, credential: '+/==' } }],
+    ['too big', { activation: { id: ID, credentialBlob: tpm2b(2000).toString('base64url'), encryptedSecret: tpm2b(4).toString('base64url') } }],
   ])('refuses %s with JOIN_ACTIVATION_INVALID', (_n, p) => {
     expect(codeOf(() => parseActivation(p as Record<string, unknown>))).toBe(JoinCodes.ACTIVATION_INVALID);
+  });
+  it('truncation sweep: every prefix of the credential file is refused', () => {
+    const full = Buffer.from(file(), 'base64url');
+    for (let n = 0; n < full.length; n++) {
+      expect(codeOf(() => parseActivation({ activation: { id: ID, credential: full.subarray(0, n).toString('base64url') } }))).toBe(JoinCodes.ACTIVATION_INVALID);
+    }
   });
   it('parses pins strictly', () => {
     expect(parsePin('sha256:' + 'AB'.repeat(32))).toHaveLength(32);

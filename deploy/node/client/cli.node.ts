@@ -22,7 +22,7 @@ interface Flags {
   out: string;
   diskKeyOut?: string;
   deadline: number;
-  eventLog?: string;
+  eventLog?: string | false;
 }
 
 /** Adds the join options and action to `cmd` (a subcommand, or a standalone program). */
@@ -46,7 +46,8 @@ export function configureJoinCommand(cmd: Command): Command {
         })
         .default(300_000, '300s'),
     )
-    .option('--event-log <file>', 'TCG event log to send', undefined)
+    .option('--event-log <file>', 'TCG event log to send (default: /sys/kernel/security/tpm0/binary_bios_measurements when present)')
+    .option('--no-event-log', 'send no event log')
     .action(async (flags: Flags) => {
       try {
         const r = await join({
@@ -57,7 +58,7 @@ export function configureJoinCommand(cmd: Command): Command {
           out: flags.out,
           deadlineMs: flags.deadline,
           ...(flags.diskKeyOut ? { diskKeyOut: flags.diskKeyOut } : {}),
-          ...(flags.eventLog ? { eventLogPath: flags.eventLog } : {}),
+          ...(flags.eventLog === false ? { eventLogPath: '' } : flags.eventLog ? { eventLogPath: flags.eventLog } : {}),
         });
         process.stdout.write(JSON.stringify({ ok: true, ...r }) + '\n');
       } catch (e) {

@@ -43,7 +43,7 @@ export interface GatherOptions {
   binding: Uint8Array;
   /** Injected network, used only for Azure's IMDS. */
   fetch: typeof fetch;
-  /** TCG binary event log (securityfs). */
+  /** TCG binary event log (securityfs); empty = send none. */
   eventLogPath: string;
   /** Azure IMDS base (tests point it at a local server). */
   imdsBase: string;
@@ -66,6 +66,7 @@ export const DEFAULT_IMDS = 'http://169.254.169.254';
 const MAX_EVENT_LOG = 512 << 10;
 
 async function readEventLog(o: GatherOptions): Promise<Uint8Array | undefined> {
+  if (!o.eventLogPath) return undefined; // --no-event-log
   try {
     const b = new Uint8Array(await readFile(o.eventLogPath));
     if (b.length > MAX_EVENT_LOG) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `event log ${o.eventLogPath} is ${b.length} bytes, over ${MAX_EVENT_LOG}`);
@@ -85,10 +86,16 @@ function pcrsHex(m: ReadonlyMap<number, Uint8Array>): Record<string, string> {
   return out;
 }
 
-/** Generic TPM 2.0 (`tpm` format): EK + fresh AK + quote; activation possible. */
-export async function gatherTpm(o: GatherOptions): Promise<Gathered> {
+/**
+ * Generic TPM 2.0 (`tpm` format): EK + fresh AK + quote; activation possible. With
+ * `reuseKeys` (the second step of credential activation) the EK and AK already in the session
+ * are kept and only a new quote is made — the broker sealed its credential to this AK's Name.
+ */
+export async function gatherTpm(o: GatherOptions, reuseKeys = false): Promise<Gathered> {
   const s = o.session;
-  const { ekPublic, akPublic } = await createEkAndAk(s, { ekAlg: 'rsa', akAlg: 'ecc' });
+  const { ekPublic, akPublic } = reuseKeys && (await s.exists('ak.ctx'))
+    ? { ekPublic: await s.read('ek.pub'), akPublic: await s.read('ak.pub') }
+    : await createEkAndAk(s, { ekAlg: 'rsa', akAlg: 'ecc' });
   const q = await quote(s, s.file('ak.ctx'), 'sha256', o.binding, ALL_PCRS);
   const evidence: Record<string, unknown> = {
     ak_public: toBase64Url(akPublic),

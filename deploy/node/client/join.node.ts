@@ -4,7 +4,8 @@
  * `attest-broker join`: the node side of protocol v1, start to finish.
  *
  *   POST /v1/challenge → nonce; ephemeral P-256 key K; binding = SHA-256(nonce ‖ thumb(K));
- *   evidence with the binding; POST /v1/attest (+ credential activation when asked);
+ *   evidence with the binding; POST /v1/attest (+ credential activation when asked: activate,
+ *   new challenge, new quote by the same AK, POST /v1/attest again with the secret);
  *   open the JWE release with K; write the disk key (if asked), then the kubeconfig — last,
  *   because its existence is what tells systemd the join is done.
  *
@@ -22,15 +23,15 @@
 import { readFile } from 'node:fs/promises';
 import { fromBase64Url, toBase64Url } from '../../../providers/common/encoding.js';
 import { AttestError } from '../../../providers/common/errors.js';
-import { ACTIVATE_PATH, ACTIVATION_REQUIRED, parseActivation } from './activation.js';
+import { ACTIVATION_REQUIRED, parseActivation } from './activation.js';
 import { computeBinding, createEphemeralKey } from './binding.js';
 import { JoinCodes, joinError } from './codes.js';
-import { DEFAULT_EVENT_LOG, DEFAULT_IMDS, detectPlatform, gather, type Platform } from './evidence.node.js';
+import { DEFAULT_EVENT_LOG, DEFAULT_IMDS, detectPlatform, gather, gatherTpm, type GatherOptions, type Platform } from './evidence.node.js';
 import { writeFileAtomic } from './files.node.js';
 import { createPinnedTransport, parsePin, TransportError, type BrokerTransport, type HttpResponse } from './http.node.js';
 import { openRelease, type Release } from './release.js';
 import { backoffDelay, Deadline, DEFAULT_BACKOFF, parseRetryAfter, systemClock, type BackoffOptions, type Clock } from './retry.js';
-import { activateCredential, createToolRunner, credentialFile, openTpmSession, withSignal, type ToolRunner } from './tpm.node.js';
+import { activateCredential, createToolRunner, openTpmSession, withSignal, type ToolRunner } from './tpm.node.js';
 
 export interface JoinOptions {
   broker: string;
@@ -225,28 +226,35 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
     transport.close();
   }
 
-  async function oneAttempt(): Promise<Release> {
-    // 1. Challenge.
+  /** POST /v1/challenge (with its retries) → id and nonce, checked. */
+  async function challenge(): Promise<{ id: string; nonce: Uint8Array }> {
     const chRes = await post('/v1/challenge', { provider, cluster: o.cluster }, 'challenge');
     if (chRes.status !== 201 && chRes.status !== 200) refuse(chRes);
     const ch = parseJson(chRes);
     if (!ch || typeof ch.challengeId !== 'string' || typeof ch.nonce !== 'string' || ch.challengeId.length > 256) {
       throw joinError(JoinCodes.BAD_RESPONSE, 'the challenge response lacks challengeId/nonce');
     }
-    let nonce: Uint8Array;
     try {
-      nonce = fromBase64Url(ch.nonce, 'nonce');
+      return { id: ch.challengeId, nonce: fromBase64Url(ch.nonce, 'nonce') };
     } catch (cause) {
       throw joinError(JoinCodes.BAD_RESPONSE, 'the challenge nonce is not base64url', { cause });
     }
-    // 2. Binding.
+  }
+
+  async function oneAttempt(): Promise<Release> {
     const key = sealed ? await createEphemeralKey() : undefined;
-    const binding = await computeBinding(nonce, key);
-    // 3. Evidence (and, for generic TPMs, credential activation) in one TPM session.
+    const want = o.diskKeyOut ? ['bootstrap-token', 'disk-key'] : ['bootstrap-token'];
+    const envelope = (challengeId: string, g: { provider: string; format: string; evidence: Record<string, unknown> }): Record<string, unknown> => {
+      const body: Record<string, unknown> = { challengeId, provider: g.provider, format: g.format, evidence: g.evidence, want };
+      if (key) body.ephemeralKey = key.publicJwk;
+      if (wrappedDiskKey) body.diskKey = { wrapped: wrappedDiskKey };
+      return body;
+    };
+    // Evidence (and, for generic TPMs, credential activation) in one TPM session, so the AK the
+    // broker sealed its credential to is the one that answers.
     const session = await openTpmSession(tools);
     try {
-      deadline.check('gathering evidence');
-      const g = await gather(platform, {
+      const gatherOpts = (binding: Uint8Array): GatherOptions => ({
         session,
         binding,
         fetch: o.fetch ?? fetch,
@@ -255,20 +263,22 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         nitroTpmAttest: o.nitroTpmAttest ?? 'nitro-tpm-attest',
         log,
       });
+      const ch = await challenge();
+      deadline.check('gathering evidence');
+      const g = await gather(platform, gatherOpts(await computeBinding(ch.nonce, key)));
       deadline.check('evidence gathered');
-      const want = o.diskKeyOut ? ['bootstrap-token', 'disk-key'] : ['bootstrap-token'];
-      const body: Record<string, unknown> = { challengeId: ch.challengeId, provider: g.provider, format: g.format, evidence: g.evidence, want };
-      if (key) body.ephemeralKey = key.publicJwk;
-      if (wrappedDiskKey) body.diskKey = { wrapped: wrappedDiskKey };
-      // 4. Attest.
-      let res = await post('/v1/attest', body, 'attest');
+      let res = await post('/v1/attest', envelope(ch.id, g), 'attest');
       let p = res.status === 200 ? undefined : problemOf(res);
       if (p?.code === ACTIVATION_REQUIRED) {
         if (!g.canActivate) throw joinError(JoinCodes.ACTIVATION_INVALID, `the broker asked for credential activation, which the ${g.format} format does not do`);
         const act = parseActivation(p.raw);
         log('the broker asked for credential activation; running TPM2_ActivateCredential');
-        const secret = await activateCredential(session, credentialFile(act.credentialBlob, act.encryptedSecret));
-        res = await post(ACTIVATE_PATH, { activationId: act.activationId, secret: toBase64Url(secret) }, 'attest');
+        const secret = await activateCredential(session, act.credentialFile);
+        // Second step: a fresh challenge and a fresh quote by the same AK, plus the secret.
+        const ch2 = await challenge();
+        const g2 = await gatherTpm(gatherOpts(await computeBinding(ch2.nonce, key)), true);
+        g2.evidence.activation = { id: act.id, secret: toBase64Url(secret) };
+        res = await post('/v1/attest', envelope(ch2.id, g2), 'attest');
         p = res.status === 200 ? undefined : problemOf(res);
       }
       if (p) {

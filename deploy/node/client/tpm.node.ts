@@ -237,7 +237,7 @@ export function hexHandle(h: number): string {
 /**
  * Credential activation (TPM 2.0 Part 1 §24, TPM2_ActivateCredential): proves the AK is
  * resident in the same TPM as the EK. `blob` is the credential in tpm2-tools' file format
- * (see `credentialFile`). The EK's authPolicy is PolicySecret(endorsement), so a policy
+ * (activation.ts `credentialFile`). The EK's authPolicy is PolicySecret(endorsement), so a policy
  * session is started and satisfied first.
  */
 export async function activateCredential(s: TpmSession, blob: Uint8Array): Promise<Uint8Array> {
@@ -257,20 +257,4 @@ export async function activateCredential(s: TpmSession, blob: Uint8Array): Promi
     await s.flush();
   }
   return s.read('cred.out');
-}
-
-/**
- * tpm2-tools' credential file (tools/tpm2_makecredential.c): magic 0xBADCC0DE, version 1
- * (both u32 big-endian), then TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET, each with its u16
- * size. Built from the two TPM2B structures the broker sends (TPM 2.0 Part 3 §12.6
- * TPM2_MakeCredential outputs `credentialBlob` and `secret`).
- */
-export function credentialFile(idObject: Uint8Array, encryptedSecret: Uint8Array): Uint8Array {
-  const out = new Uint8Array(8 + idObject.length + encryptedSecret.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, 0xbadcc0de);
-  dv.setUint32(4, 1);
-  out.set(idObject, 8);
-  out.set(encryptedSecret, 8 + idObject.length);
-  return out;
 }
