@@ -260,6 +260,9 @@ TOKEN=$(json_str "$WORK/resp" bootstrapToken) || die 1 "JOIN_RELEASE_INVALID: no
 printf '%s' "$TOKEN" | grep -Eq '^[a-z0-9]{6}\.[a-z0-9]{16}$' || die 1 "JOIN_RELEASE_INVALID: malformed bootstrap token"
 grep -qF "$TOKEN" "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: the kubeconfig does not carry the token"
 NODE=$(json_str "$WORK/resp" nodeName || echo unknown)
+# The broker echoes the challenge nonce it answers: refuse a release for another attempt.
+REL_NONCE=$(json_str "$WORK/resp" nonce 2>/dev/null || :)
+if [ -n "$REL_NONCE" ] && [ "$REL_NONCE" != "$NONCE" ]; then die 1 "JOIN_RELEASE_INVALID: the release answers another challenge"; fi
 
 OUTDIR=$(dirname "$OUT")
 mkdir -p "$OUTDIR"

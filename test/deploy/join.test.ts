@@ -259,6 +259,19 @@ d('attest-broker join (swtpm + HTTPS test broker)', () => {
     await expectCode(join(opts(await broker({ sealToWrongKey: true }))), JoinCodes.RELEASE_INVALID);
   });
 
+  it('refuses a release that echoes another challenge nonce', async () => {
+    await expectCode(join(opts(await broker({ wrongNonce: true, forceUnsealed: true }), { sealed: false })), JoinCodes.RELEASE_INVALID);
+  });
+
+  it('tries again from a new challenge after 409 with Retry-After (token already issued in the window)', async () => {
+    const b = await broker();
+    b.faults.push({ kind: 'status', path: '/v1/attest', status: 409, code: 'ISSUANCE_CONFLICT', retryAfter: '60' });
+    const clock = virtualClock();
+    await join(opts(b, { clock }));
+    expect(b.counters.challenge).toBe(2);
+    expect(clock.sleeps[0]).toBeGreaterThanOrEqual(60_000);
+  });
+
   it('accepts an unsealed release only when it did not send a key (sealed: false)', async () => {
     const b = await broker();
     const o = opts(b, { sealed: false });

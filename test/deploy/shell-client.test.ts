@@ -97,6 +97,14 @@ const HAVE_SHELLCHECK = (() => {
     expect(existsSync(r.out)).toBe(false);
   });
 
+  it('refuses a release that answers another challenge', async () => {
+    const b = await broker({ wrongNonce: true });
+    const r = await sh(b);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('JOIN_RELEASE_INVALID');
+    expect(existsSync(r.out)).toBe(false);
+  });
+
   it('exits 2 on usage errors', async () => {
     const b = await broker();
     expect((await sh(b, [], 'sha256:abc')).code).toBe(2);

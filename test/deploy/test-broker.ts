@@ -83,6 +83,8 @@ export interface TestBrokerOptions {
   forceUnsealed?: boolean;
   /** Seal to some other key. */
   sealToWrongKey?: boolean;
+  /** Echo a nonce of no challenge in the release. */
+  wrongNonce?: boolean;
   /** Include a disk key in the release. */
   diskKey?: boolean;
   /** Listen on this port (default: a free one). */
@@ -155,7 +157,7 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
     return i >= 0 ? faults.splice(i, 1)[0] : undefined;
   };
 
-  const release = async (res: ServerResponse, jwk: Record<string, string> | undefined): Promise<void> => {
+  const release = async (res: ServerResponse, jwk: Record<string, string> | undefined, nonce: Buffer): Promise<void> => {
     if (o.policyRefusal) return problem(res, 403, o.policyRefusal, { detail: 'policy refused this boot' });
     const token = `${randomBytes(3).toString('hex')}.${randomBytes(8).toString('hex')}`;
     issuedTokens.push(token);
@@ -169,6 +171,8 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
       caCertHashes: [`sha256:${caHash}`],
       kubeconfig: `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:6443"}\nusers:\n- name: kubelet-bootstrap\n  user: {token: "${token}"}\ncontexts:\n- name: c\n  context: {cluster: c, user: kubelet-bootstrap}\ncurrent-context: c\n`,
     };
+    // The broker echoes the challenge nonce (broker/release/service.ts).
+    rel.nonce = b64u(o.wrongNonce ? randomBytes(32) : nonce);
     if (o.diskKey) rel.diskKey = { key: b64u(randomBytes(32)), wrapped: b64u(randomBytes(60)) };
     res.writeHead(200, { 'content-type': 'application/json' });
     if (!jwk || o.forceUnsealed) return void res.end(JSON.stringify({ release: rel }));
@@ -256,7 +260,7 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
           if (!pending || !pending.akName.equals(akName) || !Buffer.from(String(act.secret), 'base64url').equals(pending.secret)) {
             return problem(res, 403, 'ACTIVATION_FAILED');
           }
-          return release(res, jwk);
+          return release(res, jwk, ch.nonce);
         }
         if (o.requireActivation) {
           writeFileSync(join(d, 'ek.pub'), Buffer.from(String(ev.ek_public), 'base64url'));
@@ -281,7 +285,7 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
         }
         rmSync(d, { recursive: true, force: true });
       }
-      return release(res, jwk);
+      return release(res, jwk, ch.nonce);
     }
     return problem(res, 404, 'NOT_FOUND');
   };

@@ -101,7 +101,7 @@ describe('release', () => {
     ['expired', async (pub: CryptoKey) => seal({ ...base, expiresAt: '2020-01-01T00:00:00Z' }, pub), JoinCodes.RELEASE_INVALID],
     ['token not in kubeconfig', async (pub: CryptoKey) => seal({ ...base, kubeconfig: 'x' }, pub), JoinCodes.RELEASE_INVALID],
     ['bad token shape', async (pub: CryptoKey) => seal({ ...base, bootstrapToken: 'ABC.def' }, pub), JoinCodes.RELEASE_INVALID],
-    ['missing caCertHashes', async (pub: CryptoKey) => seal({ ...base, caCertHashes: [] }, pub), JoinCodes.RELEASE_INVALID],
+    ['malformed caCertHashes', async (pub: CryptoKey) => seal({ ...base, caCertHashes: ['md5:00'] }, pub), JoinCodes.RELEASE_INVALID],
     ['disk key not base64url', async (pub: CryptoKey) => seal({ ...base, diskKey: { key: '!!', wrapped: 'AA' } }, pub), JoinCodes.RELEASE_INVALID],
   ])('refuses %s', async (_name, make, code) => {
     const k = await createEphemeralKey();
@@ -123,6 +123,9 @@ describe('release', () => {
     expect(await codeOfAsync(openRelease(base, k.privateKey, now))).toBe(JoinCodes.RELEASE_NOT_SEALED);
     expect(await codeOfAsync(openRelease(await seal(base, pub), undefined, now))).toBe(JoinCodes.RELEASE_INVALID);
     expect((await openRelease(base, undefined, now)).nodeName).toBe('n1');
+    // The echoed nonce must be one of this attempt's.
+    expect((await openRelease({ ...base, nonce: 'AAAA' }, undefined, now, ['BBBB', 'AAAA'])).nodeName).toBe('n1');
+    expect(await codeOfAsync(openRelease({ ...base, nonce: 'CCCC' }, undefined, now, ['BBBB', 'AAAA']))).toBe(JoinCodes.RELEASE_INVALID);
   });
 });
 

@@ -16,6 +16,8 @@
  * - the whole flow from a new challenge (new nonce, new key, new evidence): a 5xx from
  *   attest, or the challenge being unknown/expired/used (404/410 `CHALLENGE_*`) — the old
  *   challenge may be spent, and nothing from the old attempt is reused;
+ * - the whole flow again after a 409 that carries Retry-After (a token was already issued to
+ *   this instance in the broker's window — typically an answer lost earlier), once it passes;
  * - never: a network failure after the attest request was written (the broker may have issued
  *   a token: JOIN_OUTCOME_UNKNOWN, exit non-zero, and systemd may run the unit again later),
  *   nor any other 4xx (evidence or policy refused: JOIN_REJECTED with the broker's code).
@@ -264,6 +266,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         log,
       });
       const ch = await challenge();
+      const nonces = [toBase64Url(ch.nonce)];
       deadline.check('gathering evidence');
       const g = await gather(platform, gatherOpts(await computeBinding(ch.nonce, key)));
       deadline.check('evidence gathered');
@@ -276,6 +279,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         const secret = await activateCredential(session, act.credentialFile);
         // Second step: a fresh challenge and a fresh quote by the same AK, plus the secret.
         const ch2 = await challenge();
+        nonces.push(toBase64Url(ch2.nonce));
         const g2 = await gatherTpm(gatherOpts(await computeBinding(ch2.nonce, key)), true);
         g2.evidence.activation = { id: act.id, secret: toBase64Url(secret) };
         res = await post('/v1/attest', envelope(ch2.id, g2), 'attest');
@@ -283,11 +287,16 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       }
       if (p) {
         if ((p.status === 404 || p.status === 410) && (p.code ?? '').startsWith('CHALLENGE_')) throw new RestartFlow(`challenge ${p.code}`);
+        // 409 with Retry-After: a token was already issued to this instance in the current
+        // window (e.g. an earlier answer was lost). Safe to try again, from a new challenge,
+        // once the window has passed.
+        const ra = parseRetryAfter(header(res, 'retry-after'), clock.now());
+        if (p.status === 409 && ra !== undefined) throw new RestartFlow(`HTTP 409 ${p.code ?? ''}`.trim(), ra);
         refuse(res);
       }
       const j = parseJson(res);
       if (!j || !('release' in j)) throw joinError(JoinCodes.BAD_RESPONSE, 'the attest response has no release');
-      return await openRelease(j.release, key?.privateKey, clock.now());
+      return await openRelease(j.release, key?.privateKey, clock.now(), nonces);
     } finally {
       await session.close();
     }
@@ -296,6 +305,9 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   async function writeOutputs(r: Release, pf: Platform, attempts: number): Promise<JoinResult> {
     const result: JoinResult = { nodeName: r.nodeName, expiresAt: r.expiresAt, kubeconfigPath: o.out, platform: pf, attempts };
     if (o.diskKeyOut) {
+      if (!r.diskKey && r.diskKeyForRecipient) {
+        throw joinError(JoinCodes.DISK_KEY_MISSING, 'the broker sent the disk key encrypted to the NitroTPM (KMS Recipient form), which this client cannot open yet; configure the broker with nitroRecipient: false');
+      }
       if (!r.diskKey) throw joinError(JoinCodes.DISK_KEY_MISSING, '--disk-key-out was given but the release carries no disk key (does the policy grant disk-key?)');
       // Raw key bytes, as `cryptsetup --key-file` reads them; the wrapped form beside it (not
       // secret) lets the next boot ask the broker for the same key after attesting again.

@@ -10,11 +10,13 @@
  *   the object itself. A node that sent a key refuses an unsealed answer
  *   (JOIN_RELEASE_NOT_SEALED): a broker (or a man in the middle with a stolen pin) must not be
  *   able to downgrade the node silently.
- * - Either way the plaintext must be the release object: shape checked, the kubeconfig must be
- *   YAML-ish text naming the token, the expiry must be in the future.
+ * - Either way the plaintext must be the release object: shape checked, the kubeconfig must
+ *   carry the token, the expiry must be in the future, and the `nonce` the broker echoes (when
+ *   present) must be one of this attempt's challenge nonces.
  */
 import { compactDecrypt } from 'jose';
 import { z } from 'zod';
+import { timingSafeEqualString } from '../../../providers/common/ct.js';
 import { fromBase64Url } from '../../../providers/common/encoding.js';
 import { JoinCodes, joinError } from './codes.js';
 
@@ -24,8 +26,13 @@ export const ReleaseSchema = z.object({
   bootstrapToken: z.string().regex(/^[a-z0-9]{6}\.[a-z0-9]{16}$/),
   kubeconfig: z.string().min(1).max(64 << 10),
   apiServer: z.string().min(1),
-  caCertHashes: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/)).min(1).max(16),
+  // Absent only for API servers with publicly trusted certificates (broker/release/service.ts).
+  caCertHashes: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/)).max(16).optional(),
   diskKey: z.object({ key: z.string().min(1), wrapped: z.string().min(1) }).optional(),
+  /** AWS KMS `Recipient` form (CMS to the NitroTPM's key): not opened by this client. */
+  diskKeyForRecipient: z.object({ ciphertextForRecipient: z.string().min(1), wrapped: z.string().min(1) }).optional(),
+  /** The challenge nonce (b64url) the release answers; checked when present. */
+  nonce: z.string().optional(),
 });
 
 export type Release = z.infer<typeof ReleaseSchema>;
@@ -33,7 +40,11 @@ export type Release = z.infer<typeof ReleaseSchema>;
 export const ACCEPTED_ALG = 'ECDH-ES+A256KW';
 export const ACCEPTED_ENC = 'A256GCM';
 
-export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowMs: number): Promise<Release> {
+/**
+ * @param expectedNonces the nonces (b64url) of the challenges this attempt used; a release that
+ *   names another nonce answers some other attempt and is refused.
+ */
+export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowMs: number, expectedNonces: readonly string[] = []): Promise<Release> {
   let obj: unknown;
   if (typeof raw === 'string') {
     if (!key) throw joinError(JoinCodes.RELEASE_INVALID, 'the broker sent a sealed release but no ephemeral key was used');
@@ -55,6 +66,9 @@ export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowM
   const exp = Date.parse(r.expiresAt);
   if (!Number.isFinite(exp)) throw joinError(JoinCodes.RELEASE_INVALID, 'release expiresAt is not a date');
   if (exp <= nowMs) throw joinError(JoinCodes.RELEASE_INVALID, `the release expired at ${r.expiresAt}`);
+  if (r.nonce !== undefined && expectedNonces.length > 0 && !expectedNonces.some((n) => timingSafeEqualString(n, r.nonce!))) {
+    throw joinError(JoinCodes.RELEASE_INVALID, 'the release answers another challenge (nonce mismatch)');
+  }
   if (!r.kubeconfig.includes(r.bootstrapToken)) throw joinError(JoinCodes.RELEASE_INVALID, 'the kubeconfig does not carry the release token');
   if (r.diskKey) {
     try {
