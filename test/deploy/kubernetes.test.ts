@@ -48,7 +48,7 @@ const DISCOVERY: Record<string, Array<[string, string, boolean]>> = {
   'policy/v1': [['poddisruptionbudgets', 'PodDisruptionBudget', true]],
   'rbac.authorization.k8s.io/v1': [['roles', 'Role', true], ['rolebindings', 'RoleBinding', true]],
   'admissionregistration.k8s.io/v1': [['validatingadmissionpolicies', 'ValidatingAdmissionPolicy', false], ['validatingadmissionpolicybindings', 'ValidatingAdmissionPolicyBinding', false]],
-  'networking.k8s.io/v1': [['networkpolicies', 'NetworkPolicy', true]],
+  'networking.k8s.io/v1': [['networkpolicies', 'NetworkPolicy', true], ['ingresses', 'Ingress', true]],
 };
 
 function discoveryServer(): Server {
@@ -111,7 +111,7 @@ function discoveryServer(): Server {
   it('base: broker Deployment is non-root, read-only, probed on /healthz and /readyz', () => {
     const objs = render('deploy/kubernetes/base');
     const kinds = objs.map((o) => o.kind).sort();
-    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'Ingress', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
     const dep = objs.find((o) => o.kind === 'Deployment')! as unknown as {
       spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: Loose } };
     };
@@ -122,13 +122,21 @@ function discoveryServer(): Server {
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     const c = pod.containers[0];
     expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } });
-    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
-    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http', scheme: 'HTTP' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http', scheme: 'HTTP' });
     expect(c.startupProbe.httpGet.path).toBe('/healthz');
-    expect(c.ports.map((p: { name: string }) => p.name)).toContain('https');
+    expect(c.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
+    // The trust roots come from the init container, checked against the compiled-in pins.
+    expect(pod.initContainers[0].args).toEqual(['trust', 'fetch', '--dir', '/var/lib/attest-broker/trust']);
+    expect(pod.initContainers[0].securityContext.readOnlyRootFilesystem).toBe(true);
+    // TLS for the nodes is the Ingress's, with the Secret holding leaf + CA.
+    const ing = objs.find((o) => o.kind === 'Ingress')!;
+    expect((ing.spec!.tls as Array<{ secretName: string }>)[0]!.secretName).toBe('attest-broker-tls');
+    const paths = (ing.spec!.rules as Loose[])[0].http.paths.map((p: { path: string }) => p.path);
+    expect(paths).toEqual(['/v1/challenge', '/v1/attest', '/healthz']); // /metrics stays inside
     // Every volume the container mounts exists; the ConfigMap is the generated (hashed) one.
     const vols = new Map(pod.volumes.map((v: { name: string }) => [v.name, v]));
-    for (const m of c.volumeMounts) expect(vols.has(m.name)).toBe(true);
+    for (const m of [...c.volumeMounts, ...pod.initContainers[0].volumeMounts]) expect(vols.has(m.name)).toBe(true);
     const cm = objs.find((o) => o.kind === 'ConfigMap')!;
     expect((vols.get('config') as { configMap: { name: string } }).configMap.name).toBe(cm.metadata.name);
     expect(Object.keys(cm.data as object).sort()).toEqual(['config.yaml', 'policy.yaml']);
@@ -159,9 +167,13 @@ function discoveryServer(): Server {
     const objs = render('deploy/kubernetes/overlays/redis');
     const dep = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'attest-broker')! as unknown as { spec: { replicas: number; template: { spec: Loose } } };
     expect(dep.spec.replicas).toBe(3);
-    expect(dep.spec.template.spec.containers[0].env.map((e: { name: string }) => e.name)).toContain('ATTEST_REDIS_PASSWORD');
+    const env = dep.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
+    // The password reaches the store URL through the environment, never through the ConfigMap.
+    expect(env.map((e) => e.name).slice(0, 2)).toEqual(['REDIS_PASSWORD', 'ATTEST_BROKER_STORE_URL']);
+    expect(env[1]!.value).toBe('redis://:$(REDIS_PASSWORD)@attest-broker-redis:6379/0');
     const cm = objs.find((o) => o.kind === 'ConfigMap')!;
-    expect((cm.data as Record<string, string>)['config.yaml']).toMatch(/kind: redis/);
+    expect((cm.data as Record<string, string>)['config.yaml']).toMatch(/url: redis:\/\/attest-broker-redis:6379\/0/);
+    expect((cm.data as Record<string, string>)['config.yaml']).not.toMatch(/:\/\/[^/@\s]*@/); // no credentials in a URL
     expect(objs.find((o) => o.kind === 'PodDisruptionBudget')!.spec).toMatchObject({ maxUnavailable: 1 });
     expect(objs.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'attest-broker-redis')).toBe(true);
     const redis = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'attest-broker-redis')! as unknown as { spec: { template: { spec: Loose } } };
