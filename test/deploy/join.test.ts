@@ -125,7 +125,15 @@ d('attest-broker join (swtpm + HTTPS test broker)', () => {
     await join({ ...o, diskKeyOut: keyPath });
     expect(statSync(keyPath).mode & 0o777).toBe(0o600);
     expect(readFileSync(keyPath)).toHaveLength(32);
-    expect(readFileSync(`${keyPath}.wrapped`, 'utf8')).toMatch(/^[A-Za-z0-9_-]+$/);
+    const wrapped = readFileSync(`${keyPath}.wrapped`, 'utf8');
+    expect(wrapped).toMatch(/^[A-Za-z0-9_-]+$/);
+    // Next boot: the wrapped key goes back to the broker (which unwraps after attesting).
+    const kept = pjoin(out, 'persist', 'disk.wrapped');
+    await join({ ...opts(b), diskKeyOut: pjoin(out, 'run', 'disk.key'), diskKeyWrappedPath: kept });
+    expect(b.lastRequest?.diskKey).toBeUndefined();
+    const before = readFileSync(kept, 'utf8');
+    await join({ ...opts(b), diskKeyOut: pjoin(out, 'run', 'disk.key'), diskKeyWrappedPath: kept });
+    expect(b.lastRequest?.diskKey).toEqual({ wrapped: before });
   });
 
   it('fails with JOIN_DISK_KEY_MISSING and writes nothing when the release has no disk key', async () => {

@@ -103,6 +103,8 @@ export interface TestBroker {
   url: string;
   counters: Counters;
   faults: Fault[];
+  /** Last attest request body (for assertions). */
+  lastRequest?: Record<string, unknown>;
   /** Last verified request (for assertions). */
   last?: { format: string; evidence: Record<string, unknown>; binding: Buffer; token?: string };
   issuedTokens: string[];
@@ -217,6 +219,7 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
     }
     if (path === '/v1/attest') {
       counters.attest++;
+      state.lastRequest = j;
       const ch = challenges.get(String(j.challengeId));
       if (!ch) return problem(res, 410, 'CHALLENGE_UNKNOWN');
       challenges.delete(String(j.challengeId)); // single use

@@ -21,6 +21,7 @@ interface Flags {
   platform: Platform | 'auto';
   out: string;
   diskKeyOut?: string;
+  diskKeyWrapped?: string;
   deadline: number;
   eventLog?: string | false;
 }
@@ -34,7 +35,8 @@ export function configureJoinCommand(cmd: Command): Command {
     .requiredOption('--cluster <name>', 'cluster name the broker admits this node to')
     .addOption(new Option('--platform <platform>', 'evidence source').choices(['auto', 'generic', 'azure', 'gcp', 'aws']).default('auto'))
     .option('--out <file>', 'where to write the bootstrap kubeconfig (mode 0600)', DEFAULT_KUBECONFIG)
-    .option('--disk-key-out <file>', 'also ask for the disk key and write its raw bytes here (mode 0600)')
+    .option('--disk-key-out <file>', 'also ask for the disk key and write its raw bytes here (mode 0600; use tmpfs, e.g. /run/attest-join/disk.key)')
+    .option('--disk-key-wrapped <file>', 'keep the wrapped disk key here between boots (default: <disk-key-out>.wrapped)')
     .addOption(
       new Option('--deadline <duration>', 'give up after this long (e.g. 300s, 5m)')
         .argParser((v: string) => {
@@ -58,6 +60,7 @@ export function configureJoinCommand(cmd: Command): Command {
           out: flags.out,
           deadlineMs: flags.deadline,
           ...(flags.diskKeyOut ? { diskKeyOut: flags.diskKeyOut } : {}),
+          ...(flags.diskKeyWrapped ? { diskKeyWrappedPath: flags.diskKeyWrapped } : {}),
           ...(flags.eventLog === false ? { eventLogPath: '' } : flags.eventLog ? { eventLogPath: flags.eventLog } : {}),
         });
         process.stdout.write(JSON.stringify({ ok: true, ...r }) + '\n');

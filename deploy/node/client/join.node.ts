@@ -42,6 +42,12 @@ export interface JoinOptions {
   platform: Platform | 'auto';
   out: string;
   diskKeyOut?: string;
+  /**
+   * Where the wrapped disk key is kept between boots (not secret: only the broker's KMS can
+   * unwrap it, after a new attestation). Default `<diskKeyOut>.wrapped`. Put the key itself
+   * on tmpfs (/run) and this on persistent storage.
+   */
+  diskKeyWrappedPath?: string;
   deadlineMs: number;
   /** Send an ephemeral key and require a sealed release (default true). */
   sealed?: boolean;
@@ -207,8 +213,9 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   };
 
   let wrappedDiskKey: string | undefined;
-  if (o.diskKeyOut) {
-    const w = await readFile(`${o.diskKeyOut}.wrapped`, 'utf8').catch(() => undefined);
+  const wrappedPath = o.diskKeyWrappedPath ?? (o.diskKeyOut ? `${o.diskKeyOut}.wrapped` : undefined);
+  if (o.diskKeyOut && wrappedPath) {
+    const w = await readFile(wrappedPath, 'utf8').catch(() => undefined);
     if (w && /^[A-Za-z0-9_-]+$/.test(w.trim())) wrappedDiskKey = w.trim();
   }
 
@@ -312,7 +319,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       // Raw key bytes, as `cryptsetup --key-file` reads them; the wrapped form beside it (not
       // secret) lets the next boot ask the broker for the same key after attesting again.
       await writeFileAtomic(o.diskKeyOut, fromBase64Url(r.diskKey.key, 'diskKey.key'));
-      await writeFileAtomic(`${o.diskKeyOut}.wrapped`, r.diskKey.wrapped);
+      await writeFileAtomic(wrappedPath ?? `${o.diskKeyOut}.wrapped`, r.diskKey.wrapped);
       result.diskKeyPath = o.diskKeyOut;
     }
     await writeFileAtomic(o.out, r.kubeconfig);
