@@ -19,7 +19,7 @@ export default defineConfig({
           pool: 'forks',
         },
       },
-      // './vitest.workers.config.ts' (enabled once the Worker entry lands)
+      './vitest.workers.config.ts',
     ],
   },
 });

@@ -6,7 +6,7 @@ export default defineConfig({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: './wrangler.toml' },
-      miniflare: { compatibilityFlags: ['nodejs_compat'] },
+      miniflare: { compatibilityFlags: ['nodejs_compat'], bindings: { LOG_LEVEL: 'warn' } },
     }),
   ],
   test: {

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console */
 // Builds the join client for nodes without npm:
 //   dist/attest-join.mjs  one ESM file, every dependency inlined (run: node attest-join.mjs …)
 //   dist/attest-join.cjs  the same as CommonJS (what Node's single-executable support runs)

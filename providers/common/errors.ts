@@ -21,6 +21,8 @@ export type ErrorKind =
   | 'rejected'
   /** Evidence is authentic but policy does not admit the node (HTTP 403). */
   | 'policy'
+  /** The node must perform a further step and retry (HTTP 401), e.g. TPM credential activation. */
+  | 'action-required'
   /** The referenced thing does not exist (HTTP 404). */
   | 'not-found'
   /** The referenced thing existed but is expired or already used (HTTP 410). */

@@ -72,6 +72,8 @@ export interface BootClaims {
   bootApps?: Hex[];
   /** Event-log replay matched the quoted PCRs for these banks. */
   eventLogReplayed?: PcrBank[];
+  /** The bank whose digests secureBootVars, ukiSections and bootApps report. */
+  digestBank?: PcrBank;
 }
 
 export interface GpuClaims {

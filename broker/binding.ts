@@ -1,0 +1,22 @@
+/**
+ * @module broker/binding
+ *
+ * The binding the node puts into its evidence (protocol.md §2):
+ * - without an ephemeral key: binding = nonce (32 bytes), so stock tools work unchanged;
+ * - with an ephemeral key K: binding = SHA-256(nonce ‖ JWK-thumbprint(K)), the RFC 7638 SHA-256
+ *   thumbprint as raw 32 bytes. The release is then sealed to K, so nobody who sees the traffic
+ *   (or replays the evidence with their own key) can open it.
+ */
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { concat } from '../providers/common/bytes.js';
+import { sha256 } from '../providers/common/digest.js';
+import { fromBase64Url } from '../providers/common/encoding.js';
+
+export async function jwkThumbprint(jwk: JWK): Promise<Uint8Array> {
+  return fromBase64Url(await calculateJwkThumbprint(jwk, 'sha256'), 'JWK thumbprint');
+}
+
+export async function computeBinding(nonce: Uint8Array, ephemeralKey?: JWK): Promise<Uint8Array> {
+  if (!ephemeralKey) return nonce.slice();
+  return sha256(concat(nonce, await jwkThumbprint(ephemeralKey)));
+}

@@ -1,0 +1,34 @@
+/**
+ * @module broker/builtins.node
+ *
+ * Node-only registrations: the policy file loader with hot reload, and (once configured) the
+ * release service with the official KMS SDKs and the Kubernetes API client.
+ */
+import './builtins.js';
+import { RUNTIME_HOOKS } from './runtime.node.js';
+import { createPolicyEngine } from './policy/index.js';
+import { loadPolicyFile, watchPolicyFile } from './policy/watch.node.js';
+import { ConfigProblem } from './config/schema.js';
+import { isAttestError } from '../providers/common/errors.js';
+import { systemClock } from './contracts.js';
+
+RUNTIME_HOOKS.loadPolicy = async (cfg, logger) => {
+  const file = cfg.policy.file as string;
+  let loaded;
+  try {
+    loaded = await loadPolicyFile(file, systemClock.now());
+  } catch (e) {
+    throw new ConfigProblem([`policy.file ${file}: ${isAttestError(e) ? e.message : String(e)}; check it with 'attest-broker policy check ${file}'`]);
+  }
+  for (const w of loaded.warnings ?? []) logger.warn({ component: 'policy', warning: w }, 'policy warning');
+  // Warn outcomes are counted by the app (one place for every engine), so no metrics here.
+  const engine = createPolicyEngine(loaded, { clock: systemClock });
+  logger.info({ component: 'policy', file, hash: loaded.hash }, 'policy loaded');
+  const watcher = cfg.policy.watch ? watchPolicyFile({ path: file, engine, clock: systemClock, logger }) : undefined;
+  return {
+    engine,
+    async close() {
+      await watcher?.close();
+    },
+  };
+};

@@ -1,0 +1,145 @@
+/**
+ * @module broker/config/schema
+ *
+ * The broker's configuration: one YAML/JSON file plus environment overrides, validated at
+ * start-up. Objects are strict (an unknown key is a typo until proven otherwise, and a typo in
+ * a security setting must not silently fall back to a default). Messages name the path and say
+ * what to write instead.
+ */
+import { z } from 'zod';
+
+const ProviderToggle = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** Provider-specific options, validated by the provider itself. */
+    options: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    apiVersion: z.literal('attest-broker/v1').default('attest-broker/v1'),
+    listen: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(8080),
+      })
+      .strict()
+      .prefault({}),
+    challenge: z.object({ ttlSeconds: z.number().int().min(10).max(3600).default(120) }).strict().prefault({}),
+    limits: z
+      .object({ bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024) })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        /** `memory://`, `redis://…`, `rediss://…`, `redis+sentinel://…`, `redis+cluster://…` */
+        url: z
+          .string()
+          .regex(/^(memory:\/\/|rediss?:\/\/|redis\+sentinel:\/\/|redis\+cluster:\/\/)/, 'must start with memory://, redis://, rediss://, redis+sentinel:// or redis+cluster://')
+          .default('memory://'),
+        keyPrefix: z.string().max(64).default('attest-broker:'),
+      })
+      .strict()
+      .prefault({}),
+    trust: z
+      .object({
+        /** Directory written by `attest-broker trust fetch|import` (one `<pin-id>.pem` per root). */
+        dir: z.string().default('/var/lib/attest-broker/trust'),
+        /** Operator roots beyond the built-in pins (e.g. TPM vendors' EK roots), each pinned. */
+        anchors: z
+          .array(
+            z
+              .object({
+                id: z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/),
+                file: z.string().min(1),
+                sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lower-case hex SHA-256 of the DER certificate'),
+                source: z.string().min(1).default('operator'),
+              })
+              .strict(),
+          )
+          .max(256)
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
+    providers: z
+      .object({
+        tpm: ProviderToggle.prefault({}),
+        azure: ProviderToggle.prefault({}),
+        gcp: ProviderToggle.prefault({}),
+        aws: ProviderToggle.prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    policy: z
+      .object({
+        /** The join policy file (docs/policy.md). Without one, no node is admitted. */
+        file: z.string().optional(),
+        /** Reload the policy when the file changes (keeps the old one if the new one is invalid). */
+        watch: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    /** Release settings (Kubernetes API, KMS); validated by the release module. */
+    release: z.record(z.string(), z.unknown()).default({}),
+    log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).strict().prefault({}),
+  })
+  .strict();
+
+export type BrokerConfig = z.infer<typeof ConfigSchema>;
+
+/** Environment overrides (documented in README): variable → config path. */
+export const ENV_OVERRIDES: Readonly<Record<string, { path: readonly string[]; type: 'string' | 'int' | 'bool' }>> = {
+  ATTEST_BROKER_HOST: { path: ['listen', 'host'], type: 'string' },
+  ATTEST_BROKER_PORT: { path: ['listen', 'port'], type: 'int' },
+  ATTEST_BROKER_STORE_URL: { path: ['store', 'url'], type: 'string' },
+  ATTEST_BROKER_TRUST_DIR: { path: ['trust', 'dir'], type: 'string' },
+  ATTEST_BROKER_POLICY_FILE: { path: ['policy', 'file'], type: 'string' },
+  ATTEST_BROKER_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
+  ATTEST_BROKER_CHALLENGE_TTL: { path: ['challenge', 'ttlSeconds'], type: 'int' },
+  ATTEST_BROKER_BODY_LIMIT: { path: ['limits', 'bodyBytes'], type: 'int' },
+};
+
+/** Applies environment overrides to a raw (unvalidated) config object, returning a new object. */
+export function applyEnv(raw: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const [name, spec] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    let val: unknown = v;
+    if (spec.type === 'int') {
+      if (!/^\d+$/.test(v)) throw new ConfigProblem([`${name}=${v}: must be a whole number`]);
+      val = Number(v);
+    } else if (spec.type === 'bool') val = v === 'true' || v === '1';
+    let o = out as Record<string, unknown>;
+    for (const k of spec.path.slice(0, -1)) {
+      if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
+      o = o[k] as Record<string, unknown>;
+    }
+    o[spec.path[spec.path.length - 1] as string] = val;
+  }
+  return out;
+}
+
+/** A configuration that must not start, with one line per problem telling the operator what to fix. */
+export class ConfigProblem extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigProblem';
+    this.problems = problems;
+  }
+}
+
+export function parseConfig(raw: unknown): BrokerConfig {
+  const r = ConfigSchema.safeParse(raw ?? {});
+  if (r.success) return r.data;
+  throw new ConfigProblem(
+    r.error.issues.map((i) => {
+      const path = i.path.join('.') || '(top level)';
+      if (i.code === 'unrecognized_keys') return `${path}: unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')} — check the spelling against docs/configuration.md`;
+      return `${path}: ${i.message}`;
+    }),
+  );
+}

@@ -1,0 +1,216 @@
+/**
+ * @module broker/policy/capture
+ *
+ * `policy capture`: turns the claims of one known-good node (the `claims` of an
+ * `attest-broker verify` verdict, protocol.md §4, or bare claims) into a starting policy that
+ * pins exactly what that node presented:
+ * - its provider and format; its AK trust (and its AK digest when the AK is only pinned or
+ *   known from the evidence, so `evidence-only` is written out and bound to this one key);
+ * - its TEE kind, debug off (when off), SNP TCB as the minimum, TDX attributes/XFAM;
+ * - the identity fields the evidence proves (project/account/subscription, zone/region,
+ *   resource group) — not the instance name, so other nodes of the same pool can join;
+ * - Secure Boot (when on);
+ * - one image holding every quoted PCR of every bank, the launch measurement / MRTD, the
+ *   dm-verity hashes and boot-application digests, so any single changed value denies;
+ * - the node-name source for the provider (the proven name when there is one, else the id);
+ * - a conservative release: 15-minute tokens, no extra groups, sealed release only, no disk key.
+ *
+ * The result is re-checked with the same loader the broker uses and evaluated against the
+ * claims it came from before it is returned, so a captured policy always passes `policy check`
+ * and admits its node (or capture fails with CAPTURE_POLICY_INVALID / CAPTURE_NOT_ADMITTED). Refuses verdicts with `ok: false`: a policy must
+ * never be captured from evidence that did not verify.
+ */
+import { z } from 'zod';
+import { configError, malformed } from '../../providers/common/errors.js';
+import type { Claims } from '../../providers/common/types.js';
+import { API_VERSION, type ClusterPolicy, type NodeNameSource, type PolicyDocument } from './schema.js';
+import { checkPolicyText, stringifyPolicy, type LoadedPolicy } from './load.js';
+import { evaluatePolicy } from './evaluate.js';
+
+const hexString = z.string().regex(/^[0-9a-f]*$/);
+const pcrBankSchema = z.record(z.string().regex(/^\d{1,2}$/), hexString);
+
+/** Runtime shape of the claims capture reads (a verdict is JSON from another process: checked, not cast). */
+export const claimsInputSchema = z.object({
+  provider: z.enum(['azure', 'gcp', 'aws', 'tpm']),
+  format: z.string().min(1),
+  platform: z.object({
+    tee: z.enum(['sev-snp', 'tdx', 'nitro', 'none']),
+    debug: z.boolean(),
+    tcb: z.record(z.string(), z.int()).optional(),
+    measurement: hexString.optional(),
+    chipId: hexString.optional(),
+    fields: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  }),
+  identity: z.object({
+    cloud: z.string(),
+    account: z.string().optional(),
+    region: z.string().optional(),
+    zone: z.string().optional(),
+    instanceId: z.string(),
+    instanceName: z.string().optional(),
+    extra: z.record(z.string(), z.string()).optional(),
+    proven: z.array(z.string()),
+  }),
+  tpm: z
+    .object({
+      akSha256: hexString,
+      akName: hexString.optional(),
+      pcrs: z.object({ sha1: pcrBankSchema.optional(), sha256: pcrBankSchema.optional(), sha384: pcrBankSchema.optional() }),
+      akTrust: z.enum(['cloud-certified', 'hardware-report', 'ek-credential', 'pinned', 'evidence-only']),
+    })
+    .optional(),
+  boot: z
+    .object({
+      secureBoot: z.boolean().optional(),
+      verityRootHash: hexString.optional(),
+      verityUsrHash: hexString.optional(),
+      bootApps: z.array(hexString).optional(),
+    })
+    .loose()
+    .optional(),
+  evidenceSha256: hexString.optional(),
+}).loose();
+
+/** Accepts a verdict (`{ok, claims, …}`) or bare claims; returns the claims. */
+export function claimsFromJson(raw: unknown): Claims {
+  let c: unknown = raw;
+  if (raw !== null && typeof raw === 'object' && 'claims' in raw) {
+    const v = raw as { ok?: unknown; claims: unknown };
+    if (v.ok !== true) throw malformed('CAPTURE_VERDICT_REJECTED', 'the verdict is not ok: capture a policy only from evidence that verified');
+    c = v.claims;
+  }
+  const parsed = claimsInputSchema.safeParse(c);
+  if (!parsed.success) {
+    throw malformed('CAPTURE_CLAIMS_INVALID', `not a verdict or claims JSON: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return { ...(parsed.data as unknown as Claims), evidenceSha256: parsed.data.evidenceSha256 ?? '' };
+}
+
+export interface CaptureOptions {
+  cluster?: string;
+  image?: string;
+  /** Declared policy version (default `captured-YYYY-MM-DD`). */
+  version?: string;
+  /** Optional image expiry (RFC 3339). */
+  expires?: string;
+  now: Date;
+}
+
+const has = (c: Claims, f: string) => c.identity.proven.includes(f);
+
+function nodeNameFor(c: Claims): NodeNameSource {
+  switch (c.provider) {
+    case 'gcp':
+      return 'gce-instance-name';
+    case 'aws':
+      return has(c, 'extra.privateDnsName') ? 'ec2-private-dns-name' : 'ec2-instance-id';
+    case 'azure':
+      return has(c, 'instanceName') ? 'azure-vm-name' : 'azure-vm-id';
+    case 'tpm':
+      return has(c, 'instanceName') ? 'tpm-instance-name' : 'tpm-instance-id';
+  }
+}
+
+function pinIf(c: Claims, field: 'account' | 'zone' | 'region', extraKey?: string): string[] | 'any' {
+  const name = extraKey ? `extra.${extraKey}` : field;
+  const v = extraKey ? c.identity.extra?.[extraKey] : c.identity[field];
+  return has(c, name) && v ? [v] : 'any';
+}
+
+function identityFor(c: Claims): ClusterPolicy['identity'] {
+  const collapse = <T extends Record<string, unknown>>(r: T): T | 'any' => (Object.values(r).every((v) => v === 'any') ? 'any' : r);
+  switch (c.provider) {
+    case 'gcp':
+      return { gcp: collapse({ projects: pinIf(c, 'account'), zones: pinIf(c, 'zone'), instanceNames: 'any' as const }) };
+    case 'aws':
+      return { aws: collapse({ accounts: pinIf(c, 'account'), regions: pinIf(c, 'region'), instanceNames: 'any' as const }) };
+    case 'azure':
+      return { azure: collapse({ subscriptions: pinIf(c, 'account'), resourceGroups: pinIf(c, 'account', 'resourceGroup'), instanceNames: 'any' as const }) };
+    case 'tpm':
+      return { tpm: 'any' }; // a bare TPM proves only its AK, pinned under tpm.pinnedAks
+  }
+}
+
+const SNP_TCB = ['bootloader', 'tee', 'snp', 'microcode'] as const;
+
+/** Builds the captured policy document (not yet checked). */
+export function capturePolicyDocument(c: Claims, o: CaptureOptions): PolicyDocument {
+  const day = o.now.toISOString().slice(0, 10);
+  const cluster = o.cluster ?? 'default';
+  const p = c.platform;
+  const tcb = p.tcb;
+  const pcrs: Record<string, Record<string, string[]>> = {};
+  for (const bank of ['sha1', 'sha256', 'sha384'] as const) {
+    const values = c.tpm?.pcrs[bank];
+    if (!values) continue;
+    const entries = Object.entries(values).sort(([a], [b]) => Number(a) - Number(b));
+    if (entries.length > 0) pcrs[bank] = Object.fromEntries(entries.map(([i, v]) => [i, [v]]));
+  }
+  const apps = [...new Set(c.boot?.bootApps ?? [])];
+  const image = {
+    name: o.image ?? `captured-${day}`,
+    ...(o.expires ? { expires: o.expires } : {}),
+    measurement: p.measurement ? { allowed: [p.measurement] } : ('any' as const),
+    pcrs: Object.keys(pcrs).length > 0 ? pcrs : ('any' as const),
+    uki: 'any' as const, // PCR 11 is already pinned with every other PCR above
+    verity:
+      c.boot?.verityRootHash || c.boot?.verityUsrHash
+        ? { rootHash: c.boot.verityRootHash ? [c.boot.verityRootHash] : ('any' as const), usrHash: c.boot.verityUsrHash ? [c.boot.verityUsrHash] : ('any' as const) }
+        : ('any' as const),
+    bootApps: apps.length > 0 ? { allowed: apps } : ('any' as const),
+  };
+  const checksSomething = image.measurement !== 'any' || image.pcrs !== 'any' || image.verity !== 'any' || image.bootApps !== 'any';
+  const akTrust = c.tpm?.akTrust;
+  const policy: ClusterPolicy = {
+    providers: { [c.provider]: { formats: [c.format] } } as ClusterPolicy['providers'],
+    tpm: {
+      akTrust: akTrust ? [akTrust] : ['cloud-certified'],
+      pinnedAks: c.tpm && (akTrust === 'evidence-only' || akTrust === 'pinned') ? { sha256: [c.tpm.akSha256] } : 'any',
+    },
+    platform: {
+      tee: p.tee === 'none' ? 'any' : { kinds: [p.tee] },
+      debug: p.debug ? 'any' : { forbidden: true },
+      snpTcb:
+        p.tee === 'sev-snp' && tcb && SNP_TCB.every((k) => typeof tcb[k] === 'number')
+          ? { min: { bootloader: tcb.bootloader!, tee: tcb.tee!, snp: tcb.snp!, microcode: tcb.microcode! } }
+          : 'any',
+      tdx:
+        p.tee === 'tdx' && typeof p.fields?.tdAttributes === 'string'
+          ? { tdAttributes: [p.fields.tdAttributes], xfam: typeof p.fields.xfam === 'string' ? [p.fields.xfam] : 'any' }
+          : 'any',
+    },
+    identity: identityFor(c),
+    boot: { secureBoot: c.boot?.secureBoot === true ? { required: true } : 'any' },
+    images: checksSomething ? [image as never] : 'any',
+    nodeName: { [c.provider]: { from: nodeNameFor(c) } } as ClusterPolicy['nodeName'],
+    release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false },
+  };
+  return { apiVersion: API_VERSION, kind: 'JoinPolicy', version: o.version ?? `captured-${day}`, defaultCluster: cluster, clusters: { [cluster]: policy } };
+}
+
+/** Captures, renders as commented YAML, and re-checks with the broker's own loader. */
+export async function capturePolicy(c: Claims, o: CaptureOptions): Promise<{ yaml: string; policy: LoadedPolicy }> {
+  const doc = capturePolicyDocument(c, o);
+  const header = [
+    `Captured by 'attest-broker policy capture' from one ${c.provider}/${c.format} node on ${o.now.toISOString()}.`,
+    'It pins exactly what that node presented. Review before use (docs/policy.md):',
+    "- identity pins the proven project/account/zone/region; instanceNames is 'any' so the whole pool can join;",
+    '- images[0] pins every quoted PCR: add a new image entry (do not edit this one) when a new image ships;',
+    "- fields written 'any' were not present in the claims and are NOT checked.",
+    ...(c.tpm?.akTrust === 'evidence-only' ? ["- tpm.akTrust 'evidence-only' is bound to this node's AK digest only: NOT FOR PRODUCTION fleets."] : []),
+    ...(c.platform.debug ? ['- WARNING: this node runs with debug enabled, so platform.debug is any. Do not use in production.'] : []),
+  ].join('\n');
+  const yaml = stringifyPolicy(doc, header);
+  const r = await checkPolicyText(yaml, o.now);
+  if (!r.policy) {
+    throw configError('CAPTURE_POLICY_INVALID', `the claims cannot be expressed as a valid policy: ${r.issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`).join(' | ')}`);
+  }
+  // Self-check: a captured policy must admit the node it was captured from.
+  const d = evaluatePolicy(r.policy, c, doc.defaultCluster, o.now);
+  if (!d.allow) {
+    const why = d.rules.filter((x) => x.outcome === 'fail').map((x) => `${x.rule}: ${x.reason ?? x.code}`);
+    throw configError('CAPTURE_NOT_ADMITTED', `the captured policy would not admit this node (${why.join(' | ')}); edit the policy by hand`);
+  }
+  return { yaml, policy: r.policy };
+}

@@ -1,0 +1,130 @@
+/**
+ * @module broker/runtime.node
+ *
+ * Turns a configuration (file + environment, or the embedded dev defaults) into the injected
+ * dependencies of `createBroker`: store, trust, providers, logger, metrics, policy, release.
+ * Node-only: it reads files and opens sockets.
+ */
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import type { BrokerDeps } from './app.js';
+import type { Logger, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
+import { applyEnv, ConfigProblem, parseConfig, type BrokerConfig } from './config/schema.js';
+import { MemoryStore } from './store/memory.js';
+import { RedisStore } from './store/redis.node.js';
+import { loadTrustStore } from './trust/store.node.js';
+import { buildProviders, PROVIDER_FACTORIES } from './providers.js';
+import { createPinoLogger } from './observability/pino.node.js';
+import { createPromMetrics } from './observability/metrics.node.js';
+
+/** The package root (works from source and from the dist bundle). */
+export const PACKAGE_ROOT = (() => {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(resolve(d, 'package.json')) && dirname(d) !== d) d = dirname(d);
+  return d;
+})();
+
+export const DEV_POLICY = resolve(PACKAGE_ROOT, 'deploy/policies/dev.yaml');
+
+/** Embedded defaults for `serve --dev`: memory store, local-only listener, swtpm/bare-metal provider. */
+export function devDefaults(): Record<string, unknown> {
+  return {
+    listen: { host: '127.0.0.1', port: 8080 },
+    store: { url: 'memory://' },
+    trust: { dir: resolve(PACKAGE_ROOT, '.cache/trust') },
+    providers: { tpm: { enabled: PROVIDER_FACTORIES.tpm !== undefined, options: {} } },
+    policy: existsSync(DEV_POLICY) ? { file: DEV_POLICY } : {},
+    release: { mode: 'dev' },
+  };
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)
+        ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+export async function loadConfig(o: { file?: string; dev?: boolean; env?: NodeJS.ProcessEnv }): Promise<BrokerConfig> {
+  let raw: Record<string, unknown> = o.dev ? devDefaults() : {};
+  if (o.file) {
+    let text: string;
+    try {
+      text = await readFile(o.file, 'utf8');
+    } catch (e) {
+      throw new ConfigProblem([`cannot read the config file ${o.file}: ${(e as Error).message}`]);
+    }
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text, { strict: true, uniqueKeys: true });
+    } catch (e) {
+      throw new ConfigProblem([`${o.file} is not valid YAML/JSON: ${(e as Error).message}`]);
+    }
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new ConfigProblem([`${o.file}: the top level must be a mapping`]);
+    }
+    raw = deepMerge(raw, (parsed ?? {}) as Record<string, unknown>);
+  }
+  return parseConfig(applyEnv(raw, o.env ?? process.env));
+}
+
+/** Hooks filled in by the policy and release modules of this build. */
+export const RUNTIME_HOOKS: {
+  loadPolicy?: (cfg: BrokerConfig, logger: Logger) => Promise<{ engine: PolicyEngine; close(): Promise<void> }>;
+  buildRelease?: (cfg: BrokerConfig, store: StateStore, logger: Logger) => Promise<ReleaseService>;
+} = {};
+
+export interface Runtime {
+  deps: BrokerDeps;
+  config: BrokerConfig;
+  close(): Promise<void>;
+}
+
+export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {}): Promise<Runtime> {
+  const logger = o.logger ?? createPinoLogger(cfg.log.level);
+  const trust = await loadTrustStore(cfg.trust);
+  const store: StateStore = cfg.store.url.startsWith('memory://')
+    ? new MemoryStore()
+    : new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix });
+  const providers = buildProviders(cfg, trust, { store });
+  const closers: (() => Promise<void>)[] = [() => store.close()];
+  let policy: PolicyEngine | undefined;
+  if (cfg.policy.file) {
+    if (!RUNTIME_HOOKS.loadPolicy) throw new ConfigProblem(['policy.file: this build has no policy engine']);
+    const p = await RUNTIME_HOOKS.loadPolicy(cfg, logger);
+    policy = p.engine;
+    closers.push(() => p.close());
+  } else {
+    logger.warn({}, 'no policy.file configured: every attest will be refused (POLICY_UNAVAILABLE)');
+  }
+  const release = RUNTIME_HOOKS.buildRelease ? await RUNTIME_HOOKS.buildRelease(cfg, store, logger) : undefined;
+  const deps: BrokerDeps = {
+    store,
+    providers,
+    trust,
+    logger,
+    metrics: createPromMetrics(),
+    ...(policy ? { policy } : {}),
+    ...(release ? { release } : {}),
+    options: {
+      challengeTtlSeconds: cfg.challenge.ttlSeconds,
+      bodyLimitBytes: cfg.limits.bodyBytes,
+      providerOptions: Object.fromEntries(Object.entries(cfg.providers).map(([k, v]) => [k, v.options])),
+    },
+  };
+  return {
+    deps,
+    config: cfg,
+    async close() {
+      for (const c of closers.reverse()) await c().catch(() => {});
+    },
+  };
+}

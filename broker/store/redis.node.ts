@@ -1,0 +1,200 @@
+/**
+ * @module broker/store/redis.node
+ *
+ * Redis through ioredis, for more than one broker replica. Node-only (ioredis uses node:net).
+ *
+ * URLs:
+ * - standalone: `redis://[:password@]host:port[/db]` or `rediss://…` (TLS)
+ * - Sentinel:   `redis+sentinel://[:password@]host1:port1,host2:port2/<masterName>[/db]`
+ * - Cluster:    `redis+cluster://[:password@]host1:port1,host2:port2`
+ *
+ * Atomicity:
+ * - `consumeChallenge` is `GETDEL` (Redis ≥ 6.2): one round trip, atomic on the server, so of any
+ *   number of concurrent consumers on any number of replicas exactly one gets the value.
+ * - `setIfAbsent` is `SET NX PX`; `compareAndSet` is a Lua script (atomic on the server).
+ * - Keys carry a prefix (default `attest-broker:`); challenge keys use a hash tag so Cluster
+ *   routing stays single-slot per key.
+ *
+ * Failure: commands do not queue while disconnected (`enableOfflineQueue: false`) and have a
+ * short timeout, so an outage turns into STORE_UNAVAILABLE (HTTP 503) within a bounded time.
+ */
+import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { ChallengeRecord, StateStore } from '../contracts.js';
+import { storeUnavailable } from './errors.js';
+import { configError } from '../../providers/common/errors.js';
+
+const CAS_LUA = `
+local cur = redis.call('GET', KEYS[1])
+if (ARGV[1] == '' and cur == false) or (ARGV[1] ~= '' and cur == ARGV[2]) then
+  if ARGV[4] ~= '' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) else redis.call('SET', KEYS[1], ARGV[3]) end
+  return 1
+end
+return 0`;
+
+export interface RedisStoreOptions {
+  url: string;
+  keyPrefix?: string;
+  /** Per-command timeout, ms. */
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+type Client = Redis | Cluster;
+
+function parseHosts(list: string, scheme: string): { host: string; port: number }[] {
+  return list.split(',').map((hp) => {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(hp.trim());
+    if (!m) throw configError('CONFIG_INVALID', `store URL (${scheme}): "${hp}" is not host:port`);
+    return { host: m[1] as string, port: Number(m[2]) };
+  });
+}
+
+/** Builds an ioredis client from one of the URL forms above. */
+export function createRedisClient(o: RedisStoreOptions): Client {
+  const common: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: o.connectTimeoutMs ?? 2000,
+    commandTimeout: o.commandTimeoutMs ?? 2000,
+    lazyConnect: true,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  };
+  const m = /^(redis\+sentinel|redis\+cluster|rediss?):\/\/(?:(?:([^:@/]*):)?([^@/]*)@)?([^/]+)(?:\/(.*))?$/.exec(o.url);
+  if (!m) throw configError('CONFIG_INVALID', `store URL "${redact(o.url)}" is not a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL`);
+  const [, scheme, user, pass, hosts, path] = m as unknown as [string, string, string | undefined, string | undefined, string, string | undefined];
+  const password = pass ? decodeURIComponent(pass) : undefined;
+  const username = user ? decodeURIComponent(user) : undefined;
+  if (scheme === 'redis+cluster') {
+    return new Cluster(parseHosts(hosts, scheme), {
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      redisOptions: { ...common, password, username },
+    });
+  }
+  if (scheme === 'redis+sentinel') {
+    const [name, db] = (path ?? '').split('/');
+    if (!name) throw configError('CONFIG_INVALID', 'redis+sentinel:// URL needs the master name as its path: redis+sentinel://h1:26379,h2:26379/mymaster');
+    return new Redis({ ...common, sentinels: parseHosts(hosts, scheme), name, password, username, db: db ? Number(db) : 0 });
+  }
+  const [host] = parseHosts(hosts, scheme);
+  return new Redis({
+    ...common,
+    host: host!.host,
+    port: host!.port,
+    password,
+    username,
+    db: path ? Number(path) : 0,
+    tls: scheme === 'rediss' ? {} : undefined,
+  });
+}
+
+/** A URL with any password replaced, for logs and messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}
+
+export class RedisStore implements StateStore {
+  readonly kind = 'redis' as const;
+  readonly #c: Client;
+  readonly #p: string;
+
+  constructor(o: RedisStoreOptions, client?: Client) {
+    this.#c = client ?? createRedisClient(o);
+    this.#p = o.keyPrefix ?? 'attest-broker:';
+    // Errors surface per command; an unhandled 'error' event must not crash the process.
+    this.#c.on('error', () => {});
+  }
+
+  async connect(): Promise<void> {
+    try {
+      if (this.#c.status === 'wait') await this.#c.connect();
+    } catch (e) {
+      throw storeUnavailable(e, 'connect');
+    }
+  }
+
+  async #run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      if (this.#c.status === 'wait') await this.#c.connect();
+      return await fn();
+    } catch (e) {
+      throw storeUnavailable(e, op);
+    }
+  }
+
+  #ck(id: string): string {
+    return `${this.#p}ch:{${id}}`;
+  }
+  #kk(key: string): string {
+    return `${this.#p}kv:{${key}}`;
+  }
+
+  putChallenge(id: string, record: ChallengeRecord, ttlMs: number): Promise<void> {
+    return this.#run('putChallenge', async () => {
+      await this.#c.set(this.#ck(id), JSON.stringify(record), 'PX', Math.max(1, Math.ceil(ttlMs)));
+    });
+  }
+
+  consumeChallenge(id: string): Promise<ChallengeRecord | null> {
+    return this.#run('consumeChallenge', async () => {
+      const v = await this.#c.getdel(this.#ck(id));
+      return v === null ? null : (JSON.parse(v) as ChallengeRecord);
+    });
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.#run('get', () => this.#c.get(this.#kk(key)));
+  }
+
+  set(key: string, value: string, ttlMs?: number): Promise<void> {
+    return this.#run('set', async () => {
+      if (ttlMs === undefined) await this.#c.set(this.#kk(key), value);
+      else await this.#c.set(this.#kk(key), value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+    });
+  }
+
+  setIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
+    return this.#run('setIfAbsent', async () => {
+      const r =
+        ttlMs === undefined
+          ? await this.#c.set(this.#kk(key), value, 'NX')
+          : await this.#c.set(this.#kk(key), value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
+      return r === 'OK';
+    });
+  }
+
+  compareAndSet(key: string, expected: string | null, value: string, ttlMs?: number): Promise<boolean> {
+    return this.#run('compareAndSet', async () => {
+      const r = await this.#c.eval(
+        CAS_LUA,
+        1,
+        this.#kk(key),
+        expected === null ? '' : '1',
+        expected ?? '',
+        value,
+        ttlMs === undefined ? '' : String(Math.max(1, Math.ceil(ttlMs))),
+      );
+      return r === 1;
+    });
+  }
+
+  delete(key: string): Promise<void> {
+    return this.#run('delete', async () => {
+      await this.#c.del(this.#kk(key));
+    });
+  }
+
+  ping(): Promise<void> {
+    return this.#run('ping', async () => {
+      await this.#c.ping();
+    });
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#c.quit();
+    } catch {
+      this.#c.disconnect();
+    }
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Every StateStore honours the same contract: single-use challenges under concurrency, expiry,
+ * setIfAbsent/compareAndSet atomicity, and outages as STORE_UNAVAILABLE (never "not found").
+ * The Durable Object store runs the same checks inside workerd (test/workers/).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../broker/store/memory.js';
+import { RedisStore } from '../../broker/store/redis.node.js';
+import type { ChallengeRecord, StateStore } from '../../broker/contracts.js';
+import { AttestError } from '../../providers/common/errors.js';
+import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
+
+const rec = (): ChallengeRecord => ({ nonce: 'n', issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString() });
+
+function contract(name: string, make: () => Promise<StateStore>, waitExpiry: (s: StateStore) => Promise<void>) {
+  describe(`${name} store contract`, () => {
+    let s: StateStore;
+    beforeAll(async () => {
+      s = await make();
+    });
+    afterAll(async () => {
+      await s.close();
+    });
+
+    it('1,000 concurrent consumes of one challenge: exactly one wins', async () => {
+      await s.putChallenge('race-1', rec(), 60_000);
+      const got = await Promise.all(Array.from({ length: 1000 }, () => s.consumeChallenge('race-1')));
+      expect(got.filter((g) => g !== null)).toHaveLength(1);
+      expect(await s.consumeChallenge('race-1')).toBeNull();
+    });
+
+    it('many challenges consumed concurrently: each exactly once', async () => {
+      const ids = Array.from({ length: 200 }, (_, i) => `many-${i}`);
+      await Promise.all(ids.map((id) => s.putChallenge(id, rec(), 60_000)));
+      const got = await Promise.all(ids.flatMap((id) => [s.consumeChallenge(id), s.consumeChallenge(id), s.consumeChallenge(id)]));
+      expect(got.filter((g) => g !== null)).toHaveLength(200);
+    });
+
+    it('an expired challenge is gone', async () => {
+      await s.putChallenge('exp-1', rec(), 30);
+      await waitExpiry(s);
+      expect(await s.consumeChallenge('exp-1')).toBeNull();
+    });
+
+    it('setIfAbsent: of 200 concurrent callers exactly one sets', async () => {
+      const r = await Promise.all(Array.from({ length: 200 }, (_, i) => s.setIfAbsent('once', `v${i}`, 60_000)));
+      expect(r.filter(Boolean)).toHaveLength(1);
+      const v = await s.get('once');
+      expect(v).toMatch(/^v\d+$/);
+    });
+
+    it('compareAndSet: a hash chain head advances exactly once per expected value', async () => {
+      expect(await s.compareAndSet('head', null, 'h1')).toBe(true);
+      const r = await Promise.all(Array.from({ length: 50 }, (_, i) => s.compareAndSet('head', 'h1', `h2-${i}`)));
+      expect(r.filter(Boolean)).toHaveLength(1);
+      expect(await s.compareAndSet('head', 'h1', 'x')).toBe(false);
+      await s.delete('head');
+      expect(await s.get('head')).toBeNull();
+    });
+
+    it('set with TTL expires; set without TTL stays', async () => {
+      await s.set('ttl', 'a', 30);
+      await s.set('keep', 'b');
+      await waitExpiry(s);
+      expect(await s.get('ttl')).toBeNull();
+      expect(await s.get('keep')).toBe('b');
+    });
+  });
+}
+
+// Memory: the clock is injected, so expiry is exact and instantaneous.
+let fakeNow = Date.now();
+contract(
+  'memory',
+  async () => new MemoryStore({ clock: { now: () => new Date(fakeNow) } }),
+  async () => {
+    fakeNow += 1000;
+  },
+);
+
+describe.skipIf(!HAVE_REDIS)('redis', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  contract(
+    'redis',
+    async () => new RedisStore({ url: server.url, keyPrefix: `t${Date.now()}:` }),
+    () => new Promise((r) => setTimeout(r, 80)),
+  );
+
+  it('an outage surfaces as STORE_UNAVAILABLE within the command timeout, and recovers', async () => {
+    const own = await startRedis();
+    const s = new RedisStore({ url: own.url, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    await s.putChallenge('x', rec(), 60_000);
+    await own.kill();
+    for (const op of [() => s.consumeChallenge('x'), () => s.putChallenge('y', rec(), 1000), () => s.ping(), () => s.setIfAbsent('k', 'v')]) {
+      const e = await op().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(e).toBeInstanceOf(AttestError);
+      expect((e as AttestError).code).toBe('STORE_UNAVAILABLE');
+      expect((e as AttestError).kind).toBe('unavailable');
+    }
+    const back = await startRedis(own.port);
+    // ioredis reconnects by itself; the store works again without a restart.
+    let ok = false;
+    for (let i = 0; i < 40 && !ok; i++) {
+      ok = await s.ping().then(
+        () => true,
+        () => false,
+      );
+      if (!ok) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ok).toBe(true);
+    await s.close();
+    await back.stop();
+  });
+});
+
+describe('redis URL forms', () => {
+  it.each([
+    ['redis://127.0.0.1:6379', true],
+    ['rediss://:secret@redis.example:6380/2', true],
+    ['redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster', true],
+    ['redis+cluster://10.0.0.1:7000,10.0.0.2:7000', true],
+    ['redis+sentinel://10.0.0.1:26379', false],
+    ['http://x', false],
+    ['redis://nohostport', false],
+  ])('%s → valid=%s', async (url, valid) => {
+    const { createRedisClient } = await import('../../broker/store/redis.node.js');
+    if (valid) {
+      const c = createRedisClient({ url });
+      c.disconnect();
+    } else expect(() => createRedisClient({ url })).toThrow(AttestError);
+  });
+
+  it('never prints the password', async () => {
+    const { redact } = await import('../../broker/store/redis.node.js');
+    expect(redact('rediss://user:hunter2@h:1')).not.toContain('hunter2');
+  });
+});
