@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gatherAws, gatherAzure, gatherGcp, detectPlatform, stripNvPadding, NV, type GatherOptions } from '../../deploy/node/client/evidence.node.js';
+import { gatherAws, gatherAzure, gatherGcp, detectPlatform, splitDer, stripNvPadding, NV, type GatherOptions } from '../../deploy/node/client/evidence.node.js';
 import { createToolRunner, openTpmSession, type TpmSession } from '../../deploy/node/client/tpm.node.js';
 import { HAVE_SWTPM, startSwtpm, type Swtpm } from './swtpm.js';
 import { makeTls } from './test-broker.js';
@@ -185,5 +185,15 @@ describe('platform detection and NV padding', () => {
     expect(Buffer.from(stripNvPadding(der)).equals(der)).toBe(true);
     const junk = Buffer.from([1, 2, 3]);
     expect(Buffer.from(stripNvPadding(junk)).equals(junk)).toBe(true);
+  });
+
+  it('splits concatenated DER certificates and stops at padding or truncation', () => {
+    const a = new X509Certificate(makeTls('split-a').caPem).raw;
+    const b = new X509Certificate(makeTls('split-b').caPem).raw;
+    const parts = splitDer(Buffer.concat([a, b, Buffer.alloc(9)]));
+    expect(parts.map((p) => Buffer.from(p).equals(a) || Buffer.from(p).equals(b))).toEqual([true, true]);
+    expect(splitDer(Buffer.concat([a, b.subarray(0, b.length - 1)]))).toHaveLength(1);
+    expect(splitDer(Buffer.alloc(10))).toHaveLength(0);
+    for (let n = 0; n < a.length; n++) expect(splitDer(a.subarray(0, n))).toHaveLength(0);
   });
 });

@@ -100,6 +100,21 @@ d('attest-broker join (swtpm + HTTPS test broker)', () => {
     expect(b.counters).toEqual({ challenge: 1, attest: 1, activate: 0 });
   });
 
+  it('sends the EK chain from NV 0x01c00100 so the EK certificate verifies to the vendor root (openssl verify)', async () => {
+    const t2 = await startSwtpm({ ekCert: true, ekChainInNv: true });
+    try {
+      const b = await broker({ ekRootPem: t2.ekRootPem!, toolsEnv: t2.env });
+      await join(opts(b, { tools: createToolRunner(t2.env) }));
+      expect(b.last?.evidence.ek_intermediates).toHaveLength(1);
+      // Without the chain in NV, the same root check refuses.
+      const b2 = await broker({ ekRootPem: tpm.ekRootPem! });
+      const e = await expectCode(join(opts(b2)), JoinCodes.REJECTED);
+      expect(e.detail?.brokerCode).toBe('CHAIN_UNTRUSTED');
+    } finally {
+      await t2.stop();
+    }
+  });
+
   it('sends the event log when present', async () => {
     const b = await broker();
     const dir = mkdtempSync(pjoin(tmpdir(), 'evlog-'));

@@ -53,14 +53,19 @@ export interface Swtpm {
   tcti: string;
   /** Environment for tpm2-tools against this TPM. */
   env: NodeJS.ProcessEnv;
-  /** PEM of the test CA that issued the EK certificate (when manufactured with one). */
+  /** PEM of the test CA chain that issued the EK certificate (root, then issuer). */
   ekCaPem?: string;
+  /** The root alone, and the intermediate that signed the EK certificate. */
+  ekRootPem?: string;
+  ekIssuerPem?: string;
   tpm2(tool: string, args: string[]): Promise<Buffer>;
   stop(): Promise<void>;
 }
 
 export interface SwtpmOptions {
   ekCert?: boolean;
+  /** Also store the EK certificate's issuer in NV 0x01c00100 (TCG EK chain range), DER. */
+  ekChainInNv?: boolean;
   /** PCR banks to allocate (swtpm_setup --pcr-banks). */
   banks?: string;
 }
@@ -70,6 +75,8 @@ export async function startSwtpm(o: SwtpmOptions = {}): Promise<Swtpm> {
   const state = join(dir, 'state');
   execFileSync('mkdir', ['-p', state]);
   let ekCaPem: string | undefined;
+  let ekRootPem: string | undefined;
+  let ekIssuerPem: string | undefined;
   if (o.ekCert || o.banks) {
     const ca = join(dir, 'localca');
     execFileSync('mkdir', ['-p', ca]);
@@ -89,6 +96,8 @@ export async function startSwtpm(o: SwtpmOptions = {}): Promise<Swtpm> {
       // swtpm_localca makes a root CA and an intermediate (issuercert) that signs the EK cert.
       const root = join(ca, 'swtpm-localca-rootca-cert.pem');
       ekCaPem = [root, join(ca, 'issuercert.pem')].filter(existsSync).map((f) => readFileSync(f, 'utf8')).join('');
+      ekRootPem = readFileSync(root, 'utf8');
+      ekIssuerPem = readFileSync(join(ca, 'issuercert.pem'), 'utf8');
     }
   }
   const port = await freePortPair();
@@ -109,6 +118,8 @@ export async function startSwtpm(o: SwtpmOptions = {}): Promise<Swtpm> {
     tcti,
     env,
     ...(ekCaPem ? { ekCaPem } : {}),
+    ...(ekRootPem ? { ekRootPem } : {}),
+    ...(ekIssuerPem ? { ekIssuerPem } : {}),
     async tpm2(tool, args) {
       const { stdout } = await run(tool, args, { env, encoding: 'buffer', maxBuffer: 16 << 20 });
       return stdout;
@@ -127,6 +138,14 @@ export async function startSwtpm(o: SwtpmOptions = {}): Promise<Swtpm> {
   for (let i = 0; i < 50; i++) {
     try {
       await t.tpm2('tpm2_getrandom', ['--hex', '4']);
+      if (o.ekChainInNv && ekIssuerPem) {
+        // As a manufacturer would: the EK certificate's issuer, DER, in the TCG chain range.
+        const der = join(dir, 'issuer.der');
+        execFileSync('openssl', ['x509', '-in', join(dir, 'localca', 'issuercert.pem'), '-outform', 'der', '-out', der]);
+        const size = String(readFileSync(der).length + 16); // NV padding, as real TPMs have
+        await t.tpm2('tpm2_nvdefine', ['0x01c00100', '-C', 'o', '-s', size, '-a', 'ownerread|ownerwrite|authread|authwrite']);
+        await t.tpm2('tpm2_nvwrite', ['0x01c00100', '-C', 'o', '-i', der]);
+      }
       return t;
     } catch {
       await new Promise((r) => setTimeout(r, 50));

@@ -87,6 +87,8 @@ export interface TestBrokerOptions {
   wrongNonce?: boolean;
   /** Include a disk key in the release. */
   diskKey?: boolean;
+  /** TPM-vendor EK root (PEM): the EK certificate must chain to it through ek_intermediates (openssl verify). */
+  ekRootPem?: string;
   /** Listen on this port (default: a free one). */
   port?: number;
   /** Env for tpm2-tools (checkquote / makecredential run offline, no TPM needed). */
@@ -249,6 +251,21 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
           // TPM2B_PUBLIC of an RSA EK ends with its unique (TPM2B modulus).
           const n = ekPub.subarray(ekPub.length - certN.length);
           if (!n.equals(certN)) return problem(res, 403, 'EK_CERT_MISMATCH');
+          if (o.ekRootPem) {
+            // The chain to the vendor root, built by openssl from the intermediates the node sent.
+            const pem = (der: Buffer): string => new X509Certificate(der).toString();
+            writeFileSync(join(d, 'root.pem'), o.ekRootPem);
+            writeFileSync(join(d, 'ek.pem'), pem(Buffer.from(String(ev.ek_certificate), 'base64url')));
+            const inter = ((ev.ek_intermediates as string[] | undefined) ?? []).map((x) => pem(Buffer.from(x, 'base64url'))).join('');
+            writeFileSync(join(d, 'inter.pem'), inter);
+            try {
+              execFileSync('openssl', ['verify', '-CAfile', join(d, 'root.pem'), ...(inter ? ['-untrusted', join(d, 'inter.pem')] : []), join(d, 'ek.pem')], { stdio: 'ignore' });
+            } catch {
+              return problem(res, 403, 'CHAIN_UNTRUSTED');
+            }
+          }
+        } else if (o.ekRootPem) {
+          return problem(res, 403, 'EK_CERTIFICATE_MISSING');
         }
         // AK Name = nameAlg ‖ SHA-256(TPMT_PUBLIC) (TPM 2.0 Part 1 §16).
         const akPub = Buffer.from(String(ev.ak_public), 'base64url').subarray(2);

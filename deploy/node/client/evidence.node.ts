@@ -20,7 +20,7 @@ import { ByteReader } from '../../../providers/common/bytes.js';
 import { toBase64, toBase64Url, toHex } from '../../../providers/common/encoding.js';
 import { JoinCodes, joinError } from './codes.js';
 import { encodeAttestation, type GotpmQuote } from './protobuf.js';
-import { ALL_PCRS, allocatedBanks, createEkAndAk, hexHandle, nvReadIfPresent, quote, type PcrBank, type TpmSession } from './tpm.node.js';
+import { ALL_PCRS, allocatedBanks, createEkAndAk, hexHandle, nvIndices, nvReadIfPresent, quote, type PcrBank, type TpmSession } from './tpm.node.js';
 
 export type Platform = 'generic' | 'azure' | 'gcp' | 'aws';
 
@@ -28,6 +28,9 @@ export type Platform = 'generic' | 'azure' | 'gcp' | 'aws';
 export const NV = {
   EK_CERT_RSA2048: 0x01c00002,
   EK_CERT_ECC_P256: 0x01c0000a,
+  /** TCG EK Credential Profile 2.3+ §2.2.1.5: EK certificate chain (intermediates), one range. */
+  EK_CHAIN_FIRST: 0x01c00100,
+  EK_CHAIN_LAST: 0x01c001ff,
   AZURE_HCL_REPORT: 0x01400001,
   AZURE_HCL_USER_DATA: 0x01400002,
   GCE_AK_CERT_RSA: 0x01c10000,
@@ -106,9 +109,60 @@ export async function gatherTpm(o: GatherOptions, reuseKeys = false): Promise<Ga
   const log = await readEventLog(o);
   if (log) evidence.event_log = toBase64Url(log);
   const ekCert = await nvReadIfPresent(s, NV.EK_CERT_RSA2048);
-  if (ekCert) evidence.ek_certificate = toBase64Url(stripNvPadding(ekCert));
-  else o.log(`no EK certificate at NV ${hexHandle(NV.EK_CERT_RSA2048)}; the broker must know this EK another way`);
+  if (ekCert) {
+    evidence.ek_certificate = toBase64Url(stripNvPadding(ekCert));
+    const chain = await readEkChain(s);
+    if (chain.length) evidence.ek_intermediates = chain.map(toBase64Url);
+  } else o.log(`no EK certificate at NV ${hexHandle(NV.EK_CERT_RSA2048)}; the broker must know this EK another way`);
   return { provider: 'tpm', format: 'tpm', evidence, canActivate: true };
+}
+
+/** At most this many intermediates are sent (the broker caps chains too). */
+const MAX_EK_INTERMEDIATES = 8;
+
+/**
+ * The manufacturer's EK certificate chain, when the TPM carries it: NV indices 0x01c00100 to
+ * 0x01c001ff, in index order, each holding one or more concatenated DER certificates (TCG EK
+ * Credential Profile 2.3+ §2.2.1.5). Intermediates only; the broker anchors them to its own
+ * pinned vendor roots and never trusts a root from here.
+ */
+export async function readEkChain(s: TpmSession): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  let indices: number[];
+  try {
+    indices = (await nvIndices(s)).filter((i) => i >= NV.EK_CHAIN_FIRST && i <= NV.EK_CHAIN_LAST);
+  } catch {
+    return out;
+  }
+  for (const i of indices) {
+    const raw = await nvReadIfPresent(s, i);
+    if (!raw) continue;
+    for (const der of splitDer(raw)) if (out.length < MAX_EK_INTERMEDIATES) out.push(der);
+  }
+  return out;
+}
+
+/** Splits concatenated DER SEQUENCEs, stopping at zero padding or anything that is not DER. */
+export function splitDer(b: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let off = 0;
+  for (let n = derLength(b.subarray(off)); n !== undefined; n = derLength(b.subarray(off))) {
+    out.push(b.slice(off, off + n));
+    off += n;
+  }
+  return out;
+}
+
+/** Total length (header + content) of the DER SEQUENCE at the start of `b`, if it fits (X.690 §8.1.3). */
+function derLength(b: Uint8Array): number | undefined {
+  if (b.length < 2 || b[0] !== 0x30) return undefined;
+  const l0 = b[1]!;
+  if (l0 < 0x80) return 2 + l0 <= b.length ? 2 + l0 : undefined;
+  const n = l0 & 0x7f;
+  if (n < 1 || n > 3 || b.length < 2 + n) return undefined;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]!;
+  return 2 + n + len <= b.length ? 2 + n + len : undefined;
 }
 
 /**
@@ -116,21 +170,8 @@ export async function gatherTpm(o: GatherOptions, reuseKeys = false): Promise<Ga
  * outer DER SEQUENCE length (X.690 §8.1.3); leave anything that is not a DER SEQUENCE as is.
  */
 export function stripNvPadding(b: Uint8Array): Uint8Array {
-  if (b.length < 2 || b[0] !== 0x30) return b;
-  const l0 = b[1]!;
-  let len: number;
-  let hdr: number;
-  if (l0 < 0x80) {
-    len = l0;
-    hdr = 2;
-  } else {
-    const n = l0 & 0x7f;
-    if (n < 1 || n > 3 || b.length < 2 + n) return b;
-    len = 0;
-    for (let i = 0; i < n; i++) len = (len << 8) | b[2 + i]!;
-    hdr = 2 + n;
-  }
-  return hdr + len <= b.length ? b.slice(0, hdr + len) : b;
+  const n = derLength(b);
+  return n === undefined ? b : b.slice(0, n);
 }
 
 /** Azure SEV-SNP CVM (`az-snp-vtpm`). */

@@ -206,6 +206,12 @@ export async function allocatedBanks(s: TpmSession): Promise<PcrBank[]> {
   return banks;
 }
 
+/** Every defined NV index (`tpm2_getcap handles-nv-index`), ascending. */
+export async function nvIndices(s: TpmSession): Promise<number[]> {
+  const out = new TextDecoder().decode(await s.tools.run('tpm2_getcap', ['handles-nv-index']));
+  return [...out.matchAll(/0x([0-9a-fA-F]{1,8})/g)].map((m) => Number.parseInt(m[1]!, 16)).sort((a, b) => a - b);
+}
+
 /** Size of an NV index, or undefined when it is not defined. */
 export async function nvSize(s: TpmSession, index: number): Promise<number | undefined> {
   let out: string;
