@@ -96,8 +96,8 @@ export interface RawSignature {
   readonly encoding?: 'p1363' | 'der';
 }
 
-/** PCR values per bank: index (number or decimal string) → digest bytes or hex. */
-export type PcrValuesInput = Partial<Record<PcrBank, Readonly<Record<string | number, Uint8Array | string>>>>;
+/** PCR values per bank: index (number or decimal string) → digest bytes or hex; an array indexed by PCR works too. */
+export type PcrValuesInput = Partial<Record<PcrBank, Readonly<Record<string | number, Uint8Array | string>> | readonly (Uint8Array | string)[]>>;
 
 export interface VerifyQuoteInput {
   /** The raw TPMS_ATTEST bytes exactly as signed. */
@@ -170,13 +170,6 @@ async function resolveAk(ak: AkInput): Promise<ResolvedAk> {
   if ('spki' in ak) return { key: await keyFromSpki(ak.spki) };
   if ('ecPoint' in ak) return { key: keyFromEcPoint(ak.ecPoint, ak.curve) };
   throw malformed(TpmCodes.AK_INVALID, 'no AK given');
-}
-
-interface ResolvedSig {
-  scheme: SignScheme;
-  hash: TpmHash;
-  /** RSA signature or ECDSA P1363 r‖s. */
-  bytes: Uint8Array;
 }
 
 /** Scheme and hash of a signature, before its values are looked at. */
@@ -323,6 +316,7 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
   // Every supplied value must have been selected: extra values would be claims the quote does not cover.
   for (const [bank, values] of Object.entries(input.pcrs)) {
     if (values === undefined) continue;
+    if (typeof values !== 'object' || values === null) throw malformed(TpmCodes.PCR_VALUE_INVALID, `PCR bank ${bank} is not a map of values`);
     const keys = Object.keys(values);
     const sel = attest.quote.pcrSelect.find((s) => s.hash === bank);
     for (const k of keys) {

@@ -14,11 +14,11 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { randomBytes, createHash, createPublicKey } from 'node:crypto';
-import { describeSwtpm, run, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
-import { parseQuotePcrs } from './pool.js';
+import { describeSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { ROOT_ID, setupTpmNode, type TpmNode } from './node.js';
 import { createTpmProvider, type TpmProviderOptions } from '../../providers/tpm/provider.js';
 import type { ActivationStore, PendingActivation } from '../../providers/tpm/activation.js';
-import { anchorFromBytes, createTrustStore } from '../../providers/common/trust.js';
+import { createTrustStore } from '../../providers/common/trust.js';
 import { fromBase64Url, toBase64Url } from '../../providers/common/encoding.js';
 import type { AttestError } from '../../providers/common/errors.js';
 import type { TrustStore, VerifyContext } from '../../providers/common/types.js';
@@ -59,71 +59,21 @@ async function error(p: Promise<unknown>): Promise<AttestError> {
 
 describeSwtpm('tpm provider (swtpm node, openssl TPM-vendor CA)', () => {
   let tpm: Swtpm;
+  let node: TpmNode;
   let trust: TrustStore;
-  const ROOT_ID = 'test-tpm-vendor-root';
-  const EK = '0x81010001';
-
-  const sh = async (cmd: string, args: string[]): Promise<void> => {
-    const r = await run(cmd, args, process.env, tpm.dir);
-    if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
-  };
 
   beforeAll(async () => {
     tpm = await startSwtpm();
-    await tpm.tpm2('tpm2_createek', ['-c', EK, '-G', 'rsa', '-u', 'ek.pub', '-Q']);
-    await tpm.flush();
-    for (const n of [1, 2]) {
-      await tpm.tpm2('tpm2_createak', ['-C', EK, '-c', `ak${n}.ctx`, '-G', 'rsa', '-g', 'sha256', '-s', 'rsassa', '-u', `ak${n}.pub`, '-n', `ak${n}.name`, '-Q']);
-      await tpm.flush();
-    }
-    // Another EK-shaped key (ECC EK) whose certificate must not vouch for the RSA EK.
-    await tpm.tpm2('tpm2_createek', ['-c', '0x81010002', '-G', 'ecc', '-u', 'ek-ecc.pub', '-Q']);
-    await tpm.flush();
-    for (const [h, f] of [[EK, 'ek.pem'], ['0x81010002', 'ek-ecc.pem']] as const) {
-      await tpm.tpm2('tpm2_readpublic', ['-c', h, '-f', 'pem', '-o', f, '-Q']);
-    }
-    await tpm.flush();
-    // TPM vendor PKI: root → intermediate → EK certificates.
-    tpm.write('ca.ext', 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
-    tpm.write('ek.ext', 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyEncipherment\n');
-    for (const who of ['root', 'other-root']) {
-      await sh('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.pem`, '-subj', `/CN=${who}`, '-days', '30', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
-    }
-    await sh('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'int.key', '-out', 'int.csr', '-subj', '/CN=Test TPM Vendor Intermediate']);
-    await sh('openssl', ['x509', '-req', '-in', 'int.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-set_serial', '2', '-out', 'int.der', '-outform', 'DER', '-days', '30', '-extfile', 'ca.ext']);
-    await sh('openssl', ['x509', '-in', 'int.der', '-inform', 'DER', '-out', 'int.pem']);
-    const ekCert = (out: string, pub: string, ca: string): Promise<void> =>
-      sh('openssl', ['x509', '-new', '-force_pubkey', pub, '-subj', '/CN=EK', '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-set_serial', '3', '-days', '30', '-extfile', 'ek.ext', '-outform', 'DER', '-out', out]);
-    await ekCert('ek.der', 'ek.pem', 'int');
-    await ekCert('ek-ecc.der', 'ek-ecc.pem', 'int');
-    await ekCert('ek-other.der', 'ek.pem', 'other-root');
-    await sh('openssl', ['x509', '-in', 'root.pem', '-outform', 'DER', '-out', 'root.der']);
-    const rootDer = tpm.read('root.der');
-    const sha256 = createHash('sha256').update(rootDer).digest('hex');
-    trust = createTrustStore([await anchorFromBytes({ id: ROOT_ID, sha256, source: 'test' }, rootDer)]);
+    node = await setupTpmNode(tpm);
+    trust = node.trust;
   }, 60_000);
   afterAll(async () => {
     await tpm?.stop();
   });
 
-  let seq = 0;
-  /** The node: quote with `ak` over `nonce`, and build the `tpm` evidence object. */
-  async function attestEvidence(ak: 1 | 2, nonce: Uint8Array, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
-    const n = seq++;
-    const out = await tpm.tpm2('tpm2_quote', ['-c', `ak${ak}.ctx`, '-l', 'sha256:0,1,2,3,4,5,6,7', '-q', Buffer.from(nonce).toString('hex'), '-m', `e${n}.msg`, '-s', `e${n}.sig`, '-o', `e${n}.pcrs`, '-g', 'sha256']);
-    await tpm.flush();
-    return {
-      ak_public: toBase64Url(tpm.read(`ak${ak}.pub`)),
-      quote: { message: toBase64Url(tpm.read(`e${n}.msg`)), signature: toBase64Url(tpm.read(`e${n}.sig`)) },
-      pcrs: parseQuotePcrs(out),
-      ...extra,
-    };
-  }
-  const ekEvidence = (cert = 'ek.der'): Record<string, unknown> => ({
-    ek_certificate: toBase64Url(tpm.read(cert)),
-    ek_public: toBase64Url(tpm.read('ek.pub')),
-    ek_intermediates: [toBase64Url(tpm.read('int.der'))],
-  });
+  const attestEvidence = (ak: 1 | 2, binding: Uint8Array, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> => node.evidence(ak, binding, extra);
+  const ekEvidence = (cert?: string): Record<string, unknown> => node.ekEvidence(cert);
+  const activate = (ak: 1 | 2, credentialB64: string): Promise<Uint8Array> => node.activate(ak, credentialB64);
   const ctxFor = (binding: Uint8Array, over: Partial<VerifyContext> = {}): VerifyContext => ({
     binding,
     now: new Date(),
@@ -133,18 +83,6 @@ describeSwtpm('tpm provider (swtpm node, openssl TPM-vendor CA)', () => {
     ...over,
   });
   const nonce = (): Uint8Array => new Uint8Array(randomBytes(32));
-
-  /** Answers an activation challenge on the TPM like the node would. */
-  async function activate(ak: 1 | 2, credentialB64: string): Promise<Uint8Array> {
-    const n = seq++;
-    tpm.write(`a${n}.cred`, fromBase64Url(credentialB64));
-    await tpm.tpm2('tpm2_startauthsession', ['--policy-session', '-S', `a${n}.session`]);
-    await tpm.tpm2('tpm2_policysecret', ['-S', `a${n}.session`, '-c', 'e', '-Q']);
-    await tpm.tpm2('tpm2_activatecredential', ['-c', `ak${ak}.ctx`, '-C', EK, '-i', `a${n}.cred`, '-o', `a${n}.secret`, '-P', `session:a${n}.session`, '-Q']);
-    await tpm.tpm2Status('tpm2_flushcontext', [`a${n}.session`]);
-    await tpm.flush();
-    return tpm.read(`a${n}.secret`);
-  }
 
   it('EK certificate + credential activation: two-step attest ends with akTrust ek-credential', async () => {
     const activations = memoryActivations();

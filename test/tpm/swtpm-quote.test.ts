@@ -5,8 +5,9 @@
  *   several selections) that tpm2_checkquote accepts, we accept (PSS: checkquote 5.4 cannot
  *   verify it, so those are ours only);
  * - a differential test: ≥ 500 seeded random mutations (message bytes, signature bytes, PCR
- *   values, nonce, AK) where our verdict equals tpm2_checkquote's on every one, and each of our
- *   rejections carries the code the mutation class calls for;
+ *   values, nonce, AK swapped for another, AK key bytes) where our verdict equals
+ *   tpm2_checkquote's on every one, and each of our rejections carries the code the mutation
+ *   class calls for (replay a failure with TPM_DIFF_SEED=<seed>);
  * - the allow-lists: SHA-1 signature hash / SHA-1 bank refused by default;
  * - PCR selection strictness (missing, extra, wrong bank), AK attribute checks on real keys.
  */
@@ -196,7 +197,7 @@ describeSwtpm('TPM quotes from swtpm', () => {
     const N = 600;
     for (let i = 0; i < N; i++) {
       const q = pick(candidates);
-      const kind = pick(['message', 'message', 'signature', 'signature', 'pcr', 'nonce', 'ak', 'none', 'truncate', 'append'] as const);
+      const kind = pick(['message', 'message', 'signature', 'signature', 'pcr', 'nonce', 'ak', 'akkey', 'none', 'truncate', 'append'] as const);
       if (kind === 'message') {
         const m = flip(q.message, Math.floor(rnd() * q.message.length));
         rows.push({ q, kind, input: inputOf(q, { message: m }), oracle: { message: m }, want: ['QUOTE_SIGNATURE_INVALID'] });
@@ -232,6 +233,23 @@ describeSwtpm('TPM quotes from swtpm', () => {
           oracle: { akPath: other.pubPath },
           want: sameScheme ? ['QUOTE_SIGNATURE_INVALID'] : ['SIGNATURE_SCHEME_MISMATCH'],
         });
+      } else if (kind === 'akkey') {
+        // Flip a byte of the AK's key material (RSA modulus, or an ECC coordinate), never of a
+        // size field; tpm2_checkquote reads the same mutated TPM2B_PUBLIC file.
+        const b = q.ak.tpm2bPublic;
+        const ecc = q.ak.spec.scheme === 'ecdsa';
+        const size = ecc ? (q.ak.spec.hash === 'sha384' ? 48 : 32) : 256;
+        const at = ecc && rnd() < 0.5 ? b.length - 2 * size - 2 + Math.floor(rnd() * size) : b.length - size + Math.floor(rnd() * size);
+        const akBytes = flip(b, at);
+        const akPath = tpm.write(`akm${i}.pub`, akBytes);
+        rows.push({
+          q,
+          kind,
+          input: inputOf(q, { ak: { tpm2bPublic: akBytes } }),
+          oracle: { akPath },
+          // Off-curve point → AK_INVALID; RSA modulus losing its top bit → TPM_STRUCTURE_INVALID.
+          want: ['QUOTE_SIGNATURE_INVALID', 'AK_INVALID', 'TPM_STRUCTURE_INVALID'],
+        });
       } else {
         rows.push({ q, kind, input: inputOf(q), oracle: {}, want: ['ACCEPTED'] });
       }
@@ -251,6 +269,6 @@ describeSwtpm('TPM quotes from swtpm', () => {
     const wrongCode = results.filter((r) => !r.want.includes(r.ours));
     expect(wrongCode, `seed ${seed}`).toEqual([]);
     const kinds = new Set(results.map((r) => r.kind));
-    expect(kinds.size).toBe(8);
+    expect(kinds.size).toBe(9);
   }, 60_000);
 });

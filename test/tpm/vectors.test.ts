@@ -7,7 +7,7 @@
 import { expect, it } from 'vitest';
 import { describeVectors, readVector, readVectorJson, readVectorText } from '../helpers/vectors.js';
 import { verifyQuote, type VerifyQuoteInput } from '../../providers/tpm/quote.js';
-import { fromHex, fromBase64Any, utf8, toHex } from '../../providers/common/encoding.js';
+import { fromHex, fromBase64Any, fromBase64Url, utf8, toHex } from '../../providers/common/encoding.js';
 import { sha256 } from '../../providers/common/digest.js';
 import type { AttestError } from '../../providers/common/errors.js';
 
@@ -119,4 +119,91 @@ describeVectors('TPM quotes from real clouds', () => {
       expect(await code(verifyQuote({ ...base, pcrs: {} }))).toBe('PCR_SELECTION_MISMATCH');
     });
   }
+
+  // --- Azure SEV-SNP CVM (trustee az-snp-vtpm evidence-v1): AK = HCLAkPub JWK from the HCL
+  // report's variable data, raw RSASSA signature hex. The JSON starts after the 32-byte HCL
+  // header, the 1184-byte SNP report and the 20-byte IGVM request header (INDEX.md §1a).
+  it('trustee az-snp-vtpm evidence-v1: quote verifies with the HCLAkPub JWK', async () => {
+    const ev = readVectorJson<{ hcl_report: string; tpm_quote: { message: string; signature: string; pcrs: string[] } }>('trustee/az-snp-vtpm/evidence-v1.json');
+    const hcl = fromBase64Url(ev.hcl_report.replace(/=+$/, '')); // URL-safe alphabet with padding
+    const varSize = new DataView(hcl.buffer, hcl.byteOffset).getUint32(1216 + 16, true);
+    const runtime = JSON.parse(new TextDecoder().decode(hcl.subarray(1236, 1236 + varSize))) as { keys: { kid: string }[] };
+    const jwk = runtime.keys.find((k) => k.kid === 'HCLAkPub');
+    const v = await verifyQuote({
+      message: fromHex(ev.tpm_quote.message),
+      signature: { scheme: 'rsassa', hash: 'sha256', bytes: fromHex(ev.tpm_quote.signature) },
+      ak: { jwk },
+      binding: utf8('challenge'),
+      pcrs: { sha256: ev.tpm_quote.pcrs }, // the evidence's array of 24 hex values, as is
+    });
+    expect(v.pcrs.sha256?.[0]).toBe('e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced');
+  });
+
+  // --- GCP (go-tpm-tools attest.Attestation protobuf): AK as a TPMT_PUBLIC from a real GCE vTPM,
+  // so the AK attribute and scheme checks run on a real cloud key; quotes carry TPMT_SIGNATURE.
+  type PbField = { no: number; wire: number; value: Uint8Array | bigint };
+  function pbFields(b: Uint8Array): PbField[] {
+    const out: PbField[] = [];
+    let at = 0;
+    const varint = (): bigint => {
+      let v = 0n;
+      for (let shift = 0n; ; shift += 7n) {
+        const x = b[at++] as number;
+        v |= BigInt(x & 0x7f) << shift;
+        if ((x & 0x80) === 0) return v;
+      }
+    };
+    while (at < b.length) {
+      const key = Number(varint());
+      const wire = key & 7;
+      if (wire === 0) out.push({ no: key >> 3, wire, value: varint() });
+      else if (wire === 2) {
+        const len = Number(varint());
+        out.push({ no: key >> 3, wire, value: b.subarray(at, at + len) });
+        at += len;
+      } else throw new Error(`wire type ${wire}`);
+    }
+    return out;
+  }
+  const HASH_ENUM: Record<number, 'sha1' | 'sha256' | 'sha384'> = { 4: 'sha1', 11: 'sha256', 12: 'sha384' };
+  for (const [file, nonce] of [['gce-cos-85-no-nonce.pb', ''], ['gce-cos-85-nonce9009.pb', '9009']] as const) {
+    it(`go-tpm-tools ${file}: all three quotes verify with the TPMT_PUBLIC AK`, async () => {
+      const top = pbFields(readVector(`go-tpm-tools/attestations/${file}`));
+      const akPub = top.find((f) => f.no === 1)!.value as Uint8Array;
+      const quotes = top.filter((f) => f.no === 2).map((f) => pbFields(f.value as Uint8Array));
+      expect(quotes).toHaveLength(3);
+      const banks: string[] = [];
+      for (const q of quotes) {
+        // go-tpm-tools proto/tpm.proto: Quote { bytes quote = 1; bytes raw_sig = 2; PCRs pcrs = 3 }
+        const pcrsMsg = pbFields(q.find((f) => f.no === 3)!.value as Uint8Array);
+        const bank = HASH_ENUM[Number(pcrsMsg.find((f) => f.no === 1)!.value)]!;
+        const values: Record<number, Uint8Array> = {};
+        for (const e of pcrsMsg.filter((f) => f.no === 2)) {
+          const kv = pbFields(e.value as Uint8Array);
+          values[Number(kv.find((f) => f.no === 1)?.value ?? 0n)] = kv.find((f) => f.no === 2)!.value as Uint8Array;
+        }
+        const input: VerifyQuoteInput = {
+          message: q.find((f) => f.no === 1)!.value as Uint8Array,
+          signature: q.find((f) => f.no === 2)!.value as Uint8Array,
+          ak: { tpmtPublic: akPub },
+          binding: fromHex(nonce),
+          pcrs: { [bank]: values },
+          pcrBanks: ['sha1', 'sha256', 'sha384'],
+        };
+        const v = await verifyQuote(input);
+        expect(Object.keys(v.pcrs[bank as 'sha1'] ?? {})).toHaveLength(24);
+        if (bank === 'sha256') expect(v.pcrs.sha256?.[0]).toBe('0f35c214608d93c7a6e68ae7359b4a8be5a0e99eea9107ece427c4dea4e439cf');
+        if (bank === 'sha1') {
+          expect(v.pcrs.sha1?.[0]).toBe('c032c3b51dbb6f96b047421512fd4b4dfde496f3');
+          // SHA-1 bank only when the caller allows it.
+          expect(await code(verifyQuote({ ...input, pcrBanks: undefined }))).toBe('ALGORITHM_NOT_ALLOWED');
+        }
+        expect(v.attest.firmwareVersion).toBe(0x2016051100162800n);
+        expect(v.akPublic?.objectAttributes.restricted).toBe(true);
+        banks.push(bank);
+      }
+      expect(banks.sort()).toEqual(['sha1', 'sha256', 'sha384']);
+    });
+  }
 });
+
