@@ -195,6 +195,20 @@ build_attest() { # $1 = extra evidence members (e.g. the activation answer), wri
       # Trim NV padding to the DER length.
       openssl x509 -inform der -in "$WORK/ekcert.nv" -outform der -out "$WORK/ekcert.der" 2>/dev/null \
         && printf ',"ek_certificate":"%s"' "$(b64url_file "$WORK/ekcert.der")"
+      # The manufacturer's chain, if the TPM has one (TCG NV range 0x01c00100-0x01c001ff; the
+      # first certificate of each index): intermediates only, the broker pins the roots.
+      sep=""; n=0
+      for idx in $(tpm2_getcap handles-nv-index 2>/dev/null | sed -n 's/^- *0x\(1[Cc]001[0-9A-Fa-f][0-9A-Fa-f]\)$/0x0\1/p'); do
+        [ $n -lt 8 ] || break
+        isz=$(tpm2_nvreadpublic "$idx" 2>/dev/null | sed -n 's/^ *size: *\([0-9]*\)$/\1/p')
+        if [ -z "$isz" ] || ! tpm2_nvread "$idx" -C o -s "$isz" -o "$WORK/chain.nv" >/dev/null 2>&1 \
+          || ! openssl x509 -inform der -in "$WORK/chain.nv" -outform der -out "$WORK/chain.der" 2>/dev/null; then
+          continue
+        fi
+        if [ $n -eq 0 ]; then printf ',"ek_intermediates":['; fi
+        printf '%s"%s"' "$sep" "$(b64url_file "$WORK/chain.der")"; sep=","; n=$((n + 1))
+      done
+      if [ $n -gt 0 ]; then printf ']'; fi
     fi
     printf '%s}}' "$1"
   } > "$WORK/attest.json"

@@ -9,6 +9,7 @@
  * The TPM is swtpm manufactured by `swtpm_setup --create-ek-cert` under a test CA whose root is
  * the only EK root the broker trusts.
  */
+import { execFile } from 'node:child_process';
 import { createServer } from 'node:https';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -47,7 +48,7 @@ function memoryActivations(): ActivationStore {
 }
 
 /** Admits only an EK-credential AK whose PCR 7 equals `pcr7` (when given). */
-function testPolicy(pcr7?: string): PolicyEngine {
+function testPolicy(pcr7?: string, allowUnsealed = false): PolicyEngine {
   return {
     current: () => ({ hash: '00'.repeat(32) }),
     async evaluate(claims: Claims, cluster?: string): Promise<Decision> {
@@ -60,7 +61,7 @@ function testPolicy(pcr7?: string): PolicyEngine {
         cluster: cluster ?? 'c1',
         policyHash: '00'.repeat(32),
         rules: [],
-        release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false },
+        release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed, diskKey: false },
       };
     },
   };
@@ -104,7 +105,7 @@ d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
     rmSync(tls.dir, { recursive: true, force: true });
   });
 
-  async function startBroker(pcr7?: string): Promise<{ url: string; issued: string[] }> {
+  async function startBroker(pcr7?: string, allowUnsealed = false): Promise<{ url: string; issued: string[] }> {
     const rootDer = new Uint8Array(new X509Certificate(tpm.ekRootPem!).raw);
     const anchor = await anchorFromBytes({ id: 'swtpm-test-ek-root', sha256: createHash('sha256').update(rootDer).digest('hex'), source: 'test' }, rootDer);
     const issued: string[] = [];
@@ -113,7 +114,7 @@ d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
       providers: [createTpmProvider({ ekRoots: ['swtpm-test-ek-root'], activations: memoryActivations() })],
       trust: createTrustStore([anchor]),
       logger: createConsoleLogger('error', {}, () => undefined),
-      policy: testPolicy(pcr7),
+      policy: testPolicy(pcr7, allowUnsealed),
       release: testRelease(issued),
     });
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer, serverOptions: { cert: tls.leafPem + tls.caPem, key: tls.leafKeyPem } });
@@ -154,5 +155,26 @@ d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
     expect((e as AttestError).detail?.brokerCode).toBe('POLICY_PCR_MISMATCH');
     expect(b.issued).toHaveLength(0);
     expect(() => statSync(out)).toThrow();
+  });
+
+  it('the shell client joins too where policy allows unsealed release, and is refused where it does not', async () => {
+    const sh = async (url: string): Promise<{ code: number; stderr: string; out: string }> => {
+      const out = pjoin(mkdtempSync(pjoin(tmpdir(), 'real-sh-')), 'bootstrap-kubeconfig');
+      const args = ['deploy/node/attest-join.sh', '--broker', url, '--ca-pin', tls.pin, '--cluster', 'c1', '--out', out, '--deadline', '60', '--no-event-log'];
+      return new Promise((resolve) => {
+        execFile('/bin/sh', args, { env: tpm.env, timeout: 90_000 }, (err, _stdout, stderr) => {
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr, out });
+        });
+      });
+    };
+    const open = await startBroker(undefined, true);
+    const ok = await sh(open.url);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readFileSync(ok.out, 'utf8')).toContain(open.issued[0]!);
+    const closed = await startBroker();
+    const no = await sh(closed.url);
+    expect(no.code).toBe(1);
+    expect(no.stderr).toContain('UNSEALED_RELEASE_FORBIDDEN');
+    expect(closed.issued).toHaveLength(0);
   });
 });
