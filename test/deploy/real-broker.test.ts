@@ -21,6 +21,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBroker } from '../../broker/app.js';
 import type { Decision, PolicyEngine, ReleaseObject, ReleaseService } from '../../broker/contracts.js';
 import { MemoryStore } from '../../broker/store/memory.js';
+import { RedisStore } from '../../broker/store/redis.node.js';
+import type { StateStore } from '../../broker/contracts.js';
+import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
 import { createConsoleLogger } from '../../broker/observability/console-logger.js';
 import { anchorFromBytes, createTrustStore } from '../../providers/common/trust.js';
 import type { Claims } from '../../providers/common/types.js';
@@ -105,12 +108,12 @@ d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
     rmSync(tls.dir, { recursive: true, force: true });
   });
 
-  async function startBroker(pcr7?: string, allowUnsealed = false): Promise<{ url: string; issued: string[] }> {
+  async function startBroker(pcr7?: string, allowUnsealed = false, store: StateStore = new MemoryStore()): Promise<{ url: string; issued: string[] }> {
     const rootDer = new Uint8Array(new X509Certificate(tpm.ekRootPem!).raw);
     const anchor = await anchorFromBytes({ id: 'swtpm-test-ek-root', sha256: createHash('sha256').update(rootDer).digest('hex'), source: 'test' }, rootDer);
     const issued: string[] = [];
     const app = createBroker({
-      store: new MemoryStore(),
+      store,
       providers: [createTpmProvider({ ekRoots: ['swtpm-test-ek-root'], activations: memoryActivations() })],
       trust: createTrustStore([anchor]),
       logger: createConsoleLogger('error', {}, () => undefined),
@@ -176,5 +179,21 @@ d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
     expect(no.code).toBe(1);
     expect(no.stderr).toContain('UNSEALED_RELEASE_FORBIDDEN');
     expect(closed.issued).toHaveLength(0);
+  });
+
+  (HAVE_REDIS ? it : it.skip)('joins the same way with the Redis store (real redis-server)', async () => {
+    let redis: RedisServer | undefined;
+    let store: RedisStore | undefined;
+    try {
+      redis = await startRedis();
+      store = new RedisStore({ url: redis.url, keyPrefix: 'join-test:' });
+      const b = await startBroker(undefined, false, store);
+      const out = pjoin(mkdtempSync(pjoin(tmpdir(), 'real-redis-')), 'bootstrap-kubeconfig');
+      await run(b.url, out);
+      expect(readFileSync(out, 'utf8')).toContain(b.issued[0]!);
+    } finally {
+      await store?.close();
+      await redis?.stop();
+    }
   });
 });
