@@ -277,6 +277,15 @@ d('attest-broker join (swtpm + HTTPS test broker)', () => {
     expect(() => statSync(o.out)).toThrow();
   });
 
+  it('keeps hostile problem text out of its messages (control characters, non-code codes)', async () => {
+    const b = await broker();
+    b.faults.push({ kind: 'status', path: '/v1/attest', status: 400, code: 'EVIL\u001b[31m\nFORGED LOG LINE' + 'x'.repeat(1000) });
+    const e = await expectCode(join(opts(b)), JoinCodes.REJECTED);
+    expect(e.detail?.brokerCode).toBeUndefined();
+    expect([...e.message].every((ch) => ch.charCodeAt(0) >= 0x20)).toBe(true);
+    expect(e.message.length).toBeLessThan(500);
+  });
+
   it('refuses an unsealed release after sending a key (downgrade) and a JWE sealed to another key', async () => {
     await expectCode(join(opts(await broker({ forceUnsealed: true }))), JoinCodes.RELEASE_NOT_SEALED);
     await expectCode(join(opts(await broker({ sealToWrongKey: true }))), JoinCodes.RELEASE_INVALID);

@@ -92,11 +92,17 @@ function parseJson(res: HttpResponse): Record<string, unknown> | undefined {
   }
 }
 
+/**
+ * Reads an RFC 9457 problem. Everything in it came from the network and ends up in logs and on
+ * a terminal: the code must look like a code, text is cut to 300 printable ASCII characters.
+ */
 function problemOf(res: HttpResponse): Problem {
   const j = parseJson(res) ?? {};
-  const str = (k: string): string | undefined => (typeof j[k] === 'string' ? (j[k] as string).slice(0, 500) : undefined);
+  const str = (k: string): string | undefined =>
+    typeof j[k] === 'string' ? (j[k] as string).slice(0, 300).replace(/[^\x20-\x7e]/g, '?') : undefined;
   const p: Problem = { status: res.status, raw: j };
-  const code = str('code');
+  const rawCode = str('code');
+  const code = rawCode !== undefined && /^[A-Z][A-Z0-9_]{0,63}$/.test(rawCode) ? rawCode : undefined;
   const title = str('title');
   const detail = str('detail');
   if (code !== undefined) p.code = code;
@@ -112,7 +118,11 @@ function header(res: HttpResponse, name: string): string | undefined {
 
 /** Signals "start over from a new challenge". */
 class RestartFlow extends Error {
-  constructor(readonly why: string, readonly retryAfterMs = 0) {
+  constructor(
+    readonly why: string,
+    readonly retryAfterMs = 0,
+    readonly problem?: Problem,
+  ) {
     super(why);
   }
 }
@@ -176,25 +186,25 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         const p = problemOf(res);
         lastFailure = p;
         const ra = parseRetryAfter(header(res, 'retry-after'), clock.now()) ?? 0;
-        if (res.status !== 429 && phase === 'attest') throw new RestartFlow(`${path}: HTTP ${res.status} ${p.code ?? ''}`, ra);
+        if (res.status !== 429 && phase === 'attest') throw new RestartFlow(`${path}: HTTP ${res.status} ${p.code ?? ''}`.trim(), ra, p);
         await failAfterDeadline(() => wait(ra, `${path}: HTTP ${res.status} ${p.code ?? ''}`.trim()), p);
         continue;
       }
       if (res.status >= 500) {
         const p = problemOf(res);
         lastFailure = p;
-        throw new RestartFlow(`${path}: HTTP ${res.status} ${p.code ?? ''}`.trim());
+        throw new RestartFlow(`${path}: HTTP ${res.status} ${p.code ?? ''}`.trim(), 0, p);
       }
       return res;
     }
   };
 
-  const failAfterDeadline = async (f: () => Promise<void>, p: Problem): Promise<void> => {
+  const failAfterDeadline = async (f: () => Promise<void>, p: Problem, why?: string): Promise<void> => {
     try {
       await f();
     } catch (e) {
       if (e instanceof AttestError && e.code === JoinCodes.DEADLINE_EXCEEDED) {
-        throw joinError(JoinCodes.BROKER_FAILED, `the broker kept failing until the deadline (last: HTTP ${p.status} ${p.code ?? ''})`, {
+        throw joinError(JoinCodes.BROKER_FAILED, `the broker kept failing until the deadline (last: ${why ?? `HTTP ${p.status} ${p.code ?? ''}`})`, {
           kind: 'unavailable',
           cause: e,
           detail: { brokerCode: p.code, status: p.status },
@@ -207,7 +217,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   const refuse = (res: HttpResponse): never => {
     const p = problemOf(res);
     throw joinError(JoinCodes.REJECTED, `the broker refused this node: HTTP ${p.status} ${p.code ?? '(no code)'}${p.detail ? `: ${p.detail}` : p.title ? `: ${p.title}` : ''}`, {
-      kind: p.status === 403 ? 'policy' : 'rejected',
+      kind: /^POLICY_|^UNSEALED_RELEASE_FORBIDDEN$/.test(p.code ?? '') ? 'policy' : 'rejected',
       detail: { brokerCode: p.code, status: p.status },
     });
   };
@@ -227,7 +237,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       } catch (e) {
         if (!(e instanceof RestartFlow)) throw e;
         lastFailure = e;
-        await failAfterDeadline(() => wait(e.retryAfterMs, `${e.why}; starting over with a new challenge`), { status: 0, raw: {}, code: e.why });
+        await failAfterDeadline(() => wait(e.retryAfterMs, `${e.why}; starting over with a new challenge`), e.problem ?? { status: 0, raw: {} }, e.why);
       }
     }
   } finally {
@@ -293,12 +303,12 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         p = res.status === 200 ? undefined : problemOf(res);
       }
       if (p) {
-        if ((p.status === 404 || p.status === 410) && (p.code ?? '').startsWith('CHALLENGE_')) throw new RestartFlow(`challenge ${p.code}`);
+        if ((p.status === 404 || p.status === 410) && (p.code ?? '').startsWith('CHALLENGE_')) throw new RestartFlow(`challenge ${p.code}`, 0, p);
         // 409 with Retry-After: a token was already issued to this instance in the current
         // window (e.g. an earlier answer was lost). Safe to try again, from a new challenge,
         // once the window has passed.
         const ra = parseRetryAfter(header(res, 'retry-after'), clock.now());
-        if (p.status === 409 && ra !== undefined) throw new RestartFlow(`HTTP 409 ${p.code ?? ''}`.trim(), ra);
+        if (p.status === 409 && ra !== undefined) throw new RestartFlow(`HTTP 409 ${p.code ?? ''}`.trim(), ra, p);
         refuse(res);
       }
       const j = parseJson(res);
