@@ -13,7 +13,7 @@ import { JoinCodes } from '../../deploy/node/client/codes.js';
 import { join, type JoinOptions } from '../../deploy/node/client/join.node.js';
 import { createToolRunner } from '../../deploy/node/client/tpm.node.js';
 import type { Clock } from '../../deploy/node/client/retry.js';
-import { HAVE_SWTPM, startSwtpm, type Swtpm } from './swtpm.js';
+import { extendPcrs, HAVE_SWTPM, startSwtpm, type Swtpm } from './swtpm.js';
 import { makeTls, startTestBroker, type TestBroker, type TestBrokerOptions, type TlsMaterial } from './test-broker.js';
 
 function virtualClock(onSleep?: (ms: number) => void | Promise<void>): Clock & { sleeps: number[] } {
@@ -110,6 +110,26 @@ d('attest-broker join (swtpm + HTTPS test broker)', () => {
       const b2 = await broker({ ekRootPem: tpm.ekRootPem! });
       const e = await expectCode(join(opts(b2)), JoinCodes.REJECTED);
       expect(e.detail?.brokerCode).toBe('CHAIN_UNTRUSTED');
+    } finally {
+      await t2.stop();
+    }
+  });
+
+  it('reports the PCRs the TPM holds: extends done like firmware show up in the quoted values', async () => {
+    const t2 = await startSwtpm({ ekCert: true });
+    try {
+      const { createHash } = await import('node:crypto');
+      const d1 = createHash('sha256').update('shim').digest();
+      const d2 = createHash('sha256').update('grub').digest();
+      await extendPcrs(t2, [{ pcr: 7, digests: { sha256: d1 } }, { pcr: 7, digests: { sha256: d2 } }]);
+      // Software replay of the same extends: PCR = H(PCR ‖ digest), from zero.
+      let want = Buffer.alloc(32);
+      for (const x of [d1, d2]) want = createHash('sha256').update(Buffer.concat([want, x])).digest();
+      const b = await broker({ toolsEnv: t2.env });
+      await join(opts(b, { tools: createToolRunner(t2.env) }));
+      const pcrs = (b.last?.evidence.pcrs as Record<string, Record<string, string>>).sha256!;
+      expect(pcrs['7']).toBe(want.toString('hex'));
+      expect(pcrs['0']).toBe('00'.repeat(32));
     } finally {
       await t2.stop();
     }

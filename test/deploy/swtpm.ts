@@ -81,3 +81,22 @@ export async function startSwtpm(o: SwtpmOptions = {}): Promise<Swtpm> {
   }
   return t;
 }
+
+/** One measurement to extend (an event-log entry's digests, EV_NO_ACTION already dropped). */
+export interface Extend {
+  pcr: number;
+  digests: Partial<Record<'sha1' | 'sha256' | 'sha384', Uint8Array>>;
+}
+
+/**
+ * Extends the TPM's PCRs with `events` in order (`tpm2_pcrextend <pcr>:sha1=…,sha256=…`), the
+ * way firmware does while it writes its event log — so a real log (parsed by the event-log
+ * module) replayed here makes quote, log and PCRs agree. Banks the TPM has not allocated are
+ * skipped by the caller's choice of `banks`.
+ */
+export async function extendPcrs(t: Swtpm, events: readonly Extend[], banks: ReadonlyArray<'sha1' | 'sha256' | 'sha384'> = ['sha256']): Promise<void> {
+  for (const e of events) {
+    const parts = banks.filter((b) => e.digests[b]).map((b) => `${b}=${Buffer.from(e.digests[b]!).toString('hex')}`);
+    if (parts.length) await t.tpm2('tpm2_pcrextend', [`${e.pcr}:${parts.join(',')}`]);
+  }
+}
