@@ -11,6 +11,7 @@ import type { StateStore } from './contracts.js';
 import { createTpmProvider } from '../providers/tpm/provider.js';
 import { isPendingActivation, type ActivationStore, type PendingActivation } from '../providers/tpm/activation.js';
 import { replayAndSummarize } from '../providers/tpm/measured-boot.js';
+import { createAzureProviderFromConfig } from '../providers/azure/index.js';
 import { configError } from '../providers/common/errors.js';
 import { WORKER_HOOKS } from './worker-hooks.js';
 import { createPolicyEngine, loadPolicyText } from './policy/index.js';
@@ -65,6 +66,12 @@ PROVIDER_FACTORIES.tpm = (raw, env) => {
       return { ...r.boot, eventLogReplayed: [...r.replayedBanks] };
     },
   });
+};
+
+// ── azure: SEV-SNP / TDX vTPM evidence ──
+PROVIDER_FACTORIES.azure = (raw, env) => {
+  const o = (raw ?? {}) as Record<string, unknown>;
+  return createAzureProviderFromConfig(env.intermediatesPem && o.amdIntermediatesPem === undefined ? { ...o, amdIntermediatesPem: env.intermediatesPem } : o);
 };
 
 // ── policy on Workers: the document comes from the POLICY_YAML binding ──

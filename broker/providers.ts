@@ -14,6 +14,8 @@ import { ConfigProblem } from './config/schema.js';
 /** What a provider may need from the runtime besides its options (e.g. TPM activations). */
 export interface ProviderEnv {
   store: StateStore;
+  /** Vendor intermediates installed beside the pinned roots (PEM), e.g. AMD ASK/ASVK. */
+  intermediatesPem?: string;
 }
 
 export type ProviderFactory = (options: Readonly<Record<string, unknown>>, env: ProviderEnv) => Provider;

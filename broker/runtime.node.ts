@@ -15,7 +15,7 @@ import type { Logger, PolicyEngine, ReleaseService, StateStore } from './contrac
 import { applyEnv, ConfigProblem, parseConfig, type BrokerConfig } from './config/schema.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.node.js';
-import { loadTrustStore } from './trust/store.node.js';
+import { loadTrustIntermediates, loadTrustStore } from './trust/store.node.js';
 import { buildProviders, PROVIDER_FACTORIES } from './providers.js';
 import { createPinoLogger } from './observability/pino.node.js';
 import { createPromMetrics } from './observability/metrics.node.js';
@@ -94,7 +94,8 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
   const store: StateStore = cfg.store.url.startsWith('memory://')
     ? new MemoryStore()
     : new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix });
-  const providers = buildProviders(cfg, trust, { store });
+  const intermediatesPem = await loadTrustIntermediates(cfg.trust);
+  const providers = buildProviders(cfg, trust, { store, intermediatesPem });
   const closers: (() => Promise<void>)[] = [() => store.close()];
   let policy: PolicyEngine | undefined;
   if (cfg.policy.file) {

@@ -13,7 +13,7 @@ import { computeBinding } from '../binding.js';
 import { fromHex } from '../../providers/common/encoding.js';
 import { createTrustStore } from '../../providers/common/trust.js';
 import { isAttestError } from '../../providers/common/errors.js';
-import { loadTrustStore } from '../trust/store.node.js';
+import { loadTrustIntermediates, loadTrustStore } from '../trust/store.node.js';
 import { PROVIDER_FACTORIES } from '../providers.js';
 import { RUNTIME_HOOKS } from '../runtime.node.js';
 import { parseConfig } from '../config/schema.js';
@@ -79,14 +79,17 @@ export function register(program: Command): void {
       const now = o.at ? new Date(o.at) : systemClock.now();
       if (Number.isNaN(now.getTime())) usage(`--at ${o.at} is not an RFC 3339 time`);
       let trust;
+      let intermediatesPem = '';
       try {
-        trust = o.trust ? await loadTrustStore(parseConfig({ trust: { dir: o.trust } }).trust) : createTrustStore([]);
+        const tcfg = parseConfig({ trust: { dir: o.trust ?? '/nonexistent' } }).trust;
+        trust = o.trust ? await loadTrustStore(tcfg) : createTrustStore([]);
+        intermediatesPem = o.trust ? await loadTrustIntermediates(tcfg) : '';
       } catch (e) {
         usage(e instanceof Error ? e.message : String(e));
       }
       const factory = PROVIDER_FACTORIES[provider as ProviderName];
       if (!factory) usage(`this build has no "${provider}" provider`);
-      const registry = new ProviderRegistry([factory({}, { store: new MemoryStore() })]);
+      const registry = new ProviderRegistry([factory({}, { store: new MemoryStore(), intermediatesPem })]);
       let verdict: Verdict & { decision?: unknown };
       try {
         verdict = await verdictFor(registry, { provider, format, evidence, binding, now, trust, fetch: globalThis.fetch });

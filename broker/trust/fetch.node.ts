@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { BUILTIN_PINS, type Pin } from '../../providers/common/pins.js';
 import { anchorFromBytes } from '../../providers/common/trust.js';
-import { certDer, fingerprint, parseCertificate, parsePemCertificates, type Certificate } from '../../providers/common/x509.js';
+import { certDer, fingerprint, parseCertificate, parsePemCertificates, x509, type Certificate } from '../../providers/common/x509.js';
 import { toBase64 } from '../../providers/common/encoding.js';
 
 export interface TrustResult {
@@ -57,6 +57,20 @@ export function unzipEntries(buf: Uint8Array, maxEntries = 16, maxSize = 1 << 20
   }
   if (out.length === 0) throw new Error('not a zip archive');
   return out;
+}
+
+/**
+ * Keeps the other CA certificates that came with a root (AMD's cert_chain holds the ASK/ASVK
+ * beside the ARK) as `<id>.intermediates.pem`, so offline verification has them. They are
+ * intermediates only: every use still validates them up to the pinned root.
+ */
+async function saveIntermediates(dir: string, id: string, certs: readonly Certificate[], rootSha256: string): Promise<void> {
+  const others: Certificate[] = [];
+  for (const c of certs) {
+    const ca = c.getExtension(x509.BasicConstraintsExtension)?.ca === true;
+    if (ca && (await fingerprint(c)) !== rootSha256) others.push(c);
+  }
+  if (others.length) await writeAtomic(join(dir, `${id}.intermediates.pem`), others.map(toPem).join(''));
 }
 
 async function writeAtomic(path: string, text: string): Promise<void> {
@@ -100,6 +114,7 @@ export async function fetchTrust(o: {
       const a = await anchorFromBytes(pin, payload);
       const file = join(o.dir, `${pin.id}.pem`);
       await writeAtomic(file, toPem(a.cert));
+      await saveIntermediates(o.dir, pin.id, certsIn(payload, pin.id), a.sha256);
       say(`[${i}/${pins.length}] ${pin.id}: ok, SHA-256 ${a.sha256} matches the pin → ${file}`);
       results.push({ id: pin.id, ok: true, file });
     } catch (e) {
@@ -116,6 +131,7 @@ export async function importTrust(o: { from: string; dir: string; pins?: readonl
   const say = o.progress ?? (() => {});
   const byFp = new Map(pins.map((p) => [p.sha256, p]));
   const found = new Map<string, Certificate>();
+  const siblings = new Map<string, Certificate[]>();
   for (const name of (await readdir(o.from)).sort()) {
     let certs: Certificate[];
     try {
@@ -128,6 +144,7 @@ export async function importTrust(o: { from: string; dir: string; pins?: readonl
       const pin = byFp.get(await fingerprint(c));
       if (pin && !found.has(pin.id)) {
         found.set(pin.id, c);
+        siblings.set(pin.id, certs);
         say(`${name}: ${pin.id} (pin matches)`);
       }
     }
@@ -142,6 +159,7 @@ export async function importTrust(o: { from: string; dir: string; pins?: readonl
     }
     const file = join(o.dir, `${pin.id}.pem`);
     await writeAtomic(file, toPem(c));
+    await saveIntermediates(o.dir, pin.id, siblings.get(pin.id) ?? [], pin.sha256);
     results.push({ id: pin.id, ok: true, file });
   }
   return results;

@@ -14,6 +14,14 @@ import type { TrustStore } from '../../providers/common/types.js';
 import type { TrustAnchor } from '../../providers/common/x509.js';
 import { ConfigProblem, type BrokerConfig } from '../config/schema.js';
 
+/** Intermediates saved beside the roots (`<id>.intermediates.pem`), concatenated PEM. */
+export async function loadTrustIntermediates(trust: BrokerConfig['trust']): Promise<string> {
+  if (!existsSync(trust.dir)) return '';
+  const files = (await readdir(trust.dir)).filter((f) => f.endsWith('.intermediates.pem')).sort();
+  const parts = await Promise.all(files.map((f) => readFile(join(trust.dir, f), 'utf8')));
+  return parts.join('');
+}
+
 export async function loadTrustStore(trust: BrokerConfig['trust']): Promise<TrustStore> {
   const anchors: TrustAnchor[] = [];
   const problems: string[] = [];

@@ -2,12 +2,13 @@
  * The `attest-broker` command as operators and scripts call it: exit codes (0 ok, 1 rejected,
  * 2 usage/config), messages that say what to fix, and `serve --dev` answering like `npm start`.
  */
-import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
+import { describeVectors, vectorPath } from '../helpers/vectors.js';
 
 describe('attest-broker CLI', () => {
   it('version prints JSON and exits 0', () => {
@@ -74,5 +75,42 @@ describe('attest-broker CLI', () => {
       await new Promise((r) => p.once('exit', r));
     }
     expect(out).toContain('"msg":"request"');
+  });
+});
+
+describeVectors('attest-broker verify on real evidence (trust installed with `trust import`)', () => {
+  let trustDir = '';
+  beforeAll(() => {
+    // An operator's download folder: the vendors' files as published (copied to a temp dir).
+    const from = mkdtempSync(join(tmpdir(), 'vendor-'));
+    for (const f of ['trustee/amd-roots/milan_ask_ark_asvk.pem', 'trustee/amd-roots/genoa_ask_ark_asvk.pem', 'go-tdx-guest/trusted_root.pem']) {
+      copyFileSync(vectorPath(f), join(from, f.replace(/\//g, '_')));
+    }
+    trustDir = mkdtempSync(join(tmpdir(), 'trust-'));
+    const r = runCli(['trust', 'import', from, '--dir', trustDir]);
+    expect(r.stderr).toMatch(/amd-ark-milan \(pin matches\)/);
+  });
+
+  it('az-snp-vtpm v1 verifies with its nonce at a pinned time and prints the claims (exit 0)', () => {
+    const r = runCli(['verify', '--evidence', vectorPath('trustee/az-snp-vtpm/evidence-v1.json'), '--format', 'az-snp-vtpm', '--nonce', '6368616c6c656e6765', '--at', '2025-06-01T00:00:00Z', '--trust', trustDir]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout) as { ok: boolean; claims: { platform: { tee: string }; tpm: { pcrs: { sha256: Record<string, string> } } } };
+    expect(v.ok).toBe(true);
+    expect(v.claims.platform.tee).toBe('sev-snp');
+    expect(v.claims.tpm.pcrs.sha256['0']).toBe('e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced');
+  });
+
+  it('a wrong nonce is a rejection with a code (exit 1)', () => {
+    const r = runCli(['verify', '--evidence', vectorPath('trustee/az-snp-vtpm/evidence-v1.json'), '--format', 'az-snp-vtpm', '--nonce', '656e67656c6c616863', '--at', '2025-06-01T00:00:00Z', '--trust', trustDir]);
+    expect(r.code).toBe(1);
+    expect((JSON.parse(r.stdout) as { errors: { code: string }[] }).errors[0]!.code).toBe('NONCE_MISMATCH');
+  });
+
+  it('without the pinned roots nothing is accepted (exit 1, TRUST_ANCHOR_MISSING)', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'trust-empty-'));
+    const r = runCli(['verify', '--evidence', vectorPath('trustee/az-tdx-vtpm/evidence-v1.json'), '--format', 'az-tdx-vtpm', '--nonce', '6368616c6c656e6765', '--at', '2025-06-01T00:00:00Z', '--trust', empty]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('TRUST_ANCHOR_MISSING');
   });
 });
