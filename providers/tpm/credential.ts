@@ -98,12 +98,17 @@ export async function kdfe(hash: TpmHash, z: Uint8Array, use: string, partyU: Ui
   return concat(...parts).slice(0, bytes);
 }
 
-/** AES-CFB-128 encryption with a zero IV (Part 1 §11.4.6.3 / §24.4), from single-block AES. */
-export async function aesCfbEncrypt(key: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+/**
+ * AES-CFB-128 encryption (SP 800-38A §6.3, full-block feedback, last block may be partial), from
+ * single-block AES. Credential protection uses a zero IV (Part 1 §24.4); `iv` exists for the
+ * SP 800-38A known-answer tests.
+ */
+export async function aesCfbEncrypt(key: Uint8Array, plaintext: Uint8Array, iv: Uint8Array = new Uint8Array(16)): Promise<Uint8Array> {
+  if (iv.byteLength !== 16) throw new TypeError('AES-CFB IV must be 16 bytes');
   const k = await crypto.subtle.importKey('raw', buf(key), { name: 'AES-CBC' }, false, ['encrypt']);
   const zeroIv = new Uint8Array(16);
   const out = new Uint8Array(plaintext.byteLength);
-  let prev = new Uint8Array(16); // IV
+  let prev = iv.slice();
   for (let at = 0; at < plaintext.byteLength; at += 16) {
     const ks = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-CBC', iv: zeroIv }, k, buf(prev))).subarray(0, 16);
     const n = Math.min(16, plaintext.byteLength - at);

@@ -145,6 +145,8 @@ export function parseTpmEvidence(evidence: unknown): TpmEvidence {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** Hex digits of the key digest used as `identity.instanceId` (128 bits). */
+export const INSTANCE_ID_HEX = 32;
 
 function validateOptions(o: TpmProviderOptions): void {
   const fail = (m: string): never => {
@@ -256,7 +258,11 @@ export function createTpmProvider(options: TpmProviderOptions = {}): Provider {
         akTrust = 'evidence-only';
       }
 
-      const identityKey = ekInfo ? ekInfo.ekSha256 : q.akSha256;
+      // The machine's name in claims: the EK (the TPM's durable identity) once activation proved
+      // the AK lives beside it, else the AK. 128 bits of the SHA-256 keep it unique while fitting
+      // a DNS label with a prefix (Kubernetes node names: labels ≤ 63 characters); the full
+      // digests are in identity.extra and tpm.akSha256.
+      const identityKey = (ekInfo ? ekInfo.ekSha256 : q.akSha256).slice(0, INSTANCE_ID_HEX);
       return {
         provider: 'tpm',
         format: 'tpm',

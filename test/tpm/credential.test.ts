@@ -1,14 +1,16 @@
 /**
  * TPM2_MakeCredential in TypeScript against a real TPM: the credential our code seals to a
  * swtpm EK for an AK's Name is recovered by `tpm2_activatecredential` (RSA-2048 EK and ECC P-256
- * EK, default TCG templates from `tpm2_createek`); sealed for another AK's Name or to another
+ * EK, default TCG templates from `tpm2_createek`; also ECC P-384 and RSA-3072 storage keys with
+ * SHA-384 Names and AES-256); sealed for another AK's Name or to another
  * storage key, activation fails inside the TPM. Input checks reject non-storage EKs, bad Names
  * and oversized credentials with their codes.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { describeSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
-import { makeCredential } from '../../providers/tpm/credential.js';
+import { aesCfbEncrypt, makeCredential } from '../../providers/tpm/credential.js';
+import { fromHex, toHex } from '../../providers/common/encoding.js';
 import { computeName, parseTpm2bPublic } from '../../providers/tpm/structures.js';
 import type { AttestError } from '../../providers/common/errors.js';
 
@@ -93,6 +95,24 @@ describeSwtpm('TPM2_MakeCredential (TypeScript) → tpm2_activatecredential (swt
     });
   }
 
+  it('other storage-key parameters: ECC P-384 / RSA-3072 with SHA-384 Names and AES-256 (endorsement primaries)', async () => {
+    // Not the TCG EK templates (their admin policy needs a PolicyOR), but the same algorithms as
+    // the high-range templates, with password authorization so the flow stays one command.
+    for (const [id, alg] of [['p384', 'ecc384:aes256cfb'], ['r3072', 'rsa3072:aes256cfb']] as const) {
+      await tpm.tpm2('tpm2_createprimary', ['-C', 'e', '-G', alg, '-g', 'sha384', '-c', `sk-${id}.ctx`, '-Q']);
+      await tpm.tpm2('tpm2_readpublic', ['-c', `sk-${id}.ctx`, '-o', `sk-${id}.pub`, '-Q']);
+      await tpm.flush();
+      const secret = new Uint8Array(randomBytes(48));
+      const name = tpm.read('ak-rsa1.name');
+      const made = await makeCredential(tpm.read(`sk-${id}.pub`), name, secret);
+      tpm.write(`sk-${id}.cred`, made.tpm2ToolsFile);
+      const r = await tpm.tpm2Status('tpm2_activatecredential', ['-c', 'ak-rsa1.ctx', '-C', `sk-${id}.ctx`, '-i', `sk-${id}.cred`, '-o', `sk-${id}.out`, '-Q']);
+      await tpm.flush();
+      expect(r.code, `${id}: ${r.stderr}`).toBe(0);
+      expect(tpm.read(`sk-${id}.out`), id).toEqual(secret);
+    }
+  });
+
   it('input checks: non-storage EK, bad Name, credential size', async () => {
     const ek = tpm.read('ek-rsa.pub');
     const name = tpm.read('ak-rsa1.name');
@@ -101,5 +121,31 @@ describeSwtpm('TPM2_MakeCredential (TypeScript) → tpm2_activatecredential (swt
     expect(await code(makeCredential(ek, new Uint8Array([0x00, 0x99, ...new Uint8Array(32)]), new Uint8Array(32)))).toBe('TPM_ALG_UNSUPPORTED');
     expect(await code(makeCredential(ek, name, new Uint8Array(33)))).toBe('TPM_STRUCTURE_INVALID');
     expect(await code(makeCredential(ek, name, new Uint8Array(0)))).toBe('TPM_STRUCTURE_INVALID');
+  });
+});
+
+describe('credential primitives', () => {
+  // SP 800-38A Appendix F.3.13 CFB128-AES128.Encrypt (and F.3.17 for AES-256).
+  const KAT = [
+    {
+      key: '2b7e151628aed2a6abf7158809cf4f3c',
+      pt: '6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710',
+      ct: '3b3fd92eb72dad20333449f8e83cfb4ac8a64537a0b3a93fcde3cdad9f1ce58b26751f67a3cbb140b1808cf187a4f4dfc04b05357c5d1c0eeac4c66f9ff7f2e6',
+    },
+    {
+      key: '603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4',
+      pt: '6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710',
+      ct: 'dc7e84bfda79164b7ecd8486985d386039ffed143b28b1c832113c6331e5407bdf10132415e54b92a13ed0a8267ae2f975a385741ab9cef82031623d55b1e471',
+    },
+  ];
+  it('AES-CFB matches SP 800-38A and node:crypto (partial last blocks included)', async () => {
+    const iv = fromHex('000102030405060708090a0b0c0d0e0f');
+    for (const k of KAT) expect(toHex(await aesCfbEncrypt(fromHex(k.key), fromHex(k.pt), iv))).toBe(k.ct);
+    for (let len = 0; len <= 70; len++) {
+      const key = new Uint8Array(randomBytes(16));
+      const pt = new Uint8Array(randomBytes(len));
+      const c = createCipheriv('aes-128-cfb', key, Buffer.alloc(16));
+      expect(toHex(await aesCfbEncrypt(key, pt))).toBe(toHex(Buffer.concat([c.update(pt), c.final()])));
+    }
   });
 });

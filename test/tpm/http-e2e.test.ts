@@ -6,7 +6,9 @@
  * request gets 404 CHALLENGE_UNKNOWN; reusing an activation answer gets 403 ACTIVATION_FAILED.
  * The provider is built by the broker's own factory (`PROVIDER_FACTORIES.tpm`, broker/builtins),
  * so the StateStore-backed activation store is the production one. Policy and release are the
- * HTTP tests' stand-ins (allow-all; release echoes the node name) with claims captured.
+ * HTTP tests' stand-ins (allow-all; release echoes the node name) with claims captured; one run
+ * uses the real policy engine with a policy captured from those claims (admits the node under a
+ * DNS-1123 node name, denies it once PCR 7 changes).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
@@ -22,6 +24,7 @@ import { RedisStore } from '../../broker/store/redis.node.js';
 import type { ReleaseService, StateStore } from '../../broker/contracts.js';
 import type { ProviderClaims } from '../../providers/common/types.js';
 import { fromBase64Url, toBase64Url } from '../../providers/common/encoding.js';
+import { capturePolicy, createPolicyEngine, isDns1123Subdomain } from '../../broker/policy/index.js';
 
 describeSwtpm('HTTP end to end: swtpm node, format tpm, EK credential activation', () => {
   let tpm: Swtpm;
@@ -37,6 +40,31 @@ describeSwtpm('HTTP end to end: swtpm node, format tpm, EK credential activation
     await tpm?.stop();
     await redis?.stop();
   });
+
+  /** Challenge → quote → 401 ACTIVATION_REQUIRED → tpm2_activatecredential → challenge → quote → final response. */
+  async function twoStep(app: ReturnType<typeof testBroker>['app']): Promise<Response> {
+    const kp = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair;
+    const { kty, crv, x, y } = await crypto.subtle.exportKey('jwk', kp.publicKey);
+    const ephemeralKey = { kty: kty!, crv: crv!, x: x!, y: y! };
+    const c = async (): Promise<{ challengeId: string; binding: Uint8Array }> => {
+      const r = await postJson(app, '/v1/challenge', { provider: 'tpm' });
+      const j = (await r.json()) as { challengeId: string; nonce: string };
+      return { challengeId: j.challengeId, binding: await computeBinding(fromBase64Url(j.nonce), ephemeralKey) };
+    };
+    const c1 = await c();
+    const r1 = await postJson(app, '/v1/attest', { challengeId: c1.challengeId, provider: 'tpm', format: 'tpm', ephemeralKey, evidence: await node.evidence(1, c1.binding, node.ekEvidence()) });
+    expect(r1.status).toBe(401);
+    const a = ((await r1.json()) as { activation: { id: string; credential: string } }).activation;
+    const secret = await node.activate(1, a.credential);
+    const c2 = await c();
+    return postJson(app, '/v1/attest', {
+      challengeId: c2.challengeId,
+      provider: 'tpm',
+      format: 'tpm',
+      ephemeralKey,
+      evidence: await node.evidence(1, c2.binding, { ...node.ekEvidence(), activation: { id: a.id, secret: toBase64Url(secret) } }),
+    });
+  }
 
   async function flow(store: StateStore): Promise<void> {
     const claims: ProviderClaims[] = [];
@@ -106,6 +134,38 @@ describeSwtpm('HTTP end to end: swtpm node, format tpm, EK credential activation
 
   it('with the memory store', async () => {
     await flow(new MemoryStore());
+  });
+
+  it('with the real policy engine: a policy captured from the verified claims admits the node under a valid node name', async () => {
+    const store = new MemoryStore();
+    const seen: ProviderClaims[] = [];
+    const release: ReleaseService = {
+      async release(req) {
+        seen.push(req.claims);
+        return { nodeName: req.decision.nodeName, expiresAt: new Date(0).toISOString() };
+      },
+    };
+    const provider = PROVIDER_FACTORIES.tpm!({ ekRoots: [ROOT_ID] }, { store });
+    // Round 1 with allow-all, to get claims to capture a policy from.
+    const open = testBroker({ store, providers: [provider], trust: node.trust, policy: allowAll, release });
+    expect((await twoStep(open.app)).status).toBe(200);
+    const now = new Date();
+    const captured = await capturePolicy({ ...seen[0]!, evidenceSha256: '0'.repeat(64) }, { now });
+    expect(captured.yaml).toContain('ek-credential');
+    // Round 2: the same node through the real policy engine.
+    const strict = testBroker({ store, providers: [provider], trust: node.trust, policy: createPolicyEngine(captured.policy, { clock: { now: () => new Date() } }), release });
+    const r = await twoStep(strict.app);
+    expect(r.status).toBe(200);
+    const name = ((await r.json()) as { release: { nodeName: string } }).release.nodeName;
+    expect(isDns1123Subdomain(name)).toBe(true);
+    expect(name).toContain(seen[1]!.identity.instanceId);
+    expect(seen[1]!.tpm?.akSha256).toBe(seen[0]!.tpm?.akSha256);
+    // A changed PCR breaks the captured image pin: the real engine denies.
+    await tpm.tpm2('tpm2_pcrextend', ['7:sha256=' + '11'.repeat(32)]);
+    const denied = await twoStep(strict.app);
+    expect(denied.status).toBe(403);
+    expect(((await denied.json()) as { code: string }).code).toMatch(/^POLICY_/);
+    expect(seen).toHaveLength(2);
   });
 
   it.skipIf(!HAVE_REDIS)('with redis-server', async () => {

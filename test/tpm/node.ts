@@ -22,10 +22,13 @@ export interface TpmNode {
   trust: TrustStore;
   /** The `tpm` evidence for a fresh quote over `binding` by AK 1 or 2. */
   evidence(ak: 1 | 2, binding: Uint8Array, extra?: Record<string, unknown>): Promise<Record<string, unknown>>;
-  /** EK certificate members (`cert` file: ek.der, ek-ecc.der for the ECC EK's, ek-other.der by another root). */
-  ekEvidence(cert?: string): Record<string, unknown>;
-  /** Runs tpm2_activatecredential for `ak` on the base64url credential file; throws if the TPM refuses. */
-  activate(ak: 1 | 2, credentialB64: string): Promise<Uint8Array>;
+  /**
+   * EK certificate members (`cert` file: ek.der, ek-ecc.der for the ECC EK's, ek-other.der by
+   * another root); `ekPub` is ek.pub (RSA EK) or ek-ecc.pub.
+   */
+  ekEvidence(cert?: string, ekPub?: string): Record<string, unknown>;
+  /** Runs tpm2_activatecredential for `ak` with the EK at `ekHandle`; throws if the TPM refuses. */
+  activate(ak: 1 | 2, credentialB64: string, ekHandle?: string): Promise<Uint8Array>;
 }
 
 export async function setupTpmNode(tpm: Swtpm): Promise<TpmNode> {
@@ -76,19 +79,19 @@ export async function setupTpmNode(tpm: Swtpm): Promise<TpmNode> {
         ...extra,
       };
     },
-    ekEvidence(cert = 'ek.der') {
+    ekEvidence(cert = 'ek.der', ekPub = 'ek.pub') {
       return {
         ek_certificate: toBase64Url(tpm.read(cert)),
-        ek_public: toBase64Url(tpm.read('ek.pub')),
+        ek_public: toBase64Url(tpm.read(ekPub)),
         ek_intermediates: [toBase64Url(tpm.read('int.der'))],
       };
     },
-    async activate(ak, credentialB64) {
+    async activate(ak, credentialB64, ekHandle = EK_HANDLE) {
       const n = seq++;
       tpm.write(`a${n}.cred`, fromBase64Url(credentialB64));
       await tpm.tpm2('tpm2_startauthsession', ['--policy-session', '-S', `a${n}.session`]);
       await tpm.tpm2('tpm2_policysecret', ['-S', `a${n}.session`, '-c', 'e', '-Q']);
-      const r = await tpm.tpm2Status('tpm2_activatecredential', ['-c', `ak${ak}.ctx`, '-C', EK_HANDLE, '-i', `a${n}.cred`, '-o', `a${n}.secret`, '-P', `session:a${n}.session`, '-Q']);
+      const r = await tpm.tpm2Status('tpm2_activatecredential', ['-c', `ak${ak}.ctx`, '-C', ekHandle, '-i', `a${n}.cred`, '-o', `a${n}.secret`, '-P', `session:a${n}.session`, '-Q']);
       await tpm.tpm2Status('tpm2_flushcontext', [`a${n}.session`]);
       await tpm.flush();
       if (r.code !== 0) throw new Error(`tpm2_activatecredential failed: ${r.stderr}`);

@@ -26,6 +26,7 @@ export const AK_SPECS: readonly AkSpec[] = [
   { id: 'ecc256-ecdsa-sha256', alg: 'ecc256:ecdsa-sha256:null', scheme: 'ecdsa', hash: 'sha256', handle: '0x81000103' },
   { id: 'ecc384-ecdsa-sha384', alg: 'ecc384:ecdsa-sha384:null', scheme: 'ecdsa', hash: 'sha384', handle: '0x81000104' },
   { id: 'rsa2048-rsassa-sha1', alg: 'rsa2048:rsassa-sha1:null', scheme: 'rsassa', hash: 'sha1', handle: '0x81000105' },
+  { id: 'rsa3072-rsassa-sha384', alg: 'rsa3072:rsassa-sha384:null', scheme: 'rsassa', hash: 'sha384', handle: '0x81000106' },
 ];
 
 /** PCR selections quoted with every AK (tpm2-tools syntax). */

@@ -15,7 +15,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { randomBytes, createHash, createPublicKey } from 'node:crypto';
 import { describeSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
-import { ROOT_ID, setupTpmNode, type TpmNode } from './node.js';
+import { ECC_EK_HANDLE, ROOT_ID, setupTpmNode, type TpmNode } from './node.js';
 import { createTpmProvider, type TpmProviderOptions } from '../../providers/tpm/provider.js';
 import type { ActivationStore, PendingActivation } from '../../providers/tpm/activation.js';
 import { createTrustStore } from '../../providers/common/trust.js';
@@ -101,10 +101,10 @@ describeSwtpm('tpm provider (swtpm node, openssl TPM-vendor CA)', () => {
     const claims = await p.verify('tpm', ev2, ctxFor(n2));
     expect(claims.tpm?.akTrust).toBe('ek-credential');
     expect(claims.identity.proven).toEqual(['instanceId']);
-    expect(claims.identity.instanceId).toBe(claims.identity.extra?.ekSha256);
-    // instanceId = SHA-256 of the EK's SPKI as openssl encodes it.
+    // ekSha256 = SHA-256 of the EK's SPKI as openssl encodes it; instanceId = its first 128 bits.
     const ekSpki = createPublicKey(Buffer.from(tpm.read('ek.pem')).toString('utf8')).export({ type: 'spki', format: 'der' });
-    expect(claims.identity.instanceId).toBe(createHash('sha256').update(ekSpki).digest('hex'));
+    expect(claims.identity.extra?.ekSha256).toBe(createHash('sha256').update(ekSpki).digest('hex'));
+    expect(claims.identity.instanceId).toBe(claims.identity.extra?.ekSha256?.slice(0, 32));
     expect(claims.release?.ekPublic).toBe(toBase64Url(tpm.read('ek.pub')));
     expect(claims.release?.akName).toBe(Buffer.from(tpm.read('ak1.name')).toString('hex'));
     expect(Object.keys(claims.tpm?.pcrs.sha256 ?? {})).toHaveLength(8);
@@ -112,6 +112,20 @@ describeSwtpm('tpm provider (swtpm node, openssl TPM-vendor CA)', () => {
     // The same answer again: the pending record is single use.
     const n3 = nonce();
     expect(await code(p.verify('tpm', await attestEvidence(1, n3, { ...ekEvidence(), activation: { id: act.id, secret: toBase64Url(secret) } }), ctxFor(n3)))).toBe('ACTIVATION_FAILED');
+  });
+
+  it('ECC P-256 EK: the same two-step flow (ECDH + KDFe seed) ends with ek-credential', async () => {
+    const p = createTpmProvider({ ekRoots: [ROOT_ID], activations: memoryActivations() });
+    const ecc = node.ekEvidence('ek-ecc.der', 'ek-ecc.pub');
+    const n1 = nonce();
+    const first = await error(p.verify('tpm', await attestEvidence(1, n1, ecc), ctxFor(n1)));
+    expect(first.code).toBe('ACTIVATION_REQUIRED');
+    const act = (first.detail as { activation: { id: string; credential: string } }).activation;
+    const secret = await node.activate(1, act.credential, ECC_EK_HANDLE);
+    const n2 = nonce();
+    const claims = await p.verify('tpm', await attestEvidence(1, n2, { ...ecc, activation: { id: act.id, secret: toBase64Url(secret) } }), ctxFor(n2));
+    expect(claims.tpm?.akTrust).toBe('ek-credential');
+    expect(claims.release?.ekPublic).toBe(toBase64Url(tpm.read('ek-ecc.pub')));
   });
 
   it('activation answers that must fail: wrong secret, another AK, unknown id', async () => {
@@ -168,7 +182,8 @@ describeSwtpm('tpm provider (swtpm node, openssl TPM-vendor CA)', () => {
     const ak = open.tpm!.akSha256;
     const pinned = await createTpmProvider({ pinnedAkSha256: [ak] }).verify('tpm', ev, ctxFor(n));
     expect(pinned.tpm?.akTrust).toBe('pinned');
-    expect(pinned.identity.instanceId).toBe(ak);
+    expect(pinned.identity.instanceId).toBe(ak.slice(0, 32));
+    expect(pinned.identity.extra?.akSha256).toBe(ak);
     const n2 = nonce();
     expect(await code(createTpmProvider({ pinnedAkSha256: ['00'.repeat(32)] }).verify('tpm', await attestEvidence(2, n2), ctxFor(n2)))).toBe('AK_NOT_PINNED');
     // The binding is the challenge's: another nonce is refused before any trust decision.
