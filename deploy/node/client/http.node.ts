@@ -163,7 +163,10 @@ export function createPinnedTransport(o: PinnedTransportOptions): BrokerTranspor
     agent = new https.Agent({
       ca: [caPem],
       rejectUnauthorized: true,
-      keepAlive: true,
+      // A fresh connection per request (three or four per join): a stale keep-alive socket
+      // would fail *after* the body was written and turn a harmless reset into an
+      // outcome-unknown attest.
+      keepAlive: false,
       maxSockets: 2,
       checkServerIdentity: (host, cert) => {
         const err = tls.checkServerIdentity(host, cert);
