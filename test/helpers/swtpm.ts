@@ -97,10 +97,19 @@ export interface Swtpm {
   stop(): Promise<void>;
 }
 
-export async function startSwtpm(): Promise<Swtpm> {
+export interface StartSwtpmOptions {
+  /**
+   * Runs on the empty state directory before swtpm starts, e.g. to manufacture the TPM with
+   * `swtpm_setup --create-ek-cert` (test/deploy/swtpm.ts). `dir` is the scratch directory.
+   */
+  prepare?: (stateDir: string, dir: string) => Promise<void>;
+}
+
+export async function startSwtpm(options: StartSwtpmOptions = {}): Promise<Swtpm> {
   const dir = mkdtempSync(join(tmpdir(), 'swtpm-test-'));
   const state = join(dir, 'state');
   mkdirSync(state);
+  await options.prepare?.(state, dir);
   let child: ChildProcess | undefined;
   let port = 0;
   for (let attempt = 0; attempt < 5 && !child; attempt++) {

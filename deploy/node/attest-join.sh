@@ -1,0 +1,288 @@
+#!/bin/sh
+# attest-join.sh — POSIX shell join client for attest-broker (protocol v1, generic `tpm` format).
+#
+# For clusters whose policy allows an UNSEALED release (no ephemeral key: binding = nonce,
+# protocol §2) over pinned TLS. Needs only tpm2-tools, curl and openssl (plus awk, od, sed from
+# the base system). The TypeScript client (`attest-broker join` / attest-join.mjs) is preferred:
+# it seals the release to an ephemeral key so that nothing on the wire is usable.
+#
+# Usage:
+#   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--out FILE] [--deadline SECONDS]
+# or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE.
+#
+# TLS: the pin is SHA-256 of the broker CA's SubjectPublicKeyInfo (kubeadm style). The served
+# chain is read once with `openssl s_client`; the certificate with the pinned SPKI becomes the
+# only CA (`curl --cacert`), the leaf must verify against it (`openssl verify`), and every
+# request also pins that leaf's key (`curl --pinnedpubkey sha256//…`).
+#
+# Exit: 0 joined; 1 refused or failed; 2 usage; 3 broker unreachable / deadline.
+set -eu
+umask 077
+
+BROKER=${ATTEST_BROKER:-}
+CA_PIN=${ATTEST_CA_PIN:-}
+CLUSTER=${ATTEST_CLUSTER:-}
+OUT=${ATTEST_OUT:-/var/lib/kubelet/bootstrap-kubeconfig}
+DEADLINE=${ATTEST_DEADLINE:-300}
+EVENT_LOG=${ATTEST_EVENT_LOG:-/sys/kernel/security/tpm0/binary_bios_measurements}
+
+log() { printf 'attest-join.sh: %s\n' "$*" >&2; }
+die() { code=$1; shift; log "error: $*"; exit "$code"; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --broker) BROKER=${2:-}; shift 2 ;;
+    --ca-pin) CA_PIN=${2:-}; shift 2 ;;
+    --cluster) CLUSTER=${2:-}; shift 2 ;;
+    --out) OUT=${2:-}; shift 2 ;;
+    --deadline) DEADLINE=${2:-}; shift 2 ;;
+    --event-log) EVENT_LOG=${2:-}; shift 2 ;;
+    --no-event-log) EVENT_LOG=""; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) die 2 "unknown argument: $1" ;;
+  esac
+done
+
+if [ -z "$BROKER" ] || [ -z "$CA_PIN" ] || [ -z "$CLUSTER" ]; then
+  die 2 "--broker, --ca-pin and --cluster are required"
+fi
+case $BROKER in https://*) ;; *) die 2 "--broker must be an https:// URL" ;; esac
+PIN_HEX=$(printf '%s' "$CA_PIN" | sed -n 's/^sha256:\([0-9a-fA-F]\{64\}\)$/\1/p' | tr 'A-F' 'a-f')
+[ -n "$PIN_HEX" ] || die 2 "--ca-pin must be sha256:<64 hex digits>"
+printf '%s' "$CLUSTER" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' || die 2 "--cluster must be 1-128 of [A-Za-z0-9._-]"
+case $DEADLINE in ''|*[!0-9]*) die 2 "--deadline must be whole seconds" ;; esac
+for t in tpm2_createek tpm2_createak tpm2_quote curl openssl awk od; do
+  command -v "$t" >/dev/null 2>&1 || die 1 "$t is required"
+done
+
+START=$(date +%s)
+END=$((START + DEADLINE))
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/attest-join.XXXXXX")
+trap 'tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; rm -rf "$WORK"' EXIT INT TERM
+
+remaining() { echo $((END - $(date +%s))); }
+
+# --- encodings -------------------------------------------------------------------------------
+b64url_file() { openssl base64 -A -in "$1" | tr '+/' '-_' | tr -d '='; }
+b64url_decode_to() { # $1 text, $2 output file
+  s=$(printf '%s' "$1" | tr '_-' '/+')
+  case $(( ${#s} % 4 )) in 2) s="$s==" ;; 3) s="$s=" ;; 1) return 1 ;; esac
+  printf '%s' "$s" | openssl base64 -d -A > "$2"
+}
+hex_file() { od -An -v -tx1 "$1" | tr -d ' \n'; }
+
+# json_str FILE KEY: the first string value of "KEY" in FILE, JSON escapes decoded
+# (\" \\ \/ \b \f \n \r \t and \u00XX; the broker's answers are ASCII).
+json_str() {
+  awk -v key="$2" '
+    BEGIN { RS = "\001" }
+    {
+      pat = "\"" key "\"[ \t\r\n]*:[ \t\r\n]*\""
+      if (!match($0, pat)) exit 1
+      s = substr($0, RSTART + RLENGTH); out = ""; i = 1; n = length(s)
+      while (i <= n) {
+        c = substr(s, i, 1)
+        if (c == "\"") { printf "%s", out; exit 0 }
+        if (c == "\\") {
+          e = substr(s, i + 1, 1); i += 2
+          if (e == "n") out = out "\n"; else if (e == "t") out = out "\t"; else if (e == "r") out = out "\r"
+          else if (e == "b") out = out "\b"; else if (e == "f") out = out "\f"
+          else if (e == "u") { h = tolower(substr(s, i, 4)); i += 4; v = 0
+            for (k = 1; k <= 4; k++) v = v * 16 + index("0123456789abcdef", substr(h, k, 1)) - 1
+            if (v < 128) out = out sprintf("%c", v); else exit 2 }
+          else out = out e
+          continue
+        }
+        out = out c; i++
+      }
+      exit 1
+    }' "$1"
+}
+
+# --- pinned TLS ------------------------------------------------------------------------------
+HOSTPORT=$(printf '%s' "$BROKER" | sed -e 's#^https://##' -e 's#/.*$##')
+HOST=${HOSTPORT%:*}
+PORT=${HOSTPORT##*:}
+[ "$PORT" = "$HOSTPORT" ] && PORT=443
+BASE=$(printf '%s' "$BROKER" | sed 's#/*$##')
+
+discover_ca() {
+  sni=""
+  case $HOST in *[!0-9.]*) sni="-servername $HOST" ;; esac
+  # shellcheck disable=SC2086 # $sni is intentionally split
+  openssl s_client -connect "$HOST:$PORT" $sni -showcerts </dev/null 2>/dev/null \
+    | awk -v dir="$WORK" '/-----BEGIN CERTIFICATE-----/ { n++; f = dir "/chain-" n ".pem" } f { print > f } /-----END CERTIFICATE-----/ { close(f); f = "" }'
+  [ -f "$WORK/chain-1.pem" ] || return 3
+  for c in "$WORK"/chain-*.pem; do
+    h=$(openssl x509 -in "$c" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -r | cut -d' ' -f1)
+    if [ "$h" = "$PIN_HEX" ]; then cp "$c" "$WORK/ca.pem"; break; fi
+  done
+  [ -f "$WORK/ca.pem" ] || return 4
+  cat "$WORK"/chain-*.pem > "$WORK/untrusted.pem"
+  openssl verify -CAfile "$WORK/ca.pem" -untrusted "$WORK/untrusted.pem" "$WORK/chain-1.pem" >/dev/null 2>&1 || return 5
+  LEAF_PIN=$(openssl x509 -in "$WORK/chain-1.pem" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | openssl base64 -A)
+}
+
+# post PATH JSONFILE → sets HTTP_STATUS, body in $WORK/resp, headers in $WORK/hdr; curl exit in CURL_RC
+post() {
+  t=$(remaining); [ "$t" -gt 30 ] && t=30; [ "$t" -lt 1 ] && t=1
+  CURL_RC=0
+  HTTP_STATUS=$(curl -sS --proto '=https' --cacert "$WORK/ca.pem" --pinnedpubkey "sha256//$LEAF_PIN" \
+    --max-time "$t" -o "$WORK/resp" -D "$WORK/hdr" -w '%{http_code}' \
+    -H 'content-type: application/json' -H 'accept: application/json, application/problem+json' \
+    --data-binary "@$2" "$BASE$1") || CURL_RC=$?
+}
+
+ATTEMPT=0
+backoff() { # $1 = minimum seconds (Retry-After); exits 3 past the deadline
+  ATTEMPT=$((ATTEMPT + 1)); cap=$((1 << (ATTEMPT > 4 ? 4 : ATTEMPT))); [ "$cap" -gt 15 ] && cap=15
+  s=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % (cap + 1) )); [ "$s" -lt "${1:-0}" ] && s=${1:-0}
+  [ "$s" -lt "$(remaining)" ] || die 3 "deadline exceeded ($2)"
+  log "$2; retrying in ${s}s"; sleep "$s"
+}
+retry_after() { sed -n 's/^[Rr]etry-[Aa]fter:[ ]*\([0-9]\{1,5\}\).*$/\1/p' "$WORK/hdr" 2>/dev/null | head -n1; }
+problem_code() { json_str "$WORK/resp" code 2>/dev/null || echo "(no code)"; }
+
+until discover_ca; do
+  rc=$?
+  [ $rc -eq 4 ] && die 1 "JOIN_TLS_PIN_MISMATCH: no certificate in the broker's chain matches --ca-pin"
+  [ $rc -eq 5 ] && die 1 "JOIN_TLS_VERIFY_FAILED: the broker's certificate does not verify against the pinned CA"
+  backoff 0 "broker unreachable at $HOST:$PORT"
+done
+
+# --- one attempt: challenge → evidence → attest (→ activation) -------------------------------
+get_challenge() { # sets CH_ID and BINDING
+  printf '{"provider":"tpm","cluster":"%s"}' "$CLUSTER" > "$WORK/ch.json"
+  while :; do
+    post /v1/challenge "$WORK/ch.json"
+    if [ "$CURL_RC" -ne 0 ]; then backoff 0 "challenge: network error (curl $CURL_RC)"; continue; fi
+    case $HTTP_STATUS in
+      200|201) break ;;
+      429|5??) backoff "$(retry_after)" "challenge: HTTP $HTTP_STATUS $(problem_code)"; continue ;;
+      *) die 1 "JOIN_REJECTED: challenge refused: HTTP $HTTP_STATUS $(problem_code)" ;;
+    esac
+  done
+  CH_ID=$(json_str "$WORK/resp" challengeId) || die 1 "JOIN_BAD_RESPONSE: no challengeId"
+  NONCE=$(json_str "$WORK/resp" nonce) || die 1 "JOIN_BAD_RESPONSE: no nonce"
+  printf '%s' "$CH_ID" | grep -Eq '^[A-Za-z0-9_.:-]{1,256}$' || die 1 "JOIN_BAD_RESPONSE: odd challengeId"
+  b64url_decode_to "$NONCE" "$WORK/nonce.bin" || die 1 "JOIN_BAD_RESPONSE: nonce is not base64url"
+  [ "$(wc -c < "$WORK/nonce.bin" | tr -d ' ')" = 32 ] || die 1 "JOIN_BAD_RESPONSE: nonce is not 32 bytes"
+  # Unsealed mode: binding = nonce (protocol §2).
+  BINDING=$(hex_file "$WORK/nonce.bin")
+}
+
+make_keys() { # EK (RSA, matches the EK certificate at NV 0x01c00002) and a fresh AK under it
+  tpm2_createek -c "$WORK/ek.ctx" -G rsa -u "$WORK/ek.pub" -f tss >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createek"
+  tpm2_flushcontext -t >/dev/null 2>&1 || :
+  tpm2_createak -C "$WORK/ek.ctx" -c "$WORK/ak.ctx" -G ecc -g sha256 -s ecdsa -u "$WORK/ak.pub" -n "$WORK/ak.name" -r "$WORK/ak.priv" -f tss >/dev/null \
+    || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createak"
+  tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
+}
+
+build_attest() { # $1 = extra evidence members (e.g. the activation answer), written to attest.json
+  tpm2_quote -c "$WORK/ak.ctx" -l sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23 -q "$BINDING" -g sha256 \
+    -m "$WORK/q.msg" -s "$WORK/q.sig" -o "$WORK/q.pcrs" -F values >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_quote"
+  tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
+  PCRS=$(hex_file "$WORK/q.pcrs" | awk '{ for (i = 0; i < 24; i++) printf "%s\"%d\":\"%s\"", (i ? "," : ""), i, substr($0, i * 64 + 1, 64) }')
+  {
+    printf '{"challengeId":"%s","provider":"tpm","format":"tpm","want":["bootstrap-token"],"evidence":{' "$CH_ID"
+    printf '"ak_public":"%s","ek_public":"%s",' "$(b64url_file "$WORK/ak.pub")" "$(b64url_file "$WORK/ek.pub")"
+    printf '"quote":{"message":"%s","signature":"%s"},' "$(b64url_file "$WORK/q.msg")" "$(b64url_file "$WORK/q.sig")"
+    printf '"pcrs":{"sha256":{%s}}' "$PCRS"
+    if [ -n "$EVENT_LOG" ] && [ -r "$EVENT_LOG" ]; then cat "$EVENT_LOG" > "$WORK/evlog" && printf ',"event_log":"%s"' "$(b64url_file "$WORK/evlog")"; fi
+    if size=$(tpm2_nvreadpublic 0x01c00002 2>/dev/null | sed -n 's/^ *size: *\([0-9]*\)$/\1/p') && [ -n "$size" ] \
+      && tpm2_nvread 0x01c00002 -C o -s "$size" -o "$WORK/ekcert.nv" >/dev/null 2>&1; then
+      # Trim NV padding to the DER length.
+      openssl x509 -inform der -in "$WORK/ekcert.nv" -outform der -out "$WORK/ekcert.der" 2>/dev/null \
+        && printf ',"ek_certificate":"%s"' "$(b64url_file "$WORK/ekcert.der")"
+      # The manufacturer's chain, if the TPM has one (TCG NV range 0x01c00100-0x01c001ff; the
+      # first certificate of each index): intermediates only, the broker pins the roots.
+      sep=""; n=0
+      for idx in $(tpm2_getcap handles-nv-index 2>/dev/null | sed -n 's/^- *0x\(1[Cc]001[0-9A-Fa-f][0-9A-Fa-f]\)$/0x0\1/p'); do
+        [ $n -lt 8 ] || break
+        isz=$(tpm2_nvreadpublic "$idx" 2>/dev/null | sed -n 's/^ *size: *\([0-9]*\)$/\1/p')
+        if [ -z "$isz" ] || ! tpm2_nvread "$idx" -C o -s "$isz" -o "$WORK/chain.nv" >/dev/null 2>&1 \
+          || ! openssl x509 -inform der -in "$WORK/chain.nv" -outform der -out "$WORK/chain.der" 2>/dev/null; then
+          continue
+        fi
+        if [ $n -eq 0 ]; then printf ',"ek_intermediates":['; fi
+        printf '%s"%s"' "$sep" "$(b64url_file "$WORK/chain.der")"; sep=","; n=$((n + 1))
+      done
+      if [ $n -gt 0 ]; then printf ']'; fi
+    fi
+    printf '%s}}' "$1"
+  } > "$WORK/attest.json"
+}
+
+send_attest() {
+  while :; do
+    post /v1/attest "$WORK/attest.json"
+    if [ "$CURL_RC" -ne 0 ]; then
+      # curl 6/7 (resolve/connect) mean nothing was sent: resend. Anything later: the
+      # challenge may be spent and a token issued: do not retry blindly.
+      case $CURL_RC in 6|7) backoff 0 "attest: network error before sending (curl $CURL_RC)"; continue ;; esac
+      die 1 "JOIN_OUTCOME_UNKNOWN: attest request sent but no answer (curl $CURL_RC)"
+    fi
+    [ "$HTTP_STATUS" = 429 ] && { backoff "$(retry_after)" "attest: HTTP 429"; continue; }
+    return 0
+  done
+}
+
+attempt() {
+  get_challenge
+  make_keys
+  build_attest ""
+  send_attest
+
+  if [ "$(problem_code)" = ACTIVATION_REQUIRED ]; then
+    # docs/tpm.md: activate, then a NEW challenge and a new quote by the same AK, with the
+    # recovered secret in evidence.activation.
+    log "the broker asked for credential activation"
+    ACT_ID=$(json_str "$WORK/resp" id) || die 1 "JOIN_ACTIVATION_INVALID: no activation id"
+    printf '%s' "$ACT_ID" | grep -Eq '^[A-Za-z0-9_-]{8,128}$' || die 1 "JOIN_ACTIVATION_INVALID: odd activation id"
+    b64url_decode_to "$(json_str "$WORK/resp" credential)" "$WORK/cred.blob" || die 1 "JOIN_ACTIVATION_INVALID: credential"
+    # tpm2-tools credential file: magic 0xBADCC0DE, version 1, TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET.
+    [ "$(od -An -N8 -tx1 "$WORK/cred.blob" | tr -d ' \n')" = badcc0de00000001 ] || die 1 "JOIN_ACTIVATION_INVALID: not a tpm2-tools credential file"
+    tpm2_startauthsession --policy-session -S "$WORK/session.ctx" >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_startauthsession"
+    tpm2_policysecret -S "$WORK/session.ctx" -c e >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_policysecret"
+    tpm2_activatecredential -c "$WORK/ak.ctx" -C "$WORK/ek.ctx" -i "$WORK/cred.blob" -o "$WORK/cred.out" -P "session:$WORK/session.ctx" >/dev/null \
+      || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_activatecredential"
+    tpm2_flushcontext "$WORK/session.ctx" >/dev/null 2>&1 || :; tpm2_flushcontext -t >/dev/null 2>&1 || :
+    get_challenge
+    build_attest ",\"activation\":{\"id\":\"$ACT_ID\",\"secret\":\"$(b64url_file "$WORK/cred.out")\"}"
+    send_attest
+  fi
+
+  case $HTTP_STATUS in
+    200) return 0 ;;
+    5??) return 10 ;; # start over from a new challenge
+    404|410) case $(problem_code) in CHALLENGE_*) return 10 ;; esac ;;
+  esac
+  die 1 "JOIN_REJECTED: the broker refused this node: HTTP $HTTP_STATUS $(problem_code)"
+}
+
+while :; do
+  rc=0; attempt || rc=$?
+  [ $rc -eq 0 ] && break
+  backoff 0 "attest: HTTP $HTTP_STATUS; starting over with a new challenge"
+done
+
+# --- release (unsealed) → kubeconfig, atomically, 0600 -----------------------------------------
+grep -q '"release"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_RELEASE_INVALID: expected an unsealed release object (this client sends no ephemeral key)"
+json_str "$WORK/resp" kubeconfig > "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: no kubeconfig in the release"
+TOKEN=$(json_str "$WORK/resp" bootstrapToken) || die 1 "JOIN_RELEASE_INVALID: no bootstrapToken"
+printf '%s' "$TOKEN" | grep -Eq '^[a-z0-9]{6}\.[a-z0-9]{16}$' || die 1 "JOIN_RELEASE_INVALID: malformed bootstrap token"
+grep -qF "$TOKEN" "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: the kubeconfig does not carry the token"
+NODE=$(json_str "$WORK/resp" nodeName || echo unknown)
+# The broker echoes the challenge nonce it answers: refuse a release for another attempt.
+REL_NONCE=$(json_str "$WORK/resp" nonce 2>/dev/null || :)
+if [ -n "$REL_NONCE" ] && [ "$REL_NONCE" != "$NONCE" ]; then die 1 "JOIN_RELEASE_INVALID: the release answers another challenge"; fi
+
+OUTDIR=$(dirname "$OUT")
+mkdir -p "$OUTDIR"
+TMP=$(mktemp "$OUTDIR/.bootstrap-kubeconfig.XXXXXX")
+cat "$WORK/kubeconfig" > "$TMP"
+chmod 0600 "$TMP"
+sync "$TMP" 2>/dev/null || sync
+mv -f "$TMP" "$OUT"
+log "joined as $NODE; bootstrap kubeconfig written to $OUT"

@@ -1,0 +1,75 @@
+/**
+ * @module deploy/node/client/cli.node
+ *
+ * Command-line surface of the join client, shared by `attest-broker join` (registered from
+ * `broker/commands/join.node.ts`) and the single-file `attest-join` bundle
+ * (`deploy/node/client/main.node.ts`). Exit statuses: see `codes.ts`.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { AttestError } from '../../../providers/common/errors.js';
+import { exitStatusFor } from './codes.js';
+import { join } from './join.node.js';
+import { parseDuration } from './retry.js';
+import type { Platform } from './evidence.node.js';
+
+export const DEFAULT_KUBECONFIG = '/var/lib/kubelet/bootstrap-kubeconfig';
+
+interface Flags {
+  broker: string;
+  caPin: string;
+  cluster: string;
+  platform: Platform | 'auto';
+  out: string;
+  diskKeyOut?: string;
+  diskKeyWrapped?: string;
+  deadline: number;
+  eventLog?: string | false;
+}
+
+/** Adds the join options and action to `cmd` (a subcommand, or a standalone program). */
+export function configureJoinCommand(cmd: Command): Command {
+  return cmd
+    .description('Prove this node\'s boot to the attest-broker and receive its bootstrap kubeconfig (and disk key).')
+    .requiredOption('--broker <url>', 'broker base URL (https://…)')
+    .requiredOption('--ca-pin <sha256:hex>', "SHA-256 of the broker CA's SubjectPublicKeyInfo (kubeadm-style)")
+    .requiredOption('--cluster <name>', 'cluster name the broker admits this node to')
+    .addOption(new Option('--platform <platform>', 'evidence source').choices(['auto', 'generic', 'azure', 'gcp', 'aws']).default('auto'))
+    .option('--out <file>', 'where to write the bootstrap kubeconfig (mode 0600)', DEFAULT_KUBECONFIG)
+    .option('--disk-key-out <file>', 'also ask for the disk key and write its raw bytes here (mode 0600; use tmpfs, e.g. /run/attest-join/disk.key)')
+    .option('--disk-key-wrapped <file>', 'keep the wrapped disk key here between boots (default: <disk-key-out>.wrapped)')
+    .addOption(
+      new Option('--deadline <duration>', 'give up after this long (e.g. 300s, 5m)')
+        .argParser((v: string) => {
+          try {
+            return parseDuration(v);
+          } catch (e) {
+            throw new InvalidArgumentError((e as Error).message);
+          }
+        })
+        .default(300_000, '300s'),
+    )
+    .option('--event-log <file>', 'TCG event log to send (default: /sys/kernel/security/tpm0/binary_bios_measurements when present)')
+    .option('--no-event-log', 'send no event log')
+    .action(async (flags: Flags) => {
+      try {
+        const r = await join({
+          broker: flags.broker,
+          caPin: flags.caPin,
+          cluster: flags.cluster,
+          platform: flags.platform,
+          out: flags.out,
+          deadlineMs: flags.deadline,
+          ...(flags.diskKeyOut ? { diskKeyOut: flags.diskKeyOut } : {}),
+          ...(flags.diskKeyWrapped ? { diskKeyWrappedPath: flags.diskKeyWrapped } : {}),
+          ...(flags.eventLog === false ? { eventLogPath: '' } : flags.eventLog ? { eventLogPath: flags.eventLog } : {}),
+        });
+        process.stdout.write(JSON.stringify({ ok: true, ...r }) + '\n');
+      } catch (e) {
+        const code = e instanceof AttestError ? e.code : 'JOIN_INTERNAL';
+        const brokerCode = e instanceof AttestError ? (e.detail?.brokerCode as string | undefined) : undefined;
+        process.stderr.write(`attest-join: error ${code}${brokerCode ? ` (broker: ${brokerCode})` : ''}: ${(e as Error).message}\n`);
+        process.stdout.write(JSON.stringify({ ok: false, code, ...(brokerCode ? { brokerCode } : {}) }) + '\n');
+        process.exitCode = exitStatusFor(e);
+      }
+    });
+}

@@ -1,0 +1,382 @@
+/**
+ * @module deploy/node/client/evidence.node
+ *
+ * Gathers evidence for the `evidence` member of the attest request (protocol §3), one gatherer
+ * per format. Each puts the binding (protocol §2) where its format carries the challenge:
+ *
+ * | platform | format | binding goes into | sources |
+ * |---|---|---|---|
+ * | generic | `tpm` | TPMS_ATTEST.extraData (`tpm2_quote -q`) | EK (+ cert NV 0x01c00002 / 0x01c0000a), fresh AK, PCRs, event log |
+ * | azure | `az-snp-vtpm` | quote extraData; HCL user-data (NV 0x01400002) where writable | AK 0x81000003, HCL report NV 0x01400001, VCEK from IMDS THIM |
+ * | gcp | `gotpm` | each quote's extraData | AK template/cert NV 0x01c10001/0x01c10000 (RSA) or 0x01c10003/0x01c10002 (ECC), quotes per bank, event log |
+ * | aws | `nitrotpm` | the document's `nonce` | `nitro-tpm-attest --nonce` |
+ *
+ * Cloud gatherers are best effort where the cloud is: an optional source that is missing is
+ * left out (the broker's policy then decides); a required one fails with
+ * JOIN_EVIDENCE_UNAVAILABLE. Nothing here judges the evidence — the broker does.
+ */
+import { readFile } from 'node:fs/promises';
+import { ByteReader } from '../../../providers/common/bytes.js';
+import { toBase64, toBase64Url, toHex } from '../../../providers/common/encoding.js';
+import { JoinCodes, joinError } from './codes.js';
+import { encodeAttestation, type GotpmQuote } from './protobuf.js';
+import { ALL_PCRS, allocatedBanks, createEkAndAk, hexHandle, nvIndices, nvReadIfPresent, quote, type PcrBank, type TpmSession } from './tpm.node.js';
+
+export type Platform = 'generic' | 'azure' | 'gcp' | 'aws';
+
+/** TCG NV indices (TCG EK Credential Profile 2.0 §2.2.1.4; cloud docs for the vendor ranges). */
+export const NV = {
+  EK_CERT_RSA2048: 0x01c00002,
+  EK_CERT_ECC_P256: 0x01c0000a,
+  /** TCG EK Credential Profile 2.3+ §2.2.1.5: EK certificate chain (intermediates), one range. */
+  EK_CHAIN_FIRST: 0x01c00100,
+  EK_CHAIN_LAST: 0x01c001ff,
+  AZURE_HCL_REPORT: 0x01400001,
+  AZURE_HCL_USER_DATA: 0x01400002,
+  GCE_AK_CERT_RSA: 0x01c10000,
+  GCE_AK_TEMPLATE_RSA: 0x01c10001,
+  GCE_AK_CERT_ECC: 0x01c10002,
+  GCE_AK_TEMPLATE_ECC: 0x01c10003,
+} as const;
+/** Azure vTPM's persistent AK (HCLAkPub). */
+export const AZURE_AK_HANDLE = 0x81000003;
+
+export interface GatherOptions {
+  session: TpmSession;
+  binding: Uint8Array;
+  /** Injected network, used only for Azure's IMDS. */
+  fetch: typeof fetch;
+  /** TCG binary event log (securityfs); empty = send none. */
+  eventLogPath: string;
+  /** Azure IMDS base (tests point it at a local server). */
+  imdsBase: string;
+  /** The NitroTPM tool (path or name on PATH). */
+  nitroTpmAttest: string;
+  log: (msg: string) => void;
+}
+
+export interface Gathered {
+  provider: 'tpm' | 'azure' | 'gcp' | 'aws';
+  format: 'tpm' | 'az-snp-vtpm' | 'gotpm' | 'nitrotpm';
+  evidence: Record<string, unknown>;
+  /** True when an EK and AK were made in `session` and credential activation can run. */
+  canActivate: boolean;
+}
+
+export const DEFAULT_EVENT_LOG = '/sys/kernel/security/tpm0/binary_bios_measurements';
+export const DEFAULT_IMDS = 'http://169.254.169.254';
+/** Event logs above this are refused (a real one is tens of KiB). */
+const MAX_EVENT_LOG = 512 << 10;
+
+async function readEventLog(o: GatherOptions): Promise<Uint8Array | undefined> {
+  if (!o.eventLogPath) return undefined; // --no-event-log
+  try {
+    const b = new Uint8Array(await readFile(o.eventLogPath));
+    if (b.length > MAX_EVENT_LOG) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `event log ${o.eventLogPath} is ${b.length} bytes, over ${MAX_EVENT_LOG}`);
+    return b.length ? b : undefined;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      o.log(`no event log at ${o.eventLogPath}; continuing without one`);
+      return undefined;
+    }
+    throw e;
+  }
+}
+
+function pcrsHex(m: ReadonlyMap<number, Uint8Array>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of [...m].sort((a, b) => a[0] - b[0])) out[String(k)] = toHex(v);
+  return out;
+}
+
+/**
+ * Generic TPM 2.0 (`tpm` format): EK + fresh AK + quote; activation possible. With
+ * `reuseKeys` (the second step of credential activation) the EK and AK already in the session
+ * are kept and only a new quote is made — the broker sealed its credential to this AK's Name.
+ */
+export async function gatherTpm(o: GatherOptions, reuseKeys = false): Promise<Gathered> {
+  const s = o.session;
+  const { ekPublic, akPublic } = reuseKeys && (await s.exists('ak.ctx'))
+    ? { ekPublic: await s.read('ek.pub'), akPublic: await s.read('ak.pub') }
+    : await createEkAndAk(s, { ekAlg: 'rsa', akAlg: 'ecc' });
+  const q = await quote(s, s.file('ak.ctx'), 'sha256', o.binding, ALL_PCRS);
+  const evidence: Record<string, unknown> = {
+    ak_public: toBase64Url(akPublic),
+    quote: { message: toBase64Url(q.message), signature: toBase64Url(q.signature) },
+    pcrs: { sha256: pcrsHex(q.pcrs) },
+    ek_public: toBase64Url(ekPublic),
+  };
+  const log = await readEventLog(o);
+  if (log) evidence.event_log = toBase64Url(log);
+  const ekCert = await nvReadIfPresent(s, NV.EK_CERT_RSA2048);
+  if (ekCert) {
+    evidence.ek_certificate = toBase64Url(stripNvPadding(ekCert));
+    const chain = await readEkChain(s);
+    if (chain.length) evidence.ek_intermediates = chain.map(toBase64Url);
+  } else o.log(`no EK certificate at NV ${hexHandle(NV.EK_CERT_RSA2048)}; the broker must know this EK another way`);
+  return { provider: 'tpm', format: 'tpm', evidence, canActivate: true };
+}
+
+/** At most this many intermediates are sent (the broker caps chains too). */
+const MAX_EK_INTERMEDIATES = 8;
+
+/**
+ * The manufacturer's EK certificate chain, when the TPM carries it: NV indices 0x01c00100 to
+ * 0x01c001ff, in index order, each holding one or more concatenated DER certificates (TCG EK
+ * Credential Profile 2.3+ §2.2.1.5). Intermediates only; the broker anchors them to its own
+ * pinned vendor roots and never trusts a root from here.
+ */
+export async function readEkChain(s: TpmSession): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  let indices: number[];
+  try {
+    indices = (await nvIndices(s)).filter((i) => i >= NV.EK_CHAIN_FIRST && i <= NV.EK_CHAIN_LAST);
+  } catch {
+    return out;
+  }
+  for (const i of indices) {
+    const raw = await nvReadIfPresent(s, i);
+    if (!raw) continue;
+    for (const der of splitDer(raw)) if (out.length < MAX_EK_INTERMEDIATES) out.push(der);
+  }
+  return out;
+}
+
+/** Splits concatenated DER SEQUENCEs, stopping at zero padding or anything that is not DER. */
+export function splitDer(b: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let off = 0;
+  for (let n = derLength(b.subarray(off)); n !== undefined; n = derLength(b.subarray(off))) {
+    out.push(b.slice(off, off + n));
+    off += n;
+  }
+  return out;
+}
+
+/** Total length (header + content) of the DER SEQUENCE at the start of `b`, if it fits (X.690 §8.1.3). */
+function derLength(b: Uint8Array): number | undefined {
+  if (b.length < 2 || b[0] !== 0x30) return undefined;
+  const l0 = b[1]!;
+  if (l0 < 0x80) return 2 + l0 <= b.length ? 2 + l0 : undefined;
+  const n = l0 & 0x7f;
+  if (n < 1 || n > 3 || b.length < 2 + n) return undefined;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]!;
+  return 2 + n + len <= b.length ? 2 + n + len : undefined;
+}
+
+/**
+ * NV certificate indices are often larger than the DER they hold (zero padding). Trim to the
+ * outer DER SEQUENCE length (X.690 §8.1.3); leave anything that is not a DER SEQUENCE as is.
+ */
+export function stripNvPadding(b: Uint8Array): Uint8Array {
+  const n = derLength(b);
+  return n === undefined ? b : b.slice(0, n);
+}
+
+/** Azure SEV-SNP CVM (`az-snp-vtpm`). */
+export async function gatherAzure(o: GatherOptions): Promise<Gathered> {
+  const s = o.session;
+  // Refresh the HCL report with the binding as user data (Azure confidential VM guest
+  // attestation: write 64 bytes to NV 0x01400002, then read the report at 0x01400001).
+  try {
+    const ud = new Uint8Array(64);
+    ud.set(o.binding);
+    await s.write('hcl-user-data.bin', ud);
+    const idx = hexHandle(NV.AZURE_HCL_USER_DATA);
+    await s.tools.run('tpm2_nvreadpublic', [idx]).catch(() => s.tools.run('tpm2_nvdefine', [idx, '-C', 'o', '-s', '64', '-a', 'ownerread|ownerwrite|authread|authwrite']));
+    await s.tools.run('tpm2_nvwrite', [idx, '-C', 'o', '-i', s.file('hcl-user-data.bin')]);
+  } catch (e) {
+    o.log(`could not write the binding into the HCL user data (${(e as Error).message}); the quote still carries it`);
+  }
+  const hcl = await nvReadIfPresent(s, NV.AZURE_HCL_REPORT);
+  if (!hcl) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `no HCL report at NV ${hexHandle(NV.AZURE_HCL_REPORT)}: not an Azure confidential VM?`);
+  const q = await quote(s, hexHandle(AZURE_AK_HANDLE), 'sha256', o.binding, ALL_PCRS, 'sha256', 'plain');
+  const pcrs = ALL_PCRS.map((i) => toHex(q.pcrs.get(i)!));
+  const evidence: Record<string, unknown> = {
+    version: 1,
+    tpm_quote: { signature: toHex(q.signature), message: toHex(q.message), pcrs },
+    hcl_report: toBase64Url(hcl),
+  };
+  const thim = await fetchThim(o);
+  evidence.vcek = toBase64Url(thim.vcekDer);
+  if (thim.chainPem) evidence.vcek_chain = thim.chainPem;
+  const log = await readEventLog(o);
+  if (log) evidence.event_log = toBase64Url(log);
+  return { provider: 'azure', format: 'az-snp-vtpm', evidence, canActivate: false };
+}
+
+/**
+ * Azure IMDS THIM: `GET /metadata/THIM/amd/certification` with `Metadata: true` returns JSON
+ * `{vcekCert: PEM, certificateChain: PEM, tcbm}` for this host's chip and TCB.
+ */
+async function fetchThim(o: GatherOptions): Promise<{ vcekDer: Uint8Array; chainPem?: string }> {
+  const url = new URL('/metadata/THIM/amd/certification', o.imdsBase);
+  let res: Response;
+  try {
+    res = await o.fetch(url, { headers: { Metadata: 'true' }, signal: AbortSignal.timeout(10_000) });
+  } catch (cause) {
+    throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `Azure IMDS THIM unreachable at ${url.href}`, { cause });
+  }
+  if (!res.ok) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `Azure IMDS THIM answered HTTP ${res.status}`);
+  const j = (await res.json()) as { vcekCert?: unknown; certificateChain?: unknown };
+  if (typeof j.vcekCert !== 'string') throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'Azure IMDS THIM answer has no vcekCert');
+  const der = pemToDer(j.vcekCert);
+  return typeof j.certificateChain === 'string' && j.certificateChain.includes('BEGIN CERTIFICATE') ? { vcekDer: der, chainPem: j.certificateChain } : { vcekDer: der };
+}
+
+function pemToDer(pem: string): Uint8Array {
+  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
+  if (!m) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'not a PEM certificate');
+  return new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+}
+
+/** GCE Shielded / Confidential VM (`gotpm`): same bytes `gotpm attest --nonce <binding>` emits. */
+export async function gatherGcp(o: GatherOptions): Promise<Gathered> {
+  const s = o.session;
+  let template = await nvReadIfPresent(s, NV.GCE_AK_TEMPLATE_ECC);
+  let certIdx: number = NV.GCE_AK_CERT_ECC;
+  if (!template) {
+    template = await nvReadIfPresent(s, NV.GCE_AK_TEMPLATE_RSA);
+    certIdx = NV.GCE_AK_CERT_RSA;
+  }
+  if (!template) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'no GCE AK template in NV (0x01c10003 / 0x01c10001): not a Shielded VM with vTPM?');
+  const akPub = await createPrimaryFromTemplate(s, template, 'e', 'gce-ak');
+  const quotes: GotpmQuote[] = [];
+  const banks = (await allocatedBanks(s)).filter((b): b is PcrBank => b === 'sha1' || b === 'sha256' || b === 'sha384');
+  if (banks.length === 0) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'the TPM reports no allocated PCR bank');
+  for (const bank of banks) {
+    const q = await quote(s, s.file('gce-ak.ctx'), bank, o.binding, ALL_PCRS);
+    quotes.push({ bank, quote: q.message, rawSig: q.signature, pcrs: q.pcrs });
+  }
+  const akCertRaw = await nvReadIfPresent(s, certIdx);
+  const eventLog = await readEventLog(o);
+  const att = encodeAttestation({
+    akPub,
+    quotes,
+    ...(eventLog ? { eventLog } : {}),
+    ...(akCertRaw ? { akCert: stripNvPadding(akCertRaw) } : {}),
+  });
+  return { provider: 'gcp', format: 'gotpm', evidence: { attestation: toBase64(att) }, canActivate: false };
+}
+
+/** TPM algorithm IDs (TCG Algorithm Registry). */
+const ALG = { RSA: 0x0001, ECC: 0x0023, NULL: 0x0010, SHA1: 0x0004, SHA256: 0x000b, SHA384: 0x000c, RSASSA: 0x0014, RSAPSS: 0x0016, ECDSA: 0x0018 } as const;
+const HASH_NAME: Record<number, string> = { [ALG.SHA1]: 'sha1', [ALG.SHA256]: 'sha256', [ALG.SHA384]: 'sha384' };
+const CURVE: Record<number, string> = { 0x0003: 'ecc256', 0x0004: 'ecc384' };
+
+/**
+ * Turns a TPMT_PUBLIC template (TPM 2.0 Part 2 §12.2.4) into tpm2_createprimary options, makes
+ * the primary key in `hierarchy`, and returns its TPMT_PUBLIC (without the TPM2B size).
+ * Only the shapes GCE uses are supported: RSA-2048 RSASSA/RSAPSS or ECC P-256/P-384 ECDSA
+ * signing keys with a null symmetric; anything else fails (no guessing at a key).
+ */
+export async function createPrimaryFromTemplate(s: TpmSession, template: Uint8Array, hierarchy: 'e' | 'o', name: string): Promise<Uint8Array> {
+  const r = new ByteReader(template);
+  const type = r.u16('type');
+  const nameAlg = r.u16('nameAlg');
+  const attrs = r.u32('objectAttributes');
+  const policy = r.tpm2b('authPolicy', 64);
+  const sym = r.u16('symmetric');
+  if (sym !== ALG.NULL) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'AK template has a non-null symmetric: not a signing key');
+  const scheme = r.u16('scheme');
+  const schemeHash = scheme === ALG.NULL ? undefined : r.u16('scheme hash');
+  let alg: string;
+  let unique: Uint8Array | undefined;
+  let head: number;
+  if (type === ALG.RSA) {
+    const bits = r.u16('keyBits');
+    r.u32('exponent');
+    head = r.position;
+    const n = r.tpm2b('unique', 512);
+    unique = n.length ? tssUnique([n], 512) : undefined;
+    const sch = scheme === ALG.RSASSA ? 'rsassa' : scheme === ALG.RSAPSS ? 'rsapss' : undefined;
+    if (!sch || bits !== 2048) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `unsupported RSA AK template (bits ${bits}, scheme 0x${scheme.toString(16)})`);
+    alg = `rsa${bits}:${sch}-${HASH_NAME[schemeHash!] ?? 'sha256'}:null`;
+  } else if (type === ALG.ECC) {
+    const curve = CURVE[r.u16('curveID')];
+    const kdf = r.u16('kdf');
+    if (kdf !== ALG.NULL) r.u16('kdf hash');
+    head = r.position;
+    const x = r.tpm2b('unique.x', 66);
+    const y = r.tpm2b('unique.y', 66);
+    unique = x.length || y.length ? tssUnique([x, y], 128) : undefined;
+    if (!curve || scheme !== ALG.ECDSA) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'unsupported ECC AK template (curve or scheme)');
+    alg = `${curve}:ecdsa-${HASH_NAME[schemeHash!] ?? 'sha256'}:null`;
+  } else {
+    throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `unsupported AK template type 0x${type.toString(16)}`);
+  }
+  r.end('AK template');
+  const args = ['-C', hierarchy, '-G', alg, '-g', HASH_NAME[nameAlg] ?? 'sha256', '-a', '0x' + attrs.toString(16).padStart(8, '0'), '-c', s.file(`${name}.ctx`)];
+  if (policy.length) {
+    await s.write(`${name}.policy`, policy);
+    args.push('-L', s.file(`${name}.policy`));
+  }
+  if (unique) {
+    await s.write(`${name}.unique`, unique);
+    args.push('-u', s.file(`${name}.unique`));
+  }
+  await s.tools.run('tpm2_createprimary', args);
+  await s.flush();
+  await s.tools.run('tpm2_readpublic', ['-c', s.file(`${name}.ctx`), '-o', s.file(`${name}.pub`), '-f', 'tss']);
+  await s.flush();
+  const made = new ByteReader(await s.read(`${name}.pub`)).tpm2b('TPM2B_PUBLIC');
+  // The key the TPM made must carry exactly the template's type, nameAlg, attributes, policy
+  // and parameters; otherwise the options above did not express the template.
+  const same = made.length >= head && made.subarray(0, head).every((b, i) => b === template[i]);
+  if (!same) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'the AK made from the NV template does not match the template');
+  return made;
+}
+
+/**
+ * tpm2-tools' `-u FILE` is the raw in-memory TPMU_PUBLIC_ID of the TSS (lib/files.c
+ * `files_load_unique_data`): each TPM2B as a little-endian u16 size followed by its fixed-size
+ * buffer (TPM2B_PUBLIC_KEY_RSA: 512 bytes; TPM2B_ECC_PARAMETER: 128 bytes). A template's
+ * unique field matters: the TPM derives a primary key from the whole template, so GCE's
+ * zero-filled unique must be passed through exactly.
+ */
+function tssUnique(parts: Uint8Array[], bufSize: number): Uint8Array {
+  const out = new Uint8Array(parts.length * (2 + bufSize));
+  parts.forEach((p, i) => {
+    const o = i * (2 + bufSize);
+    out[o] = p.length & 0xff;
+    out[o + 1] = p.length >> 8;
+    out.set(p, o + 2);
+  });
+  return out;
+}
+
+/** EC2 NitroTPM (`nitrotpm`): the signed document with the binding as its nonce. */
+export async function gatherAws(o: GatherOptions): Promise<Gathered> {
+  const doc = await o.session.tools.run(o.nitroTpmAttest, ['--nonce', toHex(o.binding)]);
+  if (doc.length === 0) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `${o.nitroTpmAttest} printed no document`);
+  const evidence: Record<string, unknown> = { document: toBase64(doc) };
+  return { provider: 'aws', format: 'nitrotpm', evidence, canActivate: false };
+}
+
+export async function gather(platform: Platform, o: GatherOptions): Promise<Gathered> {
+  switch (platform) {
+    case 'generic':
+      return gatherTpm(o);
+    case 'azure':
+      return gatherAzure(o);
+    case 'gcp':
+      return gatherGcp(o);
+    case 'aws':
+      return gatherAws(o);
+  }
+}
+
+/**
+ * Platform detection from SMBIOS (DMI) strings, never from the network: probing a link-local
+ * metadata address on the wrong cloud (or on bare metal) would hang or reach something else.
+ */
+export async function detectPlatform(dmiDir = '/sys/class/dmi/id'): Promise<Platform> {
+  const read = async (f: string): Promise<string> => (await readFile(`${dmiDir}/${f}`, 'utf8').catch(() => '')).trim();
+  const vendor = `${await read('sys_vendor')} ${await read('board_vendor')} ${await read('bios_vendor')}`;
+  const product = await read('product_name');
+  if (/Microsoft Corporation/i.test(vendor) && /Virtual Machine/i.test(product)) return 'azure';
+  if (/Google/i.test(vendor)) return 'gcp';
+  if (/Amazon EC2/i.test(vendor)) return 'aws';
+  return 'generic';
+}

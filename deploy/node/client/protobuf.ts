@@ -1,0 +1,103 @@
+/**
+ * @module deploy/node/client/protobuf
+ *
+ * A minimal proto3 *encoder* — just enough to emit go-tpm-tools' `attest.Attestation`
+ * (proto/attest.proto, proto/tpm.proto at google/go-tpm-tools) so the GCP gatherer posts
+ * exactly what `gotpm attest` would. Encoding rules from the Protocol Buffers encoding guide
+ * ("Encoding", developers.google.com/protocol-buffers/docs/encoding):
+ * - a field is a key varint `(field_number << 3) | wire_type` followed by its value;
+ * - wire type 0 = varint (uint32, enums), 2 = length-delimited (bytes, embedded messages);
+ * - proto3 omits scalar fields equal to their default (0, empty bytes);
+ * - `map<k, v>` is encoded as a repeated embedded message `{1: key, 2: value}`; entries are
+ *   written in ascending key order (deterministic output, as Go's `Deterministic: true`), and
+ *   an entry writes its key and value even when they are zero/empty (as Go's map codec does).
+ */
+
+function varint(n: number | bigint): number[] {
+  let v = BigInt(n);
+  if (v < 0n) throw new RangeError('negative varint');
+  const out: number[] = [];
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v > 0n) b |= 0x80;
+    out.push(b);
+  } while (v > 0n);
+  return out;
+}
+
+export class ProtoWriter {
+  private readonly parts: Uint8Array[] = [];
+  private size = 0;
+  private push(b: Uint8Array | number[]): this {
+    const u = b instanceof Uint8Array ? b : Uint8Array.from(b);
+    this.parts.push(u);
+    this.size += u.length;
+    return this;
+  }
+  /** Wire type 0; omitted when 0 (proto3 default). */
+  uint(field: number, v: number, always = false): this {
+    if (v === 0 && !always) return this;
+    return this.push([...varint((field << 3) | 0), ...varint(v)]);
+  }
+  /** Wire type 2; omitted when empty unless `always` (repeated bytes keep empty elements). */
+  bytes(field: number, v: Uint8Array | undefined, always = false): this {
+    if (!v || (v.length === 0 && !always)) return this;
+    this.push([...varint((field << 3) | 2), ...varint(v.length)]);
+    return this.push(v);
+  }
+  /** An embedded message (always written, even when empty, like a set sub-message). */
+  message(field: number, m: ProtoWriter): this {
+    return this.bytes(field, m.finish(), true);
+  }
+  finish(): Uint8Array {
+    const out = new Uint8Array(this.size);
+    let o = 0;
+    for (const p of this.parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+}
+
+/** tpm.HashAlgo (proto/tpm.proto): TCG algorithm IDs. */
+export const HashAlgo = { sha1: 0x0004, sha256: 0x000b, sha384: 0x000c } as const;
+
+export interface GotpmQuote {
+  bank: keyof typeof HashAlgo;
+  /** TPMS_ATTEST. */
+  quote: Uint8Array;
+  /** TPMT_SIGNATURE. */
+  rawSig: Uint8Array;
+  pcrs: ReadonlyMap<number, Uint8Array>;
+}
+
+export interface GotpmAttestation {
+  /** TPMT_PUBLIC of the AK (no TPM2B size prefix). */
+  akPub: Uint8Array;
+  quotes: readonly GotpmQuote[];
+  eventLog?: Uint8Array;
+  /** DER. */
+  akCert?: Uint8Array;
+  intermediateCerts?: readonly Uint8Array[];
+}
+
+/**
+ * attest.Attestation: 1 ak_pub, 2 quotes (tpm.Quote: 1 quote, 2 raw_sig, 3 pcrs
+ * (tpm.PCRs: 1 hash, 2 map<uint32, bytes> pcrs)), 3 event_log, 6 ak_cert, 7 intermediate_certs.
+ */
+export function encodeAttestation(a: GotpmAttestation): Uint8Array {
+  const w = new ProtoWriter().bytes(1, a.akPub);
+  for (const q of a.quotes) {
+    const pcrs = new ProtoWriter().uint(1, HashAlgo[q.bank]);
+    for (const idx of [...q.pcrs.keys()].sort((x, y) => x - y)) {
+      pcrs.message(2, new ProtoWriter().uint(1, idx, true).bytes(2, q.pcrs.get(idx)!, true));
+    }
+    w.message(2, new ProtoWriter().bytes(1, q.quote).bytes(2, q.rawSig).message(3, pcrs));
+  }
+  w.bytes(3, a.eventLog);
+  w.bytes(6, a.akCert);
+  for (const c of a.intermediateCerts ?? []) w.bytes(7, c, true);
+  return w.finish();
+}

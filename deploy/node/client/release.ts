@@ -1,0 +1,82 @@
+/**
+ * @module deploy/node/client/release
+ *
+ * Opens and checks the release of protocol §3.
+ *
+ * - Sealed (an ephemeral key was sent): a compact JWE; only `ECDH-ES+A256KW` with `A256GCM` is
+ *   accepted (allow-listed here, never taken from the header), decrypted with the
+ *   non-extractable ephemeral private key. Anything else is JOIN_RELEASE_INVALID.
+ * - Unsealed (only when the caller chose not to send a key, i.e. the shell client's mode):
+ *   the object itself. A node that sent a key refuses an unsealed answer
+ *   (JOIN_RELEASE_NOT_SEALED): a broker (or a man in the middle with a stolen pin) must not be
+ *   able to downgrade the node silently.
+ * - Either way the plaintext must be the release object: shape checked, the kubeconfig must
+ *   carry the token, the expiry must be in the future, and the `nonce` the broker echoes (when
+ *   present) must be one of this attempt's challenge nonces.
+ */
+import { compactDecrypt } from 'jose';
+import { z } from 'zod';
+import { timingSafeEqualString } from '../../../providers/common/ct.js';
+import { fromBase64Url } from '../../../providers/common/encoding.js';
+import { JoinCodes, joinError } from './codes.js';
+
+export const ReleaseSchema = z.object({
+  nodeName: z.string().min(1).max(253),
+  expiresAt: z.string().min(1),
+  bootstrapToken: z.string().regex(/^[a-z0-9]{6}\.[a-z0-9]{16}$/),
+  kubeconfig: z.string().min(1).max(64 << 10),
+  apiServer: z.string().min(1),
+  // Absent only for API servers with publicly trusted certificates (broker/release/service.ts).
+  caCertHashes: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/)).max(16).optional(),
+  diskKey: z.object({ key: z.string().min(1), wrapped: z.string().min(1) }).optional(),
+  /** AWS KMS `Recipient` form (CMS to the NitroTPM's key): not opened by this client. */
+  diskKeyForRecipient: z.object({ ciphertextForRecipient: z.string().min(1), wrapped: z.string().min(1) }).optional(),
+  /** The challenge nonce (b64url) the release answers; checked when present. */
+  nonce: z.string().optional(),
+});
+
+export type Release = z.infer<typeof ReleaseSchema>;
+
+export const ACCEPTED_ALG = 'ECDH-ES+A256KW';
+export const ACCEPTED_ENC = 'A256GCM';
+
+/**
+ * @param expectedNonces the nonces (b64url) of the challenges this attempt used; a release that
+ *   names another nonce answers some other attempt and is refused.
+ */
+export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowMs: number, expectedNonces: readonly string[] = []): Promise<Release> {
+  let obj: unknown;
+  if (typeof raw === 'string') {
+    if (!key) throw joinError(JoinCodes.RELEASE_INVALID, 'the broker sent a sealed release but no ephemeral key was used');
+    try {
+      const { plaintext } = await compactDecrypt(raw, key, { keyManagementAlgorithms: [ACCEPTED_ALG], contentEncryptionAlgorithms: [ACCEPTED_ENC] });
+      obj = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plaintext));
+    } catch (cause) {
+      throw joinError(JoinCodes.RELEASE_INVALID, `cannot open the sealed release: ${(cause as Error).message}`, { cause });
+    }
+  } else if (raw !== null && typeof raw === 'object') {
+    if (key) throw joinError(JoinCodes.RELEASE_NOT_SEALED, 'the broker sent an unsealed release although this node sent an ephemeral key: refusing a downgrade');
+    obj = raw;
+  } else {
+    throw joinError(JoinCodes.RELEASE_INVALID, 'the response has no release');
+  }
+  const parsed = ReleaseSchema.safeParse(obj);
+  if (!parsed.success) throw joinError(JoinCodes.RELEASE_INVALID, `the release does not have the protocol's shape: ${parsed.error.issues[0]?.message ?? ''}`);
+  const r = parsed.data;
+  const exp = Date.parse(r.expiresAt);
+  if (!Number.isFinite(exp)) throw joinError(JoinCodes.RELEASE_INVALID, 'release expiresAt is not a date');
+  if (exp <= nowMs) throw joinError(JoinCodes.RELEASE_INVALID, `the release expired at ${r.expiresAt}`);
+  if (r.nonce !== undefined && expectedNonces.length > 0 && !expectedNonces.some((n) => timingSafeEqualString(n, r.nonce!))) {
+    throw joinError(JoinCodes.RELEASE_INVALID, 'the release answers another challenge (nonce mismatch)');
+  }
+  if (!r.kubeconfig.includes(r.bootstrapToken)) throw joinError(JoinCodes.RELEASE_INVALID, 'the kubeconfig does not carry the release token');
+  if (r.diskKey) {
+    try {
+      fromBase64Url(r.diskKey.key, 'diskKey.key');
+      fromBase64Url(r.diskKey.wrapped, 'diskKey.wrapped');
+    } catch (cause) {
+      throw joinError(JoinCodes.RELEASE_INVALID, 'release diskKey is not base64url', { cause });
+    }
+  }
+  return r;
+}

@@ -1,0 +1,222 @@
+/**
+ * The broker's deployment files.
+ * - `kubectl kustomize` renders base and overlays/redis;
+ * - `kubectl create --dry-run=client` accepts every rendered object. kubectl needs API
+ *   discovery even for a client-side dry run, and there is no API server here, so a small local
+ *   server answers the discovery endpoints (/version, /api, /apis, /api/v1, /apis/<g>/<v>) for
+ *   the built-in kinds the manifests use, following the Kubernetes API discovery format
+ *   (APIVersions / APIGroupList / APIResourceList). OpenAPI schema validation needs a real
+ *   server (--validate=false here), so a schema-light check of our own follows: types, label
+ *   selectors, probes, security context, RBAC scope.
+ * - The Dockerfile is checked for the properties we promise (hadolint is not packaged for
+ *   Debian; Docker cannot build here), and the container health check script is run against a
+ *   local HTTPS server.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { makeTls } from './test-broker.js';
+
+const run = promisify(execFile);
+const HAVE_KUBECTL = (() => {
+  try {
+    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!HAVE_KUBECTL) console.warn('kubectl not installed: manifest rendering checks skipped');
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- rendered YAML, asserted field by field below
+type Loose = any;
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; spec?: Record<string, unknown>; [k: string]: unknown };
+
+const render = (dir: string): Obj[] =>
+  parseAllDocuments(execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' })).map((d) => d.toJSON() as Obj);
+
+/** Built-in kinds the manifests use, as a v1.30+ API server lists them. */
+const DISCOVERY: Record<string, Array<[string, string, boolean]>> = {
+  v1: [['namespaces', 'Namespace', false], ['serviceaccounts', 'ServiceAccount', true], ['configmaps', 'ConfigMap', true], ['services', 'Service', true], ['secrets', 'Secret', true]],
+  'apps/v1': [['deployments', 'Deployment', true]],
+  'policy/v1': [['poddisruptionbudgets', 'PodDisruptionBudget', true]],
+  'rbac.authorization.k8s.io/v1': [['roles', 'Role', true], ['rolebindings', 'RoleBinding', true]],
+  'admissionregistration.k8s.io/v1': [['validatingadmissionpolicies', 'ValidatingAdmissionPolicy', false], ['validatingadmissionpolicybindings', 'ValidatingAdmissionPolicyBinding', false]],
+  'networking.k8s.io/v1': [['networkpolicies', 'NetworkPolicy', true], ['ingresses', 'Ingress', true]],
+};
+
+function discoveryServer(): Server {
+  return createHttpServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const send = (o: unknown): void => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(o));
+    };
+    const list = (gv: string): unknown => ({
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: gv,
+      resources: (DISCOVERY[gv] ?? []).map(([name, kind, namespaced]) => ({ name, singularName: kind.toLowerCase(), namespaced, kind, verbs: ['create', 'get', 'list', 'delete'] })),
+    });
+    if (path === '/version') return send({ major: '1', minor: '32', gitVersion: 'v1.32.0' });
+    if (path === '/api') return send({ kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] });
+    if (path === '/api/v1') return send(list('v1'));
+    if (path === '/apis') {
+      const groups = Object.keys(DISCOVERY)
+        .filter((gv) => gv.includes('/'))
+        .map((gv) => {
+          const [name, version] = gv.split('/') as [string, string];
+          return { name, versions: [{ groupVersion: gv, version }], preferredVersion: { groupVersion: gv, version } };
+        });
+      return send({ kind: 'APIGroupList', apiVersion: 'v1', groups });
+    }
+    const m = /^\/apis\/(.+)$/.exec(path);
+    if (m && DISCOVERY[m[1]!]) return send(list(m[1]!));
+    res.writeHead(404).end();
+  });
+}
+
+(HAVE_KUBECTL ? describe : describe.skip)('deploy/kubernetes', () => {
+  let server: Server;
+  let url: string;
+  let home: string;
+  beforeAll(async () => {
+    server = discoveryServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    home = mkdtempSync(join(tmpdir(), 'kube-home-'));
+  });
+  afterAll(() => {
+    server?.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  for (const dir of ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/redis']) {
+    it(`${dir}: kubectl create --dry-run=client accepts every rendered object`, async () => {
+      const rendered = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+      const child = run('kubectl', ['--server', url, 'create', '--dry-run=client', '--validate=false', '-f', '-', '-o', 'name'], { env: { ...process.env, HOME: home, KUBECONFIG: join(home, 'none') } });
+      child.child.stdin!.end(rendered);
+      const { stdout } = await child;
+      const names = stdout.trim().split('\n');
+      expect(names.length).toBe(parseAllDocuments(rendered).length);
+    });
+  }
+
+  it('base: broker Deployment is non-root, read-only, probed on /healthz and /readyz', () => {
+    const objs = render('deploy/kubernetes/base');
+    const kinds = objs.map((o) => o.kind).sort();
+    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'Ingress', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    const dep = objs.find((o) => o.kind === 'Deployment')! as unknown as {
+      spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: Loose } };
+    };
+    expect(dep.spec.replicas).toBe(1); // memory store: one process
+    const pod = dep.spec.template.spec;
+    for (const [k, v] of Object.entries(dep.spec.selector.matchLabels)) expect(dep.spec.template.metadata.labels[k]).toBe(v);
+    expect(pod.serviceAccountName).toBe('attest-broker');
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    const c = pod.containers[0];
+    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http', scheme: 'HTTP' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http', scheme: 'HTTP' });
+    expect(c.startupProbe.httpGet.path).toBe('/healthz');
+    expect(c.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
+    // The trust roots come from the init container, checked against the compiled-in pins.
+    expect(pod.initContainers[0].args).toEqual(['trust', 'fetch', '--dir', '/var/lib/attest-broker/trust']);
+    expect(pod.initContainers[0].securityContext.readOnlyRootFilesystem).toBe(true);
+    // TLS for the nodes is the Ingress's, with the Secret holding leaf + CA.
+    const ing = objs.find((o) => o.kind === 'Ingress')!;
+    expect((ing.spec!.tls as Array<{ secretName: string }>)[0]!.secretName).toBe('attest-broker-tls');
+    const paths = (ing.spec!.rules as Loose[])[0].http.paths.map((p: { path: string }) => p.path);
+    expect(paths).toEqual(['/v1/challenge', '/v1/attest', '/healthz']); // /metrics stays inside
+    // Every volume the container mounts exists; the ConfigMap is the generated (hashed) one.
+    const vols = new Map(pod.volumes.map((v: { name: string }) => [v.name, v]));
+    for (const m of [...c.volumeMounts, ...pod.initContainers[0].volumeMounts]) expect(vols.has(m.name)).toBe(true);
+    const cm = objs.find((o) => o.kind === 'ConfigMap')!;
+    expect((vols.get('config') as { configMap: { name: string } }).configMap.name).toBe(cm.metadata.name);
+    expect(Object.keys(cm.data as object).sort()).toEqual(['config.yaml', 'policy.yaml']);
+    // Service and PDB select the broker pods.
+    for (const kind of ['Service', 'PodDisruptionBudget']) {
+      const o = objs.find((x) => x.kind === kind)!;
+      const sel = (o.spec!.selector as { matchLabels?: Record<string, string> }).matchLabels ?? (o.spec!.selector as Record<string, string>);
+      for (const [k, v] of Object.entries(sel)) expect(dep.spec.template.metadata.labels[k]).toBe(v);
+    }
+  });
+
+  it('base: RBAC is secrets create/get/delete in kube-system only, for the broker account', () => {
+    const objs = render('deploy/kubernetes/base');
+    const roles = objs.filter((o) => o.kind === 'Role' || o.kind === 'ClusterRole');
+    expect(roles).toHaveLength(1);
+    expect(roles[0]!.metadata.namespace).toBe('kube-system');
+    expect(roles[0]!.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['create', 'get', 'delete'] }]);
+    const rb = objs.find((o) => o.kind === 'RoleBinding')!;
+    expect(rb.metadata.namespace).toBe('kube-system');
+    expect(rb.subjects).toEqual([{ kind: 'ServiceAccount', name: 'attest-broker', namespace: 'attest-broker' }]);
+    expect(objs.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
+    const vap = objs.find((o) => o.kind === 'ValidatingAdmissionPolicy')!;
+    expect(vap.metadata.namespace).toBeUndefined();
+    expect(JSON.stringify(vap.spec)).toContain('system:serviceaccount:attest-broker:attest-broker');
+  });
+
+  it('overlays/redis: three replicas, a PDB that keeps two, Redis reachable only from the broker', () => {
+    const objs = render('deploy/kubernetes/overlays/redis');
+    const dep = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'attest-broker')! as unknown as { spec: { replicas: number; template: { spec: Loose } } };
+    expect(dep.spec.replicas).toBe(3);
+    const env = dep.spec.template.spec.containers[0].env as Array<{ name: string; value?: string }>;
+    // The password reaches the store URL through the environment, never through the ConfigMap.
+    expect(env.map((e) => e.name).slice(0, 2)).toEqual(['REDIS_PASSWORD', 'ATTEST_BROKER_STORE_URL']);
+    expect(env[1]!.value).toBe('redis://:$(REDIS_PASSWORD)@attest-broker-redis:6379/0');
+    const cm = objs.find((o) => o.kind === 'ConfigMap')!;
+    expect((cm.data as Record<string, string>)['config.yaml']).toMatch(/url: redis:\/\/attest-broker-redis:6379\/0/);
+    expect((cm.data as Record<string, string>)['config.yaml']).not.toMatch(/:\/\/[^/@\s]*@/); // no credentials in a URL
+    expect(objs.find((o) => o.kind === 'PodDisruptionBudget')!.spec).toMatchObject({ maxUnavailable: 1 });
+    expect(objs.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'attest-broker-redis')).toBe(true);
+    const redis = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'attest-broker-redis')! as unknown as { spec: { template: { spec: Loose } } };
+    expect(redis.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem).toBe(true);
+  });
+});
+
+describe('deploy/container', () => {
+  const df = readFileSync('deploy/container/Dockerfile', 'utf8');
+  const lines = df.split('\n').filter((l) => !l.startsWith('#'));
+  it('Dockerfile: multi-stage, Node 24, distroless non-root runtime, healthcheck, no ADD, no :latest', () => {
+    expect(lines.filter((l) => /^FROM /.test(l))).toHaveLength(2);
+    expect(df).toMatch(/^ARG NODE_VERSION=24$/m);
+    expect(df).toMatch(/^FROM gcr\.io\/distroless\/nodejs\$\{NODE_VERSION\}-debian12:nonroot AS runtime$/m);
+    expect(df).toMatch(/^USER 65532:65532$/m);
+    expect(df).toMatch(/^HEALTHCHECK /m);
+    expect(df).toMatch(/npm ci --ignore-scripts/);
+    expect(lines.some((l) => /^ADD /.test(l))).toBe(false);
+    expect(df).not.toMatch(/:latest\b/);
+    // Nothing after USER changes files (the runtime tree stays root-owned, read-only to the app).
+    const afterUser = lines.slice(lines.findIndex((l) => l.startsWith('USER '))).filter((l) => /^(RUN|COPY) /.test(l));
+    expect(afterUser).toEqual([]);
+  });
+
+  it('healthcheck.mjs exits 0 on 200 and 1 otherwise', async () => {
+    const tls = makeTls('health');
+    let status = 200;
+    const s = createHttpsServer({ cert: tls.leafPem, key: tls.leafKeyPem }, (req, res) => {
+      res.writeHead(req.url === '/healthz' ? status : 404).end();
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const env = { ...process.env, ATTEST_HEALTH_URL: `https://127.0.0.1:${(s.address() as { port: number }).port}/healthz` };
+    const code = async (): Promise<number> =>
+      run(process.execPath, ['deploy/container/healthcheck.mjs'], { env }).then(
+        () => 0,
+        (e: { code: number }) => e.code,
+      );
+    expect(await code()).toBe(0);
+    status = 503;
+    expect(await code()).toBe(1);
+    s.close();
+    env.ATTEST_HEALTH_URL = 'https://127.0.0.1:1/healthz';
+    expect(await code()).toBe(1);
+    rmSync(tls.dir, { recursive: true, force: true });
+  });
+});
