@@ -66,6 +66,11 @@ export interface BrokerDeps {
   release?: ReleaseService;
   audit?: AuditSink;
   options?: BrokerOptions;
+  /**
+   * Kubernetes TokenReview webhook (`POST /v1/tokenreview`, authentication.k8s.io/v1) for
+   * clusters where the broker must not write Secrets; mounted only when given.
+   */
+  tokenReview?: (req: Request) => Promise<Response>;
   /** Extra readiness checks (e.g. policy loaded), each throws when not ready. */
   readiness?: readonly (() => Promise<void>)[];
 }
@@ -243,6 +248,9 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
         ...(req.ephemeralKey ? { ephemeralKey: req.ephemeralKey as JsonWebKey } : {}),
         ...(req.diskKey ? { diskKey: req.diskKey } : {}),
         requestId: c.get('requestId'),
+        // Release re-checks the binding before sealing to the ephemeral key.
+        nonce: rec.nonce,
+        binding: toBase64Url(binding),
       });
       deps.metrics?.attestOutcome('OK', provider, (performance.now() - t0) / 1000);
       return c.json({ release }, 200, { 'cache-control': 'no-store' });
@@ -251,6 +259,12 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
       throw e;
     }
   });
+
+  // ── protocol §5: TokenReview webhook (optional) ──
+  if (deps.tokenReview) {
+    const handler = deps.tokenReview;
+    app.post('/v1/tokenreview', (c) => handler(c.req.raw));
+  }
 
   // ── protocol §5: operations ──
   app.get('/healthz', (c) => c.json({ status: 'ok' }));

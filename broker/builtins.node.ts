@@ -11,6 +11,7 @@ import { loadPolicyFile, watchPolicyFile } from './policy/watch.node.js';
 import { ConfigProblem } from './config/schema.js';
 import { isAttestError } from '../providers/common/errors.js';
 import { systemClock } from './contracts.js';
+import { buildReleaseRuntime } from './release/runtime.node.js';
 
 RUNTIME_HOOKS.loadPolicy = async (cfg, logger) => {
   const file = cfg.policy.file as string;
@@ -30,5 +31,22 @@ RUNTIME_HOOKS.loadPolicy = async (cfg, logger) => {
     async close() {
       await watcher?.close();
     },
+  };
+};
+
+RUNTIME_HOOKS.buildRelease = async (cfg, store, logger) => {
+  let rt;
+  try {
+    rt = await buildReleaseRuntime(cfg.release, store, logger);
+  } catch (e) {
+    throw new ConfigProblem([isAttestError(e) ? e.message : String(e)]);
+  }
+  const mode = (cfg.release as { mode?: string }).mode ?? 'secret';
+  return {
+    release: rt.release,
+    audit: rt.audit,
+    // TokenReview only where the broker does not write Secrets (webhook; dev uses webhook mode).
+    ...(mode === 'webhook' || mode === 'dev' ? { tokenReview: rt.tokenReview } : {}),
+    close: () => rt.close(),
   };
 };

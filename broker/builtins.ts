@@ -12,6 +12,8 @@ import { createTpmProvider } from '../providers/tpm/provider.js';
 import { isPendingActivation, type ActivationStore, type PendingActivation } from '../providers/tpm/activation.js';
 import { replayAndSummarize } from '../providers/tpm/measured-boot.js';
 import { createAzureProviderFromConfig } from '../providers/azure/index.js';
+import { createAwsProviderFromConfig } from '../providers/aws/index.js';
+import { createGcpProvider, type GcpOptionsInput } from '../providers/gcp/index.js';
 import { configError } from '../providers/common/errors.js';
 import { WORKER_HOOKS } from './worker-hooks.js';
 import { createPolicyEngine, loadPolicyText } from './policy/index.js';
@@ -73,6 +75,12 @@ PROVIDER_FACTORIES.azure = (raw, env) => {
   const o = (raw ?? {}) as Record<string, unknown>;
   return createAzureProviderFromConfig(env.intermediatesPem && o.amdIntermediatesPem === undefined ? { ...o, amdIntermediatesPem: env.intermediatesPem } : o);
 };
+
+// ── aws: NitroTPM attestation documents ──
+PROVIDER_FACTORIES.aws = (raw) => createAwsProviderFromConfig(raw ?? {});
+
+// ── gcp: go-tpm-tools attestations, Google-certified AKs ──
+PROVIDER_FACTORIES.gcp = (raw) => createGcpProvider((raw ?? {}) as GcpOptionsInput);
 
 // ── policy on Workers: the document comes from the POLICY_YAML binding ──
 WORKER_HOOKS.policyFromText = async (text) => createPolicyEngine(await loadPolicyText(text, systemClock.now()), { clock: systemClock });

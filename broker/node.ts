@@ -11,6 +11,7 @@ import { register as registerVerify } from './commands/verify.node.js';
 import { register as registerTrust } from './commands/trust.node.js';
 import { register as registerMeasure } from './commands/measure.node.js';
 import { register as registerPolicy } from './commands/policy.node.js';
+import { register as registerJoin } from './commands/join.node.js';
 import { availableProviders } from './providers.js';
 import pkg from '../package.json' with { type: 'json' };
 import './builtins.node.js';
@@ -28,6 +29,7 @@ export function buildCli(): Command {
   registerTrust(program);
   registerMeasure(program);
   registerPolicy(program);
+  registerJoin(program);
   program
     .command('version')
     .description('print version information')

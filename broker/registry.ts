@@ -12,7 +12,7 @@ export const PROVIDER_UNAVAILABLE = 'PROVIDER_UNAVAILABLE';
 /** Formats the protocol defines, by provider (protocol.md §3). */
 export const PROTOCOL_FORMATS: Readonly<Record<ProviderName, readonly string[]>> = {
   azure: ['az-snp-vtpm', 'az-tdx-vtpm'],
-  gcp: ['gotpm', 'gotpm-json'],
+  gcp: ['gotpm', 'gotpm-json', 'vaportpm-gcp'],
   aws: ['nitrotpm'],
   tpm: ['tpm'],
 };

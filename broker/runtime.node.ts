@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { BrokerDeps } from './app.js';
-import type { Logger, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
+import type { AuditSink, Logger, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
 import { applyEnv, ConfigProblem, parseConfig, type BrokerConfig } from './config/schema.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.node.js';
@@ -79,7 +79,11 @@ export async function loadConfig(o: { file?: string; dev?: boolean; env?: NodeJS
 /** Hooks filled in by the policy and release modules of this build. */
 export const RUNTIME_HOOKS: {
   loadPolicy?: (cfg: BrokerConfig, logger: Logger) => Promise<{ engine: PolicyEngine; close(): Promise<void> }>;
-  buildRelease?: (cfg: BrokerConfig, store: StateStore, logger: Logger) => Promise<ReleaseService>;
+  buildRelease?: (
+    cfg: BrokerConfig,
+    store: StateStore,
+    logger: Logger,
+  ) => Promise<{ release: ReleaseService; audit?: AuditSink; tokenReview?: (req: Request) => Promise<Response>; close(): Promise<void> }>;
 } = {};
 
 export interface Runtime {
@@ -106,7 +110,9 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
   } else {
     logger.warn({}, 'no policy.file configured: every attest will be refused (POLICY_UNAVAILABLE)');
   }
-  const release = RUNTIME_HOOKS.buildRelease ? await RUNTIME_HOOKS.buildRelease(cfg, store, logger) : undefined;
+  const rel = RUNTIME_HOOKS.buildRelease ? await RUNTIME_HOOKS.buildRelease(cfg, store, logger) : undefined;
+  if (rel) closers.push(() => rel.close());
+  const release = rel?.release;
   const deps: BrokerDeps = {
     store,
     providers,
@@ -115,6 +121,8 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     metrics: createPromMetrics(),
     ...(policy ? { policy } : {}),
     ...(release ? { release } : {}),
+    ...(rel?.audit ? { audit: rel.audit } : {}),
+    ...(rel?.tokenReview ? { tokenReview: rel.tokenReview } : {}),
     options: {
       challengeTtlSeconds: cfg.challenge.ttlSeconds,
       bodyLimitBytes: cfg.limits.bodyBytes,

@@ -29,7 +29,7 @@ export const API_VERSION = 'attest-broker/v1';
 /** Known formats per provider (protocol.md §3). A format not listed here is an impossible rule. */
 export const PROVIDER_FORMATS = {
   azure: ['az-snp-vtpm', 'az-tdx-vtpm'],
-  gcp: ['gotpm'],
+  gcp: ['gotpm', 'gotpm-json', 'vaportpm-gcp'],
   aws: ['nitrotpm'],
   tpm: ['tpm'],
 } as const;
@@ -38,7 +38,10 @@ export const PROVIDER_FORMATS = {
 export const FORMAT_TEES: Readonly<Record<string, readonly string[]>> = {
   'az-snp-vtpm': ['sev-snp'],
   'az-tdx-vtpm': ['tdx'],
-  gotpm: ['sev-snp', 'tdx', 'none'],
+  // TDX reports in gotpm evidence are refused today (TEE_REPORT_UNSUPPORTED), so a TDX rule is impossible.
+  gotpm: ['sev-snp', 'none'],
+  'gotpm-json': ['sev-snp', 'none'],
+  'vaportpm-gcp': ['none'],
   nitrotpm: ['nitro', 'none'],
   tpm: ['none'],
 };

@@ -97,10 +97,12 @@ export class RedisStore implements StateStore {
   readonly kind = 'redis' as const;
   readonly #c: Client;
   readonly #p: string;
+  readonly #connectTimeout: number;
 
   constructor(o: RedisStoreOptions, client?: Client) {
     this.#c = client ?? createRedisClient(o);
     this.#p = o.keyPrefix ?? 'attest-broker:';
+    this.#connectTimeout = o.connectTimeoutMs ?? 2000;
     // Errors surface per command; an unhandled 'error' event must not crash the process.
     this.#c.on('error', () => {});
   }
@@ -113,9 +115,46 @@ export class RedisStore implements StateStore {
     }
   }
 
+  /**
+   * Commands are not queued while disconnected (so an outage fails fast), which means a command
+   * issued while the first connection is still opening must wait for it — bounded by the
+   * connect timeout — instead of failing.
+   */
+  async #ready(): Promise<void> {
+    const st = this.#c.status;
+    if (st === 'ready') return;
+    if (st === 'wait') {
+      await this.#c.connect();
+      return;
+    }
+    if (st === 'connecting' || st === 'connect') {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => {
+          cleanup();
+          reject(new Error('timed out waiting for the Redis connection'));
+        }, this.#connectTimeout);
+        const onReady = (): void => {
+          cleanup();
+          resolve();
+        };
+        const onEnd = (): void => {
+          cleanup();
+          reject(new Error('Redis connection closed'));
+        };
+        const cleanup = (): void => {
+          clearTimeout(t);
+          this.#c.off('ready', onReady);
+          this.#c.off('end', onEnd);
+        };
+        this.#c.once('ready', onReady);
+        this.#c.once('end', onEnd);
+      });
+    }
+  }
+
   async #run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
-      if (this.#c.status === 'wait') await this.#c.connect();
+      await this.#ready();
       return await fn();
     } catch (e) {
       throw storeUnavailable(e, op);

@@ -104,13 +104,22 @@ function checkValidity(c: Certificate, at: Date, what: string): void {
   }
 }
 
+/** Reads an extension; a malformed one is CERT_MALFORMED, never an untyped exception. */
+function ext<T extends x509.Extension>(c: Certificate, type: new (raw: BufferSource) => T, what: string): T | null {
+  try {
+    return c.getExtension(type);
+  } catch (cause) {
+    throw malformed(X509Codes.CERT_MALFORMED, `${what} has a malformed ${type.name}`, { cause });
+  }
+}
+
 function checkIsCa(c: Certificate, belowCas: number, what: string): void {
-  const bc = c.getExtension(x509.BasicConstraintsExtension);
+  const bc = ext(c, x509.BasicConstraintsExtension, what);
   if (!bc || !bc.ca) throw rejected(X509Codes.CHAIN_INVALID, `${what} is not a CA (basicConstraints cA is not set)`);
   if (bc.pathLength !== undefined && belowCas > bc.pathLength) {
     throw rejected(X509Codes.CHAIN_INVALID, `${what} path length constraint ${bc.pathLength} exceeded`);
   }
-  const ku = c.getExtension(x509.KeyUsagesExtension);
+  const ku = ext(c, x509.KeyUsagesExtension, what);
   if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
     throw rejected(X509Codes.CHAIN_INVALID, `${what} key usage does not allow certificate signing`);
   }
