@@ -10,13 +10,6 @@ import { BUILTIN_PINS, PinIds } from '../../providers/common/pins.js';
 import { fromHex, toBase64, toBase64Url, utf8 } from '../../providers/common/encoding.js';
 import { AttestError } from '../../providers/common/errors.js';
 
-declare global {
-  interface ImportMeta {
-    /** Vite's build-time glob import (the subset used here). */
-    glob(pattern: string, options: { eager: true; import?: string; query?: string }): Record<string, unknown>;
-  }
-}
-
 const fixtures = import.meta.glob('../../../shared/vectors/vaportpm/test-nitro-fixture.json', { eager: true, import: 'default' });
 const roots = import.meta.glob('../../../shared/vectors/vaportpm/certs/aws-nitro-root.pem', { eager: true, query: '?raw', import: 'default' });
 const fixture = Object.values(fixtures)[0] as
