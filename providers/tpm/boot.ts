@@ -282,8 +282,19 @@ export async function summarizeBoot(v: VerifiedEventLog, opts: SummarizeBootOpti
   }
 
   // PCR 4: boot applications' Authenticode digests.
+  // The event *type* is not covered by any digest, so it cannot decide what is a boot app: a
+  // log could relabel a bootloader's event (say as EV_IPL) and hide it from an allow-list.
+  // Every PCR 4 extension counts as a boot application except a separator or an EFI action
+  // whose digest is the hash of its own data (which cannot be forged for an application's
+  // Authenticode digest).
   if (ok.has(4)) {
-    const apps = events.filter((e) => e.pcrIndex === 4 && e.eventType === EV.EFI_BOOT_SERVICES_APPLICATION).map((e) => toHex(e.digests.get(alg)!));
+    const apps: string[] = [];
+    for (const e of events) {
+      if (e.pcrIndex !== 4) continue;
+      const d = e.digests.get(alg)!;
+      if ((e.eventType === EV.SEPARATOR || e.eventType === EV.EFI_ACTION) && timingSafeEqual(await digest(bank, e.data), d)) continue;
+      apps.push(toHex(d));
+    }
     if (apps.length > 0) boot.bootApps = apps;
   }
 

@@ -342,3 +342,30 @@ describe('UEFI_VARIABLE_DATA parser', () => {
     );
   });
 });
+
+describeVectors('boot apps cannot be hidden by relabelling an event', () => {
+  it('a PCR 4 application event relabelled as EV_IPL (type is not covered by the digest) is still listed', async () => {
+    const bytes = readVector('go-tpm-tools/eventlogs/ubuntu-2104-no-secure-boot.bin');
+    const summarize = async (b: Uint8Array) => {
+      const log = parseEventLog(b);
+      const quoted = await replayEventLog(log);
+      return summarizeBoot(await verifyEventLogAgainstPcrs(log, { sha256: quoted.sha256! }));
+    };
+    const original = await summarize(bytes);
+    expect(original.bootApps!.length).toBeGreaterThanOrEqual(2);
+    // Find the first EV_EFI_BOOT_SERVICES_APPLICATION (0x80000003) header in PCR 4 and relabel it EV_IPL (0x0000000d).
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = -1;
+    for (let i = 0; i + 8 <= bytes.length; i++) {
+      if (dv.getUint32(i, true) === 4 && dv.getUint32(i + 4, true) === 0x80000003) {
+        at = i + 4;
+        break;
+      }
+    }
+    expect(at).toBeGreaterThan(0);
+    const forged = bytes.slice();
+    new DataView(forged.buffer).setUint32(at, 0x0000000d, true);
+    const got = await summarize(forged);
+    expect(got.bootApps).toEqual(original.bootApps);
+  });
+});
