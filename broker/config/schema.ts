@@ -7,6 +7,7 @@
  * what to write instead.
  */
 import { z } from 'zod';
+import { BUILTIN_PINS } from '../../providers/common/pins.js';
 
 const ProviderToggle = z
   .object({
@@ -51,7 +52,10 @@ export const ConfigSchema = z
           .array(
             z
               .object({
-                id: z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/),
+                id: z
+                  .string()
+                  .regex(/^[a-z0-9][a-z0-9-]{1,62}$/)
+                  .refine((id) => !BUILTIN_PINS.some((p) => p.id === id), 'is the id of a built-in pinned root; operator anchors need their own id (a built-in root cannot be replaced)'),
                 file: z.string().min(1),
                 sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lower-case hex SHA-256 of the DER certificate'),
                 source: z.string().min(1).default('operator'),
@@ -59,6 +63,7 @@ export const ConfigSchema = z
               .strict(),
           )
           .max(256)
+          .refine((a) => new Set(a.map((x) => x.id)).size === a.length, 'anchor ids must be unique')
           .default([]),
       })
       .strict()

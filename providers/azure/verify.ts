@@ -159,7 +159,12 @@ export async function verifyAzureEvidence(i: AzureVerifyInput): Promise<Verified
     pcrBanks: ['sha256'],
   });
 
-  if (i.evidence.version >= 2) {
+  // The evidence `version` is chosen by the attester, so it cannot switch the freshness check
+  // off: whenever the runtime user-data is set (non-zero), it must start with the binding —
+  // a v2 report relabelled as v1 gets the same check. All-zero user-data (v0/v1 paravisors,
+  // which do not refresh the report) is accepted only from evidence declaring version < 2.
+  const udSet = hcl.runtimeData.userData !== undefined && hcl.runtimeData.userData.some((b) => b !== 0);
+  if (i.evidence.version >= 2 || udSet) {
     const ud = hcl.runtimeData.userData;
     if (!ud) throw rejected(AzureVerifyCodes.HCL_USER_DATA_MISSING, 'version 2 evidence must carry the binding in the runtime user-data');
     if (ud.byteLength < i.binding.byteLength || !timingSafeEqual(ud.subarray(0, i.binding.byteLength), i.binding)) {

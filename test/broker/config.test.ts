@@ -38,6 +38,8 @@ describe('config schema', () => {
     [{ challenge: { ttlSeconds: 1 } }, /challenge\.ttlSeconds/],
     [{ providers: { ibm: { enabled: true } } }, /unknown key\(s\) "ibm"/],
     [{ trust: { anchors: [{ id: 'x-root', file: '/f', sha256: 'ABC' }] } }, /sha256: must be the lower-case hex SHA-256/],
+    [{ trust: { anchors: [{ id: 'aws-nitro-root-g1', file: '/f', sha256: 'a'.repeat(64) }] } }, /built-in pinned root; operator anchors need their own id/],
+    [{ trust: { anchors: [{ id: 'my-root', file: '/f', sha256: 'a'.repeat(64) }, { id: 'my-root', file: '/g', sha256: 'b'.repeat(64) }] } }, /anchor ids must be unique/],
   ])('%j is refused with a message naming the path', (raw, re) => {
     const p = problems(() => parseConfig(raw));
     expect(p.join('\n')).toMatch(re);
