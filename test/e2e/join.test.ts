@@ -16,8 +16,10 @@
  *   activation) and deriving the node name from the EK; release is `secret` mode against the
  *   test Kubernetes API server (test/servers/kube-apiserver.ts: Secrets API over TLS).
  *   Once with the memory store, once with a real `redis-server`.
- * - The clients: `join()` (what `attest-broker join` runs), the bundled single-file
- *   `attest-join.mjs` on plain node, and the POSIX shell client in unsealed mode.
+ * - The clients: `join()` (what `attest-broker join` runs) and the `attest-broker join` command
+ *   itself, the bundled single-file `attest-join.mjs` on plain node, and the POSIX shell client
+ *   in unsealed mode. Each successful client gets a broker of its own: one token per instance
+ *   per issuance window is a property of the broker (shown: a second join gets ISSUANCE_CONFLICT).
  *
  * What each join must show: a bootstrap kubeconfig (0600) whose token is a `bootstrap-token-<id>`
  * Secret in the API server (read back with `kubectl`), authenticating as that bootstrap token,
@@ -46,6 +48,7 @@ import { join } from '../../deploy/node/client/join.node.js';
 import { createToolRunner } from '../../deploy/node/client/tpm.node.js';
 import { extendPcrs, HAVE_SWTPM, startSwtpm, type Extend, type Swtpm } from '../deploy/swtpm.js';
 import { makeTls, type TlsMaterial } from '../deploy/test-broker.js';
+import { BIN, ensureBuilt } from '../helpers/cli.js';
 import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
 import { HAVE_VECTORS, readVector, readVectorJson } from '../helpers/vectors.js';
 import { startKubeServer, type KubeTestServer } from '../servers/kube-apiserver.js';
@@ -344,25 +347,21 @@ log: {level: error}
     expect((again as AttestError).detail?.brokerCode).toBe('ISSUANCE_CONFLICT');
     expect(kube.secrets.size).toBe(before + 1);
   }, 60_000);
-  (HAVE_REDIS ? it : it.skip)('Redis store (real redis-server): the same join, state in Redis', async () => {
+  (HAVE_REDIS ? it : it.skip)('Redis store (real redis-server): the `attest-broker join` command joins the same way, state in Redis', async () => {
     let redis: RedisServer | undefined;
     try {
       redis = await startRedis();
       const b = await startBroker('redis', redis.url);
       const out = outFile('redis');
       const before = kube.secrets.size;
-      const r = await join({
-        broker: b.url,
-        caPin: tls.pin,
-        cluster: CLUSTER,
-        platform: 'generic',
-        out,
-        deadlineMs: 60_000,
-        tools: createToolRunner(tpm.env),
-        eventLogPath: eventLogFile,
-        log: () => undefined,
-      });
-      expect(r.nodeName).toBe(nodeName);
+      // This time through the real command line: `attest-broker join` (bin → dist/node.mjs).
+      ensureBuilt();
+      const { stdout } = await execFileP(
+        process.execPath,
+        [BIN, 'join', '--broker', b.url, '--ca-pin', tls.pin, '--cluster', CLUSTER, '--platform', 'generic', '--out', out, '--event-log', eventLogFile, '--deadline', '60s'],
+        { env: tpm.env, timeout: 60_000 },
+      );
+      expect(JSON.parse(stdout.trim())).toMatchObject({ ok: true, nodeName, kubeconfigPath: out });
       const id = await expectJoined(out, before);
       expect(lastAudit(b.audit)).toMatchObject({ type: 'release', nodeName, tokenId: id });
       // The broker's state really is in Redis: its audit chain head and token records.
