@@ -238,7 +238,7 @@ providers:
   tpm:
     enabled: true
     options: {ekRoots: [swtpm-e2e-ek-root]}
-policy: {file: "${pjoin(bdir, 'policy.yaml')}", watch: false}
+policy: {file: "${pjoin(bdir, 'policy.yaml')}", watch: true}
 release:
   mode: secret
   clusters:
