@@ -419,6 +419,40 @@ log: {level: error}
     expect(existsSync(out2)).toBe(false);
   }, 60_000);
 
+  it('the log is load-bearing: a log that does not replay to the quote is refused, and so is a node that sends none', async () => {
+    const b = await memory();
+    const before = kube.secrets.size;
+    const attempt = (eventLogPath: string): Promise<AttestError> =>
+      join({
+        broker: b.url,
+        caPin: tls.pin,
+        cluster: CLUSTER,
+        platform: 'generic',
+        out: outFile('log'),
+        deadlineMs: 30_000,
+        tools: createToolRunner(tpm.env),
+        eventLogPath,
+        log: () => undefined,
+      }).then(
+        () => {
+          throw new Error('joined, but must have been refused');
+        },
+        (x: unknown) => x as AttestError,
+      );
+    // One more PCR 7 event in the log that the TPM never saw: the replay cannot match the quote.
+    const forged = pjoin(dir, 'forged_bios_measurements');
+    writeFileSync(forged, Buffer.concat([logBytes, pcr7Event(logBytes, new TextEncoder().encode('never measured')).record]));
+    const e1 = await attempt(forged);
+    expect(e1).toBeInstanceOf(AttestError);
+    expect(e1.code).toBe(JoinCodes.REJECTED);
+    expect(e1.detail?.brokerCode).toBe('EVENTLOG_REPLAY_MISMATCH');
+    // No log: the quote alone still matches every pinned PCR, but nothing establishes Secure Boot.
+    const e2 = await attempt('');
+    expect(e2.detail?.brokerCode).toBe('POLICY_DENIED');
+    expect(JSON.stringify(lastAudit(b.audit))).toContain('POLICY_SECURE_BOOT_OFF');
+    expect(kube.secrets.size).toBe(before);
+  }, 60_000);
+
   // Last: it changes the TPM's PCR 7 for good.
   it('a node whose PCR 7 differs (one more, honestly logged, measurement) is refused with a policy code and gets nothing', async () => {
     const b = await memory();
