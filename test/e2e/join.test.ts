@@ -352,6 +352,7 @@ log: {level: error}
   }, 60_000);
   (HAVE_REDIS ? it : it.skip)('Redis store (real redis-server): the `attest-broker join` command joins the same way, state in Redis', async () => {
     let redis: RedisServer | undefined;
+    const mine = runtimes.length;
     try {
       redis = await startRedis();
       const b = await startBroker('redis', redis.url);
@@ -372,7 +373,7 @@ log: {level: error}
       expect(keys.length).toBeGreaterThan(0);
     } finally {
       // The runtime holds the Redis connection: close it before the server goes.
-      await runtimes.pop()?.close();
+      for (const r of runtimes.splice(mine)) await r.close();
       await redis?.stop();
     }
   }, 60_000);
