@@ -15,13 +15,16 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { makeTls } from './test-broker.js';
+import { loadConfig } from '../../broker/runtime.node.js';
+import { loadPolicyFile } from '../../broker/policy/watch.node.js';
+import { ReleaseConfigSchema } from '../../broker/release/runtime.node.js';
 
 const run = promisify(execFile);
 const HAVE_KUBECTL = (() => {
@@ -179,6 +182,28 @@ function discoveryServer(): Server {
     const redis = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'attest-broker-redis')! as unknown as { spec: { template: { spec: Loose } } };
     expect(redis.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem).toBe(true);
   });
+
+  // The ConfigMap is what the broker starts from: its config and policy must pass the broker's
+  // own loaders, and release must name every cluster the policy admits nodes to.
+  for (const dir of ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/redis']) {
+    it(`${dir}: the ConfigMap's config.yaml and policy.yaml load as the broker loads them`, async () => {
+      const cm = render(dir).find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>;
+      const tmp = mkdtempSync(join(tmpdir(), 'kube-cm-'));
+      try {
+        writeFileSync(join(tmp, 'config.yaml'), cm['config.yaml']!);
+        writeFileSync(join(tmp, 'policy.yaml'), cm['policy.yaml']!);
+        const cfg = await loadConfig({ file: join(tmp, 'config.yaml'), env: {} });
+        expect(cfg.policy.file).toBe('/etc/attest-broker/policy.yaml');
+        const policy = await loadPolicyFile(join(tmp, 'policy.yaml'), new Date());
+        const release = ReleaseConfigSchema.parse(cfg.release);
+        expect(release.mode).toBe('secret');
+        expect(Object.keys(release.clusters).sort()).toEqual(Object.keys(policy.doc.clusters).sort());
+        for (const c of Object.values(release.clusters)) expect(c.kube?.inCluster).toBe(true);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('deploy/container', () => {
