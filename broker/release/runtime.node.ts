@@ -79,6 +79,14 @@ export const ReleaseConfigSchema = z
     clusters: z.record(z.string().regex(/^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$/), ClusterSchema).default({}),
     kms: KmsSchema.optional(),
     audit: z.object({ file: z.string().optional() }).strict().prefault({}),
+    /**
+     * Periodic deletion of this broker's used/expired tokens. Off by default: it needs `list` on
+     * kube-system Secrets, which the shipped Role does not grant (listing would let the broker
+     * read every kube-system Secret), and kube-controller-manager's tokencleaner already deletes
+     * expired bootstrap tokens (kubeadm enables it). Turn on only where tokencleaner is off, and
+     * grant `list` then.
+     */
+    sweep: z.boolean().default(false),
     sweepIntervalSeconds: z.number().int().min(10).max(86_400).default(60),
     tokenReviewAudiences: z.array(z.string()).max(16).default([]),
   })
@@ -186,7 +194,7 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
       }
     }
   };
-  const timer = names.some((n) => clusters[n]!.kube) ? setInterval(() => void sweep(), cfg.sweepIntervalSeconds * 1000) : undefined;
+  const timer = cfg.sweep && names.some((n) => clusters[n]!.kube) ? setInterval(() => void sweep(), cfg.sweepIntervalSeconds * 1000) : undefined;
   timer?.unref();
   const tokenReview = tokenReviewHandler({ state: (id) => service.issuer(names[0]!).state(id), clock, logger: log, audiences: cfg.tokenReviewAudiences });
   return {
