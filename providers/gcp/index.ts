@@ -81,7 +81,7 @@ export function createGcpProvider(options: GcpOptionsInput = {}): Provider {
         kds,
         snpCache,
       });
-      return toClaims(format, verified);
+      return toClaims(format, verified, opts.acceptNonceBoundTee);
     },
   });
 }

@@ -30,6 +30,15 @@ import type { VerifiedGcpAttestation } from './verify.js';
 export const GcpOptionsSchema = z.strictObject({
   allowSha1: z.boolean().default(false),
   allowNonProduction: z.boolean().default(false),
+  /**
+   * go-tpm-tools binds a Confidential VM's SEV-SNP report to the vTPM quotes only through the
+   * shared nonce: nothing proves the report came from the VM whose vTPM quoted. Anyone running
+   * some SNP VM could have it sign a report over the broker's nonce and pair it with another
+   * (non-confidential) VM's quote. Off by default: the report is still verified, but the claims
+   * then say `tee: 'none'` (with the report's facts under `platform.fields.unbound*`), so a
+   * policy requiring a TEE denies. Turn on only if you accept that pairing risk.
+   */
+  acceptNonceBoundTee: z.boolean().default(false),
   requiredBanks: z.array(z.enum(['sha1', 'sha256', 'sha384'])).max(3).default(['sha256']),
   intermediates: z
     .array(z.union([z.string().min(1).max(64 * 1024), z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes')]))
@@ -41,6 +50,7 @@ export const GcpOptionsSchema = z.strictObject({
 export interface GcpOptionsInput {
   readonly allowSha1?: boolean;
   readonly allowNonProduction?: boolean;
+  readonly acceptNonceBoundTee?: boolean;
   readonly requiredBanks?: readonly ('sha1' | 'sha256' | 'sha384')[];
   readonly intermediates?: readonly (string | Uint8Array)[];
 }
@@ -48,6 +58,7 @@ export interface GcpOptionsInput {
 export interface GcpOptions {
   readonly allowSha1: boolean;
   readonly allowNonProduction: boolean;
+  readonly acceptNonceBoundTee: boolean;
   readonly requiredBanks: readonly PcrBank[];
   readonly intermediates: readonly Certificate[];
 }
@@ -71,6 +82,7 @@ export function parseGcpOptions(input: unknown): GcpOptions {
   return Object.freeze({
     allowSha1: r.data.allowSha1,
     allowNonProduction: r.data.allowNonProduction,
+    acceptNonceBoundTee: r.data.acceptNonceBoundTee,
     requiredBanks: Object.freeze([...new Set(r.data.requiredBanks)]),
     intermediates: Object.freeze(parseConfiguredIntermediates(ders)),
   });
@@ -113,7 +125,24 @@ export function regionOfZone(zone: string): string | undefined {
 }
 
 /** Normalized claims from a verified attestation (architecture.md "Normalized claims"). */
-export function toClaims(format: string, v: VerifiedGcpAttestation): ProviderClaims {
+/** The SNP platform when the operator accepts nonce-only binding; otherwise no TEE is claimed. */
+function gcpPlatform(v: VerifiedGcpAttestation, acceptNonceBoundTee: boolean): PlatformClaims {
+  if (!v.snp) return { tee: 'none', debug: false };
+  const p = snpPlatform(v.snp);
+  if (acceptNonceBoundTee) return p;
+  return {
+    tee: 'none',
+    debug: p.debug,
+    fields: {
+      unboundTee: 'sev-snp',
+      unboundMeasurement: p.measurement ?? '',
+      unboundChipId: p.chipId ?? '',
+      binding: 'nonce',
+    },
+  };
+}
+
+export function toClaims(format: string, v: VerifiedGcpAttestation, acceptNonceBoundTee = false): ProviderClaims {
   const id = v.akCert.identity;
   const region = regionOfZone(id.zone);
   const extra: Record<string, string> = {
@@ -132,7 +161,7 @@ export function toClaims(format: string, v: VerifiedGcpAttestation): ProviderCla
   return {
     provider: 'gcp',
     format,
-    platform: v.snp ? snpPlatform(v.snp) : { tee: 'none', debug: false },
+    platform: gcpPlatform(v, acceptNonceBoundTee),
     identity: {
       cloud: 'gcp',
       account: id.projectId,
