@@ -35,6 +35,10 @@ RUNTIME_HOOKS.loadPolicy = async (cfg, logger) => {
 };
 
 RUNTIME_HOOKS.buildRelease = async (cfg, store, logger) => {
+  if (Object.keys(cfg.release).length === 0) {
+    logger.warn({}, 'no release: section configured: nodes that pass policy get RELEASE_UNAVAILABLE (configure release.clusters, docs/release.md)');
+    return undefined;
+  }
   let rt;
   try {
     rt = await buildReleaseRuntime(cfg.release, store, logger);

@@ -83,7 +83,7 @@ export const RUNTIME_HOOKS: {
     cfg: BrokerConfig,
     store: StateStore,
     logger: Logger,
-  ) => Promise<{ release: ReleaseService; audit?: AuditSink; tokenReview?: (req: Request) => Promise<Response>; close(): Promise<void> }>;
+  ) => Promise<{ release: ReleaseService; audit?: AuditSink; tokenReview?: (req: Request) => Promise<Response>; close(): Promise<void> } | undefined>;
 } = {};
 
 export interface Runtime {

@@ -87,3 +87,19 @@ describe('unsafe configurations refuse to start', () => {
     expect((await loadConfig({ file: join(dir, 'ok.yaml'), env: { ATTEST_BROKER_PORT: '18081' } })).listen.port).toBe(18081);
   });
 });
+
+describe('runtime without optional sections', () => {
+  it('starts without policy or release (attests then fail closed), and with them wires both', async () => {
+    await import('../../broker/builtins.node.js');
+    const { logger, lines } = captureLogger();
+    const rt = await buildRuntime(parseConfig({ trust: { dir: '/nonexistent' } }), { logger });
+    expect(rt.deps.policy).toBeUndefined();
+    expect(rt.deps.release).toBeUndefined();
+    expect(lines.join('\n')).toMatch(/RELEASE_UNAVAILABLE/);
+    await rt.close();
+    const rt2 = await buildRuntime(parseConfig({ trust: { dir: '/nonexistent' }, policy: { file: 'deploy/policies/dev.yaml', watch: false }, release: { mode: 'dev' } }), { logger });
+    expect(rt2.deps.policy).toBeDefined();
+    expect(rt2.deps.release).toBeDefined();
+    await rt2.close();
+  });
+});
