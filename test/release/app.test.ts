@@ -46,5 +46,34 @@ describe('release behind the HTTP app', () => {
     await expect(verifyAuditChain(records)).resolves.toMatchObject({ count: 1 });
   });
 
-  it.todo('sealed release through the app: needs createBroker to pass `nonce` and `binding` (b64url) in the ReleaseRequest');
+  it('sealed release through the app: a JWE that opens only with the node key and echoes the challenge nonce', async () => {
+    const { compactDecrypt, calculateJwkThumbprint } = await import('jose');
+    const { createHash } = await import('node:crypto');
+    const store = new MemoryStore();
+    const release = new BrokerReleaseService({
+      store,
+      clock: systemClock,
+      logger: captureLogger(),
+      audit: new HashChainAudit({ store, clock: systemClock, write: async () => {} }),
+      keys: await LocalKeyService.create({ kek: randomBytes(32) }),
+      clusters: { default: { apiServer: 'https://api:6443', caPem: makeTestPki().caPem } },
+    });
+    const sealedOnly = { ...allowAll, evaluate: async (c: Parameters<typeof allowAll.evaluate>[0]) => ({ ...(await allowAll.evaluate(c)), release: { tokenTtlSeconds: 600, extraGroups: [], allowUnsealed: false, diskKey: false } }) };
+    const { app } = testBroker({ store, providers: [bindingEchoProvider], policy: sealedOnly, release });
+    const kp = (await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits'])) as CryptoKeyPair;
+    const jwk = await crypto.subtle.exportKey('jwk', kp.publicKey);
+    const ephemeralKey = { kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y! };
+    const ch = (await (await postJson(app, '/v1/challenge', {})).json()) as { challengeId: string; nonce: string };
+    const thumb = Buffer.from(await calculateJwkThumbprint(ephemeralKey, 'sha256'), 'base64url');
+    const binding = createHash('sha256').update(Buffer.concat([Buffer.from(ch.nonce, 'base64url'), thumb])).digest('hex');
+    const r = await postJson(app, '/v1/attest', { challengeId: ch.challengeId, provider: 'tpm', format: TEST_FORMAT, evidence: { binding }, ephemeralKey });
+    expect(r.status).toBe(200);
+    const jwe = ((await r.json()) as { release: string }).release;
+    expect(typeof jwe).toBe('string');
+    const opened = JSON.parse(new TextDecoder().decode((await compactDecrypt(jwe, kp.privateKey)).plaintext)) as ReleaseObject;
+    expect(opened.bootstrapToken).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    expect(opened.nonce).toBe(ch.nonce);
+    const other = (await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits'])) as CryptoKeyPair;
+    await expect(compactDecrypt(jwe, other.privateKey)).rejects.toThrow();
+  });
 });
