@@ -199,6 +199,10 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
           kind: 'not-found',
         });
       }
+      // The record comes back from a shared store: check its shape rather than trust a cast.
+      if (typeof rec.nonce !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(rec.nonce) || Number.isNaN(Date.parse(rec.expiresAt))) {
+        throw new AttestError('CHALLENGE_RECORD_CORRUPT', 'the stored challenge record is malformed', { kind: 'internal' });
+      }
       const now = clock.now();
       if (now.getTime() > Date.parse(rec.expiresAt)) {
         throw new AttestError(Codes.CHALLENGE_EXPIRED, 'the challenge expired; request a new one', { kind: 'gone' });

@@ -224,3 +224,14 @@ describe.skipIf(!HAVE_REDIS)('Redis outage over HTTP', () => {
     await store.close();
   });
 });
+
+describe('stored challenge records are checked, not trusted', () => {
+  it('a corrupt record in the store is a 500 INTERNAL-class problem, never an accepted attest', async () => {
+    const store = new MemoryStore();
+    await store.putChallenge('cccccccccccccccccccccc', { nonce: 'short', issuedAt: 'x', expiresAt: 'not a date' }, 60_000);
+    const { app } = testBroker({ store, providers: [bindingEchoProvider], policy: allowAll, release: echoRelease });
+    const r = await postJson(app, '/v1/attest', { challengeId: 'cccccccccccccccccccccc', provider: 'tpm', format: TEST_FORMAT, evidence: { binding: '00' } });
+    expect(r.status).toBe(500);
+    expect(((await r.json()) as { code: string }).code).toBe('CHALLENGE_RECORD_CORRUPT');
+  });
+});
