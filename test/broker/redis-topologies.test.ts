@@ -8,7 +8,9 @@
  *
  * - Sentinel (1 master + 1 replica + 1 sentinel, quorum 1): single-use challenges under 1,000
  *   concurrent consumers, setIfAbsent/compareAndSet atomicity, expiry, and a `SENTINEL FAILOVER`
- *   after which the same store instance writes to the promoted replica within a bounded wait
+ *   after which the same store instance writes ON the promoted replica within a bounded wait —
+ *   without waiting for the old master's demotion — and then a crash (SIGKILL) of the new master,
+ *   after which the sentinel promotes the other node and the store follows, data intact
  *   (https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/).
  * - Cluster (3 masters, no replicas): the same contract; keys of different ids land on all three
  *   masters (every store key carries its own `{hash tag}`, and every store command — GETDEL, SET,
@@ -125,12 +127,13 @@ describe.skipIf(!HAVE)('Redis Sentinel (1 master + 1 replica + 1 sentinel)', () 
   let master: number;
   let replica: number;
   let sentinel: number;
+  let replicaProc: ChildProcess;
   let s: RedisStore;
 
   beforeAll(async () => {
     const dir = tmp();
     master = (await server(DATA, dir)).port;
-    replica = (await server([...DATA, '--replicaof', '127.0.0.1', String(master)], dir)).port;
+    ({ port: replica, proc: replicaProc } = await server([...DATA, '--replicaof', '127.0.0.1', String(master)], dir));
     expect(await until(10_000, async () => (await cli(replica, 'INFO', 'replication')).includes('master_link_status:up'))).toBe(true);
     // Sentinel rewrites its config file, so it must be a writable file of its own.
     const conf = join(dir, 'sentinel.conf');
@@ -183,6 +186,27 @@ describe.skipIf(!HAVE)('Redis Sentinel (1 master + 1 replica + 1 sentinel)', () 
     expect(got.filter((g) => g !== null)).toHaveLength(1);
     expect(await s.setIfAbsent('post-once', 'a')).toBe(true);
     expect(await s.setIfAbsent('post-once', 'b')).toBe(false);
+  });
+
+  it('after the promoted master is killed, the sentinel fails over back and the store follows', async () => {
+    // The old master must first have been turned into a synced replica of the promoted one.
+    expect(await until(20_000, async () => (await cli(master, 'INFO', 'replication')).includes('master_link_status:up'))).toBe(true);
+    await s.set('pre-crash', 'z');
+    expect(await until(5000, async () => (await cli(master, 'GET', 'sent:kv:{pre-crash}')) === 'z')).toBe(true);
+    replicaProc.kill('SIGKILL');
+    // down-after-milliseconds 1000 with quorum 1: the sentinel promotes the old master again.
+    expect(await until(20_000, async () => (await cli(sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER)).split('\n')[1] === String(master))).toBe(true);
+    let n = 0;
+    const moved = await until(10_000, async () => {
+      const k = `crash-${n++}`;
+      await s.set(k, 'w');
+      return (await cli(master, 'GET', `sent:kv:{${k}}`)) === 'w';
+    });
+    expect(moved).toBe(true);
+    expect(await s.get('pre-crash')).toBe('z');
+    await s.putChallenge('post-crash', rec(), 60_000);
+    const got = await Promise.all(Array.from({ length: 200 }, () => s.consumeChallenge('post-crash')));
+    expect(got.filter((g) => g !== null)).toHaveLength(1);
   });
 });
 
