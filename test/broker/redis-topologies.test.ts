@@ -16,6 +16,8 @@
  *   masters (every store key carries its own `{hash tag}`, and every store command — GETDEL, SET,
  *   EVAL with one key — touches exactly one key, so no CROSSSLOT error can arise)
  *   (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags).
+ *   Finally one master is killed: consuming a challenge it held is STORE_UNAVAILABLE (fail
+ *   closed), never null.
  *
  * Skips with a message when redis-server or redis-cli are missing. Every process started here is
  * SIGKILLed in afterAll.
@@ -28,6 +30,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../broker/store/redis.node.js';
 import type { ChallengeRecord, StateStore } from '../../broker/contracts.js';
+import { AttestError } from '../../providers/common/errors.js';
 import { REDIS_BIN } from '../helpers/redis.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -212,18 +215,20 @@ describe.skipIf(!HAVE)('Redis Sentinel (1 master + 1 replica + 1 sentinel)', () 
 
 describe.skipIf(!HAVE)('Redis Cluster (3 masters)', () => {
   let ports: number[];
+  let nodeProcs: ChildProcess[];
   let s: RedisStore;
 
   beforeAll(async () => {
     const dir = tmp();
     ports = [];
+    nodeProcs = [];
     for (let i = 0; i < 3; i++) {
       const sub = join(dir, `n${i}`);
       dirs.push(sub);
       await run('mkdir', ['-p', sub]);
-      ports.push(
-        (await server([...DATA, '--cluster-enabled', 'yes', '--cluster-config-file', join(sub, 'nodes.conf'), '--cluster-node-timeout', '2000', '--dir', sub], sub)).port,
-      );
+      const n = await server([...DATA, '--cluster-enabled', 'yes', '--cluster-config-file', join(sub, 'nodes.conf'), '--cluster-node-timeout', '2000', '--dir', sub], sub);
+      ports.push(n.port);
+      nodeProcs.push(n.proc);
     }
     await run(CLI_BIN, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { timeout: 30_000 });
     for (const p of ports) expect(await until(15_000, async () => (await cli(p, 'CLUSTER', 'INFO')).includes('cluster_state:ok'))).toBe(true);
@@ -250,5 +255,21 @@ describe.skipIf(!HAVE)('Redis Cluster (3 masters)', () => {
     const got = await Promise.all(ids.flatMap((id) => [s.consumeChallenge(id), s.consumeChallenge(id)]));
     expect(got.filter((g) => g !== null)).toHaveLength(ids.length);
     for (const [i, id] of ids.entries()) expect(await s.get(`k-${id}`)).toBe(String(i));
+  });
+
+  // Last: it kills a node. Fail closed — a challenge on a dead master is an outage, never "not found".
+  it('a dead master: its challenges surface as STORE_UNAVAILABLE, never as consumed or unknown', async () => {
+    const ids = Array.from({ length: 30 }, (_, i) => `dead-${i}`);
+    await Promise.all(ids.map((id) => s.putChallenge(id, rec(), 60_000)));
+    const onDead: string[] = [];
+    for (const id of ids) if ((await cli(ports[2]!, 'EXISTS', `clu:ch:{${id}}`)) === '1') onDead.push(id);
+    expect(onDead.length).toBeGreaterThan(0);
+    nodeProcs[2]!.kill('SIGKILL');
+    const e = await s.consumeChallenge(onDead[0]!).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(AttestError);
+    expect((e as AttestError).code).toBe('STORE_UNAVAILABLE');
   });
 });
