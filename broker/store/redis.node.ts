@@ -15,6 +15,13 @@
  * - Keys carry a prefix (default `attest-broker:`); challenge keys use a hash tag so Cluster
  *   routing stays single-slot per key.
  *
+ * Sentinel: the client follows `+switch-master` (ioredis `failoverDetector`) so it leaves the old
+ * master as soon as the sentinels announce the switch. Replication is asynchronous (Redis Sentinel
+ * documents that acknowledged writes can be lost on failover): a challenge stored just before the
+ * switch may be lost (fails closed: the node asks again), and a GETDEL served by the old master in
+ * the instant before the switch is not seen by the new master. That window is now the sentinels'
+ * pub/sub delay, not the ~10 s until the old master is demoted.
+ *
  * Failure: commands do not queue while disconnected (`enableOfflineQueue: false`) and have a
  * short timeout, so an outage turns into STORE_UNAVAILABLE (HTTP 503) within a bounded time.
  */
@@ -74,7 +81,19 @@ export function createRedisClient(o: RedisStoreOptions): Client {
   if (scheme === 'redis+sentinel') {
     const [name, db] = (path ?? '').split('/');
     if (!name) throw configError('CONFIG_INVALID', 'redis+sentinel:// URL needs the master name as its path: redis+sentinel://h1:26379,h2:26379/mymaster');
-    return new Redis({ ...common, sentinels: parseHosts(hosts, scheme), name, password, username, db: db ? Number(db) : 0 });
+    // failoverDetector: subscribe to the sentinels' +switch-master and reconnect at once. Without
+    // it the client stays on the old master until that node is demoted (the sentinel's next INFO
+    // poll, ~10 s), and every write — and every GETDEL of a challenge the new master still holds —
+    // in that window goes to a node whose data is about to be discarded.
+    return new Redis({
+      ...common,
+      sentinels: parseHosts(hosts, scheme),
+      name,
+      password,
+      username,
+      db: db ? Number(db) : 0,
+      failoverDetector: true,
+    });
   }
   const [host] = parseHosts(hosts, scheme);
   return new Redis({
