@@ -20,6 +20,7 @@
  * when an IMDS attested document signed by Azure's metadata service for the same vmId verifies
  * (`imds.ts`, step 5).
  */
+import { snpPlatformClaims } from '../amd-sev-snp/claims.js';
 import { z } from 'zod';
 import { configError, rejected } from '../common/errors.js';
 import { toHex } from '../common/encoding.js';
@@ -125,37 +126,7 @@ export function createAzureProviderFromConfig(raw: unknown): Provider {
 const hex = toHex;
 
 function platformClaims(v: VerifiedAzureEvidence): PlatformClaims {
-  if (v.hardware.type === 'snp') {
-    const s = v.hardware.snp;
-    const r = s.report;
-    const tcb: Record<string, number> = { bootloader: s.reportedTcb.bootloader, tee: s.reportedTcb.tee, snp: s.reportedTcb.snp, microcode: s.reportedTcb.microcode };
-    if (s.reportedTcb.fmc !== undefined) tcb.fmc = s.reportedTcb.fmc;
-    return {
-      tee: 'sev-snp',
-      debug: r.policy.debug,
-      tcb,
-      measurement: hex(r.measurement),
-      chipId: hex(r.chipId),
-      fields: {
-        product: s.product,
-        signer: s.signer,
-        reportVersion: r.version,
-        vmpl: r.vmpl,
-        policy: `0x${r.policy.raw.toString(16)}`,
-        smt: r.policy.smt,
-        migrateMa: r.policy.migrateMa,
-        singleSocket: r.policy.singleSocket,
-        guestSvn: r.guestSvn,
-        familyId: hex(r.familyId),
-        imageId: hex(r.imageId),
-        hostData: hex(r.hostData),
-        idKeyDigest: hex(r.idKeyDigest),
-        authorKeyDigest: hex(r.authorKeyDigest),
-        reportData: hex(r.reportData),
-        endorsementKeySha256: s.endorsementKeySha256,
-      },
-    };
-  }
+  if (v.hardware.type === 'snp') return snpPlatformClaims(v.hardware.snp);
   const t = v.hardware.tdx;
   const b = t.quote.body;
   const tcb: Record<string, number> = {};

@@ -17,12 +17,12 @@
  *   attestations that do not carry their own (older `gotpm` releases); they are intermediates
  *   only — the path must still end at a pinned Google root.
  */
+import { snpPlatformClaims } from '../amd-sev-snp/claims.js';
 import { z } from 'zod';
 import { configError } from '../common/errors.js';
 import { fromBase64Any } from '../common/encoding.js';
 import { parsePemCertificates, certDer, type Certificate } from '../common/x509.js';
 import type { PcrBank, PlatformClaims, ProviderClaims } from '../common/types.js';
-import { toHex } from '../common/encoding.js';
 import type { VerifiedSnpReport } from '../amd-sev-snp/index.js';
 import { parseConfiguredIntermediates } from './akcert.js';
 import type { VerifiedGcpAttestation } from './verify.js';
@@ -88,34 +88,11 @@ export function parseGcpOptions(input: unknown): GcpOptions {
   });
 }
 
-/** Platform claims of a verified SEV-SNP report (same shape the azure provider reports). */
+/** Platform claims of a verified SEV-SNP report (the shared shape), with its binding named. */
 function snpPlatform(s: VerifiedSnpReport): PlatformClaims {
-  const r = s.report;
-  const tcb: Record<string, number> = { bootloader: s.reportedTcb.bootloader, tee: s.reportedTcb.tee, snp: s.reportedTcb.snp, microcode: s.reportedTcb.microcode };
-  if (s.reportedTcb.fmc !== undefined) tcb.fmc = s.reportedTcb.fmc;
-  return {
-    tee: 'sev-snp',
-    debug: r.policy.debug,
-    tcb,
-    measurement: toHex(r.measurement),
-    chipId: toHex(r.chipId),
-    fields: {
-      product: s.product,
-      signer: s.signer,
-      reportVersion: r.version,
-      vmpl: r.vmpl,
-      policy: `0x${r.policy.raw.toString(16)}`,
-      guestSvn: r.guestSvn,
-      familyId: toHex(r.familyId),
-      imageId: toHex(r.imageId),
-      hostData: toHex(r.hostData),
-      idKeyDigest: toHex(r.idKeyDigest),
-      reportData: toHex(r.reportData),
-      endorsementKeySha256: s.endorsementKeySha256,
-      // go-tpm-tools binds the report to the quotes through the nonce only (docs/gcp.md).
-      binding: 'nonce',
-    },
-  };
+  const p = snpPlatformClaims(s);
+  // go-tpm-tools binds the report to the quotes through the nonce only (docs/gcp.md).
+  return { ...p, fields: { ...p.fields, binding: 'nonce' } };
 }
 
 /** `us-central1-a` → `us-central1` (GCE zone names are `<region>-<letter>`). */
@@ -126,7 +103,7 @@ export function regionOfZone(zone: string): string | undefined {
 
 /** Normalized claims from a verified attestation (architecture.md "Normalized claims"). */
 /** The SNP platform when the operator accepts nonce-only binding; otherwise no TEE is claimed. */
-function gcpPlatform(v: VerifiedGcpAttestation, acceptNonceBoundTee: boolean): PlatformClaims {
+export function gcpPlatform(v: Pick<VerifiedGcpAttestation, 'snp'>, acceptNonceBoundTee: boolean): PlatformClaims {
   if (!v.snp) return { tee: 'none', debug: false };
   const p = snpPlatform(v.snp);
   if (acceptNonceBoundTee) return p;
