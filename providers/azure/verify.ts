@@ -159,17 +159,21 @@ export async function verifyAzureEvidence(i: AzureVerifyInput): Promise<Verified
     pcrBanks: ['sha256'],
   });
 
-  // The evidence `version` is chosen by the attester, so it cannot switch the freshness check
-  // off: whenever the runtime user-data is set (non-zero), it must start with the binding —
-  // a v2 report relabelled as v1 gets the same check. All-zero user-data (v0/v1 paravisors,
-  // which do not refresh the report) is accepted only from evidence declaring version < 2.
-  const udSet = hcl.runtimeData.userData !== undefined && hcl.runtimeData.userData.some((b) => b !== 0);
-  if (i.evidence.version >= 2 || udSet) {
-    const ud = hcl.runtimeData.userData;
-    if (!ud) throw rejected(AzureVerifyCodes.HCL_USER_DATA_MISSING, 'version 2 evidence must carry the binding in the runtime user-data');
-    if (ud.byteLength < i.binding.byteLength || !timingSafeEqual(ud.subarray(0, i.binding.byteLength), i.binding)) {
-      throw rejected(AzureVerifyCodes.HCL_USER_DATA_MISMATCH, 'the runtime user-data does not start with the binding');
-    }
-  }
+  checkUserDataBinding(i.evidence.version, hcl.runtimeData.userData, i.binding);
   return Object.freeze({ hcl, hardware: hw, quote });
+}
+
+/**
+ * The runtime user-data freshness rule. The evidence `version` is chosen by the attester, so it
+ * cannot switch the check off: whenever the user-data is set (non-zero) it must start with the
+ * binding — a v2 report relabelled as v1 gets the same check. All-zero or absent user-data (v0/v1
+ * paravisors, which do not refresh the report) is accepted only from evidence declaring version < 2.
+ */
+export function checkUserDataBinding(version: number, userData: Uint8Array | undefined, binding: Uint8Array): void {
+  const set = userData !== undefined && userData.some((b) => b !== 0);
+  if (version < 2 && !set) return;
+  if (!userData) throw rejected(AzureVerifyCodes.HCL_USER_DATA_MISSING, 'version 2 evidence must carry the binding in the runtime user-data');
+  if (userData.byteLength < binding.byteLength || !timingSafeEqual(userData.subarray(0, binding.byteLength), binding)) {
+    throw rejected(AzureVerifyCodes.HCL_USER_DATA_MISMATCH, 'the runtime user-data does not start with the binding');
+  }
 }

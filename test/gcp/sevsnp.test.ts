@@ -19,6 +19,7 @@ import { KdsClient } from '../../providers/amd-sev-snp/index.js';
 import { parseGcpSevSnp, fmsFromCpuid1Eax } from '../../providers/gcp/sevsnp.js';
 import { verifyGcpSevSnp } from '../../providers/gcp/verify.js';
 import { createGcpProvider } from '../../providers/gcp/index.js';
+import { gcpPlatform } from '../../providers/gcp/validate.js';
 import { parseAttestationProto } from '../../providers/gcp/parse.js';
 import { fromHex } from '../../providers/common/encoding.js';
 import { describeVectors, HAVE_VECTORS, loadTestTrust, readVector, readVectorJson, readVectorText } from '../helpers/vectors.js';
@@ -123,6 +124,18 @@ describeVectors('gcp SEV-SNP leg (real Milan report in go-sev-guest proto form)'
     expect(v.product).toBe('Milan');
     expect(v.signer).toBe('vcek');
     expect(v.report.policy.debug).toBe(false);
+  });
+
+  it('a nonce-bound report claims no TEE unless acceptNonceBoundTee (the report is still verified)', async () => {
+    const snp = await leg(attestationProto(raw, { vcek, ask, product: 1 }));
+    const strict = gcpPlatform({ snp }, false);
+    expect(strict.tee).toBe('none');
+    expect(strict.measurement).toBeUndefined();
+    expect(strict.fields).toMatchObject({ unboundTee: 'sev-snp', binding: 'nonce' });
+    const opted = gcpPlatform({ snp }, true);
+    expect(opted.tee).toBe('sev-snp');
+    expect(opted.fields).toMatchObject({ binding: 'nonce', product: 'Milan' });
+    expect(gcpPlatform({ snp: undefined }, true)).toEqual({ tee: 'none', debug: false });
   });
 
   const rows: { name: string; bytes: () => Uint8Array; binding?: Uint8Array; trust?: () => Promise<Awaited<ReturnType<typeof loadTestTrust>>>; wantCode: string }[] = [
