@@ -16,59 +16,22 @@
  *   boot summary — e.g. drop `secureBoot` — but never make it claim anything else).
  */
 import { expect, it } from 'vitest';
-import { AttestError } from '../../providers/common/errors.js';
-import { fromHex } from '../../providers/common/encoding.js';
-import { parseAttestationProto } from '../../providers/gcp/parse.js';
-import { verifyGcpAttestation, type GcpVerifyInput } from '../../providers/gcp/verify.js';
-import { parseConfiguredIntermediates } from '../../providers/gcp/akcert.js';
-import { toClaims } from '../../providers/gcp/validate.js';
-import { KdsClient } from '../../providers/amd-sev-snp/index.js';
-import type { ProviderClaims } from '../../providers/common/types.js';
 import { describeVectors, readVector } from '../helpers/vectors.js';
 import { topLevelFields } from './pb-encode.js';
-import { googleTrust, GOTPM_AT, LEGACY_INTERMEDIATE, PB_NONCE_9009 } from './helpers.js';
-
-async function run(bytes: Uint8Array, input: GcpVerifyInput): Promise<ProviderClaims | string> {
-  try {
-    return toClaims('gotpm', await verifyGcpAttestation(parseAttestationProto(bytes), input));
-  } catch (e) {
-    if (e instanceof AttestError) return e.code;
-    throw e;
-  }
-}
-
-/** Every leaf of `a` exists in `b` with the same value (arrays: every element of a is in b). */
-function isSubset(a: unknown, b: unknown): boolean {
-  if (Array.isArray(a)) return Array.isArray(b) && a.every((x) => b.some((y) => JSON.stringify(x) === JSON.stringify(y)));
-  if (a !== null && typeof a === 'object') {
-    if (b === null || typeof b !== 'object') return false;
-    return Object.entries(a).every(([k, v]) => k in (b as object) && isSubset(v, (b as Record<string, unknown>)[k]));
-  }
-  return a === b;
-}
+import { isSubset, PB_NONCE_9009, sweepInput, verifyForSweep } from './helpers.js';
 
 describeVectors('gcp bit-flip sweep over the event log', () => {
   it('event-log flips (every 59th byte) are rejected or only remove claims', async () => {
     const pb = readVector(PB_NONCE_9009);
-    const input: GcpVerifyInput = {
-      binding: fromHex('9009'),
-      now: GOTPM_AT,
-      trust: await googleTrust(),
-      allowSha1: false,
-      allowNonProduction: false,
-      requiredBanks: ['sha256'],
-      configuredIntermediates: parseConfiguredIntermediates([readVector(LEGACY_INTERMEDIATE)]),
-      fetch: (() => Promise.reject(new Error('no network'))) as unknown as typeof fetch,
-      kds: new KdsClient(),
-    };
-    const original = await run(pb, input);
+    const input = await sweepInput();
+    const original = await verifyForSweep(pb, input);
     const log = topLevelFields(pb).find((f) => f.field === 3)!;
     const codes = new Map<string, number>();
     let same = 0;
     for (let i = log.bodyStart; i < log.end; i += 59) {
       const m = pb.slice();
       m[i]! ^= 1 << (i % 8);
-      const r = await run(m, input);
+      const r = await verifyForSweep(m, input);
       if (typeof r === 'string') codes.set(r, (codes.get(r) ?? 0) + 1);
       else {
         // An event's type is not covered by its digest, so a flip there may turn a PCR 4

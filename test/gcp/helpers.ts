@@ -4,7 +4,13 @@
  */
 import { expect } from 'vitest';
 import { AttestError } from '../../providers/common/errors.js';
-import { toBase64 } from '../../providers/common/encoding.js';
+import { fromHex, toBase64 } from '../../providers/common/encoding.js';
+import type { ProviderClaims } from '../../providers/common/types.js';
+import { parseAttestationProto } from '../../providers/gcp/parse.js';
+import { verifyGcpAttestation, type GcpVerifyInput } from '../../providers/gcp/verify.js';
+import { parseConfiguredIntermediates } from '../../providers/gcp/akcert.js';
+import { toClaims } from '../../providers/gcp/validate.js';
+import { KdsClient } from '../../providers/amd-sev-snp/index.js';
 import { PinIds } from '../../providers/common/pins.js';
 import type { TrustStore, VerifyContext } from '../../providers/common/types.js';
 import { readVector, readVectorJson, loadTestTrust } from '../helpers/vectors.js';
@@ -65,4 +71,39 @@ export async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<str
     }
     return e.code;
   }
+}
+
+/** Verifies a raw attestation with the sweeps' fixed input; the claims, or the error code. */
+export async function verifyForSweep(bytes: Uint8Array, input: GcpVerifyInput): Promise<ProviderClaims | string> {
+  try {
+    return toClaims('gotpm', await verifyGcpAttestation(parseAttestationProto(bytes), input));
+  } catch (e) {
+    if (e instanceof AttestError) return e.code;
+    throw e;
+  }
+}
+
+/** The verify input both bit-flip sweeps use: nonce 0x9009, legacy chain, no network. */
+export async function sweepInput(): Promise<GcpVerifyInput> {
+  return {
+    binding: fromHex('9009'),
+    now: GOTPM_AT,
+    trust: await googleTrust(),
+    allowSha1: false,
+    allowNonProduction: false,
+    requiredBanks: ['sha256'],
+    configuredIntermediates: parseConfiguredIntermediates([readVector(LEGACY_INTERMEDIATE)]),
+    fetch: (() => Promise.reject(new Error('no network'))) as unknown as typeof fetch,
+    kds: new KdsClient(),
+  };
+}
+
+/** Every leaf of `a` exists in `b` with the same value (arrays: every element of a is in b). */
+export function isSubset(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a)) return Array.isArray(b) && a.every((x) => b.some((y) => JSON.stringify(x) === JSON.stringify(y)));
+  if (a !== null && typeof a === 'object') {
+    if (b === null || typeof b !== 'object') return false;
+    return Object.entries(a).every(([k, v]) => k in (b as object) && isSubset(v, (b as Record<string, unknown>)[k]));
+  }
+  return a === b;
 }
