@@ -9,7 +9,7 @@
 import type { TrustStore } from '../common/types.js';
 import type { Certificate } from '../common/x509.js';
 import { resolveSnpCerts, type KdsClient } from './kds.js';
-import { parseSnpReport, type SnpProduct } from './parse.js';
+import { parseSnpReport, type SnpProduct, type SnpReport } from './parse.js';
 import { verifySnpReport, type SnpVerifyCache, type VerifiedSnpReport } from './verify.js';
 import { validateSnpReport, type SnpValidateOptions } from './validate.js';
 
@@ -39,7 +39,14 @@ export interface SnpAttestationInput {
 
 /** Parse, fetch what is missing, verify to the pinned ARK, validate. Throws AttestError. */
 export async function verifySnpAttestation(i: SnpAttestationInput): Promise<VerifiedSnpReport> {
-  const report = parseSnpReport(i.report);
+  return verifyParsedSnpReport(parseSnpReport(i.report), i);
+}
+
+/**
+ * The same for a report already parsed from its wrapper (Azure's HCL report): certificates
+ * (evidence, configuration, KDS) → verify to the pinned ARK → validate.
+ */
+export async function verifyParsedSnpReport(report: SnpReport, i: Omit<SnpAttestationInput, 'report'>): Promise<VerifiedSnpReport> {
   const certs = await resolveSnpCerts({
     report,
     ...(i.endorsementKey ? { evidenceKey: i.endorsementKey } : {}),

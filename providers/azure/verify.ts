@@ -31,9 +31,10 @@ import { digest } from '../common/digest.js';
 import type { TrustStore } from '../common/types.js';
 import { X509Codes, type Certificate } from '../common/x509.js';
 import { fromBase64Any } from '../common/encoding.js';
-import { resolveSnpCerts, type KdsClient } from '../amd-sev-snp/kds.js';
-import { verifySnpReport, type SnpVerifyCache, type VerifiedSnpReport } from '../amd-sev-snp/verify.js';
-import { validateSnpReport, type SnpValidateOptions } from '../amd-sev-snp/validate.js';
+import type { KdsClient } from '../amd-sev-snp/kds.js';
+import type { SnpVerifyCache, VerifiedSnpReport } from '../amd-sev-snp/verify.js';
+import type { SnpValidateOptions } from '../amd-sev-snp/validate.js';
+import { verifyParsedSnpReport } from '../amd-sev-snp/index.js';
 import type { SnpProduct } from '../amd-sev-snp/parse.js';
 import { parseTdQuote } from '../intel-tdx/parse.js';
 import { verifyTdQuote, type TdxVerifyCache, type VerifiedTdQuote } from '../intel-tdx/verify.js';
@@ -103,25 +104,18 @@ async function verifySnpSlot(i: AzureVerifyInput, hcl: HclReport): Promise<{ hw:
   if (i.evidence.vcekPem) [key, ...chain] = await cachedPem(i.snp.cache, i.evidence.vcekPem, 'vcek');
   if (i.evidence.vcekChainPem) chain = [...chain, ...(await cachedPem(i.snp.cache, i.evidence.vcekChainPem, 'vcek_chain'))];
   if (chain.length === 0) chain = [...i.snp.intermediates];
-  const certs = await resolveSnpCerts({
-    report,
-    ...(key ? { evidenceKey: key } : {}),
-    evidenceChain: chain,
+  const v = await verifyParsedSnpReport(report, {
+    ...(key ? { endorsementKey: key } : {}),
+    intermediates: chain,
     ...(i.snp.product ? { product: i.snp.product } : {}),
     kds: i.snp.kds,
     fetch: i.fetch,
     ...(i.signal ? { signal: i.signal } : {}),
-  });
-  const v = await verifySnpReport({
-    report,
-    endorsementKey: certs.endorsementKey,
-    intermediates: certs.intermediates,
     trust: i.trust,
     at: i.at,
-    ...(i.snp.product ? { product: i.snp.product } : {}),
     cache: i.snp.cache,
+    validate: i.snp.validate,
   });
-  validateSnpReport(v, i.snp.validate);
   return { hw: { type: 'snp', snp: v }, reportData: report.reportData };
 }
 
