@@ -30,7 +30,7 @@ export interface Pin {
   readonly format: PinFormat;
   readonly description: string;
   /** Which provider needs it (for start-up checks: an enabled provider needs its roots). */
-  readonly provider: 'azure' | 'gcp' | 'aws' | 'amd' | 'intel';
+  readonly provider: 'azure' | 'gcp' | 'aws' | 'amd' | 'intel' | 'nvidia';
 }
 
 export const PinIds = {
@@ -41,6 +41,8 @@ export const PinIds = {
   GOOGLE_TPM_EK_ROOT_1: 'google-tpm-ek-root-1',
   GOOGLE_EKAK_ROOT: 'google-ekak-ca-root',
   AWS_NITRO_ROOT_G1: 'aws-nitro-root-g1',
+  NVIDIA_DEVICE_IDENTITY_CA: 'nvidia-device-identity-ca',
+  NVIDIA_CORIM_ROOT_CA: 'nvidia-corim-signing-root-ca',
 } as const;
 
 export const BUILTIN_PINS: readonly Pin[] = Object.freeze([
@@ -100,6 +102,27 @@ export const BUILTIN_PINS: readonly Pin[] = Object.freeze([
     format: 'zip-pem',
     description: 'AWS Nitro root G1 (CN=aws.nitro-enclaves); roots NitroTPM and Nitro Enclave documents',
     provider: 'aws',
+  },
+  // NVIDIA publishes its two attestation roots only inside its open-source verifier (no
+  // standalone download exists): the sources are raw URLs of the nvtrust repository pinned to
+  // the commit the vectors were taken from, so the bytes behind them cannot change.
+  {
+    id: PinIds.NVIDIA_DEVICE_IDENTITY_CA,
+    sha256: '102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48',
+    source:
+      'https://raw.githubusercontent.com/NVIDIA/nvtrust/028173093d43dbf37364bdc39ad7e696bccbce2e/guest_tools/gpu_verifiers/local_gpu_verifier/src/verifier/certs/verifier_device_root.pem',
+    format: 'pem',
+    description: 'NVIDIA Device Identity CA (P-384, 2021-9999); roots every Hopper/Blackwell GPU device certificate chain',
+    provider: 'nvidia',
+  },
+  {
+    id: PinIds.NVIDIA_CORIM_ROOT_CA,
+    sha256: '12977b5115acb0381179279fffeb5a8c4d264971ebb32298023a465fa41df5d1',
+    source:
+      'https://raw.githubusercontent.com/NVIDIA/nvtrust/028173093d43dbf37364bdc39ad7e696bccbce2e/guest_tools/gpu_verifiers/local_gpu_verifier/src/verifier/certs/verifier_RIM_root.pem',
+    format: 'pem',
+    description: 'NVIDIA CoRIM signing Root CA (P-384, 2023-2053); roots the signers of GPU driver and VBIOS RIMs',
+    provider: 'nvidia',
   },
 ]);
 

@@ -47,6 +47,8 @@ const ROOT_FILES: Record<string, string> = {
   [PinIds.GOOGLE_TPM_EK_ROOT_1]: 'go-tpm-tools/ca-certs/tpm_ek_root_1.cer',
   [PinIds.GOOGLE_EKAK_ROOT]: 'go-tpm-tools/ca-certs/gcp_ek_ak_ca_root.crt',
   [PinIds.AWS_NITRO_ROOT_G1]: 'vaportpm/certs/aws-nitro-root.pem',
+  [PinIds.NVIDIA_DEVICE_IDENTITY_CA]: 'nvidia/nvtrust/local_gpu_verifier/certs/verifier_device_root.pem',
+  [PinIds.NVIDIA_CORIM_ROOT_CA]: 'nvidia/nvtrust/local_gpu_verifier/certs/verifier_RIM_root.pem',
 };
 
 /** The vector file holding each built-in root (for trust import tests). */
