@@ -17,7 +17,7 @@
 import { unavailable } from '../common/errors.js';
 import { fromBase64Any, utf8 } from '../common/encoding.js';
 import { NvidiaCodes } from './codes.js';
-import { CollateralCache } from './cache.js';
+import { CollateralCache, type Loaded } from './cache.js';
 import { XML_LIMITS } from './xml.js';
 
 export interface RimSourceContext {
@@ -82,8 +82,7 @@ export class NvidiaRimService implements RimSource {
       throw unavailable(NvidiaCodes.RIM_UNAVAILABLE, `NVIDIA RIM service, ${rimId}: ${m}`, { cause, retryAfter: 60 });
     };
     if (!RIM_ID_RE.test(rimId)) return undefined;
-    const now = ctx?.now ?? new Date(0);
-    const bytes = await this.#cache.get(rimId, now, async () => {
+    const load = async (): Promise<Loaded<Uint8Array | undefined>> => {
       let res: Response;
       try {
         res = await this.#o.fetch(`${this.#o.url}${encodeURIComponent(rimId)}`, {
@@ -94,8 +93,7 @@ export class NvidiaRimService implements RimSource {
       } catch (cause) {
         return fail('unreachable', cause);
       }
-      // Without a clock nothing is stored (expiry could not be judged).
-      const expiresAt = ctx ? now.getTime() + this.#o.ttlSeconds * 1000 : undefined;
+      const expiresAt = ctx ? ctx.now.getTime() + this.#o.ttlSeconds * 1000 : undefined;
       if (res.status === 404) return { value: undefined, expiresAt: undefined };
       if (!res.ok) return fail(`HTTP ${res.status}`);
       if (Number(res.headers.get('content-length') ?? '0') > MAX_ANSWER_BYTES) return fail('answer too large');
@@ -118,7 +116,9 @@ export class NvidiaRimService implements RimSource {
         return fail('the "rim" member is not base64', cause);
       }
       return { value: rim, expiresAt };
-    });
+    };
+    // Without a clock the cache is bypassed: expiry could not be judged.
+    const bytes = ctx ? await this.#cache.get(rimId, ctx.now, load) : (await load()).value;
     return bytes?.slice();
   }
 }
