@@ -6,8 +6,10 @@
  * produced them (no crypto, no clock, no policy here; `verify.ts` checks the signature *before*
  * `parseAttestationReport` is called, over `signedPart`'s bytes).
  *
- * Layout, DMTF DSP0274 1.1 §10.11 "GET_MEASUREMENTS request and MEASUREMENTS response messages"
- * (multi-byte integers little endian, §5 "Byte ordering"):
+ * Layout, DMTF DSP0274 1.1, clause "GET_MEASUREMENTS request and MEASUREMENTS response messages"
+ * (§10.11 in the 1.1.x editions; table numbers differ between errata, so the clause title is the
+ * reference), with its "Measurement block" and "DMTF measurement specification format" tables;
+ * multi-byte integers little endian (Conventions, "Byte ordering"):
  * ```
  * GET_MEASUREMENTS request (37 bytes: signature requested, so Nonce and SlotIDParam present)
  *   0  SPDMVersion           1   0x11
