@@ -36,11 +36,9 @@ export const Codes = {
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   SCHEMA_INVALID: 'SCHEMA_INVALID',
   NOT_FOUND: 'NOT_FOUND',
-  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   POLICY_UNAVAILABLE: 'POLICY_UNAVAILABLE',
   POLICY_DENIED: 'POLICY_DENIED',
   RELEASE_UNAVAILABLE: 'RELEASE_UNAVAILABLE',
-  UNSEALED_RELEASE_FORBIDDEN: 'UNSEALED_RELEASE_FORBIDDEN',
   NOT_READY: 'NOT_READY',
 } as const;
 
@@ -86,7 +84,7 @@ function randomBytes(n: number): Uint8Array {
 async function readJson(c: Context<Env>): Promise<unknown> {
   const ct = c.req.header('content-type') ?? '';
   if (!/^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i.test(ct)) {
-    throw new AttestError(Codes.UNSUPPORTED_MEDIA_TYPE, 'send the body as application/json', { kind: 'unsupported-media-type' });
+    throw new AttestError(Codes.UNSUPPORTED_MEDIA_TYPE, 'send the body as application/json');
   }
   const text = await c.req.text();
   if (text.length === 0) return {};
@@ -136,7 +134,7 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     bodyLimit({
       maxSize: limit,
       onError: () => {
-        throw new AttestError(Codes.BODY_TOO_LARGE, `the request body exceeds ${limit} bytes`, { kind: 'too-large' });
+        throw new AttestError(Codes.BODY_TOO_LARGE, `the request body exceeds ${limit} bytes`);
       },
     }),
   );
@@ -156,7 +154,7 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
 
   app.notFound((c) => {
     const { problem, headers } = toProblem(
-      new AttestError(Codes.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`, { kind: 'not-found' }),
+      new AttestError(Codes.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`),
       c.get('requestId'),
     );
     return c.json(problem, 404, headers);
@@ -195,17 +193,15 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
       registry.resolve(req.provider, req.format);
       const rec = await deps.store.consumeChallenge(req.challengeId);
       if (!rec) {
-        throw new AttestError(Codes.CHALLENGE_UNKNOWN, 'the challenge does not exist, was already used, or expired; request a new one', {
-          kind: 'not-found',
-        });
+        throw new AttestError(Codes.CHALLENGE_UNKNOWN, 'the challenge does not exist, was already used, or expired; request a new one');
       }
       // The record comes back from a shared store: check its shape rather than trust a cast.
       if (typeof rec.nonce !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(rec.nonce) || Number.isNaN(Date.parse(rec.expiresAt))) {
-        throw new AttestError('CHALLENGE_RECORD_CORRUPT', 'the stored challenge record is malformed', { kind: 'internal' });
+        throw new AttestError('CHALLENGE_RECORD_CORRUPT', 'the stored challenge record is malformed');
       }
       const now = clock.now();
       if (now.getTime() > Date.parse(rec.expiresAt)) {
-        throw new AttestError(Codes.CHALLENGE_EXPIRED, 'the challenge expired; request a new one', { kind: 'gone' });
+        throw new AttestError(Codes.CHALLENGE_EXPIRED, 'the challenge expired; request a new one');
       }
       if (rec.provider && rec.provider !== req.provider) {
         throw malformed(Codes.CHALLENGE_PROVIDER_MISMATCH, `the challenge was issued for provider ${rec.provider}`);
@@ -223,27 +219,16 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
         providerOptions: deps.options?.providerOptions ?? {},
       });
       if (!deps.policy) {
-        throw new AttestError(Codes.POLICY_UNAVAILABLE, 'no join policy is loaded, so no node is admitted; configure policy.file', {
-          kind: 'unavailable',
-        });
+        throw new AttestError(Codes.POLICY_UNAVAILABLE, 'no join policy is loaded, so no node is admitted; configure policy.file');
       }
       const decision = await deps.policy.evaluate(claims, rec.cluster);
       for (const r of decision.rules) if (r.outcome === 'warn') deps.metrics?.policyWarn?.(r.rule, r.code ?? 'WARN');
       if (!decision.allow) {
         await deps.audit?.record({ kind: 'deny', requestId: c.get('requestId'), claims, decision });
-        throw new AttestError(decision.denyCode ?? Codes.POLICY_DENIED, "the node does not satisfy this cluster's join policy", {
-          kind: 'policy',
-        });
-      }
-      if (!req.ephemeralKey && !decision.release.allowUnsealed) {
-        throw new AttestError(
-          Codes.UNSEALED_RELEASE_FORBIDDEN,
-          'this cluster only releases to an ephemeral key bound into the evidence; send ephemeralKey',
-          { kind: 'policy' },
-        );
+        throw new AttestError(decision.denyCode ?? Codes.POLICY_DENIED, "the node does not satisfy this cluster's join policy");
       }
       if (!deps.release) {
-        throw new AttestError(Codes.RELEASE_UNAVAILABLE, 'release is not configured on this broker', { kind: 'unavailable' });
+        throw new AttestError(Codes.RELEASE_UNAVAILABLE, 'release is not configured on this broker');
       }
       const release = await deps.release.release({
         claims,
@@ -295,14 +280,14 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
       }
     }
     if (failures.length) {
-      throw new AttestError(Codes.NOT_READY, `not ready: ${failures.join(', ')}`, { kind: 'unavailable', retryAfter: 5 });
+      throw new AttestError(Codes.NOT_READY, `not ready: ${failures.join(', ')}`, { retryAfter: 5 });
     }
     return c.json({ status: 'ready', store: deps.store.kind, formats: registry.formats() });
   });
 
   app.get('/metrics', async (c) => {
     const m = await deps.metrics?.render?.();
-    if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime', { kind: 'not-found' });
+    if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime');
     return c.body(m.body, 200, { 'content-type': m.contentType });
   });
 

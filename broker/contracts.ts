@@ -9,6 +9,7 @@
  * implementation at once.
  */
 import type { Claims, ProviderName } from '../providers/common/types.js';
+import type { Code, CodeOfKind } from '../providers/common/codes.js';
 
 // ───────────────────────────── clock ─────────────────────────────
 
@@ -67,7 +68,7 @@ export interface RuleResult {
   rule: string;
   outcome: RuleOutcome;
   /** Stable machine code, e.g. POLICY_PCR_MISMATCH (for fail and warn). */
-  code?: string;
+  code?: CodeOfKind<'policy'>;
   /** Full reason, for the audit log only (never returned to the node). */
   reason?: string;
   mode: 'enforce' | 'warn';
@@ -85,7 +86,7 @@ export interface Decision {
   policyVersion?: string;
   rules: RuleResult[];
   /** Coarse denial code returned to the node (e.g. POLICY_DENIED); full reasons stay in rules. */
-  denyCode?: string;
+  denyCode?: Code;
   release: {
     tokenTtlSeconds: number;
     extraGroups: string[];

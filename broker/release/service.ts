@@ -153,7 +153,7 @@ export class BrokerReleaseService implements ReleaseService {
     const log = this.#o.logger.child({ requestId: req.requestId, instanceId: claims.identity.instanceId, cluster: decision.cluster });
 
     // ── 1. preconditions ──
-    if (!decision.allow) throw new AttestError(ReleaseCodes.RELEASE_NOT_ALLOWED, 'policy did not allow this node', { kind: 'policy' });
+    if (!decision.allow) throw new AttestError(ReleaseCodes.RELEASE_NOT_ALLOWED, 'policy did not allow this node');
     const want = new Set<Want>();
     for (const w of req.want) {
       if (!WANTS.includes(w)) throw malformed(ReleaseCodes.RELEASE_WANT_INVALID, 'unknown want');
@@ -161,10 +161,10 @@ export class BrokerReleaseService implements ReleaseService {
     }
     if (want.size === 0) throw malformed(ReleaseCodes.RELEASE_WANT_INVALID, 'want is empty');
     if (want.has('disk-key')) {
-      if (!decision.release.diskKey) throw new AttestError(ReleaseCodes.DISK_KEY_NOT_ALLOWED, 'policy does not release a disk key to this node', { kind: 'policy' });
+      if (!decision.release.diskKey) throw new AttestError(ReleaseCodes.DISK_KEY_NOT_ALLOWED, 'policy does not release a disk key to this node');
       if (!this.#o.keys) throw configError(ReleaseCodes.DISK_KEY_UNAVAILABLE, 'no KMS configured for disk keys');
       if (!claims.identity.proven.includes('instanceId')) {
-        throw new AttestError(ReleaseCodes.DISK_KEY_IDENTITY_UNPROVEN, 'a disk key needs an instance id proven by signed evidence', { kind: 'policy' });
+        throw new AttestError(ReleaseCodes.DISK_KEY_IDENTITY_UNPROVEN, 'a disk key needs an instance id proven by signed evidence');
       }
     }
     if (req.diskKey && !want.has('disk-key')) throw malformed(ReleaseCodes.RELEASE_WANT_INVALID, 'diskKey sent without want disk-key');
@@ -178,11 +178,11 @@ export class BrokerReleaseService implements ReleaseService {
     const akName = claims.release?.akName ?? claims.tpm?.akName;
     const sealTpm = tpmSeal !== 'off' && ekPublic !== undefined && akName !== undefined;
     if (tpmSeal === 'require' && claims.provider === 'tpm' && !sealTpm) {
-      throw new AttestError(ReleaseCodes.TPM_SEAL_UNAVAILABLE, 'release must be sealed to the TPM but the evidence has no EK public or AK name', { kind: 'policy' });
+      throw new AttestError(ReleaseCodes.TPM_SEAL_UNAVAILABLE, 'release must be sealed to the TPM but the evidence has no EK public or AK name');
     }
     // Sealed to the ephemeral key, or to the TPM, or policy explicitly allows plain release.
     if (!seal && !sealTpm && !decision.release.allowUnsealed) {
-      throw new AttestError(ReleaseCodes.RELEASE_UNSEALED_FORBIDDEN, 'an ephemeral key is required: policy forbids unsealed release', { kind: 'policy' });
+      throw new AttestError(ReleaseCodes.RELEASE_UNSEALED_FORBIDDEN, 'an ephemeral key is required: policy forbids unsealed release');
     }
     if (!DNS1123_SUBDOMAIN.test(decision.nodeName)) throw configError(ReleaseCodes.NODE_NAME_INVALID, 'policy derived an invalid node name');
     const ttl = decision.release.tokenTtlSeconds || 600;
@@ -213,7 +213,6 @@ export class BrokerReleaseService implements ReleaseService {
           (await this.#o.store.setIfAbsent(wk, claim, windowS * 1000)) || (await this.#o.store.compareAndSet(wk, RELEASED, claim, windowS * 1000));
         if (!won) {
           throw new AttestError(ReleaseCodes.ISSUANCE_CONFLICT, 'a bootstrap token was already issued to this instance in the current window', {
-            kind: 'conflict',
             retryAfter: windowS,
           });
         }

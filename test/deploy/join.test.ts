@@ -292,7 +292,7 @@ d('attest-broker join (swtpm + HTTPS test broker)', () => {
     const o = opts(b);
     const e = await expectCode(join(o), JoinCodes.REJECTED);
     expect(e.detail?.brokerCode).toBe('POLICY_PCR_MISMATCH');
-    expect(e.kind).toBe('policy');
+    expect(e.kind).toBe('rejected'); // the join client's JOIN_REJECTED; the broker's code is in detail.brokerCode
     expect(b.counters).toMatchObject({ challenge: 1, attest: 1 });
     expect(() => statSync(o.out)).toThrow();
   });

@@ -171,7 +171,7 @@ describe('activation and pins', () => {
     }
   });
   it('maps failures to exit statuses', () => {
-    expect(exitStatusFor(joinError(JoinCodes.USAGE, 'x', { kind: 'config' }))).toBe(2);
+    expect(exitStatusFor(joinError(JoinCodes.USAGE, 'x'))).toBe(2);
     expect(exitStatusFor(joinError(JoinCodes.DEADLINE_EXCEEDED, 'x'))).toBe(3);
     expect(exitStatusFor(joinError(JoinCodes.REJECTED, 'x'))).toBe(1);
     expect(exitStatusFor(new Error('x'))).toBe(1);

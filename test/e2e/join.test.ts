@@ -415,7 +415,7 @@ log: {level: error}
     const out2 = outFile('sh-sealed');
     const no = await shell(b.url, CLUSTER, out2);
     expect(no.code).toBe(1);
-    expect(no.stderr).toContain('UNSEALED_RELEASE_FORBIDDEN');
+    expect(no.stderr).toContain('RELEASE_UNSEALED_FORBIDDEN');
     expect(kube.secrets.size).toBe(before + 1);
     expect(existsSync(out2)).toBe(false);
   }, 60_000);
