@@ -17,15 +17,16 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AttestError, isAttestError, malformed } from '../providers/common/errors.js';
-import { fromBase64Url, toBase64Url } from '../providers/common/encoding.js';
+import { toBase64Url } from '../providers/common/encoding.js';
 import type { Provider, TrustStore } from '../providers/common/types.js';
-import type { AuditSink, Clock, Logger, Metrics, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
+import type { AuditSink, Clock, Logger, Metrics, Peer, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
 import { systemClock } from './contracts.js';
 import { toProblem } from './http/problem.js';
 import { AttestRequest, ChallengeRequest } from './http/envelope.js';
+import { clientKey, parseCidr } from './http/address.js';
+import { RateLimiter, type RateLimits } from './http/ratelimit.js';
 import { ProviderRegistry } from './registry.js';
-import { computeBinding } from './binding.js';
-import { verifyEvidence } from './verify.js';
+import { attest, type AttestDeps } from './attest.js';
 
 export const Codes = {
   CHALLENGE_UNKNOWN: 'CHALLENGE_UNKNOWN',
@@ -39,6 +40,7 @@ export const Codes = {
   POLICY_UNAVAILABLE: 'POLICY_UNAVAILABLE',
   POLICY_DENIED: 'POLICY_DENIED',
   RELEASE_UNAVAILABLE: 'RELEASE_UNAVAILABLE',
+  RATE_LIMITED: 'RATE_LIMITED',
   NOT_READY: 'NOT_READY',
 } as const;
 
@@ -49,7 +51,14 @@ export interface BrokerOptions {
   bodyLimitBytes?: number;
   /** Provider options by provider name (validated by each provider). */
   providerOptions?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Abuse limits (defaults: DEFAULT_RATE_LIMITS), counted in the store across replicas. */
+  rateLimits?: Partial<RateLimits>;
+  /** Proxies whose X-Forwarded-For is believed (CIDR or address); none by default. */
+  trustedProxies?: readonly string[];
 }
+
+/** `POST /v1/tokenreview`: the API server that asks is authenticated by the handler (peer). */
+export type TokenReviewHandler = (req: Request, peer: Peer) => Promise<Response>;
 
 export interface BrokerDeps {
   store: StateStore;
@@ -65,10 +74,16 @@ export interface BrokerDeps {
   audit?: AuditSink;
   options?: BrokerOptions;
   /**
-   * Kubernetes TokenReview webhook (`POST /v1/tokenreview`, authentication.k8s.io/v1) for
-   * clusters where the broker must not write Secrets; mounted only when given.
+   * Kubernetes TokenReview webhook (authentication.k8s.io/v1) for clusters where the broker must
+   * not write Secrets; mounted on this app only when given (the Node runtime can serve it on a
+   * listener of its own instead: createWebhookApp).
    */
-  tokenReview?: (req: Request) => Promise<Response>;
+  tokenReview?: TokenReviewHandler;
+  /**
+   * Who is on the other end of the connection, from the runtime (Node: the socket and its
+   * verified client certificate; Workers: CF-Connecting-IP). Absent for in-process requests.
+   */
+  peer?: (c: Context) => Peer;
   /** Extra readiness checks (e.g. policy loaded), each throws when not ready. */
   readiness?: readonly (() => Promise<void>)[];
 }
@@ -105,14 +120,11 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
   });
 }
 
-export function createBroker(deps: BrokerDeps): Hono<Env> {
-  const clock = deps.clock ?? systemClock;
-  const net = deps.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
-  const registry = deps.providers instanceof ProviderRegistry ? deps.providers : new ProviderRegistry(deps.providers);
-  const ttlMs = (deps.options?.challengeTtlSeconds ?? 120) * 1000;
-  const limit = deps.options?.bodyLimitBytes ?? 1024 * 1024;
-  const app = new Hono<Env>();
+const noPeer = (): Peer => ({});
 
+/** Request id, access log, error mapping and 404: the same for every app this module builds. */
+function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
+  const app = new Hono<Env>();
   // Request id + access log (never bodies, never headers that may hold secrets).
   app.use('*', async (c, next) => {
     const given = c.req.header('x-request-id');
@@ -129,6 +141,79 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     );
   });
 
+  app.onError((err, c) => {
+    const requestId = c.get('requestId');
+    const log = c.get('log') ?? deps.logger;
+    if (isAttestError(err)) {
+      const lvl = err.kind === 'internal' || err.kind === 'config' || (err.kind === 'unavailable' && err.code !== 'STORE_FULL') ? 'error' : 'info';
+      log[lvl]({ code: err.code, kind: err.kind, err: err.message, cause: err.cause instanceof Error ? err.cause.message : undefined }, 'request failed');
+    } else {
+      log.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
+    }
+    const { problem, headers } = toProblem(err, requestId);
+    // A body we stopped reading cannot be skipped reliably: say the connection ends, so a
+    // keep-alive client sees this answer instead of a reset on its next request.
+    if (isAttestError(err) && err.kind === 'too-large') headers.connection = 'close';
+    return c.json(problem, problem.status as 400, headers);
+  });
+
+  app.notFound((c) => {
+    const { problem, headers } = toProblem(new AttestError(Codes.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`), c.get('requestId'));
+    return c.json(problem, 404, headers);
+  });
+  return app;
+}
+
+/** Mounts `POST /v1/tokenreview` with its own small body cap (a TokenReview is a few hundred bytes). */
+function mountTokenReview(app: Hono<Env>, handler: TokenReviewHandler, peer: (c: Context) => Peer): void {
+  app.use(
+    '/v1/tokenreview',
+    bodyLimit({
+      maxSize: 64 * 1024,
+      onError: () => {
+        throw new AttestError(Codes.BODY_TOO_LARGE, 'a TokenReview body is at most 64 KiB');
+      },
+    }),
+  );
+  app.post('/v1/tokenreview', (c) => handler(c.req.raw, peer(c)));
+}
+
+/**
+ * The TokenReview webhook alone, for a listener of its own (never exposed with the public join
+ * endpoints): `POST /v1/tokenreview` and `GET /healthz`.
+ */
+export function createWebhookApp(deps: { logger: Logger; tokenReview: TokenReviewHandler; peer?: (c: Context) => Peer }): Hono<Env> {
+  const app = baseApp(deps);
+  mountTokenReview(app, deps.tokenReview, deps.peer ?? noPeer);
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  return app;
+}
+
+export function createBroker(deps: BrokerDeps): Hono<Env> {
+  const clock = deps.clock ?? systemClock;
+  const net = deps.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
+  const registry = deps.providers instanceof ProviderRegistry ? deps.providers : new ProviderRegistry(deps.providers);
+  const ttlMs = (deps.options?.challengeTtlSeconds ?? 120) * 1000;
+  const limit = deps.options?.bodyLimitBytes ?? 1024 * 1024;
+  const peer = deps.peer ?? noPeer;
+  const proxies = (deps.options?.trustedProxies ?? []).map(parseCidr);
+  const limiter = new RateLimiter(deps.store, clock, deps.options?.rateLimits);
+  const addressOf = (c: Context<Env>): string => clientKey(peer(c).address, c.req.header('x-forwarded-for'), proxies);
+  const attestDeps: AttestDeps = {
+    store: deps.store,
+    registry,
+    trust: deps.trust,
+    clock,
+    fetch: net,
+    limiter,
+    ...(deps.policy ? { policy: deps.policy } : {}),
+    ...(deps.release ? { release: deps.release } : {}),
+    ...(deps.audit ? { audit: deps.audit } : {}),
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    providerOptions: deps.options?.providerOptions ?? {},
+  };
+  const app = baseApp(deps);
+
   app.use(
     '/v1/*',
     bodyLimit({
@@ -139,29 +224,9 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     }),
   );
 
-  app.onError((err, c) => {
-    const requestId = c.get('requestId');
-    const log = c.get('log') ?? deps.logger;
-    if (isAttestError(err)) {
-      const lvl = err.kind === 'internal' || err.kind === 'config' || err.kind === 'unavailable' ? 'error' : 'info';
-      log[lvl]({ code: err.code, kind: err.kind, err: err.message, cause: err.cause instanceof Error ? err.cause.message : undefined }, 'request failed');
-    } else {
-      log.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
-    }
-    const { problem, headers } = toProblem(err, requestId);
-    return c.json(problem, problem.status as 400, headers);
-  });
-
-  app.notFound((c) => {
-    const { problem, headers } = toProblem(
-      new AttestError(Codes.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`),
-      c.get('requestId'),
-    );
-    return c.json(problem, 404, headers);
-  });
-
   // ── protocol §1: challenge ──
   app.post('/v1/challenge', async (c) => {
+    await limiter.hit('challenge', addressOf(c));
     const req = parseWith(ChallengeRequest, await readJson(c));
     const id = toBase64Url(randomBytes(16));
     const now = clock.now();
@@ -187,60 +252,10 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     const t0 = performance.now();
     let provider = 'unknown';
     try {
+      await limiter.hit('attest', addressOf(c));
       const req = parseWith(AttestRequest, await readJson(c));
       provider = req.provider;
-      // Resolve before consuming: asking for a format this broker lacks must not burn a challenge.
-      registry.resolve(req.provider, req.format);
-      const rec = await deps.store.consumeChallenge(req.challengeId);
-      if (!rec) {
-        throw new AttestError(Codes.CHALLENGE_UNKNOWN, 'the challenge does not exist, was already used, or expired; request a new one');
-      }
-      // The record comes back from a shared store: check its shape rather than trust a cast.
-      if (typeof rec.nonce !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(rec.nonce) || Number.isNaN(Date.parse(rec.expiresAt))) {
-        throw new AttestError('CHALLENGE_RECORD_CORRUPT', 'the stored challenge record is malformed');
-      }
-      const now = clock.now();
-      if (now.getTime() > Date.parse(rec.expiresAt)) {
-        throw new AttestError(Codes.CHALLENGE_EXPIRED, 'the challenge expired; request a new one');
-      }
-      if (rec.provider && rec.provider !== req.provider) {
-        throw malformed(Codes.CHALLENGE_PROVIDER_MISMATCH, `the challenge was issued for provider ${rec.provider}`);
-      }
-      const nonce = fromBase64Url(rec.nonce, 'nonce');
-      const binding = await computeBinding(nonce, req.ephemeralKey);
-      const claims = await verifyEvidence(registry, {
-        provider: req.provider,
-        format: req.format,
-        evidence: req.evidence,
-        binding,
-        now,
-        trust: deps.trust,
-        fetch: net,
-        providerOptions: deps.options?.providerOptions ?? {},
-      });
-      if (!deps.policy) {
-        throw new AttestError(Codes.POLICY_UNAVAILABLE, 'no join policy is loaded, so no node is admitted; configure policy.file');
-      }
-      const decision = await deps.policy.evaluate(claims, rec.cluster);
-      for (const r of decision.rules) if (r.outcome === 'warn') deps.metrics?.policyWarn?.(r.rule, r.code ?? 'WARN');
-      if (!decision.allow) {
-        await deps.audit?.record({ kind: 'deny', requestId: c.get('requestId'), claims, decision });
-        throw new AttestError(decision.denyCode ?? Codes.POLICY_DENIED, "the node does not satisfy this cluster's join policy");
-      }
-      if (!deps.release) {
-        throw new AttestError(Codes.RELEASE_UNAVAILABLE, 'release is not configured on this broker');
-      }
-      const release = await deps.release.release({
-        claims,
-        decision,
-        want: req.want,
-        ...(req.ephemeralKey ? { ephemeralKey: req.ephemeralKey as JsonWebKey } : {}),
-        ...(req.diskKey ? { diskKey: req.diskKey } : {}),
-        requestId: c.get('requestId'),
-        // Release re-checks the binding before sealing to the ephemeral key.
-        nonce: rec.nonce,
-        binding: toBase64Url(binding),
-      });
+      const release = await attest(attestDeps, req, c.get('requestId'));
       deps.metrics?.attestOutcome('OK', provider, (performance.now() - t0) / 1000);
       return c.json({ release }, 200, { 'cache-control': 'no-store' });
     } catch (e) {
@@ -250,10 +265,7 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
   });
 
   // ── protocol §5: TokenReview webhook (optional) ──
-  if (deps.tokenReview) {
-    const handler = deps.tokenReview;
-    app.post('/v1/tokenreview', (c) => handler(c.req.raw));
-  }
+  if (deps.tokenReview) mountTokenReview(app, deps.tokenReview, peer);
 
   // ── protocol §5: operations ──
   app.get('/healthz', (c) => c.json({ status: 'ok' }));

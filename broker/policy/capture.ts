@@ -184,7 +184,7 @@ export function capturePolicyDocument(c: Claims, o: CaptureOptions): PolicyDocum
     boot: { secureBoot: c.boot?.secureBoot === true ? { required: true } : 'any' },
     images: checksSomething ? [image as never] : 'any',
     nodeName: { [c.provider]: { from: nodeNameFor(c) } } as ClusterPolicy['nodeName'],
-    release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false },
+    release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false, tokensPerInstance: 'one' },
   };
   return { apiVersion: API_VERSION, kind: 'JoinPolicy', version: o.version ?? `captured-${day}`, defaultCluster: cluster, clusters: { [cluster]: policy } };
 }

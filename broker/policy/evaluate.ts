@@ -416,6 +416,7 @@ export function evaluatePolicy(policy: LoadedPolicy, claims: Claims, cluster: st
       extraGroups: [...c.release.extraGroups],
       allowUnsealed: c.release.allowUnsealed,
       diskKey: c.release.diskKey,
+      tokensPerInstance: c.release.tokensPerInstance,
     },
   };
 }

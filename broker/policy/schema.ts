@@ -312,6 +312,12 @@ const release = z
       .describe('Extra groups for the bootstrap token (Kubernetes requires the system:bootstrappers: prefix).'),
     allowUnsealed: z.boolean().describe('Allow release without an ephemeral key (in clear over TLS). false in production.'),
     diskKey: z.boolean().describe('Whether this cluster releases disk keys.'),
+    tokensPerInstance: z
+      .enum(['one', 'one-per-cluster'])
+      .default('one')
+      .describe(
+        "'one' (default): an attested instance holds at most one live bootstrap token across every cluster of this broker. 'one-per-cluster': this cluster issues even when the instance holds another cluster's token (each token still only authenticates in its own cluster).",
+      ),
   })
   .describe('What an admitted node receives.');
 

@@ -110,7 +110,12 @@ export function diskKeyContext(claims: Claims, decision: Decision): Record<strin
 
 /** Value of a window key whose claim was given back by a failed release. */
 const RELEASED = 'released';
-export const windowKey = (cluster: string, ik: string): string => `release:window:${cluster}:${ik}`;
+/**
+ * The issuance window of an instance: across all clusters by default (a node that passes a lax
+ * cluster's policy must not hold a second live token for a strict one), per cluster only where
+ * that cluster's policy says `tokensPerInstance: one-per-cluster`.
+ */
+export const windowKey = (ik: string, cluster?: string): string => (cluster === undefined ? `release:window:${ik}` : `release:window:${cluster}:${ik}`);
 
 export class BrokerReleaseService implements ReleaseService {
   readonly #o: ReleaseOptions;
@@ -204,7 +209,7 @@ export class BrokerReleaseService implements ReleaseService {
       // ── 2. one issuance per instance per window ──
       if (want.has('bootstrap-token')) {
         const windowS = this.#o.issuanceWindowSeconds ?? ttl;
-        const wk = windowKey(decision.cluster, ik);
+        const wk = windowKey(ik, decision.release.tokensPerInstance === 'one-per-cluster' ? decision.cluster : undefined);
         // Unique per attempt, so giving a claim back can only ever give back our own.
         const claim = JSON.stringify({ requestId: req.requestId, at: now.toISOString(), n: toBase64Url(crypto.getRandomValues(new Uint8Array(12))) });
         // A window released by a failed attempt holds RELEASED: taking it over is a CAS, so the

@@ -25,6 +25,7 @@ export const CODE_KINDS = {
   NOT_FOUND: 'not-found',
   NOT_READY: 'unavailable',
   POLICY_UNAVAILABLE: 'unavailable',
+  RATE_LIMITED: 'rate-limited',
   RELEASE_UNAVAILABLE: 'unavailable',
   SCHEMA_INVALID: 'malformed',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported-media-type',
@@ -126,9 +127,12 @@ export const CODE_KINDS = {
   TOKEN_GROUP_INVALID: 'config',
   TOKEN_ID_EXHAUSTED: 'unavailable',
   TOKEN_MALFORMED: 'malformed',
+  TOKENREVIEW_MALFORMED: 'malformed',
+  TOKENREVIEW_UNAUTHENTICATED: 'unauthenticated',
   TOKEN_TTL_INVALID: 'config',
   TPM_SEAL_UNAVAILABLE: 'policy',
   // ── broker/store ──
+  STORE_FULL: 'unavailable',
   STORE_UNAVAILABLE: 'unavailable',
   // ── broker/verify ──
   INTERNAL: 'internal',

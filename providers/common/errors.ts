@@ -26,6 +26,8 @@ export type ErrorKind =
   | 'policy'
   /** The node must perform a further step and retry (HTTP 401), e.g. TPM credential activation. */
   | 'action-required'
+  /** The caller did not authenticate (HTTP 401), e.g. an unknown API server at the TokenReview webhook. */
+  | 'unauthenticated'
   /** The referenced thing does not exist (HTTP 404). */
   | 'not-found'
   /** The referenced thing existed but is expired or already used (HTTP 410). */
