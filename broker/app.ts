@@ -13,7 +13,7 @@
  * Errors are thrown as AttestError and turned into problem+json in exactly one place
  * (`app.onError` → `toProblem`).
  */
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AttestError, isAttestError, malformed } from '../providers/common/errors.js';
@@ -92,6 +92,33 @@ type Env = { Variables: { requestId: string; log: Logger } };
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
+/**
+ * Request ids: unique, not secret — a random per-process prefix and a counter (no CSPRNG call
+ * per request).
+ */
+const ID_PREFIX = toBase64Url(crypto.getRandomValues(new Uint8Array(6)));
+let idCounter = 0;
+const nextRequestId = (): string => `${ID_PREFIX}${(idCounter = (idCounter + 1) % 0x7fffffff).toString(36)}`;
+
+/**
+ * Caps a request body at `max` bytes before anything reads it. With a Content-Length (what
+ * every client of this protocol sends, and what Node's parser then holds the body to) the check
+ * is a header comparison, so a refused body is never read or buffered; a body without one
+ * (chunked) is counted while it streams (hono's bodyLimit).
+ */
+function bodyCap(max: number, code: 'BODY_TOO_LARGE' = 'BODY_TOO_LARGE'): MiddlewareHandler<Env> {
+  const tooLarge = (): never => {
+    throw new AttestError(code, `the request body exceeds ${max} bytes`);
+  };
+  const streaming = bodyLimit({ maxSize: max, onError: tooLarge });
+  return async (c, next) => {
+    const cl = c.req.header('content-length');
+    if (cl === undefined) return streaming(c, next);
+    if (!/^\d{1,12}$/.test(cl) || Number(cl) > max) tooLarge();
+    await next();
+  };
+}
+
 function randomBytes(n: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(n));
 }
@@ -101,7 +128,13 @@ async function readJson(c: Context<Env>): Promise<unknown> {
   if (!/^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i.test(ct)) {
     throw new AttestError(Codes.UNSUPPORTED_MEDIA_TYPE, 'send the body as application/json');
   }
-  const text = await c.req.text();
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch (cause) {
+    // The client stopped sending (or the server's request timeout cut it off): its fault, not ours.
+    throw new AttestError('BODY_INCOMPLETE', 'the request body ended before its declared length', { cause });
+  }
   if (text.length === 0) return {};
   try {
     return JSON.parse(text) as unknown;
@@ -128,7 +161,7 @@ function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
   // Request id + access log (never bodies, never headers that may hold secrets).
   app.use('*', async (c, next) => {
     const given = c.req.header('x-request-id');
-    const requestId = given && REQUEST_ID_RE.test(given) ? given : toBase64Url(randomBytes(12));
+    const requestId = given && REQUEST_ID_RE.test(given) ? given : nextRequestId();
     const log = deps.logger.child({ requestId });
     c.set('requestId', requestId);
     c.set('log', log);
@@ -166,15 +199,8 @@ function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
 
 /** Mounts `POST /v1/tokenreview` with its own small body cap (a TokenReview is a few hundred bytes). */
 function mountTokenReview(app: Hono<Env>, handler: TokenReviewHandler, peer: (c: Context) => Peer): void {
-  app.use(
-    '/v1/tokenreview',
-    bodyLimit({
-      maxSize: 64 * 1024,
-      onError: () => {
-        throw new AttestError(Codes.BODY_TOO_LARGE, 'a TokenReview body is at most 64 KiB');
-      },
-    }),
-  );
+  // A TokenReview is a few hundred bytes.
+  app.use('/v1/tokenreview', bodyCap(64 * 1024));
   app.post('/v1/tokenreview', (c) => handler(c.req.raw, peer(c)));
 }
 
@@ -214,15 +240,9 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
   };
   const app = baseApp(deps);
 
-  app.use(
-    '/v1/*',
-    bodyLimit({
-      maxSize: limit,
-      onError: () => {
-        throw new AttestError(Codes.BODY_TOO_LARGE, `the request body exceeds ${limit} bytes`);
-      },
-    }),
-  );
+  // A challenge request is a few hundred bytes; evidence up to the configured cap.
+  app.use('/v1/challenge', bodyCap(4096));
+  app.use('/v1/attest', bodyCap(limit));
 
   // ── protocol §1: challenge ──
   app.post('/v1/challenge', async (c) => {

@@ -74,9 +74,13 @@ export function nodePeer(c: Context): Peer {
 export async function listen(fetch: (req: Request, env: unknown) => Response | Promise<Response>, o: ListenOptions): Promise<Listener> {
   const lim = { ...DEFAULT_SERVER_LIMITS, ...o.limits };
   const handler = getRequestListener(fetch);
+  // Node enforces headersTimeout/requestTimeout when it checks its connections: check every
+  // second (the default, 30 s, would let a trickling client hold a socket 30 s past its limit).
+  const httpOptions = { connectionsCheckingInterval: 1000 };
   const server: HttpServer = o.tls
     ? (createHttpsServer(
         {
+          ...httpOptions,
           cert: readFileSync(o.tls.certFile),
           key: readFileSync(o.tls.keyFile),
           ...(o.tls.clientCaFile ? { ca: readFileSync(o.tls.clientCaFile), requestCert: true, rejectUnauthorized: false } : {}),
@@ -84,7 +88,7 @@ export async function listen(fetch: (req: Request, env: unknown) => Response | P
         },
         handler,
       ) as unknown as HttpServer)
-    : createHttpServer(handler);
+    : createHttpServer(httpOptions, handler);
   server.headersTimeout = lim.headersTimeoutSeconds * 1000;
   server.requestTimeout = lim.requestTimeoutSeconds * 1000;
   server.keepAliveTimeout = lim.keepAliveTimeoutSeconds * 1000;

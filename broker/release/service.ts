@@ -117,6 +117,18 @@ const RELEASED = 'released';
  */
 export const windowKey = (ik: string, cluster?: string): string => (cluster === undefined ? `release:window:${ik}` : `release:window:${cluster}:${ik}`);
 
+/** Seconds until a window claimed at `claim.at` closes (the full window when unknown). */
+function windowLeftSeconds(claim: string | null, windowS: number, now: Date): number {
+  let at = NaN;
+  try {
+    at = Date.parse((JSON.parse(claim ?? 'null') as { at?: string } | null)?.at ?? '');
+  } catch {
+    // a value this broker did not write: fall back to the whole window
+  }
+  if (!Number.isFinite(at)) return windowS;
+  return Math.max(1, Math.min(windowS, Math.ceil((at + windowS * 1000 - now.getTime()) / 1000)));
+}
+
 export class BrokerReleaseService implements ReleaseService {
   readonly #o: ReleaseOptions;
   readonly #issuers = new Map<string, TokenIssuer>();
@@ -217,8 +229,11 @@ export class BrokerReleaseService implements ReleaseService {
         const won =
           (await this.#o.store.setIfAbsent(wk, claim, windowS * 1000)) || (await this.#o.store.compareAndSet(wk, RELEASED, claim, windowS * 1000));
         if (!won) {
-          throw new AttestError(ReleaseCodes.ISSUANCE_CONFLICT, 'a bootstrap token was already issued to this instance in the current window', {
-            retryAfter: windowS,
+          // Say when the window actually closes (not its full length): a node whose deadline ends
+          // sooner fails fast instead of waiting for a retry it can never reach.
+          const left = windowLeftSeconds(await this.#o.store.get(wk), windowS, now);
+          throw new AttestError(ReleaseCodes.ISSUANCE_CONFLICT, `a bootstrap token was already issued to this instance; a new one can be issued in ${left} s`, {
+            retryAfter: left,
           });
         }
         // On failure, release our own claim only (compare-and-set, never a blind delete).

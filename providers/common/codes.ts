@@ -16,6 +16,7 @@ import type { ErrorKind } from './errors.js';
 
 export const CODE_KINDS = {
   // ── broker/app ──
+  BODY_INCOMPLETE: 'malformed',
   BODY_NOT_JSON: 'malformed',
   BODY_TOO_LARGE: 'too-large',
   CHALLENGE_EXPIRED: 'gone',

@@ -3,7 +3,7 @@
  * loadConfig → buildRuntime → startServers), in-process so a test can also reach the runtime's
  * store, or as a child process running the built CLI (for memory measurements).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -30,28 +30,30 @@ export async function serveInProcess(file: string): Promise<Served & { logs: str
   return Object.assign(await startServers(cfg, rt), { logs });
 }
 
-/** `attest-broker serve --config FILE` as a child process; resolves once it listens. */
-export async function serveChild(file: string): Promise<{ proc: ChildProcess; url: string; stop(): Promise<void>; rssMb(): number }> {
+/**
+ * `attest-broker serve --config FILE` as a child process (log level warn, so a flood does not
+ * fill a pipe); resolves once `/healthz` answers on `url` (the config's listen address).
+ */
+export async function serveChild(file: string, url: string, ca?: string): Promise<{ proc: ChildProcess; url: string; stop(): Promise<void>; rssMb(): number }> {
   const proc = spawnCli(['serve', '--config', file], { ATTEST_BROKER_LOG_LEVEL: 'warn' });
   let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`serve did not start: ${out}`)), 30_000);
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      const m = /"url":"([^"]+)"/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.once('exit', (c) => reject(new Error(`serve exited ${c}: ${out}`)));
-  });
+  proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+  proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+  const t0 = Date.now();
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`serve exited ${proc.exitCode}: ${out}`);
+    const ok = await rawRequest(url + '/healthz', ca ? { tls: { ca } } : {}).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() - t0 > 30_000) throw new Error(`serve did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return {
     proc,
     url,
-    rssMb: () => Number(/VmRSS:\s+(\d+) kB/.exec(execFileSync('cat', [`/proc/${proc.pid}/status`], { encoding: 'utf8' }))![1]) / 1024,
+    rssMb: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))![1]) / 1024,
     stop: () =>
       new Promise<void>((resolve) => {
         if (proc.exitCode !== null) return resolve();
