@@ -67,6 +67,16 @@ describe('Durable Object store contract', () => {
     await s.ping();
   });
 
+  it('incr counts concurrent increments exactly, per window (rate limits across isolates)', async () => {
+    let now = new Date('2026-01-01T00:00:00Z');
+    const s = new DurableObjectStore(ns, { now: () => now });
+    const r = await Promise.all(Array.from({ length: 100 }, () => s.incr('rl-window', 1000)));
+    expect(Math.max(...r)).toBe(100);
+    expect(new Set(r).size).toBe(100);
+    now = new Date('2026-01-01T00:00:02Z');
+    expect(await s.incr('rl-window', 1000)).toBe(1);
+  });
+
   it('a failing namespace surfaces as STORE_UNAVAILABLE', async () => {
     const broken = { idFromName: () => { throw new Error('binding gone'); }, get: () => { throw new Error('x'); } };
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
