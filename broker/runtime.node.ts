@@ -117,8 +117,8 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
   const store: StateStore = cfg.store.url.startsWith('memory://')
     ? new MemoryStore({ maxChallenges: cfg.limits.maxLiveChallenges })
     : new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix });
-  const intermediatesPem = await loadTrustIntermediates(cfg.trust);
-  const providers = buildProviders(cfg, trust, { store, intermediatesPem });
+  const intermediates = await loadTrustIntermediates(cfg.trust);
+  const providers = buildProviders(cfg, trust, { store, intermediates });
   const closers: (() => Promise<void>)[] = [() => store.close()];
   let policy: PolicyEngine | undefined;
   if (cfg.policy.file) {
