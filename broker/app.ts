@@ -292,6 +292,8 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
 
   app.get('/readyz', async (c) => {
     const failures: string[] = [];
+    // A broker that can verify nothing cannot admit anyone: not ready (enable a provider).
+    if (registry.formats().length === 0) failures.push('no provider enabled');
     try {
       await deps.store.ping();
     } catch {

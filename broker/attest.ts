@@ -70,7 +70,13 @@ export async function attest(d: AttestDeps, req: AttestRequest, requestId: strin
   for (const r of decision.rules) if (r.outcome === 'warn') d.metrics?.policyWarn?.(r.rule, r.code ?? 'WARN');
   if (!decision.allow) {
     await d.audit?.record({ kind: 'deny', requestId, claims, decision });
-    throw new AttestError(decision.denyCode ?? 'POLICY_DENIED', "the node does not satisfy this cluster's join policy");
+    // Only where the cluster's policy opts in (explain: true) does the node learn the failing rules.
+    const failed = decision.explain ? decision.rules.filter((r) => r.outcome === 'fail').map((r) => ({ rule: r.rule, code: r.code, reason: r.reason })) : [];
+    throw new AttestError(
+      decision.denyCode ?? 'POLICY_DENIED',
+      failed.length ? `the node does not satisfy this cluster's join policy: ${failed.map((f) => `${f.rule} (${f.code})`).join(', ')}` : "the node does not satisfy this cluster's join policy",
+      failed.length ? { detail: { rules: failed } } : {},
+    );
   }
   if (!d.release) throw new AttestError('RELEASE_UNAVAILABLE', 'release is not configured on this broker');
   // Whether the release may go out unsealed is the release service's rule alone.

@@ -110,6 +110,8 @@ export interface Decision {
   rules: RuleResult[];
   /** Coarse denial code returned to the node (e.g. POLICY_DENIED); full reasons stay in rules. */
   denyCode?: Code;
+  /** The cluster's policy says a refused node may learn which rules failed (`explain: true`). */
+  explain?: boolean;
   release: {
     tokenTtlSeconds: number;
     extraGroups: string[];

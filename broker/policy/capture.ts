@@ -185,6 +185,7 @@ export function capturePolicyDocument(c: Claims, o: CaptureOptions): PolicyDocum
     images: checksSomething ? [image as never] : 'any',
     nodeName: { [c.provider]: { from: nodeNameFor(c) } } as ClusterPolicy['nodeName'],
     release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false, tokensPerInstance: 'one' },
+    explain: false,
   };
   return { apiVersion: API_VERSION, kind: 'JoinPolicy', version: o.version ?? `captured-${day}`, defaultCluster: cluster, clusters: { [cluster]: policy } };
 }

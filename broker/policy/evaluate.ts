@@ -411,6 +411,7 @@ export function evaluatePolicy(policy: LoadedPolicy, claims: Claims, cluster: st
     ...(image !== undefined ? { image } : {}),
     rules: r.list,
     ...(allow ? {} : { denyCode: DENY_CODE }),
+    ...(c.explain ? { explain: true } : {}),
     release: {
       tokenTtlSeconds: c.release.tokenTtlSeconds,
       extraGroups: [...c.release.extraGroups],

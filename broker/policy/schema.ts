@@ -335,6 +335,12 @@ export const clusterSchema = z
       .describe("Reference values as named images; claims must match at least one unexpired image. 'any' only for labs."),
     nodeName,
     release,
+    explain: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Tell a refused node which rules failed (rule path, code and reason) in its problem response, instead of only POLICY_DENIED. Off by default: the reasons show what the policy expects (e.g. the PCR values it pins), which helps whoever probes it; turn it on while bringing up images, off in production.',
+      ),
   })
   .describe('Join policy of one cluster.');
 

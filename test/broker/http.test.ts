@@ -18,8 +18,16 @@ async function challenge(app: ReturnType<typeof testBroker>['app'], body: unknow
 }
 
 describe('operations endpoints', () => {
-  it('healthz 200, readyz 200 with a reachable store, metrics as Prometheus text', async () => {
+  it('readyz is 503 NOT_READY while no provider is enabled (a broker that can verify nothing admits nobody)', async () => {
     const { app } = testBroker();
+    const r = await app.request('/readyz');
+    expect(r.status).toBe(503);
+    expect(await r.json()).toMatchObject({ code: 'NOT_READY', detail: 'not ready: no provider enabled' });
+    expect((await app.request('/healthz')).status).toBe(200);
+  });
+
+  it('healthz 200, readyz 200 with a reachable store and a provider, metrics as Prometheus text', async () => {
+    const { app } = testBroker({ providers: [bindingEchoProvider] });
     expect((await app.request('/healthz')).status).toBe(200);
     const r = await app.request('/readyz');
     expect(r.status).toBe(200);

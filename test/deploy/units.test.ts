@@ -177,3 +177,12 @@ describe('activation and pins', () => {
     expect(exitStatusFor(new Error('x'))).toBe(1);
   });
 });
+
+describe('docs/join.md', () => {
+  it('lists every join client code in its code table', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../docs/join.md', import.meta.url), 'utf8');
+    const table = doc.split('\n').filter((l) => l.startsWith('| `JOIN_')).join('\n');
+    for (const code of [...Object.values(JoinCodes), 'JOIN_INTERNAL']) expect(table, code).toContain(`\`${code}\``);
+  });
+});
