@@ -94,11 +94,14 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * Request ids: unique, not secret — a random per-process prefix and a counter (no CSPRNG call
- * per request).
+ * per request). The prefix is drawn on first use: Workers forbid randomness at global scope.
  */
-const ID_PREFIX = toBase64Url(crypto.getRandomValues(new Uint8Array(6)));
+let idPrefix: string | undefined;
 let idCounter = 0;
-const nextRequestId = (): string => `${ID_PREFIX}${(idCounter = (idCounter + 1) % 0x7fffffff).toString(36)}`;
+const nextRequestId = (): string => {
+  idPrefix ??= toBase64Url(crypto.getRandomValues(new Uint8Array(6)));
+  return `${idPrefix}${(idCounter = (idCounter + 1) % 0x7fffffff).toString(36)}`;
+};
 
 /**
  * Caps a request body at `max` bytes before anything reads it. With a Content-Length (what
@@ -114,9 +117,28 @@ function bodyCap(max: number, code: 'BODY_TOO_LARGE' = 'BODY_TOO_LARGE'): Middle
   return async (c, next) => {
     const cl = c.req.header('content-length');
     if (cl === undefined) return streaming(c, next);
-    if (!/^\d{1,12}$/.test(cl) || Number(cl) > max) tooLarge();
+    if (!/^\d{1,12}$/.test(cl)) tooLarge();
+    if (Number(cl) > max) {
+      // Read and discard a body of moderate size (streamed, never held) so the client, still
+      // sending, gets to read the 413 instead of a reset; past the bound just close.
+      if (Number(cl) <= DRAIN_LIMIT) await drain(c.req.raw.body);
+      tooLarge();
+    }
     await next();
   };
+}
+
+/** Bodies up to this size are read and dropped before a 413; larger ones are cut off. */
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+
+async function drain(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (!body) return;
+  const r = body.getReader();
+  try {
+    while (!(await r.read()).done);
+  } catch {
+    // the client went away: nothing to answer
+  }
 }
 
 function randomBytes(n: number): Uint8Array {

@@ -8,7 +8,7 @@ import { allowAll, bindingEchoProvider, echoRelease, TEST_FORMAT } from '../help
 import { fromBase64Url, toHex } from '../../providers/common/encoding.js';
 import { RedisStore } from '../../broker/store/redis.node.js';
 import { MemoryStore } from '../../broker/store/memory.js';
-import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { computeBinding } from '../../broker/binding.js';
 
 async function challenge(app: ReturnType<typeof testBroker>['app'], body: unknown = {}) {
@@ -198,7 +198,7 @@ describe('bad input: every case is a 4xx problem with a stable code', () => {
   });
 });
 
-describe.skipIf(!HAVE_REDIS)('Redis outage over HTTP', () => {
+describe('Redis outage over HTTP', () => {
   let server: RedisServer;
   beforeAll(async () => {
     server = await startRedis();

@@ -8,7 +8,7 @@ import { MemoryStore } from '../../broker/store/memory.js';
 import { RedisStore } from '../../broker/store/redis.node.js';
 import type { ChallengeRecord, StateStore } from '../../broker/contracts.js';
 import { AttestError } from '../../providers/common/errors.js';
-import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 const rec = (): ChallengeRecord => ({ nonce: 'n', issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString() });
 
@@ -89,7 +89,7 @@ contract(
   },
 );
 
-describe.skipIf(!HAVE_REDIS)('redis', () => {
+describe('redis', () => {
   let server: RedisServer;
   beforeAll(async () => {
     server = await startRedis();

@@ -23,7 +23,7 @@ import { BrokerReleaseService } from '../../broker/release/service.js';
 import { MemoryStore } from '../../broker/store/memory.js';
 import { RedisStore } from '../../broker/store/redis.node.js';
 import type { StateStore } from '../../broker/contracts.js';
-import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { createConsoleLogger } from '../../broker/observability/console-logger.js';
 import { anchorFromBytes, createTrustStore } from '../../providers/common/trust.js';
 import type { Claims } from '../../providers/common/types.js';
@@ -33,7 +33,7 @@ import { AttestError } from '../../providers/common/errors.js';
 import { JoinCodes } from '../../deploy/node/client/codes.js';
 import { join } from '../../deploy/node/client/join.node.js';
 import { createToolRunner } from '../../deploy/node/client/tpm.node.js';
-import { HAVE_SWTPM, startSwtpm, type Swtpm } from './swtpm.js';
+import { startSwtpm, type Swtpm } from './swtpm.js';
 import { makeTls, type TlsMaterial } from './test-broker.js';
 
 function memoryActivations(): ActivationStore {
@@ -84,7 +84,7 @@ function testRelease(store: StateStore, issued: string[]): ReleaseService {
   });
 }
 
-const d = HAVE_SWTPM ? describe : describe.skip;
+const d = describe;
 
 d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
   let tpm: Swtpm;
@@ -174,7 +174,7 @@ d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
     expect(closed.issued).toHaveLength(0);
   });
 
-  (HAVE_REDIS ? it : it.skip)('joins the same way with the Redis store (real redis-server)', async () => {
+  it('joins the same way with the Redis store (real redis-server)', async () => {
     let redis: RedisServer | undefined;
     let store: RedisStore | undefined;
     try {
