@@ -63,3 +63,23 @@ describe('error code table', () => {
     expect(unknown).toEqual([]);
   }, 60_000);
 });
+
+describe('docs/protocol.md', () => {
+  /** The block between the codes markers: one row per code, grouped by status. */
+  function codesBlock(): string {
+    const rows = (Object.keys(CODE_KINDS) as Code[])
+      .map((c) => ({ code: c, kind: CODE_KINDS[c], status: STATUS_BY_KIND[CODE_KINDS[c]] }))
+      .sort((a, b) => a.status - b.status || a.code.localeCompare(b.code));
+    return ['| code | status | kind |', '|---|---|---|', ...rows.map((r) => `| \`${r.code}\` | ${r.status} | ${r.kind} |`)].join('\n');
+  }
+
+  it('lists every code with the status its kind gives (UPDATE_PROTOCOL_DOC=1 rewrites the block)', async () => {
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const path = join(ROOT, 'docs/protocol.md');
+    const doc = readFileSync(path, 'utf8');
+    const re = /<!-- codes:begin -->\n[\s\S]*?<!-- codes:end -->/;
+    const want = `<!-- codes:begin -->\n${codesBlock()}\n<!-- codes:end -->`;
+    if (process.env.UPDATE_PROTOCOL_DOC === '1') writeFileSync(path, doc.replace(re, want));
+    expect(readFileSync(path, 'utf8').match(re)?.[0]).toBe(want);
+  });
+});
