@@ -114,6 +114,7 @@ describe('the real server under abuse', () => {
   it(`a flood of ${FLOOD.toLocaleString('en')} challenges from one address: 429s, RSS < 200 MB, and a genuine node joins meanwhile`, async () => {
     const srv = await start();
     try {
+      const t0 = Date.now();
       let peakRss = srv.rssMb();
       const sampler = setInterval(() => (peakRss = Math.max(peakRss, srv.rssMb())), 250);
       const flooding = flood(srv.url, FLOOD, { localAddress: '127.0.0.2', conns: 48, ca: tls.caPem });
@@ -138,10 +139,12 @@ describe('the real server under abuse', () => {
       peakRss = Math.max(peakRss, srv.rssMb());
       const total = [...counts.values()].reduce((a, b) => a + b, 0);
       expect(total).toBe(FLOOD);
-      // The default limit is 600 a minute per address: nearly everything is refused, nothing fails.
-      expect(counts.get(429) ?? 0).toBeGreaterThan(FLOOD - 3 * 600);
+      console.log(`flood: ${JSON.stringify(Object.fromEntries(counts))} in ${((Date.now() - t0) / 1000).toFixed(0)} s, peak RSS ${peakRss.toFixed(0)} MB`);
+      // The default limit is 600 a minute per address: at most 600 per minute window the flood
+      // spanned get a challenge, everything else is refused, nothing fails.
+      const windows = Math.ceil((Date.now() - t0) / 60_000) + 1;
+      expect(counts.get(201) ?? 0).toBeLessThanOrEqual(600 * windows);
       expect((counts.get(201) ?? 0) + (counts.get(429) ?? 0)).toBe(FLOOD);
-      console.log(`flood: ${JSON.stringify(Object.fromEntries(counts))}, peak RSS ${peakRss.toFixed(0)} MB`);
       expect(peakRss).toBeLessThan(200);
       expect((await rawRequest(srv.url + '/healthz', { tls: { ca: tls.caPem } })).status).toBe(200);
     } finally {

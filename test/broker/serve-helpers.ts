@@ -14,7 +14,7 @@ import { loadConfig, buildRuntime } from '../../broker/runtime.node.js';
 import { startServers, type Served } from '../../broker/commands/serve.node.js';
 import { createConsoleLogger } from '../../broker/observability/console-logger.js';
 import '../../broker/builtins.node.js';
-import { spawnCli } from '../helpers/cli.js';
+import { SERVE_NODE_ARGS, spawnCli } from '../helpers/cli.js';
 
 export function writeConfig(cfg: unknown, dir = mkdtempSync(join(tmpdir(), 'ab-cfg-'))): string {
   const f = join(dir, 'config.yaml');
@@ -35,7 +35,8 @@ export async function serveInProcess(file: string): Promise<Served & { logs: str
  * fill a pipe); resolves once `/healthz` answers on `url` (the config's listen address).
  */
 export async function serveChild(file: string, url: string, ca?: string): Promise<{ proc: ChildProcess; url: string; stop(): Promise<void>; rssMb(): number }> {
-  const proc = spawnCli(['serve', '--config', file], { ATTEST_BROKER_LOG_LEVEL: 'warn' });
+  // Started as the image starts it (same heap limit), so its memory is the deployed broker's.
+  const proc = spawnCli(['serve', '--config', file], { ATTEST_BROKER_LOG_LEVEL: 'warn' }, SERVE_NODE_ARGS);
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
   proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
