@@ -15,6 +15,8 @@ export default defineConfig({
           include: ['test/**/*.test.ts', 'providers/**/*.test.ts', 'broker/**/*.test.ts'],
           exclude: ['test/workers/**', 'node_modules/**'],
           testTimeout: 60_000,
+          // Every tool the suite drives must be installed: a missing one fails the run, never skips.
+          globalSetup: ['test/global-setup.ts'],
           hookTimeout: 60_000,
           pool: 'forks',
         },

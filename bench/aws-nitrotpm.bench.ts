@@ -2,7 +2,7 @@
  * NitroTPM verification throughput vs the raw cost of one P-384 ECDSA verification.
  *
  * Run: `node bench/aws.mjs` (bundles this file with esbuild, then runs it on Node).
- * Needs ../shared/vectors (or ATTEST_VECTORS) for the real vaportpm NitroTPM fixture.
+ * Reads the real vaportpm NitroTPM fixture from test/vectors (or ATTEST_VECTORS).
  *
  * Cases, each run sequentially (latency of one verification; ops/s = 1 / mean):
  * - raw P-384: `crypto.subtle.verify` ECDSA P-384/SHA-384 over the real Sig_structure, key imported once;
@@ -23,7 +23,7 @@ import { anchorFromBytes, createTrustStore } from '../providers/common/trust.js'
 import { BUILTIN_PINS, PinIds } from '../providers/common/pins.js';
 import type { VerifyContext } from '../providers/common/types.js';
 
-const VECTORS = process.env.ATTEST_VECTORS ?? resolve(process.cwd(), '../shared/vectors');
+const VECTORS = process.env.ATTEST_VECTORS ?? resolve(process.cwd(), 'test/vectors');
 const fixture = JSON.parse(readFileSync(`${VECTORS}/vaportpm/test-nitro-fixture.json`, 'utf8'));
 const doc = fromHex(fixture.attestation.nitro.document);
 const pin = BUILTIN_PINS.find((p) => p.id === PinIds.AWS_NITRO_ROOT_G1)!;

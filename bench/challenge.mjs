@@ -6,10 +6,10 @@
 // (32 + 16 random bytes and a store write) measured in-process for the ratio.
 import autocannon from 'autocannon';
 import { spawn, execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort } from './lib.mjs';
 
 const arg = (n, d) => {
   const i = process.argv.indexOf(`--${n}`);
@@ -20,14 +20,6 @@ const duration = Number(arg('duration', '10'));
 const connections = Number(arg('connections', '50'));
 const root = resolve(import.meta.dirname, '..');
 
-const freePort = () =>
-  new Promise((r) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => r(p));
-    });
-  });
 
 execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: 'inherit' });
 const children = [];

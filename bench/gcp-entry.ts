@@ -1,7 +1,7 @@
 /**
  * GCP path benchmark body (bundled and run by `bench/gcp.mjs`).
  *
- * Real evidence from ../shared/vectors, measured sequentially (one core's latency; ops/s =
+ * Real evidence from test/vectors, measured sequentially (one core's latency; ops/s =
  * iterations / elapsed). The raw-crypto floor is what any verifier of the same evidence must
  * spend in signature checks:
  * - raw RSA-2048 verify: one WebCrypto RSASSA-PKCS1-v1_5/SHA-256 verify of a quote, key imported;
@@ -82,7 +82,7 @@ function withoutEventLog(pb: Uint8Array): Uint8Array {
 }
 
 export function defaultVectors(root: string): string {
-  return process.env.ATTEST_VECTORS ?? resolve(root, '../shared/vectors');
+  return process.env.ATTEST_VECTORS ?? resolve(root, 'test/vectors');
 }
 
 export async function run(vectorsDir: string, iterations: number): Promise<Result[]> {

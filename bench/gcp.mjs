@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // GCP path verification throughput: `node bench/gcp.mjs [--iterations 500]`
 // Bundles bench/gcp-entry.ts with esbuild (dependencies external) into .cache/bench, runs it on
-// the real GCE evidence in ../shared/vectors (or $ATTEST_VECTORS), and prints ops/s, p50/p99
+// the real GCE evidence in test/vectors (or $ATTEST_VECTORS), and prints ops/s, p50/p99
 // latency and each path's cost relative to one raw WebCrypto RSA-2048 verify and to the raw
 // crypto floor of a gotpm attestation (5 RSA verifies).
 import { build } from 'esbuild';

@@ -1,7 +1,7 @@
 /**
  * SEV-SNP path benchmark body (bundled and run by `bench/snp.mjs`).
  *
- * Measures, on the real Azure evidence in ../shared/vectors, sequentially (one core's worth of
+ * Measures, on the real Azure evidence in test/vectors, sequentially (one core's worth of
  * latency; ops/s = iterations / elapsed):
  * - raw: one WebCrypto ECDSA P-384/SHA-384 verify of the 0x2A0 signed bytes with a
  *   pre-imported key — the floor for any SNP verifier;
@@ -105,4 +105,4 @@ export async function run(vectorsDir: string, iterations: number): Promise<Resul
   return out;
 }
 
-export const defaultVectors = (root: string): string => process.env.ATTEST_VECTORS ?? resolve(root, '../shared/vectors');
+export const defaultVectors = (root: string): string => process.env.ATTEST_VECTORS ?? resolve(root, 'test/vectors');

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // SEV-SNP verification throughput: `node bench/snp.mjs [--iterations 2000]`
 // Bundles bench/snp-entry.ts with esbuild (dependencies external) into .cache/bench, runs it on
-// the real Azure SEV-SNP evidence in ../shared/vectors (or $ATTEST_VECTORS), and prints ops/s,
+// the real Azure SEV-SNP evidence in test/vectors (or $ATTEST_VECTORS), and prints ops/s,
 // p50/p99 latency and the ratio of each path to the raw WebCrypto P-384 verify.
 import { build } from 'esbuild';
 import { mkdirSync } from 'node:fs';

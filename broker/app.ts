@@ -13,19 +13,20 @@
  * Errors are thrown as AttestError and turned into problem+json in exactly one place
  * (`app.onError` → `toProblem`).
  */
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AttestError, isAttestError, malformed } from '../providers/common/errors.js';
-import { fromBase64Url, toBase64Url } from '../providers/common/encoding.js';
+import { toBase64Url } from '../providers/common/encoding.js';
 import type { Provider, TrustStore } from '../providers/common/types.js';
-import type { AuditSink, Clock, Logger, Metrics, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
+import type { AuditSink, Clock, Logger, Metrics, Peer, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
 import { systemClock } from './contracts.js';
 import { toProblem } from './http/problem.js';
 import { AttestRequest, ChallengeRequest } from './http/envelope.js';
+import { clientKey, parseCidr } from './http/address.js';
+import { RateLimiter, type RateLimits } from './http/ratelimit.js';
 import { ProviderRegistry } from './registry.js';
-import { computeBinding } from './binding.js';
-import { verifyEvidence } from './verify.js';
+import { attest, type AttestDeps } from './attest.js';
 
 export const Codes = {
   CHALLENGE_UNKNOWN: 'CHALLENGE_UNKNOWN',
@@ -36,11 +37,10 @@ export const Codes = {
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   SCHEMA_INVALID: 'SCHEMA_INVALID',
   NOT_FOUND: 'NOT_FOUND',
-  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   POLICY_UNAVAILABLE: 'POLICY_UNAVAILABLE',
   POLICY_DENIED: 'POLICY_DENIED',
   RELEASE_UNAVAILABLE: 'RELEASE_UNAVAILABLE',
-  UNSEALED_RELEASE_FORBIDDEN: 'UNSEALED_RELEASE_FORBIDDEN',
+  RATE_LIMITED: 'RATE_LIMITED',
   NOT_READY: 'NOT_READY',
 } as const;
 
@@ -51,7 +51,14 @@ export interface BrokerOptions {
   bodyLimitBytes?: number;
   /** Provider options by provider name (validated by each provider). */
   providerOptions?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Abuse limits (defaults: DEFAULT_RATE_LIMITS), counted in the store across replicas. */
+  rateLimits?: Partial<RateLimits>;
+  /** Proxies whose X-Forwarded-For is believed (CIDR or address); none by default. */
+  trustedProxies?: readonly string[];
 }
+
+/** `POST /v1/tokenreview`: the API server that asks is authenticated by the handler (peer). */
+export type TokenReviewHandler = (req: Request, peer: Peer) => Promise<Response>;
 
 export interface BrokerDeps {
   store: StateStore;
@@ -67,10 +74,16 @@ export interface BrokerDeps {
   audit?: AuditSink;
   options?: BrokerOptions;
   /**
-   * Kubernetes TokenReview webhook (`POST /v1/tokenreview`, authentication.k8s.io/v1) for
-   * clusters where the broker must not write Secrets; mounted only when given.
+   * Kubernetes TokenReview webhook (authentication.k8s.io/v1) for clusters where the broker must
+   * not write Secrets; mounted on this app only when given (the Node runtime can serve it on a
+   * listener of its own instead: createWebhookApp).
    */
-  tokenReview?: (req: Request) => Promise<Response>;
+  tokenReview?: TokenReviewHandler;
+  /**
+   * Who is on the other end of the connection, from the runtime (Node: the socket and its
+   * verified client certificate; Workers: CF-Connecting-IP). Absent for in-process requests.
+   */
+  peer?: (c: Context) => Peer;
   /** Extra readiness checks (e.g. policy loaded), each throws when not ready. */
   readiness?: readonly (() => Promise<void>)[];
 }
@@ -79,6 +92,55 @@ type Env = { Variables: { requestId: string; log: Logger } };
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
+/**
+ * Request ids: unique, not secret — a random per-process prefix and a counter (no CSPRNG call
+ * per request). The prefix is drawn on first use: Workers forbid randomness at global scope.
+ */
+let idPrefix: string | undefined;
+let idCounter = 0;
+const nextRequestId = (): string => {
+  idPrefix ??= toBase64Url(crypto.getRandomValues(new Uint8Array(6)));
+  return `${idPrefix}${(idCounter = (idCounter + 1) % 0x7fffffff).toString(36)}`;
+};
+
+/**
+ * Caps a request body at `max` bytes before anything reads it. With a Content-Length (what
+ * every client of this protocol sends, and what Node's parser then holds the body to) the check
+ * is a header comparison, so a refused body is never read or buffered; a body without one
+ * (chunked) is counted while it streams (hono's bodyLimit).
+ */
+function bodyCap(max: number, code: 'BODY_TOO_LARGE' = 'BODY_TOO_LARGE'): MiddlewareHandler<Env> {
+  const tooLarge = (): never => {
+    throw new AttestError(code, `the request body exceeds ${max} bytes`);
+  };
+  const streaming = bodyLimit({ maxSize: max, onError: tooLarge });
+  return async (c, next) => {
+    const cl = c.req.header('content-length');
+    if (cl === undefined) return streaming(c, next);
+    if (!/^\d{1,12}$/.test(cl)) tooLarge();
+    if (Number(cl) > max) {
+      // Read and discard a body of moderate size (streamed, never held) so the client, still
+      // sending, gets to read the 413 instead of a reset; past the bound just close.
+      if (Number(cl) <= DRAIN_LIMIT) await drain(c.req.raw.body);
+      tooLarge();
+    }
+    await next();
+  };
+}
+
+/** Bodies up to this size are read and dropped before a 413; larger ones are cut off. */
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+
+async function drain(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (!body) return;
+  const r = body.getReader();
+  try {
+    while (!(await r.read()).done);
+  } catch {
+    // the client went away: nothing to answer
+  }
+}
+
 function randomBytes(n: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(n));
 }
@@ -86,9 +148,15 @@ function randomBytes(n: number): Uint8Array {
 async function readJson(c: Context<Env>): Promise<unknown> {
   const ct = c.req.header('content-type') ?? '';
   if (!/^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i.test(ct)) {
-    throw new AttestError(Codes.UNSUPPORTED_MEDIA_TYPE, 'send the body as application/json', { kind: 'unsupported-media-type' });
+    throw new AttestError(Codes.UNSUPPORTED_MEDIA_TYPE, 'send the body as application/json');
   }
-  const text = await c.req.text();
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch (cause) {
+    // The client stopped sending (or the server's request timeout cut it off): its fault, not ours.
+    throw new AttestError('BODY_INCOMPLETE', 'the request body ended before its declared length', { cause });
+  }
   if (text.length === 0) return {};
   try {
     return JSON.parse(text) as unknown;
@@ -107,18 +175,15 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
   });
 }
 
-export function createBroker(deps: BrokerDeps): Hono<Env> {
-  const clock = deps.clock ?? systemClock;
-  const net = deps.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
-  const registry = deps.providers instanceof ProviderRegistry ? deps.providers : new ProviderRegistry(deps.providers);
-  const ttlMs = (deps.options?.challengeTtlSeconds ?? 120) * 1000;
-  const limit = deps.options?.bodyLimitBytes ?? 1024 * 1024;
-  const app = new Hono<Env>();
+const noPeer = (): Peer => ({});
 
+/** Request id, access log, error mapping and 404: the same for every app this module builds. */
+function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
+  const app = new Hono<Env>();
   // Request id + access log (never bodies, never headers that may hold secrets).
   app.use('*', async (c, next) => {
     const given = c.req.header('x-request-id');
-    const requestId = given && REQUEST_ID_RE.test(given) ? given : toBase64Url(randomBytes(12));
+    const requestId = given && REQUEST_ID_RE.test(given) ? given : nextRequestId();
     const log = deps.logger.child({ requestId });
     c.set('requestId', requestId);
     c.set('log', log);
@@ -131,39 +196,79 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     );
   });
 
-  app.use(
-    '/v1/*',
-    bodyLimit({
-      maxSize: limit,
-      onError: () => {
-        throw new AttestError(Codes.BODY_TOO_LARGE, `the request body exceeds ${limit} bytes`, { kind: 'too-large' });
-      },
-    }),
-  );
-
   app.onError((err, c) => {
     const requestId = c.get('requestId');
     const log = c.get('log') ?? deps.logger;
     if (isAttestError(err)) {
-      const lvl = err.kind === 'internal' || err.kind === 'config' || err.kind === 'unavailable' ? 'error' : 'info';
+      const lvl = err.kind === 'internal' || err.kind === 'config' || (err.kind === 'unavailable' && err.code !== 'STORE_FULL') ? 'error' : 'info';
       log[lvl]({ code: err.code, kind: err.kind, err: err.message, cause: err.cause instanceof Error ? err.cause.message : undefined }, 'request failed');
     } else {
       log.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
     }
     const { problem, headers } = toProblem(err, requestId);
+    // A body we stopped reading cannot be skipped reliably: say the connection ends, so a
+    // keep-alive client sees this answer instead of a reset on its next request.
+    if (isAttestError(err) && err.kind === 'too-large') headers.connection = 'close';
     return c.json(problem, problem.status as 400, headers);
   });
 
   app.notFound((c) => {
-    const { problem, headers } = toProblem(
-      new AttestError(Codes.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`, { kind: 'not-found' }),
-      c.get('requestId'),
-    );
+    const { problem, headers } = toProblem(new AttestError(Codes.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`), c.get('requestId'));
     return c.json(problem, 404, headers);
   });
+  return app;
+}
+
+/** Mounts `POST /v1/tokenreview` with its own small body cap (a TokenReview is a few hundred bytes). */
+function mountTokenReview(app: Hono<Env>, handler: TokenReviewHandler, peer: (c: Context) => Peer): void {
+  // A TokenReview is a few hundred bytes.
+  app.use('/v1/tokenreview', bodyCap(64 * 1024));
+  app.post('/v1/tokenreview', (c) => handler(c.req.raw, peer(c)));
+}
+
+/**
+ * The TokenReview webhook alone, for a listener of its own (never exposed with the public join
+ * endpoints): `POST /v1/tokenreview` and `GET /healthz`.
+ */
+export function createWebhookApp(deps: { logger: Logger; tokenReview: TokenReviewHandler; peer?: (c: Context) => Peer }): Hono<Env> {
+  const app = baseApp(deps);
+  mountTokenReview(app, deps.tokenReview, deps.peer ?? noPeer);
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  return app;
+}
+
+export function createBroker(deps: BrokerDeps): Hono<Env> {
+  const clock = deps.clock ?? systemClock;
+  const net = deps.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
+  const registry = deps.providers instanceof ProviderRegistry ? deps.providers : new ProviderRegistry(deps.providers);
+  const ttlMs = (deps.options?.challengeTtlSeconds ?? 120) * 1000;
+  const limit = deps.options?.bodyLimitBytes ?? 1024 * 1024;
+  const peer = deps.peer ?? noPeer;
+  const proxies = (deps.options?.trustedProxies ?? []).map(parseCidr);
+  const limiter = new RateLimiter(deps.store, clock, deps.options?.rateLimits);
+  const addressOf = (c: Context<Env>): string => clientKey(peer(c).address, c.req.header('x-forwarded-for'), proxies);
+  const attestDeps: AttestDeps = {
+    store: deps.store,
+    registry,
+    trust: deps.trust,
+    clock,
+    fetch: net,
+    limiter,
+    ...(deps.policy ? { policy: deps.policy } : {}),
+    ...(deps.release ? { release: deps.release } : {}),
+    ...(deps.audit ? { audit: deps.audit } : {}),
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    providerOptions: deps.options?.providerOptions ?? {},
+  };
+  const app = baseApp(deps);
+
+  // A challenge request is a few hundred bytes; evidence up to the configured cap.
+  app.use('/v1/challenge', bodyCap(4096));
+  app.use('/v1/attest', bodyCap(limit));
 
   // ── protocol §1: challenge ──
   app.post('/v1/challenge', async (c) => {
+    await limiter.hit('challenge', addressOf(c));
     const req = parseWith(ChallengeRequest, await readJson(c));
     const id = toBase64Url(randomBytes(16));
     const now = clock.now();
@@ -189,73 +294,10 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     const t0 = performance.now();
     let provider = 'unknown';
     try {
+      await limiter.hit('attest', addressOf(c));
       const req = parseWith(AttestRequest, await readJson(c));
       provider = req.provider;
-      // Resolve before consuming: asking for a format this broker lacks must not burn a challenge.
-      registry.resolve(req.provider, req.format);
-      const rec = await deps.store.consumeChallenge(req.challengeId);
-      if (!rec) {
-        throw new AttestError(Codes.CHALLENGE_UNKNOWN, 'the challenge does not exist, was already used, or expired; request a new one', {
-          kind: 'not-found',
-        });
-      }
-      // The record comes back from a shared store: check its shape rather than trust a cast.
-      if (typeof rec.nonce !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(rec.nonce) || Number.isNaN(Date.parse(rec.expiresAt))) {
-        throw new AttestError('CHALLENGE_RECORD_CORRUPT', 'the stored challenge record is malformed', { kind: 'internal' });
-      }
-      const now = clock.now();
-      if (now.getTime() > Date.parse(rec.expiresAt)) {
-        throw new AttestError(Codes.CHALLENGE_EXPIRED, 'the challenge expired; request a new one', { kind: 'gone' });
-      }
-      if (rec.provider && rec.provider !== req.provider) {
-        throw malformed(Codes.CHALLENGE_PROVIDER_MISMATCH, `the challenge was issued for provider ${rec.provider}`);
-      }
-      const nonce = fromBase64Url(rec.nonce, 'nonce');
-      const binding = await computeBinding(nonce, req.ephemeralKey);
-      const claims = await verifyEvidence(registry, {
-        provider: req.provider,
-        format: req.format,
-        evidence: req.evidence,
-        binding,
-        now,
-        trust: deps.trust,
-        fetch: net,
-        providerOptions: deps.options?.providerOptions ?? {},
-      });
-      if (!deps.policy) {
-        throw new AttestError(Codes.POLICY_UNAVAILABLE, 'no join policy is loaded, so no node is admitted; configure policy.file', {
-          kind: 'unavailable',
-        });
-      }
-      const decision = await deps.policy.evaluate(claims, rec.cluster);
-      for (const r of decision.rules) if (r.outcome === 'warn') deps.metrics?.policyWarn?.(r.rule, r.code ?? 'WARN');
-      if (!decision.allow) {
-        await deps.audit?.record({ kind: 'deny', requestId: c.get('requestId'), claims, decision });
-        throw new AttestError(decision.denyCode ?? Codes.POLICY_DENIED, "the node does not satisfy this cluster's join policy", {
-          kind: 'policy',
-        });
-      }
-      if (!req.ephemeralKey && !decision.release.allowUnsealed) {
-        throw new AttestError(
-          Codes.UNSEALED_RELEASE_FORBIDDEN,
-          'this cluster only releases to an ephemeral key bound into the evidence; send ephemeralKey',
-          { kind: 'policy' },
-        );
-      }
-      if (!deps.release) {
-        throw new AttestError(Codes.RELEASE_UNAVAILABLE, 'release is not configured on this broker', { kind: 'unavailable' });
-      }
-      const release = await deps.release.release({
-        claims,
-        decision,
-        want: req.want,
-        ...(req.ephemeralKey ? { ephemeralKey: req.ephemeralKey as JsonWebKey } : {}),
-        ...(req.diskKey ? { diskKey: req.diskKey } : {}),
-        requestId: c.get('requestId'),
-        // Release re-checks the binding before sealing to the ephemeral key.
-        nonce: rec.nonce,
-        binding: toBase64Url(binding),
-      });
+      const release = await attest(attestDeps, req, c.get('requestId'));
       deps.metrics?.attestOutcome('OK', provider, (performance.now() - t0) / 1000);
       return c.json({ release }, 200, { 'cache-control': 'no-store' });
     } catch (e) {
@@ -265,16 +307,15 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
   });
 
   // ── protocol §5: TokenReview webhook (optional) ──
-  if (deps.tokenReview) {
-    const handler = deps.tokenReview;
-    app.post('/v1/tokenreview', (c) => handler(c.req.raw));
-  }
+  if (deps.tokenReview) mountTokenReview(app, deps.tokenReview, peer);
 
   // ── protocol §5: operations ──
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   app.get('/readyz', async (c) => {
     const failures: string[] = [];
+    // A broker that can verify nothing cannot admit anyone: not ready (enable a provider).
+    if (registry.formats().length === 0) failures.push('no provider enabled');
     try {
       await deps.store.ping();
     } catch {
@@ -295,14 +336,14 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
       }
     }
     if (failures.length) {
-      throw new AttestError(Codes.NOT_READY, `not ready: ${failures.join(', ')}`, { kind: 'unavailable', retryAfter: 5 });
+      throw new AttestError(Codes.NOT_READY, `not ready: ${failures.join(', ')}`, { retryAfter: 5 });
     }
     return c.json({ status: 'ready', store: deps.store.kind, formats: registry.formats() });
   });
 
   app.get('/metrics', async (c) => {
     const m = await deps.metrics?.render?.();
-    if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime', { kind: 'not-found' });
+    if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime');
     return c.body(m.body, 200, { 'content-type': m.contentType });
   });
 

@@ -45,12 +45,12 @@ RUNTIME_HOOKS.buildRelease = async (cfg, store, logger) => {
   } catch (e) {
     throw new ConfigProblem([isAttestError(e) ? e.message : String(e)]);
   }
-  const mode = (cfg.release as { mode?: string }).mode ?? 'secret';
   return {
     release: rt.release,
     audit: rt.audit,
-    // TokenReview only where the broker does not write Secrets (webhook; dev uses webhook mode).
-    ...(mode === 'webhook' || mode === 'dev' ? { tokenReview: rt.tokenReview } : {}),
+    // TokenReview only in webhook (and dev) mode, and only with authenticated callers configured.
+    ...(rt.tokenReview ? { tokenReview: rt.tokenReview } : {}),
+    ...(rt.tokenReviewListen ? { tokenReviewListen: rt.tokenReviewListen } : {}),
     close: () => rt.close(),
   };
 };

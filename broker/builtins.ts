@@ -6,7 +6,7 @@
  * parts register themselves from `builtins.node.ts`.
  */
 import { z } from 'zod';
-import { PROVIDER_FACTORIES } from './providers.js';
+import { PROVIDER_FACTORIES, intermediatesOf } from './providers.js';
 import type { StateStore } from './contracts.js';
 import { createTpmProvider } from '../providers/tpm/provider.js';
 import { isPendingActivation, type ActivationStore, type PendingActivation } from '../providers/tpm/activation.js';
@@ -73,14 +73,21 @@ PROVIDER_FACTORIES.tpm = (raw, env) => {
 // ── azure: SEV-SNP / TDX vTPM evidence ──
 PROVIDER_FACTORIES.azure = (raw, env) => {
   const o = (raw ?? {}) as Record<string, unknown>;
-  return createAzureProviderFromConfig(env.intermediatesPem && o.amdIntermediatesPem === undefined ? { ...o, amdIntermediatesPem: env.intermediatesPem } : o);
+  const amd = intermediatesOf(env, 'amd-');
+  return createAzureProviderFromConfig(amd && o.amdIntermediatesPem === undefined ? { ...o, amdIntermediatesPem: amd } : o);
 };
 
 // ── aws: NitroTPM attestation documents ──
 PROVIDER_FACTORIES.aws = (raw) => createAwsProviderFromConfig(raw ?? {});
 
 // ── gcp: go-tpm-tools attestations, Google-certified AKs ──
-PROVIDER_FACTORIES.gcp = (raw) => createGcpProvider((raw ?? {}) as GcpOptionsInput);
+// The pinned Google intermediates `trust fetch` installs serve legacy attestations that carry
+// only their AK certificate (as go-tpm-tools compiles them in); operator options come first.
+PROVIDER_FACTORIES.gcp = (raw, env) => {
+  const o = (raw ?? {}) as GcpOptionsInput;
+  const google = intermediatesOf(env, 'google-');
+  return createGcpProvider(google && o.intermediates === undefined ? { ...o, intermediates: [google] } : o);
+};
 
 // ── policy on Workers: the document comes from the POLICY_YAML binding ──
 WORKER_HOOKS.policyFromText = async (text) => createPolicyEngine(await loadPolicyText(text, systemClock.now()), { clock: systemClock });

@@ -9,6 +9,7 @@
  * implementation at once.
  */
 import type { Claims, ProviderName } from '../providers/common/types.js';
+import type { Code, CodeOfKind } from '../providers/common/codes.js';
 
 // ───────────────────────────── clock ─────────────────────────────
 
@@ -16,6 +17,19 @@ export interface Clock {
   now(): Date;
 }
 export const systemClock: Clock = { now: () => new Date() };
+
+// ───────────────────────────── peer ─────────────────────────────
+
+/** The other end of an HTTP connection, as the runtime knows it. */
+export interface Peer {
+  /** Remote address of the connection (Node: TCP peer; Workers: CF-Connecting-IP). */
+  address?: string;
+  /**
+   * The client certificate, present only when the TLS layer verified it against the configured
+   * client CA (mutual TLS on the TokenReview listener).
+   */
+  clientCertificate?: { subject: string; sha256: string };
+}
 
 // ───────────────────────────── state store ─────────────────────────────
 
@@ -39,7 +53,11 @@ export interface ChallengeRecord {
  */
 export interface StateStore {
   readonly kind: 'memory' | 'redis' | 'durable-object';
-  /** Stores a new challenge that expires after `ttlMs`. */
+  /**
+   * Stores a new challenge that expires after `ttlMs`. Challenges have their own bounded space:
+   * when it is full this throws STORE_FULL (kind 'unavailable', with Retry-After), and a full
+   * challenge space never blocks release state.
+   */
   putChallenge(id: string, record: ChallengeRecord, ttlMs: number): Promise<void>;
   /**
    * Atomically returns and deletes the challenge: of any number of concurrent callers, across
@@ -53,6 +71,12 @@ export interface StateStore {
   /** Atomically replaces `expected` (null = absent) with `value`; true on success. */
   compareAndSet(key: string, expected: string | null, value: string, ttlMs?: number): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /**
+   * Atomically increments the counter `key` and returns its new value. A counter created by this
+   * call expires `ttlMs` later (a fixed window; rate limits use it). Counters live apart from the
+   * keys of get/set (same name, different value spaces).
+   */
+  incr(key: string, ttlMs: number): Promise<number>;
   /** Throws STORE_UNAVAILABLE when the store cannot be reached (used by /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -67,7 +91,7 @@ export interface RuleResult {
   rule: string;
   outcome: RuleOutcome;
   /** Stable machine code, e.g. POLICY_PCR_MISMATCH (for fail and warn). */
-  code?: string;
+  code?: CodeOfKind<'policy'>;
   /** Full reason, for the audit log only (never returned to the node). */
   reason?: string;
   mode: 'enforce' | 'warn';
@@ -85,13 +109,17 @@ export interface Decision {
   policyVersion?: string;
   rules: RuleResult[];
   /** Coarse denial code returned to the node (e.g. POLICY_DENIED); full reasons stay in rules. */
-  denyCode?: string;
+  denyCode?: Code;
+  /** The cluster's policy says a refused node may learn which rules failed (`explain: true`). */
+  explain?: boolean;
   release: {
     tokenTtlSeconds: number;
     extraGroups: string[];
     /** Whether release may go out unsealed (no ephemeral key) — off unless policy says so. */
     allowUnsealed: boolean;
     diskKey: boolean;
+    /** One live token per instance across all clusters (default), or one per cluster. */
+    tokensPerInstance?: 'one' | 'one-per-cluster';
   };
 }
 

@@ -19,6 +19,7 @@ import './builtins.node.js';
 export function buildCli(): Command {
   const program = new Command('attest-broker')
     .description('Admit Kubernetes nodes by remote attestation: TPM quotes + Confidential-VM evidence in, single-use bootstrap tokens out.')
+    .version(pkg.version, '-V, --version', 'print the version and exit')
     .showHelpAfterError()
     .exitOverride((e) => {
       // commander's own usage errors → exit 2 (protocol §4), help/version → 0.

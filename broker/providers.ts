@@ -14,8 +14,19 @@ import { ConfigProblem } from './config/schema.js';
 /** What a provider may need from the runtime besides its options (e.g. TPM activations). */
 export interface ProviderEnv {
   store: StateStore;
-  /** Vendor intermediates installed beside the pinned roots (PEM), e.g. AMD ASK/ASVK. */
-  intermediatesPem?: string;
+  /**
+   * Vendor intermediates installed beside the pinned roots (PEM by file id: `amd-ark-milan` →
+   * its ASK/ASVK, `google-tpm-ek-intermediate-2` → that certificate).
+   */
+  intermediates?: Readonly<Record<string, string>>;
+}
+
+/** The PEM of the installed intermediates whose file id starts with `prefix` (one vendor's). */
+export function intermediatesOf(env: ProviderEnv, prefix: string): string {
+  return Object.entries(env.intermediates ?? {})
+    .filter(([id]) => id.startsWith(prefix))
+    .map(([, pem]) => pem)
+    .join('');
 }
 
 export type ProviderFactory = (options: Readonly<Record<string, unknown>>, env: ProviderEnv) => Provider;

@@ -39,7 +39,6 @@ export class ProviderRegistry {
         known
           ? `format "${format}" of provider "${provider}" is not enabled on this broker; enable the provider in the broker's configuration`
           : `no provider "${provider}" with format "${format}" is registered on this broker (enabled formats: ${this.formats().join(', ') || 'none'})`,
-        { kind: 'not-implemented' },
       );
     }
     return p;

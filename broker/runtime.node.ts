@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { BrokerDeps } from './app.js';
+import type { BrokerDeps, TokenReviewHandler } from './app.js';
 import type { AuditSink, Logger, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
 import { applyEnv, ConfigProblem, parseConfig, type BrokerConfig } from './config/schema.js';
 import { MemoryStore } from './store/memory.js';
@@ -83,11 +83,30 @@ export const RUNTIME_HOOKS: {
     cfg: BrokerConfig,
     store: StateStore,
     logger: Logger,
-  ) => Promise<{ release: ReleaseService; audit?: AuditSink; tokenReview?: (req: Request) => Promise<Response>; close(): Promise<void> } | undefined>;
+  ) => Promise<
+    | {
+        release: ReleaseService;
+        audit?: AuditSink;
+        tokenReview?: TokenReviewHandler;
+        /** The webhook's own listener (else it is mounted on the main listener). */
+        tokenReviewListen?: WebhookListen;
+        close(): Promise<void>;
+      }
+    | undefined
+  >;
 } = {};
 
+export interface WebhookListen {
+  host: string;
+  port: number;
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+}
+
 export interface Runtime {
+  /** Dependencies of the main app (join endpoints, and the webhook when it has no listener of its own). */
   deps: BrokerDeps;
+  /** The webhook on a listener of its own, when configured. */
+  webhook?: { handler: TokenReviewHandler; listen: WebhookListen };
   config: BrokerConfig;
   close(): Promise<void>;
 }
@@ -96,10 +115,10 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
   const logger = o.logger ?? createPinoLogger(cfg.log.level);
   const trust = await loadTrustStore(cfg.trust);
   const store: StateStore = cfg.store.url.startsWith('memory://')
-    ? new MemoryStore()
+    ? new MemoryStore({ maxChallenges: cfg.limits.maxLiveChallenges })
     : new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix });
-  const intermediatesPem = await loadTrustIntermediates(cfg.trust);
-  const providers = buildProviders(cfg, trust, { store, intermediatesPem });
+  const intermediates = await loadTrustIntermediates(cfg.trust);
+  const providers = buildProviders(cfg, trust, { store, intermediates });
   const closers: (() => Promise<void>)[] = [() => store.close()];
   let policy: PolicyEngine | undefined;
   if (cfg.policy.file) {
@@ -122,15 +141,18 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     ...(policy ? { policy } : {}),
     ...(release ? { release } : {}),
     ...(rel?.audit ? { audit: rel.audit } : {}),
-    ...(rel?.tokenReview ? { tokenReview: rel.tokenReview } : {}),
+    ...(rel?.tokenReview && !rel.tokenReviewListen ? { tokenReview: rel.tokenReview } : {}),
     options: {
       challengeTtlSeconds: cfg.challenge.ttlSeconds,
       bodyLimitBytes: cfg.limits.bodyBytes,
+      trustedProxies: cfg.listen.trustedProxies,
+      rateLimits: { challenge: cfg.limits.challengesPerAddress, attest: cfg.limits.attestsPerAddress, identity: cfg.limits.attestsPerIdentity },
       providerOptions: Object.fromEntries(Object.entries(cfg.providers).map(([k, v]) => [k, v.options])),
     },
   };
   return {
     deps,
+    ...(rel?.tokenReview && rel.tokenReviewListen ? { webhook: { handler: rel.tokenReview, listen: rel.tokenReviewListen } } : {}),
     config: cfg,
     async close() {
       for (const c of closers.reverse()) await c().catch(() => {});

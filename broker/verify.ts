@@ -43,7 +43,7 @@ export async function verifyEvidence(registry: ProviderRegistry, i: VerifyInput)
     ...(i.signal ? { signal: i.signal } : {}),
   });
   if (claims.provider !== p.name || claims.format !== i.format) {
-    throw new AttestError('INTERNAL', `provider ${p.name} returned claims for ${claims.provider}/${claims.format}`, { kind: 'internal' });
+    throw new AttestError('INTERNAL', `provider ${p.name} returned claims for ${claims.provider}/${claims.format}`);
   }
   return { ...claims, evidenceSha256: await canonicalSha256(i.evidence) };
 }

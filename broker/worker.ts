@@ -70,6 +70,11 @@ async function build(env: Env): Promise<Hono> {
     trust,
     logger,
     metrics: createSimpleMetrics(),
+    // Cloudflare's edge sets CF-Connecting-IP; a client cannot forge it there.
+    peer: (c) => {
+      const address = c.req.header('cf-connecting-ip');
+      return address ? { address } : {};
+    },
     ...(policy ? { policy } : {}),
     ...(release ? { release } : {}),
     options: { challengeTtlSeconds: cfg.challenge.ttlSeconds, bodyLimitBytes: cfg.limits.bodyBytes },

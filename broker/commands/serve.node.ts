@@ -1,13 +1,49 @@
 /**
  * @module broker/commands/serve.node
  *
- * `attest-broker serve [--config FILE] [--dev]`: runs the HTTP service on Node.
+ * `attest-broker serve [--config FILE] [--dev]`: runs the HTTP service on Node: the public join
+ * listener (`listen:`) and, when configured, the TokenReview webhook on a listener of its own
+ * (`release.tokenReview.listen`), both with the server limits of `limits:`.
  */
 import type { Command } from 'commander';
-import { serve } from '@hono/node-server';
-import { createBroker } from '../app.js';
-import { buildRuntime, loadConfig } from '../runtime.node.js';
+import { createBroker, createWebhookApp } from '../app.js';
+import { buildRuntime, loadConfig, type Runtime } from '../runtime.node.js';
+import { listen, nodePeer, type Listener, type ServerLimits } from '../server.node.js';
+import type { BrokerConfig } from '../config/schema.js';
 import { exitOnConfigProblem } from './util.node.js';
+
+export interface Served {
+  main: Listener;
+  webhook?: Listener;
+  runtime: Runtime;
+  close(): Promise<void>;
+}
+
+/** Starts every listener of a runtime (used by `serve` and by tests that run the real server). */
+export async function startServers(cfg: BrokerConfig, rt: Runtime): Promise<Served> {
+  const limits: ServerLimits = cfg.limits;
+  const app = createBroker({ ...rt.deps, peer: nodePeer });
+  const main = await listen(app.fetch, { host: cfg.listen.host, port: cfg.listen.port, ...(cfg.listen.tls ? { tls: cfg.listen.tls } : {}), limits });
+  let webhook: Listener | undefined;
+  if (rt.webhook) {
+    const wapp = createWebhookApp({ logger: rt.deps.logger, tokenReview: rt.webhook.handler, peer: nodePeer });
+    try {
+      webhook = await listen(wapp.fetch, { ...rt.webhook.listen, limits });
+    } catch (e) {
+      await main.close();
+      throw e;
+    }
+  }
+  return {
+    main,
+    ...(webhook ? { webhook } : {}),
+    runtime: rt,
+    async close() {
+      await Promise.all([main.close(), webhook?.close()]);
+      await rt.close();
+    },
+  };
+}
 
 export function register(program: Command): void {
   program
@@ -19,23 +55,22 @@ export function register(program: Command): void {
       const cfg = await loadConfig({ file: o.config, dev: !!o.dev }).catch(exitOnConfigProblem);
       const rt = await buildRuntime(cfg).catch(exitOnConfigProblem);
       const log = rt.deps.logger;
-      const app = createBroker(rt.deps);
-      const server = serve({ fetch: app.fetch, hostname: cfg.listen.host, port: cfg.listen.port }, (info) => {
-        log.info(
-          { address: info.address, port: info.port, store: rt.deps.store.kind, dev: !!o.dev, policy: cfg.policy.file ?? null },
-          `attest-broker listening on http://${info.address}:${info.port}`,
-        );
-      });
-      server.on('error', (e: NodeJS.ErrnoException) => {
-        log.error({ err: e.message }, e.code === 'EADDRINUSE' ? `port ${cfg.listen.port} is in use: set listen.port or ATTEST_BROKER_PORT` : 'server error');
+      let served: Served;
+      try {
+        served = await startServers(cfg, rt);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        log.error({ err: err.message }, err.code === 'EADDRINUSE' ? `a port is in use (${err.message}): set listen.port / release.tokenReview.listen.port` : 'server error');
         process.exit(2);
-      });
+      }
+      log.info({ url: served.main.url, store: rt.deps.store.kind, dev: !!o.dev, policy: cfg.policy.file ?? null }, `attest-broker listening on ${served.main.url}`);
+      if (served.webhook) log.info({ url: served.webhook.url }, `TokenReview webhook listening on ${served.webhook.url}`);
       let stopping = false;
       const stop = (sig: string): void => {
         if (stopping) return;
         stopping = true;
         log.info({ signal: sig }, 'shutting down');
-        server.close(() => void rt.close().then(() => process.exit(0)));
+        void served.close().then(() => process.exit(0));
         setTimeout(() => process.exit(0), 10_000).unref();
       };
       process.on('SIGTERM', () => stop('SIGTERM'));

@@ -1,7 +1,9 @@
 /**
  * @module broker/commands/verify.node
  *
- * `attest-broker verify` (protocol.md §4): evidence file → one JSON verdict on stdout.
+ * `attest-broker verify` (docs/protocol.md, "The verify command"): evidence file → one JSON
+ * verdict on stdout. The file is taken as the tool wrote it: its format is detected from the
+ * content (broker/detect.ts) unless `--format` says.
  * Exit 0 accepted, 1 rejected (with at least one error code), 2 usage or configuration error.
  */
 import type { Command } from 'commander';
@@ -14,7 +16,8 @@ import { fromHex } from '../../providers/common/encoding.js';
 import { createTrustStore } from '../../providers/common/trust.js';
 import { isAttestError } from '../../providers/common/errors.js';
 import { loadTrustIntermediates, loadTrustStore } from '../trust/store.node.js';
-import { PROVIDER_FACTORIES } from '../providers.js';
+import { PROVIDER_FACTORIES, intermediatesOf } from '../providers.js';
+import { detectEvidence, DetectError, type Detected } from '../detect.js';
 import { RUNTIME_HOOKS } from '../runtime.node.js';
 import { parseConfig } from '../config/schema.js';
 import { EXIT, usage } from './util.node.js';
@@ -31,47 +34,76 @@ interface Opts {
   policy?: string;
   at?: string;
   trust?: string;
-  option?: string[];
+  intermediates?: string[];
+  allowSha1?: boolean;
 }
+
+const ALL_FORMATS = Object.values(PROTOCOL_FORMATS).flat();
 
 function providerOf(format: string): ProviderName | undefined {
   return (Object.entries(PROTOCOL_FORMATS) as [ProviderName, readonly string[]][]).find(([, fs]) => fs.includes(format))?.[0];
+}
+
+/**
+ * Provider options for an offline verdict: the intermediates the operator gave (and those
+ * `trust fetch` installed), and SHA-1 banks when asked for. Everything else is the provider's
+ * default, exactly as `serve` runs it.
+ */
+function optionsFor(provider: ProviderName, o: { intermediatesPem: string; allowSha1: boolean }): Record<string, unknown> {
+  switch (provider) {
+    case 'gcp':
+      return { ...(o.intermediatesPem ? { intermediates: [o.intermediatesPem] } : {}), ...(o.allowSha1 ? { allowSha1: true, requiredBanks: [] } : {}) };
+    case 'azure':
+      return o.intermediatesPem ? { amdIntermediatesPem: o.intermediatesPem } : {};
+    case 'tpm':
+      return o.allowSha1 ? { pcrBanks: ['sha1', 'sha256', 'sha384'], signatureHashes: ['sha1', 'sha256', 'sha384', 'sha512'] } : {};
+    default:
+      return {};
+  }
 }
 
 export function register(program: Command): void {
   program
     .command('verify')
     .description('verify evidence offline and print a JSON verdict (exit 0 accepted, 1 rejected, 2 usage error)')
-    .requiredOption('--evidence <file>', 'the `evidence` object of protocol §3, or a whole /v1/attest request')
-    .option('--format <format>', 'evidence format (tpm, gotpm, nitrotpm, az-snp-vtpm, az-tdx-vtpm); taken from the request when omitted')
+    .requiredOption('--evidence <file>', "the evidence as a tool wrote it (raw .pb, COSE, JSON; the format is detected), the `evidence` object of a request, or a whole /v1/attest request")
+    .option('--format <format>', `evidence format (${ALL_FORMATS.join(', ')}); detected from the content when omitted`)
     .option('--binding <hex>', 'the binding the evidence must carry')
-    .option('--nonce <hex>', 'the challenge nonce (binding = nonce, or SHA-256(nonce ‖ thumbprint) with --ephemeral-key)')
+    .option('--nonce <hex>', "the challenge nonce (binding = nonce, or SHA-256(nonce ‖ thumbprint) with --ephemeral-key); '' for evidence made without one")
     .option('--ephemeral-key <jwkfile>', 'public JWK the node bound into the binding')
     .option('--policy <file>', 'also evaluate this join policy')
     .option('--at <rfc3339>', 'verification time (certificates in recorded samples expire)')
     .option('--trust <dir>', 'directory of pinned roots (written by `trust fetch|import`)', process.env.ATTEST_BROKER_TRUST_DIR ?? '/var/lib/attest-broker/trust')
+    .option('--intermediates <file>', 'PEM file of intermediate certificates for the chain (repeatable); never roots', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--allow-sha1', 'accept SHA-1 PCR banks and quote signatures (old vTPMs); off by default')
     .action(async (o: Opts) => {
-      let doc: Record<string, unknown>;
+      let bytes: Uint8Array;
       try {
-        doc = JSON.parse(await readFile(o.evidence, 'utf8')) as Record<string, unknown>;
+        bytes = new Uint8Array(await readFile(o.evidence));
       } catch (e) {
-        usage(`cannot read --evidence ${o.evidence} as JSON: ${(e as Error).message}`);
+        usage(`cannot read --evidence ${o.evidence}: ${(e as Error).message}`);
       }
-      const whole = doc && typeof doc === 'object' && 'evidence' in doc && typeof doc.format === 'string';
-      const format = o.format ?? (whole ? (doc.format as string) : undefined);
-      if (!format) usage('--format is required when --evidence holds only the evidence object');
-      const provider = (whole && typeof doc.provider === 'string' ? doc.provider : undefined) ?? providerOf(format);
-      if (!provider) usage(`unknown format "${format}"; known: ${Object.values(PROTOCOL_FORMATS).flat().join(', ')}`);
-      const evidence = whole ? doc.evidence : doc;
-      if ((o.binding ? 1 : 0) + (o.nonce ? 1 : 0) !== 1) usage('give exactly one of --binding HEX or --nonce HEX');
+      if (o.format && !ALL_FORMATS.includes(o.format)) usage(`unknown format "${o.format}"; known: ${ALL_FORMATS.join(', ')}`);
+      let detected: Detected;
+      try {
+        detected = detectEvidence(bytes, o.format ? { format: o.format, provider: providerOf(o.format)! } : {});
+      } catch (e) {
+        usage(e instanceof DetectError ? e.message : String(e));
+      }
+      const { format, evidence } = detected;
+      const provider = providerOf(format) ?? detected.provider;
+      if (!o.format) process.stderr.write(`attest-broker verify: ${detected.how} → format ${format}\n`);
+      if (o.binding !== undefined && o.nonce !== undefined) usage('give one of --binding HEX or --nonce HEX, not both');
+      if (o.binding === undefined && o.nonce === undefined) usage('give --nonce HEX (the challenge nonce; \'\' when the evidence was made without one) or --binding HEX');
       let binding: Uint8Array;
       try {
-        if (o.binding) {
+        if (o.binding !== undefined) {
           if (o.ephemeralKey) usage('--ephemeral-key goes with --nonce, not --binding');
-          binding = fromHex(o.binding, '--binding');
+          binding = o.binding === '' ? new Uint8Array(0) : fromHex(o.binding, '--binding');
         } else {
           const jwk = o.ephemeralKey ? (JSON.parse(await readFile(o.ephemeralKey, 'utf8')) as JWK) : undefined;
-          binding = await computeBinding(fromHex(o.nonce as string, '--nonce'), jwk);
+          if (o.nonce === '' && jwk) usage('an empty --nonce cannot be combined with --ephemeral-key');
+          binding = o.nonce === '' ? new Uint8Array(0) : await computeBinding(fromHex(o.nonce as string, '--nonce'), jwk);
         }
       } catch (e) {
         usage(e instanceof Error ? e.message : String(e));
@@ -79,17 +111,33 @@ export function register(program: Command): void {
       const now = o.at ? new Date(o.at) : systemClock.now();
       if (Number.isNaN(now.getTime())) usage(`--at ${o.at} is not an RFC 3339 time`);
       let trust;
-      let intermediatesPem = '';
+      let installed: Record<string, string> = {};
       try {
         const tcfg = parseConfig({ trust: { dir: o.trust ?? '/nonexistent' } }).trust;
         trust = o.trust ? await loadTrustStore(tcfg) : createTrustStore([]);
-        intermediatesPem = o.trust ? await loadTrustIntermediates(tcfg) : '';
+        installed = o.trust ? await loadTrustIntermediates(tcfg) : {};
       } catch (e) {
         usage(e instanceof Error ? e.message : String(e));
       }
-      const factory = PROVIDER_FACTORIES[provider as ProviderName];
+      let given = '';
+      for (const f of o.intermediates ?? []) {
+        try {
+          given += await readFile(f, 'utf8');
+        } catch (e) {
+          usage(`cannot read --intermediates ${f}: ${(e as Error).message}`);
+        }
+      }
+      const factory = PROVIDER_FACTORIES[provider];
       if (!factory) usage(`this build has no "${provider}" provider`);
-      const registry = new ProviderRegistry([factory({}, { store: new MemoryStore(), intermediatesPem })]);
+      const env = { store: new MemoryStore(), intermediates: installed };
+      const vendor = provider === 'gcp' ? 'google-' : provider === 'azure' ? 'amd-' : '\0';
+      const intermediatesPem = given + intermediatesOf(env, vendor);
+      let registry: ProviderRegistry;
+      try {
+        registry = new ProviderRegistry([factory(optionsFor(provider, { intermediatesPem, allowSha1: !!o.allowSha1 }), env)]);
+      } catch (e) {
+        usage(isAttestError(e) ? `${e.code}: ${e.message}` : String(e));
+      }
       let verdict: Verdict & { decision?: unknown };
       try {
         verdict = await verdictFor(registry, { provider, format, evidence, binding, now, trust, fetch: globalThis.fetch });

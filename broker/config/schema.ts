@@ -8,6 +8,21 @@
  */
 import { z } from 'zod';
 import { BUILTIN_PINS } from '../../providers/common/pins.js';
+import { parseCidr } from '../http/address.js';
+import { DEFAULT_RATE_LIMITS } from '../http/ratelimit.js';
+
+function isCidr(s: string): boolean {
+  try {
+    parseCidr(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const RateLimitSchema = z
+  .object({ limit: z.number().int().min(0).max(1_000_000), windowSeconds: z.number().int().min(1).max(86_400) })
+  .strict();
 
 const ProviderToggle = z
   .object({
@@ -24,12 +39,37 @@ export const ConfigSchema = z
       .object({
         host: z.string().min(1).default('0.0.0.0'),
         port: z.number().int().min(0).max(65535).default(8080),
+        /** Serve HTTPS directly (else plain HTTP behind a TLS-terminating proxy or ingress). */
+        tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict().optional(),
+        /**
+         * Proxies whose X-Forwarded-For is believed (CIDRs or addresses), e.g. the ingress
+         * controller's pod range. Empty (default): the TCP peer is the client.
+         */
+        trustedProxies: z
+          .array(z.string().refine(isCidr, 'must be an IP address or CIDR range such as 10.0.0.0/8'))
+          .max(64)
+          .default([]),
       })
       .strict()
       .prefault({}),
     challenge: z.object({ ttlSeconds: z.number().int().min(10).max(3600).default(120) }).strict().prefault({}),
     limits: z
-      .object({ bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024) })
+      .object({
+        bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+        /** Live challenges the memory store holds at most (beyond: 503 STORE_FULL). */
+        maxLiveChallenges: z.number().int().min(100).max(10_000_000).default(250_000),
+        /** Requests per window per client address / per attested identity (0 = off). */
+        challengesPerAddress: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.challenge.limit, windowSeconds: DEFAULT_RATE_LIMITS.challenge.windowSeconds }),
+        attestsPerAddress: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.attest.limit, windowSeconds: DEFAULT_RATE_LIMITS.attest.windowSeconds }),
+        attestsPerIdentity: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.identity.limit, windowSeconds: DEFAULT_RATE_LIMITS.identity.windowSeconds }),
+        /** Node HTTP server limits (seconds): whole headers, whole request, idle keep-alive. */
+        headersTimeoutSeconds: z.number().int().min(1).max(300).default(10),
+        requestTimeoutSeconds: z.number().int().min(1).max(600).default(30),
+        keepAliveTimeoutSeconds: z.number().int().min(1).max(600).default(5),
+        /** Open connections at most, in all and per client address. */
+        maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+        maxConnectionsPerAddress: z.number().int().min(1).max(100_000).default(64),
+      })
       .strict()
       .prefault({}),
     store: z

@@ -16,6 +16,7 @@ export const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = {
   rejected: 403,
   policy: 403,
   'action-required': 401,
+  unauthenticated: 401,
   'not-found': 404,
   gone: 410,
   conflict: 409,
@@ -33,6 +34,7 @@ const TITLE_BY_KIND: Readonly<Record<ErrorKind, string>> = {
   rejected: 'Evidence rejected',
   policy: 'Denied by policy',
   'action-required': 'Further step required',
+  unauthenticated: 'Authentication required',
   'not-found': 'Not found',
   gone: 'Gone',
   conflict: 'Conflict',
@@ -65,6 +67,7 @@ export function toProblem(err: unknown, requestId?: string): { problem: Problem;
     // 5xx from our own faults: never echo internals.
     const detail = err.kind === 'internal' || err.kind === 'config' ? 'the broker hit an internal error; see its logs' : err.message;
     if (err.retryAfter !== undefined) headers['retry-after'] = String(err.retryAfter);
+    if (err.kind === 'unauthenticated') headers['www-authenticate'] = 'Bearer';
     const problem: Problem = {
       type: PROBLEM_TYPE_BASE + err.code.toLowerCase().replace(/_/g, '-'),
       title: TITLE_BY_KIND[err.kind],

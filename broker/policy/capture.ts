@@ -184,7 +184,8 @@ export function capturePolicyDocument(c: Claims, o: CaptureOptions): PolicyDocum
     boot: { secureBoot: c.boot?.secureBoot === true ? { required: true } : 'any' },
     images: checksSomething ? [image as never] : 'any',
     nodeName: { [c.provider]: { from: nodeNameFor(c) } } as ClusterPolicy['nodeName'],
-    release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false },
+    release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false, tokensPerInstance: 'one' },
+    explain: false,
   };
   return { apiVersion: API_VERSION, kind: 'JoinPolicy', version: o.version ?? `captured-${day}`, defaultCluster: cluster, clusters: { [cluster]: policy } };
 }

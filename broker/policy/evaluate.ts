@@ -33,6 +33,7 @@
  */
 import type { Decision, RuleResult } from '../contracts.js';
 import type { Claims } from '../../providers/common/types.js';
+import type { CodeOfKind } from '../../providers/common/codes.js';
 import { NODE_NAME_SOURCES, type ClusterPolicy, type ImagePolicy, type RuleMode } from './schema.js';
 import { parseExpiry } from './semantic.js';
 import type { LoadedPolicy } from './load.js';
@@ -53,7 +54,7 @@ class Rules {
   skip(rule: string, reason: string): void {
     this.list.push({ rule, outcome: 'skip', mode: 'enforce', reason });
   }
-  fail(rule: string, mode: Mode, code: string, reason: string): void {
+  fail(rule: string, mode: Mode, code: CodeOfKind<'policy'>, reason: string): void {
     const m = mode ?? 'enforce';
     this.list.push({ rule, outcome: m === 'warn' ? 'warn' : 'fail', mode: m, code, reason });
   }
@@ -410,11 +411,13 @@ export function evaluatePolicy(policy: LoadedPolicy, claims: Claims, cluster: st
     ...(image !== undefined ? { image } : {}),
     rules: r.list,
     ...(allow ? {} : { denyCode: DENY_CODE }),
+    ...(c.explain ? { explain: true } : {}),
     release: {
       tokenTtlSeconds: c.release.tokenTtlSeconds,
       extraGroups: [...c.release.extraGroups],
       allowUnsealed: c.release.allowUnsealed,
       diskKey: c.release.diskKey,
+      tokensPerInstance: c.release.tokensPerInstance,
     },
   };
 }

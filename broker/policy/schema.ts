@@ -312,6 +312,12 @@ const release = z
       .describe('Extra groups for the bootstrap token (Kubernetes requires the system:bootstrappers: prefix).'),
     allowUnsealed: z.boolean().describe('Allow release without an ephemeral key (in clear over TLS). false in production.'),
     diskKey: z.boolean().describe('Whether this cluster releases disk keys.'),
+    tokensPerInstance: z
+      .enum(['one', 'one-per-cluster'])
+      .default('one')
+      .describe(
+        "'one' (default): an attested instance holds at most one live bootstrap token across every cluster of this broker. 'one-per-cluster': this cluster issues even when the instance holds another cluster's token (each token still only authenticates in its own cluster).",
+      ),
   })
   .describe('What an admitted node receives.');
 
@@ -329,6 +335,12 @@ export const clusterSchema = z
       .describe("Reference values as named images; claims must match at least one unexpired image. 'any' only for labs."),
     nodeName,
     release,
+    explain: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Tell a refused node which rules failed (rule path, code and reason) in its problem response, instead of only POLICY_DENIED. Off by default: the reasons show what the policy expects (e.g. the PCR values it pins), which helps whoever probes it; turn it on while bringing up images, off in production.',
+      ),
   })
   .describe('Join policy of one cluster.');
 

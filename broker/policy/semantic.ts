@@ -22,13 +22,14 @@
  */
 import { FORMAT_TEES, NODE_NAME_SOURCES, type ClusterPolicy, type PolicyDocument } from './schema.js';
 import type { ProviderName } from '../../providers/common/types.js';
+import type { Code } from '../../providers/common/codes.js';
 
 export interface PolicyIssue {
   severity: 'error' | 'warning';
   /** Dotted path in the policy document. */
   path: string;
   /** Stable code, e.g. POLICY_IDENTITY_RULE_MISSING. */
-  code: string;
+  code: Code;
   /** What is wrong and how to fix it, for the operator. */
   message: string;
 }
@@ -49,8 +50,8 @@ function dupes(list: readonly string[]): string[] {
 
 export function semanticIssues(doc: PolicyDocument, now: Date): PolicyIssue[] {
   const issues: PolicyIssue[] = [];
-  const err = (path: string, code: string, message: string) => issues.push({ severity: 'error', path, code, message });
-  const warn = (path: string, code: string, message: string) => issues.push({ severity: 'warning', path, code, message });
+  const err = (path: string, code: Code, message: string) => issues.push({ severity: 'error', path, code, message });
+  const warn = (path: string, code: Code, message: string) => issues.push({ severity: 'warning', path, code, message });
 
   const names = Object.keys(doc.clusters);
   if (names.length === 0) err('clusters', 'POLICY_NO_CLUSTER', 'define at least one cluster under clusters:');
@@ -61,7 +62,7 @@ export function semanticIssues(doc: PolicyDocument, now: Date): PolicyIssue[] {
   return issues;
 }
 
-type Report = (path: string, code: string, message: string) => void;
+type Report = (path: string, code: Code, message: string) => void;
 
 function clusterIssues(at: string, c: ClusterPolicy, now: Date, err: Report, warn: Report): void {
   const enabled = PROVIDERS.filter((p) => c.providers[p] !== undefined);

@@ -51,10 +51,10 @@ const SECRET_FIELDS = new Set(['bootstrapToken', 'token', 'tokenSecret', 'token-
 
 function assertNoSecrets(v: unknown, depth = 0): void {
   if (typeof v !== 'object' || v === null) return;
-  if (depth > 16) throw new AttestError(AuditCodes.AUDIT_SECRET_FIELD, 'audit entry nests too deeply to be checked', { kind: 'internal' });
+  if (depth > 16) throw new AttestError(AuditCodes.AUDIT_SECRET_FIELD, 'audit entry nests too deeply to be checked');
   for (const [k, x] of Object.entries(v)) {
     if (SECRET_FIELDS.has(k) && typeof x === 'string') {
-      throw new AttestError(AuditCodes.AUDIT_SECRET_FIELD, `audit entry must not carry field ${k}`, { kind: 'internal' });
+      throw new AttestError(AuditCodes.AUDIT_SECRET_FIELD, `audit entry must not carry field ${k}`);
     }
     assertNoSecrets(x, depth + 1);
   }
@@ -132,7 +132,7 @@ export interface VerifyAuditOptions {
  */
 export async function verifyAuditChain(records: readonly AuditRecord[], o: VerifyAuditOptions = {}): Promise<{ count: number; head: { seq: number; hash: string } }> {
   const broken = (seq: number, reason: string): AttestError =>
-    new AttestError(AuditCodes.AUDIT_CHAIN_BROKEN, `audit chain broken at ${seq}: ${reason}`, { kind: 'rejected', detail: { seq, reason } });
+    new AttestError(AuditCodes.AUDIT_CHAIN_BROKEN, `audit chain broken at ${seq}: ${reason}`, { detail: { seq, reason } });
   const sorted = [...records].sort((a, b) => a.seq - b.seq);
   let seq = o.from?.seq ?? 0;
   let prev = o.from?.hash ?? GENESIS;

@@ -41,7 +41,10 @@ import { BrokerReleaseService, type ClusterTarget } from './service.js';
 import { inClusterAccess, kubeClientFor, kubeconfigAccess, type ClusterAccess } from './kube.node.js';
 import { loadLocalKek } from './local-kek.node.js';
 import { cloudKmsSdk } from './kms-sdk.node.js';
-import { tokenReviewHandler } from './tokenreview.js';
+import { tokenReviewHandler, type TokenReviewCaller } from './tokenreview.js';
+import type { TokenReviewHandler } from '../app.js';
+import { sha256 } from '../../providers/common/digest.js';
+import { fromHex, utf8 } from '../../providers/common/encoding.js';
 
 const ClusterSchema = z
   .object({
@@ -70,6 +73,44 @@ const KmsSchema = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 
+const ClusterName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a cluster name of release.clusters');
+
+/**
+ * The TokenReview webhook (webhook mode). Only the API servers listed under `callers` get an
+ * answer, each only about its own cluster's tokens: by bearer credential (the `token` of the API
+ * server's webhook kubeconfig; give the file holding it, or its SHA-256) and/or by the common
+ * name of a client certificate that `listen.tls.clientCaFile` verified.
+ */
+const TokenReviewSchema = z
+  .object({
+    /** A listener of its own (recommended), so the webhook is never exposed with the join endpoints. */
+    listen: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535),
+        tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1), clientCaFile: z.string().min(1).optional() }).strict().optional(),
+      })
+      .strict()
+      .optional(),
+    callers: z
+      .record(
+        ClusterName,
+        z
+          .object({
+            bearerTokenFile: z.string().min(1).optional(),
+            bearerTokenSha256: z.array(z.string().regex(/^[0-9a-f]{64}$/, 'must be the lower-case hex SHA-256 of the token')).max(8).optional(),
+            clientCertificateCommonNames: z.array(z.string().min(1).max(256)).max(8).optional(),
+          })
+          .strict()
+          .refine((c) => c.bearerTokenFile || c.bearerTokenSha256?.length || c.clientCertificateCommonNames?.length, 'give bearerTokenFile, bearerTokenSha256 or clientCertificateCommonNames'),
+      )
+      .default({}),
+    audiences: z.array(z.string()).max(16).default([]),
+    /** Successful reviews per token at most (TLS bootstrap needs a handful). */
+    maxReviewsPerToken: z.number().int().min(1).max(1000).default(16),
+  })
+  .strict();
+
 export const ReleaseConfigSchema = z
   .object({
     mode: z.enum(['secret', 'webhook', 'dev']).default('secret'),
@@ -88,7 +129,7 @@ export const ReleaseConfigSchema = z
      */
     sweep: z.boolean().default(false),
     sweepIntervalSeconds: z.number().int().min(10).max(86_400).default(60),
-    tokenReviewAudiences: z.array(z.string()).max(16).default([]),
+    tokenReview: TokenReviewSchema.prefault({}),
   })
   .strict();
 export type ReleaseConfig = z.infer<typeof ReleaseConfigSchema>;
@@ -98,8 +139,10 @@ export interface ReleaseRuntime {
   service: BrokerReleaseService;
   /** The hash-chained audit sink (use it for deny records too, so there is one chain). */
   audit: AuditSink;
-  /** `POST /v1/tokenreview` handler (mount only in webhook mode, behind API-server authentication). */
-  tokenReview: (req: Request) => Promise<Response>;
+  /** `POST /v1/tokenreview` handler (webhook mode with callers configured); it authenticates the API server. */
+  tokenReview?: TokenReviewHandler;
+  /** Where the webhook listens when it has a listener of its own. */
+  tokenReviewListen?: NonNullable<ReleaseConfig['tokenReview']['listen']>;
   /** Runs one sweep of used/expired tokens in every cluster with Kubernetes access. */
   sweep(): Promise<void>;
   close(): Promise<void>;
@@ -145,6 +188,9 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     throw configError('CONFIG_INVALID', `release: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
   }
   const cfg = parsed.data;
+  if (cfg.mode === 'secret' && (Object.keys(cfg.tokenReview.callers).length || cfg.tokenReview.listen)) {
+    throw configError('CONFIG_INVALID', 'release.tokenReview: only webhook mode serves TokenReviews (secret mode writes bootstrap-token Secrets the API server checks itself)');
+  }
   const clock = o.clock ?? systemClock;
   const log = logger.child({ component: 'release' });
 
@@ -196,17 +242,66 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
   };
   const timer = cfg.sweep && names.some((n) => clusters[n]!.kube) ? setInterval(() => void sweep(), cfg.sweepIntervalSeconds * 1000) : undefined;
   timer?.unref();
-  const tokenReview = tokenReviewHandler({ state: (id) => service.issuer(names[0]!).state(id), clock, logger: log, audiences: cfg.tokenReviewAudiences });
+  const tokenReview = await tokenReviewFrom(cfg, service, store, clock, log, audit);
   return {
     release: service,
     service,
     audit,
-    tokenReview,
+    ...(tokenReview ? { tokenReview } : {}),
+    ...(tokenReview && cfg.tokenReview.listen ? { tokenReviewListen: cfg.tokenReview.listen } : {}),
     sweep,
     async close() {
       if (timer) clearInterval(timer);
     },
   };
+}
+
+async function tokenReviewFrom(
+  cfg: ReleaseConfig,
+  service: BrokerReleaseService,
+  store: StateStore,
+  clock: Clock,
+  logger: Logger,
+  audit: AuditSink,
+): Promise<TokenReviewHandler | undefined> {
+  const tr = cfg.tokenReview;
+  const names = Object.keys(tr.callers);
+  if (cfg.mode === 'secret') return undefined;
+  if (names.length === 0) {
+    if (cfg.mode === 'webhook') {
+      throw configError(
+        'CONFIG_INVALID',
+        'release.tokenReview.callers: webhook mode needs at least one API server credential per cluster (bearerTokenFile or clientCertificateCommonNames); an unauthenticated webhook is never served',
+      );
+    }
+    return undefined; // dev without callers: no webhook at all
+  }
+  const callers: TokenReviewCaller[] = [];
+  for (const [cluster, c] of Object.entries(tr.callers)) {
+    if (!cfg.clusters[cluster] && !cfg.clusters['*'] && !(cfg.mode === 'dev' && Object.keys(cfg.clusters).length === 0)) {
+      throw configError('CONFIG_INVALID', `release.tokenReview.callers.${cluster}: no such cluster under release.clusters`);
+    }
+    if (c.clientCertificateCommonNames?.length && !tr.listen?.tls?.clientCaFile) {
+      throw configError('CONFIG_INVALID', `release.tokenReview.callers.${cluster}: client certificates need release.tokenReview.listen.tls.clientCaFile`);
+    }
+    const digests = (c.bearerTokenSha256 ?? []).map((h) => fromHex(h));
+    if (c.bearerTokenFile) {
+      const token = (await readFile(c.bearerTokenFile, 'utf8')).trim();
+      if (token.length < 32) throw configError('CONFIG_INVALID', `release.tokenReview.callers.${cluster}.bearerTokenFile: use at least 32 random characters`);
+      digests.push(await sha256(utf8(token)));
+    }
+    callers.push({ cluster, bearerSha256: digests, ...(c.clientCertificateCommonNames ? { clientCertSubjects: c.clientCertificateCommonNames } : {}) });
+  }
+  return tokenReviewHandler({
+    state: (id) => service.issuer(callers[0]!.cluster).state(id),
+    store,
+    clock,
+    logger,
+    audit,
+    callers,
+    audiences: tr.audiences,
+    maxReviews: tr.maxReviewsPerToken,
+  });
 }
 
 /** Adapter for `RUNTIME_HOOKS.buildRelease(cfg, store, logger)`. */

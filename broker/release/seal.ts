@@ -85,7 +85,7 @@ export async function bindingFor(nonce: Uint8Array, thumbprintB64u: string): Pro
 /** Throws BINDING_KEY_MISMATCH unless `binding` was made from `nonce` and this key. */
 export async function verifyKeyBinding(key: SealKey, nonceB64u: string | undefined, bindingB64u: string | undefined): Promise<void> {
   if (nonceB64u === undefined || bindingB64u === undefined) {
-    throw new AttestError(SealCodes.BINDING_MISSING, 'release needs the challenge nonce and verified binding to seal to an ephemeral key', { kind: 'internal' });
+    throw new AttestError(SealCodes.BINDING_MISSING, 'release needs the challenge nonce and verified binding to seal to an ephemeral key');
   }
   const want = await bindingFor(fromBase64Url(nonceB64u, 'nonce'), key.thumbprint);
   if (!timingSafeEqual(want, fromBase64Url(bindingB64u, 'binding'))) {

@@ -110,7 +110,24 @@ export function diskKeyContext(claims: Claims, decision: Decision): Record<strin
 
 /** Value of a window key whose claim was given back by a failed release. */
 const RELEASED = 'released';
-export const windowKey = (cluster: string, ik: string): string => `release:window:${cluster}:${ik}`;
+/**
+ * The issuance window of an instance: across all clusters by default (a node that passes a lax
+ * cluster's policy must not hold a second live token for a strict one), per cluster only where
+ * that cluster's policy says `tokensPerInstance: one-per-cluster`.
+ */
+export const windowKey = (ik: string, cluster?: string): string => (cluster === undefined ? `release:window:${ik}` : `release:window:${cluster}:${ik}`);
+
+/** Seconds until a window claimed at `claim.at` closes (the full window when unknown). */
+function windowLeftSeconds(claim: string | null, windowS: number, now: Date): number {
+  let at = NaN;
+  try {
+    at = Date.parse((JSON.parse(claim ?? 'null') as { at?: string } | null)?.at ?? '');
+  } catch {
+    // a value this broker did not write: fall back to the whole window
+  }
+  if (!Number.isFinite(at)) return windowS;
+  return Math.max(1, Math.min(windowS, Math.ceil((at + windowS * 1000 - now.getTime()) / 1000)));
+}
 
 export class BrokerReleaseService implements ReleaseService {
   readonly #o: ReleaseOptions;
@@ -153,7 +170,7 @@ export class BrokerReleaseService implements ReleaseService {
     const log = this.#o.logger.child({ requestId: req.requestId, instanceId: claims.identity.instanceId, cluster: decision.cluster });
 
     // ── 1. preconditions ──
-    if (!decision.allow) throw new AttestError(ReleaseCodes.RELEASE_NOT_ALLOWED, 'policy did not allow this node', { kind: 'policy' });
+    if (!decision.allow) throw new AttestError(ReleaseCodes.RELEASE_NOT_ALLOWED, 'policy did not allow this node');
     const want = new Set<Want>();
     for (const w of req.want) {
       if (!WANTS.includes(w)) throw malformed(ReleaseCodes.RELEASE_WANT_INVALID, 'unknown want');
@@ -161,10 +178,10 @@ export class BrokerReleaseService implements ReleaseService {
     }
     if (want.size === 0) throw malformed(ReleaseCodes.RELEASE_WANT_INVALID, 'want is empty');
     if (want.has('disk-key')) {
-      if (!decision.release.diskKey) throw new AttestError(ReleaseCodes.DISK_KEY_NOT_ALLOWED, 'policy does not release a disk key to this node', { kind: 'policy' });
+      if (!decision.release.diskKey) throw new AttestError(ReleaseCodes.DISK_KEY_NOT_ALLOWED, 'policy does not release a disk key to this node');
       if (!this.#o.keys) throw configError(ReleaseCodes.DISK_KEY_UNAVAILABLE, 'no KMS configured for disk keys');
       if (!claims.identity.proven.includes('instanceId')) {
-        throw new AttestError(ReleaseCodes.DISK_KEY_IDENTITY_UNPROVEN, 'a disk key needs an instance id proven by signed evidence', { kind: 'policy' });
+        throw new AttestError(ReleaseCodes.DISK_KEY_IDENTITY_UNPROVEN, 'a disk key needs an instance id proven by signed evidence');
       }
     }
     if (req.diskKey && !want.has('disk-key')) throw malformed(ReleaseCodes.RELEASE_WANT_INVALID, 'diskKey sent without want disk-key');
@@ -178,11 +195,11 @@ export class BrokerReleaseService implements ReleaseService {
     const akName = claims.release?.akName ?? claims.tpm?.akName;
     const sealTpm = tpmSeal !== 'off' && ekPublic !== undefined && akName !== undefined;
     if (tpmSeal === 'require' && claims.provider === 'tpm' && !sealTpm) {
-      throw new AttestError(ReleaseCodes.TPM_SEAL_UNAVAILABLE, 'release must be sealed to the TPM but the evidence has no EK public or AK name', { kind: 'policy' });
+      throw new AttestError(ReleaseCodes.TPM_SEAL_UNAVAILABLE, 'release must be sealed to the TPM but the evidence has no EK public or AK name');
     }
     // Sealed to the ephemeral key, or to the TPM, or policy explicitly allows plain release.
     if (!seal && !sealTpm && !decision.release.allowUnsealed) {
-      throw new AttestError(ReleaseCodes.RELEASE_UNSEALED_FORBIDDEN, 'an ephemeral key is required: policy forbids unsealed release', { kind: 'policy' });
+      throw new AttestError(ReleaseCodes.RELEASE_UNSEALED_FORBIDDEN, 'an ephemeral key is required: policy forbids unsealed release');
     }
     if (!DNS1123_SUBDOMAIN.test(decision.nodeName)) throw configError(ReleaseCodes.NODE_NAME_INVALID, 'policy derived an invalid node name');
     const ttl = decision.release.tokenTtlSeconds || 600;
@@ -204,7 +221,7 @@ export class BrokerReleaseService implements ReleaseService {
       // ── 2. one issuance per instance per window ──
       if (want.has('bootstrap-token')) {
         const windowS = this.#o.issuanceWindowSeconds ?? ttl;
-        const wk = windowKey(decision.cluster, ik);
+        const wk = windowKey(ik, decision.release.tokensPerInstance === 'one-per-cluster' ? decision.cluster : undefined);
         // Unique per attempt, so giving a claim back can only ever give back our own.
         const claim = JSON.stringify({ requestId: req.requestId, at: now.toISOString(), n: toBase64Url(crypto.getRandomValues(new Uint8Array(12))) });
         // A window released by a failed attempt holds RELEASED: taking it over is a CAS, so the
@@ -212,9 +229,11 @@ export class BrokerReleaseService implements ReleaseService {
         const won =
           (await this.#o.store.setIfAbsent(wk, claim, windowS * 1000)) || (await this.#o.store.compareAndSet(wk, RELEASED, claim, windowS * 1000));
         if (!won) {
-          throw new AttestError(ReleaseCodes.ISSUANCE_CONFLICT, 'a bootstrap token was already issued to this instance in the current window', {
-            kind: 'conflict',
-            retryAfter: windowS,
+          // Say when the window actually closes (not its full length): a node whose deadline ends
+          // sooner fails fast instead of waiting for a retry it can never reach.
+          const left = windowLeftSeconds(await this.#o.store.get(wk), windowS, now);
+          throw new AttestError(ReleaseCodes.ISSUANCE_CONFLICT, `a bootstrap token was already issued to this instance; a new one can be issued in ${left} s`, {
+            retryAfter: left,
           });
         }
         // On failure, release our own claim only (compare-and-set, never a blind delete).

@@ -57,6 +57,17 @@ export class StateStoreObject extends DurableObject {
     return true;
   }
 
+  async incr(key: string, ttlMs: number, now: number): Promise<number> {
+    const r = this.#live(await this.ctx.storage.get<Rec>(key), now);
+    if (r) {
+      const n = Number(r.v) + 1;
+      await this.ctx.storage.put<Rec>(key, { v: String(n), exp: r.exp });
+      return n;
+    }
+    await this.put(key, '1', ttlMs, now);
+    return 1;
+  }
+
   async remove(key: string): Promise<void> {
     await this.ctx.storage.delete(key);
   }
@@ -147,6 +158,10 @@ export class DurableObjectStore implements StateStore {
   compareAndSet(key: string, expected: string | null, value: string, ttlMs?: number): Promise<boolean> {
     const k = `kv:${key}`;
     return this.#run('compareAndSet', () => this.#stub(k).cas(k, expected, value, ttlMs ?? null, this.#now().getTime()));
+  }
+  incr(key: string, ttlMs: number): Promise<number> {
+    const k = `rl:${key}`;
+    return this.#run('incr', () => this.#stub(k).incr(k, ttlMs, this.#now().getTime()));
   }
   delete(key: string): Promise<void> {
     const k = `kv:${key}`;

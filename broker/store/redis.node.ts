@@ -27,8 +27,14 @@
  */
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { ChallengeRecord, StateStore } from '../contracts.js';
-import { storeUnavailable } from './errors.js';
+import { storeFull, storeUnavailable } from './errors.js';
 import { configError } from '../../providers/common/errors.js';
+
+/** INCR, and on the first increment of a window set its expiry (atomic: one script). */
+const INCR_LUA = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
 
 const CAS_LUA = `
 local cur = redis.call('GET', KEYS[1])
@@ -176,6 +182,9 @@ export class RedisStore implements StateStore {
       await this.#ready();
       return await fn();
     } catch (e) {
+      // Redis at maxmemory with a no-eviction policy refuses writes with an OOM error: that is a
+      // full store (503 STORE_FULL, retry later), not an outage.
+      if (e instanceof Error && /^OOM /.test(e.message)) throw storeFull('Redis', 5, e);
       throw storeUnavailable(e, op);
     }
   }
@@ -185,6 +194,9 @@ export class RedisStore implements StateStore {
   }
   #kk(key: string): string {
     return `${this.#p}kv:{${key}}`;
+  }
+  #rk(key: string): string {
+    return `${this.#p}rl:{${key}}`;
   }
 
   putChallenge(id: string, record: ChallengeRecord, ttlMs: number): Promise<void> {
@@ -239,6 +251,13 @@ export class RedisStore implements StateStore {
   delete(key: string): Promise<void> {
     return this.#run('delete', async () => {
       await this.#c.del(this.#kk(key));
+    });
+  }
+
+  incr(key: string, ttlMs: number): Promise<number> {
+    return this.#run('incr', async () => {
+      const r = await this.#c.eval(INCR_LUA, 1, this.#rk(key), String(Math.max(1, Math.ceil(ttlMs))));
+      return Number(r);
     });
   }
 

@@ -7,14 +7,16 @@
  *   through an injected `fetch`, extracts the certificate (DER, PEM bundle, or the ZIP AWS
  *   publishes), checks the SHA-256 pin and writes `<dir>/<pin-id>.pem`. A mismatch is an error,
  *   never a warning: the file is not written.
- * - import: for air-gapped sites; scans a directory of certificate files (any names, DER or PEM,
- *   bundles allowed, .zip as AWS ships it), keeps each certificate whose hash equals a pin.
+ * - import: for air-gapped sites; walks a directory tree of certificate files (any names, DER or
+ *   PEM, bundles allowed, .zip as AWS ships it), keeps each certificate whose hash equals a pin,
+ *   and lists what it took and what is still missing.
+ * Both also install the pinned intermediates (BUILTIN_INTERMEDIATES) as `<id>.intermediates.pem`.
  * Progress goes to `progress` (stderr in the CLI), one line per root.
  */
 import { mkdir, readFile, readdir, writeFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { BUILTIN_PINS, type Pin } from '../../providers/common/pins.js';
+import { BUILTIN_INTERMEDIATES, BUILTIN_PINS, type IntermediatePin, type Pin } from '../../providers/common/pins.js';
 import { anchorFromBytes } from '../../providers/common/trust.js';
 import { certDer, fingerprint, parseCertificate, parsePemCertificates, x509, type Certificate } from '../../providers/common/x509.js';
 import { toBase64 } from '../../providers/common/encoding.js';
@@ -66,9 +68,12 @@ export function unzipEntries(buf: Uint8Array, maxEntries = 16, maxSize = 1 << 20
  */
 async function saveIntermediates(dir: string, id: string, certs: readonly Certificate[], rootSha256: string): Promise<void> {
   const others: Certificate[] = [];
+  const seen = new Set<string>([rootSha256]);
   for (const c of certs) {
     const ca = c.getExtension(x509.BasicConstraintsExtension)?.ca === true;
-    if (ca && (await fingerprint(c)) !== rootSha256) others.push(c);
+    const fp = await fingerprint(c);
+    if (ca && !seen.has(fp)) others.push(c);
+    seen.add(fp);
   }
   if (others.length) await writeAtomic(join(dir, `${id}.intermediates.pem`), others.map(toPem).join(''));
 }
@@ -86,23 +91,77 @@ function certsIn(bytes: Uint8Array, name: string): Certificate[] {
   return [parseCertificate(bytes, name)];
 }
 
+/** An error with its causes, e.g. "fetch failed: getaddrinfo ENOTFOUND kdsintf.amd.com". */
+export function describeError(e: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur; i++) {
+    if (cur instanceof Error) {
+      const code = (cur as { code?: unknown }).code;
+      const msg = cur.message || String(code ?? cur.name);
+      if (!parts.some((p) => p.includes(msg))) parts.push(typeof code === 'string' && !msg.includes(code) ? `${msg} (${code})` : msg);
+      cur = (cur as { cause?: unknown }).cause;
+    } else {
+      parts.push(String(cur));
+      break;
+    }
+  }
+  return parts.join(': ');
+}
+
+/** What `trust fetch|import` installs: the roots, then the pinned intermediates. */
+type Item = { kind: 'root'; pin: Pin } | { kind: 'intermediate'; pin: IntermediatePin };
+
+function itemsFor(pins: readonly Pin[], intermediates: readonly IntermediatePin[]): Item[] {
+  return [...pins.map((pin) => ({ kind: 'root' as const, pin })), ...intermediates.map((pin) => ({ kind: 'intermediate' as const, pin }))];
+}
+
+/**
+ * Writes the certificate of `item` found among `certs` (checked against its pin): a root as
+ * `<id>.pem` with the other CA certificates beside it as intermediates, an intermediate as
+ * `<id>.intermediates.pem`.
+ */
+async function install(dir: string, item: Item, certs: readonly Certificate[], name: string): Promise<string> {
+  let cert: Certificate | undefined;
+  for (const c of certs) if ((await fingerprint(c)) === item.pin.sha256) cert = c;
+  if (!cert) throw new Error(`no certificate in ${name} has the pinned SHA-256 ${item.pin.sha256}`);
+  if (item.kind === 'root') {
+    const a = await anchorFromBytes(item.pin, certDer(cert));
+    const file = join(dir, `${item.pin.id}.pem`);
+    await writeAtomic(file, toPem(a.cert));
+    await saveIntermediates(dir, item.pin.id, certs, a.sha256);
+    return file;
+  }
+  const file = join(dir, `${item.pin.id}.intermediates.pem`);
+  await writeAtomic(file, toPem(cert));
+  return file;
+}
+
 export async function fetchTrust(o: {
   dir: string;
   fetch: typeof fetch;
   pins?: readonly Pin[];
+  intermediates?: readonly IntermediatePin[];
   progress?: (line: string) => void;
   timeoutMs?: number;
 }): Promise<TrustResult[]> {
-  const pins = o.pins ?? BUILTIN_PINS;
+  const items = itemsFor(o.pins ?? BUILTIN_PINS, o.intermediates ?? (o.pins ? [] : BUILTIN_INTERMEDIATES));
   const say = o.progress ?? (() => {});
   await mkdir(o.dir, { recursive: true });
   const results: TrustResult[] = [];
   let i = 0;
-  for (const pin of pins) {
+  for (const item of items) {
+    const { pin } = item;
     i++;
-    say(`[${i}/${pins.length}] ${pin.id}: fetching ${pin.source}`);
+    const tag = `[${i}/${items.length}] ${pin.id}${item.kind === 'intermediate' ? ' (intermediate)' : ''}`;
+    say(`${tag}: fetching ${pin.source}`);
     try {
-      const res = await o.fetch(pin.source, { signal: AbortSignal.timeout(o.timeoutMs ?? 30_000), redirect: 'follow' });
+      let res: Response;
+      try {
+        res = await o.fetch(pin.source, { signal: AbortSignal.timeout(o.timeoutMs ?? 30_000), redirect: 'follow' });
+      } catch (e) {
+        throw new Error(`cannot reach ${new URL(pin.source).host}: ${describeError(e)}`, { cause: e });
+      }
       if (!res.ok) throw new Error(`HTTP ${res.status} from ${pin.source}`);
       const bytes = new Uint8Array(await res.arrayBuffer());
       let payload: Uint8Array = bytes;
@@ -111,56 +170,89 @@ export async function fetchTrust(o: {
         if (!pem) throw new Error('the archive holds no .pem file');
         payload = pem.data;
       }
-      const a = await anchorFromBytes(pin, payload);
-      const file = join(o.dir, `${pin.id}.pem`);
-      await writeAtomic(file, toPem(a.cert));
-      await saveIntermediates(o.dir, pin.id, certsIn(payload, pin.id), a.sha256);
-      say(`[${i}/${pins.length}] ${pin.id}: ok, SHA-256 ${a.sha256} matches the pin → ${file}`);
+      const file = await install(o.dir, item, certsIn(payload, pin.id), pin.id);
+      say(`${tag}: ok, SHA-256 ${pin.sha256} matches the pin → ${file}`);
       results.push({ id: pin.id, ok: true, file });
     } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
-      say(`[${i}/${pins.length}] ${pin.id}: FAILED: ${error}`);
+      const error = describeError(e);
+      say(`${tag}: FAILED: ${error}`);
       results.push({ id: pin.id, ok: false, error });
     }
   }
   return results;
 }
 
-export async function importTrust(o: { from: string; dir: string; pins?: readonly Pin[]; progress?: (l: string) => void }): Promise<TrustResult[]> {
-  const pins = o.pins ?? BUILTIN_PINS;
+/** Files under `root`, depth-first, sorted, at most `max` (symbolic links are not followed). */
+async function walk(root: string, max = 10_000, depth = 8): Promise<string[]> {
+  const out: string[] = [];
+  const visit = async (dir: string, d: number): Promise<void> => {
+    if (d > depth) return;
+    for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (out.length >= max) return;
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await visit(p, d + 1);
+      else if (e.isFile()) out.push(p);
+    }
+  };
+  await visit(root, 0);
+  return out;
+}
+
+/**
+ * Air-gapped install: walks `from` recursively (any file names, DER/PEM/bundles/.zip), keeps each
+ * certificate whose SHA-256 equals a pin, and reports per pin what it took (from which file) and
+ * what is still missing.
+ */
+export async function importTrust(o: {
+  from: string;
+  dir: string;
+  pins?: readonly Pin[];
+  intermediates?: readonly IntermediatePin[];
+  progress?: (l: string) => void;
+}): Promise<TrustResult[]> {
+  const items = itemsFor(o.pins ?? BUILTIN_PINS, o.intermediates ?? (o.pins ? [] : BUILTIN_INTERMEDIATES));
   const say = o.progress ?? (() => {});
-  const byFp = new Map(pins.map((p) => [p.sha256, p]));
-  const found = new Map<string, Certificate>();
-  const siblings = new Map<string, Certificate[]>();
-  for (const name of (await readdir(o.from)).sort()) {
+  const byFp = new Map(items.map((it) => [it.pin.sha256, it]));
+  const found = new Map<string, { certs: Certificate[]; name: string }>();
+  const files = await walk(o.from);
+  say(`scanning ${files.length} file(s) under ${o.from}`);
+  for (const path of files) {
+    const name = relative(o.from, path);
     let certs: Certificate[];
     try {
-      certs = certsIn(new Uint8Array(await readFile(join(o.from, name))), name);
+      certs = certsIn(new Uint8Array(await readFile(path)), name);
     } catch {
-      say(`skip ${name}: no certificate in it`);
-      continue;
+      continue; // not a certificate file
     }
     for (const c of certs) {
-      const pin = byFp.get(await fingerprint(c));
-      if (pin && !found.has(pin.id)) {
-        found.set(pin.id, c);
-        siblings.set(pin.id, certs);
-        say(`${name}: ${pin.id} (pin matches)`);
-      }
+      const it = byFp.get(await fingerprint(c));
+      if (!it) continue;
+      const have = found.get(it.pin.id);
+      // A root may come in several bundles (AMD: ARK+ASK in one, ARK+ASVK in another): keep
+      // every CA certificate that came with it, as intermediates.
+      if (have) have.certs.push(...certs);
+      else found.set(it.pin.id, { certs: [...certs], name });
     }
   }
   await mkdir(o.dir, { recursive: true });
   const results: TrustResult[] = [];
-  for (const pin of pins) {
-    const c = found.get(pin.id);
-    if (!c) {
-      results.push({ id: pin.id, ok: false, error: `no certificate in ${o.from} matches the pin ${pin.sha256}` });
+  for (const item of items) {
+    const f = found.get(item.pin.id);
+    if (!f) {
+      const error = `missing: no file under ${o.from} holds a certificate with SHA-256 ${item.pin.sha256} (download it from ${item.pin.source})`;
+      say(`${item.pin.id}: ${error}`);
+      results.push({ id: item.pin.id, ok: false, error });
       continue;
     }
-    const file = join(o.dir, `${pin.id}.pem`);
-    await writeAtomic(file, toPem(c));
-    await saveIntermediates(o.dir, pin.id, siblings.get(pin.id) ?? [], pin.sha256);
-    results.push({ id: pin.id, ok: true, file });
+    try {
+      const file = await install(o.dir, item, f.certs, f.name);
+      say(`${item.pin.id}: took ${f.name} (pin matches) → ${file}`);
+      results.push({ id: item.pin.id, ok: true, file });
+    } catch (e) {
+      const error = describeError(e);
+      say(`${item.pin.id}: FAILED: ${error}`);
+      results.push({ id: item.pin.id, ok: false, error });
+    }
   }
   return results;
 }

@@ -14,12 +14,17 @@ import type { TrustStore } from '../../providers/common/types.js';
 import type { TrustAnchor } from '../../providers/common/x509.js';
 import { ConfigProblem, type BrokerConfig } from '../config/schema.js';
 
-/** Intermediates saved beside the roots (`<id>.intermediates.pem`), concatenated PEM. */
-export async function loadTrustIntermediates(trust: BrokerConfig['trust']): Promise<string> {
-  if (!existsSync(trust.dir)) return '';
+/**
+ * Intermediates saved beside the roots (`<id>.intermediates.pem`: AMD's ASK/ASVK that came with
+ * an ARK, the pinned Google EK/AK intermediates), PEM by file id, so each provider takes only
+ * its own vendor's.
+ */
+export async function loadTrustIntermediates(trust: BrokerConfig['trust']): Promise<Record<string, string>> {
+  if (!existsSync(trust.dir)) return {};
   const files = (await readdir(trust.dir)).filter((f) => f.endsWith('.intermediates.pem')).sort();
-  const parts = await Promise.all(files.map((f) => readFile(join(trust.dir, f), 'utf8')));
-  return parts.join('');
+  const out: Record<string, string> = {};
+  for (const f of files) out[f.slice(0, -'.intermediates.pem'.length)] = await readFile(join(trust.dir, f), 'utf8');
+  return out;
 }
 
 export async function loadTrustStore(trust: BrokerConfig['trust']): Promise<TrustStore> {

@@ -134,7 +134,6 @@ async function fetchBytes(url: string, fetchFn: typeof fetch, signal?: AbortSign
     const ra = Number.parseInt(res.headers.get('retry-after') ?? '', 10);
     await res.body?.cancel();
     throw new AttestError(KdsCodes.KDS_RATE_LIMITED, 'AMD KDS rate limit hit (about one certificate per 10 s per IP)', {
-      kind: 'unavailable',
       retryAfter: Number.isFinite(ra) && ra >= 0 ? ra : 10,
     });
   }

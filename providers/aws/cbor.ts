@@ -35,7 +35,7 @@
  * `CBOR_MALFORMED` (or `LIMIT_EXCEEDED` for a cap), with the byte offset when known.
  */
 import { decode as cborgDecode, Tokenizer, Type, type Token } from 'cborg';
-import { AttestError, malformed, CommonCodes, isAttestError } from '../common/errors.js';
+import { AttestError, malformed, CommonCodes, isAttestError, type CodeOfKind } from '../common/errors.js';
 
 export const CborCodes = {
   CBOR_MALFORMED: 'CBOR_MALFORMED',
@@ -144,7 +144,7 @@ class StrictTokenizer {
     return this.#opts.what ?? 'CBOR';
   }
 
-  #fail(message: string, offset: number, code: string = CborCodes.CBOR_MALFORMED): never {
+  #fail(message: string, offset: number, code: CodeOfKind<'malformed'> = CborCodes.CBOR_MALFORMED): never {
     throw malformed(code, `${this.#what()}: ${message}`, { offset });
   }
 
@@ -273,7 +273,7 @@ export function decodeCbor(data: Uint8Array, opts: CborDecodeOptions = {}): Cbor
       });
     }
     // Anything else cborg (or the JS engine, e.g. RangeError) throws is still a typed error.
-    throw new AttestError(CborCodes.CBOR_MALFORMED, `${what}: ${msg}`, { kind: 'malformed', offset: tokenizer.pos(), cause });
+    throw new AttestError(CborCodes.CBOR_MALFORMED, `${what}: ${msg}`, { offset: tokenizer.pos(), cause });
   }
   if (!isCborValue(value)) {
     throw malformed(CborCodes.CBOR_MALFORMED, `${what}: decoder produced an unexpected value kind`);

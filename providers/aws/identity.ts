@@ -142,7 +142,7 @@ export async function verifyIdentityDocument(der: Uint8Array, certs: readonly Ce
   const hash = DIGESTS[sd.signer.digestAlgorithm];
   if (!hash) throw rejected(IdentityCodes.IDENTITY_ALG_UNSUPPORTED, `digest ${sd.signer.digestAlgorithm} is not allowed (SHA-256/384/512 only)`);
   if (!sd.digestAlgorithms.includes(sd.signer.digestAlgorithm)) {
-    throw malformed(IdentityCodes.IDENTITY_ALG_UNSUPPORTED, 'the signer digest is not listed in digestAlgorithms');
+    throw rejected(IdentityCodes.IDENTITY_ALG_UNSUPPORTED, 'the signer digest is not listed in digestAlgorithms');
   }
   const sigAlg = sd.signer.signatureAlgorithm;
   if (!(sigAlg === OID.rsaEncryption || RSA_WITH[sigAlg] === hash)) {

@@ -19,7 +19,7 @@
  * What each piece proves is written out in docs/aws.md.
  */
 import { z } from 'zod';
-import { configError, rejected } from '../common/errors.js';
+import { configError, malformed, rejected } from '../common/errors.js';
 import { toBase64Url, toHex } from '../common/encoding.js';
 import { sha256 } from '../common/digest.js';
 import { PinIds } from '../common/pins.js';
@@ -120,7 +120,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
 
   async function verify(format: string, evidence: unknown, ctx: VerifyContext): Promise<ProviderClaims> {
     if (format !== NITROTPM_FORMAT) {
-      throw rejected(AwsCodes.FORMAT_UNSUPPORTED, `provider aws does not verify format "${format}"`);
+      throw malformed(AwsCodes.FORMAT_UNSUPPORTED, `provider aws does not verify format "${format}"`);
     }
     const opts = resolveOptions(options, ctx.options);
     const ev = parseNitroEvidence(evidence);

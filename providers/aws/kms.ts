@@ -64,7 +64,7 @@ function mapError(op: 'wrap' | 'unwrap', e: unknown): AttestError {
   const status = err?.$metadata?.httpStatusCode;
   if (OUTAGE.has(name)) return unavailable(KmsCodes.KMS_UNAVAILABLE, `AWS KMS ${op}: ${name}`, { cause: e, retryAfter: 5 });
   if (err?.$fault === 'client' && status !== undefined && status < 500 && status !== 429) {
-    return configError(KmsCodes.KMS_BAD_RESPONSE, `AWS KMS ${op}: ${name || 'client error'} (HTTP ${status})`, { cause: e });
+    return configError(KmsCodes.KMS_DENIED, `AWS KMS ${op}: ${name || 'client error'} (HTTP ${status})`, { cause: e });
   }
   return unavailable(KmsCodes.KMS_UNAVAILABLE, `AWS KMS ${op}: ${name || 'unreachable'}`, { cause: e, retryAfter: 5 });
 }

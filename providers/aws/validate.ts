@@ -15,7 +15,7 @@
  *   CA `<instance id>.<region>.aws.nitro-enclaves`; the zonal and regional CAs above it name the
  *   same region. The instance id must agree with `module_id`.
  */
-import { malformed, rejected } from '../common/errors.js';
+import { rejected } from '../common/errors.js';
 import { timingSafeEqual } from '../common/ct.js';
 import type { Certificate } from '../common/x509.js';
 import type { NitroTpmDocument } from './parse.js';
@@ -34,7 +34,7 @@ export const BINDING_LENGTH = 32;
 
 export function validateBinding(doc: NitroTpmDocument, binding: Uint8Array): void {
   if (binding.byteLength !== BINDING_LENGTH) {
-    throw malformed(ValidateCodes.NONCE_LENGTH_INVALID, `the expected binding must be ${BINDING_LENGTH} bytes, got ${binding.byteLength}`);
+    throw rejected(ValidateCodes.NONCE_LENGTH_INVALID, `the expected binding must be ${BINDING_LENGTH} bytes, got ${binding.byteLength}`);
   }
   if (doc.nonce === undefined) throw rejected(ValidateCodes.NONCE_MISSING, 'the attestation document carries no nonce');
   if (doc.nonce.byteLength !== BINDING_LENGTH) {

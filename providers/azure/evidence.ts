@@ -15,7 +15,7 @@
  *   are accepted at the end of a correctly-sized string; nothing else is.
  * - v0 (no `version`): SNP `{quote {signature, message, pcrs} as JSON byte arrays, report: byte
  *   array (HCL report), vcek: PEM}`; TDX `{tpm_quote {…byte arrays}, hcl_report: byte array,
- *   td_quote: byte array}` — the form of the real samples in ../shared/vectors.
+ *   td_quote: byte array}` — the form of the real samples in test/vectors.
  *
  * Sizes are capped (HCL report ≤ 16 KiB, TD quote ≤ 32 KiB, message ≤ 1 KiB, signature ≤ 512 B,
  * exactly 24 PCRs of 32 bytes: Azure quotes all SHA-256 PCRs 0–23).

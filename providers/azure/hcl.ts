@@ -8,7 +8,7 @@
  * vTPM's attestation key (`HCLAkPub`), and stores both together.
  *
  * Layout (little-endian; Microsoft's IGVM attestation request structures as used by the
- * paravisor, `IGVM_REQUEST_DATA`; cross-checked on every sample in ../shared/vectors §1):
+ * paravisor, `IGVM_REQUEST_DATA`; cross-checked on every Azure sample in test/vectors):
  *
  * | offset | size | field                         | accepted                               |
  * |--------|------|-------------------------------|----------------------------------------|

@@ -202,7 +202,7 @@ export function parseImdsPkcs7(der: Uint8Array): ImdsSignedDocument {
     ias.end('issuerAndSerialNumber');
     const digestOid = algorithm(si, 'SignerInfo.digestAlgorithm');
     const digestName = DIGESTS[digestOid];
-    if (!digestName) throw malformed(ImdsCodes.IMDS_ALGORITHM_UNSUPPORTED, `digest algorithm ${digestOid} is not SHA-256/384/512`);
+    if (!digestName) throw rejected(ImdsCodes.IMDS_ALGORITHM_UNSUPPORTED, `digest algorithm ${digestOid} is not SHA-256/384/512`);
     let a = tlv(si, 'SignerInfo member');
     let signedAttrsDer: Uint8Array | undefined;
     let messageDigest: Uint8Array | undefined;

@@ -22,7 +22,7 @@
  */
 import { snpPlatformClaims } from '../amd-sev-snp/claims.js';
 import { z } from 'zod';
-import { configError, rejected } from '../common/errors.js';
+import { configError, malformed, rejected } from '../common/errors.js';
 import { toHex } from '../common/encoding.js';
 import { parsePemCertificates, type Certificate } from '../common/x509.js';
 import type { IdentityClaims, PlatformClaims, Provider, ProviderClaims, VerifyContext } from '../common/types.js';
@@ -193,7 +193,7 @@ export function createAzureProvider(options: AzureProviderOptions = {}): Provide
     formats: AZURE_FORMATS,
     async verify(format: string, evidence: unknown, ctx: VerifyContext): Promise<ProviderClaims> {
       if (format !== 'az-snp-vtpm' && format !== 'az-tdx-vtpm') {
-        throw rejected(AzureCodes.FORMAT_UNSUPPORTED, `the azure provider does not verify format ${format}`);
+        throw malformed(AzureCodes.FORMAT_UNSUPPORTED, `the azure provider does not verify format ${format}`);
       }
       const parsed = AzureVerifyOptionsSchema.safeParse(ctx.options ?? {});
       if (!parsed.success) throw configError(AzureCodes.OPTIONS_INVALID, `azure provider options: ${parsed.error.issues[0]?.message ?? 'invalid'}`);

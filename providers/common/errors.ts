@@ -7,11 +7,14 @@
  *   message). Codes are part of the public contract: never rename one, add a new one.
  * - `kind` says *what sort* of failure it is, which is all the HTTP layer needs to pick a status
  *   (the mapping lives in exactly one place: `broker/http/problem.ts`). Providers therefore never
- *   think about HTTP, and new codes need no edit to a central table.
+ *   think about HTTP. The kind is not chosen at the call site: each code is defined once, with
+ *   its kind, in `codes.ts`, so the same code always answers with the same status.
  * - `cause` chains the underlying error (kept out of HTTP responses, available to logs).
  *
  * Failure is always signalled by throwing an `AttestError`; no verifier returns `false`.
  */
+import { CODE_KINDS, isCode, type Code, type CodeOfKind } from './codes.js';
+export { CODE_KINDS, isCode, type Code, type CodeOfKind };
 
 /** What sort of failure an error is; the HTTP layer maps kinds to statuses. */
 export type ErrorKind =
@@ -23,6 +26,8 @@ export type ErrorKind =
   | 'policy'
   /** The node must perform a further step and retry (HTTP 401), e.g. TPM credential activation. */
   | 'action-required'
+  /** The caller did not authenticate (HTTP 401), e.g. an unknown API server at the TokenReview webhook. */
+  | 'unauthenticated'
   /** The referenced thing does not exist (HTTP 404). */
   | 'not-found'
   /** The referenced thing existed but is expired or already used (HTTP 410). */
@@ -45,7 +50,6 @@ export type ErrorKind =
   | 'internal';
 
 export interface AttestErrorOptions {
-  kind?: ErrorKind;
   cause?: unknown;
   /** Byte offset into the structure being parsed, for parser errors. */
   offset?: number;
@@ -55,44 +59,41 @@ export interface AttestErrorOptions {
   detail?: Readonly<Record<string, unknown>>;
 }
 
-const CODE_RE = /^[A-Z][A-Z0-9_]*$/;
-
 export class AttestError extends Error {
   override readonly name = 'AttestError';
-  readonly code: string;
+  readonly code: Code;
   readonly kind: ErrorKind;
   readonly offset: number | undefined;
   readonly retryAfter: number | undefined;
   readonly detail: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(code: string, message: string, options: AttestErrorOptions = {}) {
+  constructor(code: Code, message: string, options: AttestErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    if (!CODE_RE.test(code)) throw new TypeError(`error code must be UPPER_SNAKE, got ${code}`);
+    // Codes are compile-time checked; this guards values that came through `any` or JSON.
+    if (!isCode(code)) throw new TypeError(`unknown error code ${String(code)}: define it in providers/common/codes.ts`);
     this.code = code;
-    this.kind = options.kind ?? 'rejected';
+    this.kind = CODE_KINDS[code];
     this.offset = options.offset;
     this.retryAfter = options.retryAfter;
     this.detail = options.detail;
   }
 }
 
-/** Shorthand constructors, so call sites read as what they mean. */
-export const malformed = (code: string, message: string, o: Omit<AttestErrorOptions, 'kind'> = {}): AttestError =>
-  new AttestError(code, message, { ...o, kind: 'malformed' });
-export const rejected = (code: string, message: string, o: Omit<AttestErrorOptions, 'kind'> = {}): AttestError =>
-  new AttestError(code, message, { ...o, kind: 'rejected' });
-export const unavailable = (code: string, message: string, o: Omit<AttestErrorOptions, 'kind'> = {}): AttestError =>
-  new AttestError(code, message, { ...o, kind: 'unavailable' });
-export const configError = (code: string, message: string, o: Omit<AttestErrorOptions, 'kind'> = {}): AttestError =>
-  new AttestError(code, message, { ...o, kind: 'config' });
+/**
+ * Shorthand constructors, so call sites read as what they mean. Each accepts only codes of its
+ * own kind (a code whose table kind differs does not compile), so the words at the call site
+ * and the status on the wire cannot disagree.
+ */
+export const malformed = (code: CodeOfKind<'malformed'>, message: string, o: AttestErrorOptions = {}): AttestError => new AttestError(code, message, o);
+export const rejected = (code: CodeOfKind<'rejected'>, message: string, o: AttestErrorOptions = {}): AttestError => new AttestError(code, message, o);
+export const unavailable = (code: CodeOfKind<'unavailable'>, message: string, o: AttestErrorOptions = {}): AttestError => new AttestError(code, message, o);
+export const configError = (code: CodeOfKind<'config'>, message: string, o: AttestErrorOptions = {}): AttestError => new AttestError(code, message, o);
 
 export function isAttestError(e: unknown): e is AttestError {
   return e instanceof AttestError;
 }
 
-/**
- * Codes shared by every parser. Provider-specific codes live with their provider.
- */
+/** Codes shared by every parser (defined, with their kinds, in codes.ts like every other code). */
 export const CommonCodes = {
   /** A read ran past the end of the input (a length prefix lied, or the input is cut short). */
   TRUNCATED: 'TRUNCATED',

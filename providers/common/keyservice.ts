@@ -104,7 +104,7 @@ export function kmsHttpError(service: string, op: 'wrap' | 'unwrap', status: num
     return configError(KmsCodes.KMS_DENIED, `${service} ${op}: HTTP ${status} (credentials or key permissions)`, { cause });
   }
   if (op === 'unwrap') return rejected(KmsCodes.KMS_UNWRAP_FAILED, `${service} refused to unwrap (HTTP ${status})`, { cause });
-  return configError(KmsCodes.KMS_BAD_RESPONSE, `${service} ${op}: HTTP ${status}`, { cause });
+  return configError(KmsCodes.KMS_DENIED, `${service} ${op}: HTTP ${status}`, { cause });
 }
 
 /** A network-level failure (connection refused, reset, DNS, abort): the KMS is unavailable. */

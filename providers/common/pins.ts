@@ -8,8 +8,8 @@
  * bytes hash to the pin; evidence may supply intermediates but never a root ("an ARK from the
  * attester would void the guarantees", go-sev-guest verify/trust).
  *
- * Each fingerprint below was checked against the copy in `../shared/vectors` (see the INDEX
- * files there) and, where the vendor publishes one, against the vendor's published value.
+ * Each fingerprint below was checked against the copy in `test/vectors` (see its INDEX.md) and,
+ * where the vendor publishes one, against the vendor's published value.
  */
 
 export type PinFormat =
@@ -123,6 +123,43 @@ export const BUILTIN_PINS: readonly Pin[] = Object.freeze([
     format: 'pem',
     description: 'NVIDIA CoRIM signing Root CA (P-384, 2023-2053); roots the signers of GPU driver and VBIOS RIMs',
     provider: 'nvidia',
+  },
+]);
+
+/**
+ * Intermediates the broker installs beside the roots because some evidence does not carry them:
+ * legacy GCE attestations (`gotpm` before go-tpm-tools v0.4) hold the AK certificate alone, and
+ * go-tpm-tools verifies them with these intermediates compiled in. They are pinned like roots
+ * (a swapped file is refused) but trusted only as intermediates: every chain through them is
+ * still validated up to `issuer`'s pinned root. The URLs are the issuers named in the Authority
+ * Information Access of the certificates they sign.
+ */
+export interface IntermediatePin {
+  readonly id: string;
+  readonly sha256: string;
+  readonly source: string;
+  readonly format: 'der' | 'pem';
+  readonly description: string;
+  /** The built-in root it chains to. */
+  readonly issuer: string;
+}
+
+export const BUILTIN_INTERMEDIATES: readonly IntermediatePin[] = Object.freeze([
+  {
+    id: 'google-tpm-ek-intermediate-2',
+    sha256: '5d8dbcf8c8053dd8ffad711b6219355032b7122c34cac0f90ccb49def69ec504',
+    source: 'https://pki.goog/cloud_integrity/tpm_ek_intermediate_2.crt',
+    format: 'der',
+    description: 'Google GCE vTPM EK/AK intermediate (tpm_ek_v1_cloud_host-signer, 2020); signs legacy GCE AK certificates',
+    issuer: PinIds.GOOGLE_TPM_EK_ROOT_1,
+  },
+  {
+    id: 'google-tpm-ek-intermediate-3',
+    sha256: '7132b6ea71101f6c51bb58f98c3798c19b65be510eca0344318900510b593178',
+    source: 'https://pki.goog/cloud_integrity/tpm_ek_intermediate_3.crt',
+    format: 'der',
+    description: 'Google GCE vTPM EK/AK intermediate (tpm_ek_v1_cloud_host-signer, 2021)',
+    issuer: PinIds.GOOGLE_TPM_EK_ROOT_1,
   },
 ]);
 

@@ -213,7 +213,6 @@ export async function importPublicKey(
     return await c.publicKey.export(algorithm as Algorithm, ['verify'], globalThis.crypto);
   } catch (cause) {
     throw new AttestError(X509Codes.CERT_MALFORMED, `cannot import the certificate's public key`, {
-      kind: 'malformed',
       cause,
     });
   }

@@ -12,7 +12,7 @@
  *   Intermediate" → AK certificate (ECC P-256 or RSA) with subject
  *   `L=<zone>, O=Google Compute Engine, OU=<project id>, CN=<instance id>`, no EKU, no SAN.
  * Both carry the instance identity in extension 1.3.6.1.4.1.11129.2.1.21 (instance-info.ts).
- * These profiles were read off the real certificates in ../shared/vectors with `openssl x509`.
+ * These profiles were read off the real certificates in test/vectors with `openssl x509`.
  *
  * Checks (each has a negative test in test/gcp):
  * - the leaf and every evidence intermediate parse, with strict DER framing: exact length, outer

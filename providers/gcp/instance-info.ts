@@ -8,7 +8,7 @@
  *
  * ASN.1, as go-tpm-tools server/verify.go decodes it (`gceInstanceInfo`,
  * `gceSecurityProperties`), checked byte by byte against the real certificates in
- * ../shared/vectors (go-tpm-tools gce-cos-85 AK certificate, vaportpm GCP fixtures):
+ * test/vectors (go-tpm-tools gce-cos-85 AK certificate, vaportpm GCP fixtures):
  * ```
  * GceInstanceInfo ::= SEQUENCE {
  *   zone               UTF8String,

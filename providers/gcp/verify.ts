@@ -131,7 +131,7 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
     throw new AttestError(
       GcpCodes.TEE_REPORT_UNSUPPORTED,
       'the attestation carries a TDX quote (tdx.QuoteV4), which this broker cannot verify yet; refusing rather than ignoring it',
-      { kind: 'not-implemented', detail: { tee: att.tee.kind } },
+      { detail: { tee: att.tee.kind } },
     );
   }
   if (att.akPub.byteLength === 0 || att.quotes.length === 0) {

@@ -102,7 +102,7 @@ export interface VerifiedTdQuote {
 /**
  * MRSIGNER of Intel's TD Quoting Enclave and its ISVPRODID (Intel PCS QE Identity for `TD_QE`,
  * `https://api.trustedservices.intel.com/tdx/certification/v4/qe/identity`); both real TDX quotes
- * in ../shared/vectors carry these.
+ * in test/vectors carry these.
  */
 export const INTEL_TD_QE_MRSIGNER = 'dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5';
 export const INTEL_TD_QE_ISVPRODID = 2;

@@ -15,7 +15,7 @@
  * Both are pure functions (randomness and hashing through WebCrypto); storing `pending` with a
  * TTL, single use, is the caller's job (`ActivationStore`).
  */
-import { rejected, malformed } from '../common/errors.js';
+import { rejected } from '../common/errors.js';
 import { sha256 } from '../common/digest.js';
 import { fromHex, toBase64Url, toHex } from '../common/encoding.js';
 import { timingSafeEqual } from '../common/ct.js';
@@ -103,7 +103,7 @@ export async function checkActivation(
   pending: PendingActivation,
   answer: { akName: Uint8Array; ekSha256: string; secret: Uint8Array },
 ): Promise<void> {
-  if (!isPendingActivation(pending)) throw malformed(TpmCodes.ACTIVATION_FAILED, 'the pending activation record is malformed');
+  if (!isPendingActivation(pending)) throw rejected(TpmCodes.ACTIVATION_FAILED, 'the pending activation record is malformed');
   const secretOk = timingSafeEqual(await sha256(answer.secret), fromHex(pending.secretSha256));
   const akOk = timingSafeEqual(answer.akName, fromHex(pending.akName));
   const ekOk = /^[0-9a-f]{64}$/.test(answer.ekSha256) && timingSafeEqual(fromHex(answer.ekSha256), fromHex(pending.ekSha256));

@@ -30,7 +30,7 @@
  * AES-CBC(k, IV = 0, x), so CFB is built from that, block by block.
  */
 import { concat, u16be, u32be } from '../common/bytes.js';
-import { malformed } from '../common/errors.js';
+import { malformed, rejected } from '../common/errors.js';
 import { HASH_SIZE, webHashName } from '../common/digest.js';
 import { TpmCodes } from './codes.js';
 import { curveSize, hashFromAlg, parseTpm2bPublic, type TpmHash, type TpmtPublic } from './structures.js';
@@ -124,13 +124,13 @@ export async function aesCfbEncrypt(key: Uint8Array, plaintext: Uint8Array, iv: 
 export function checkEkPublic(pub: TpmtPublic): { nameAlg: TpmHash; symBits: 128 | 192 | 256 } {
   const a = pub.objectAttributes;
   if (!a.restricted || !a.decrypt || a.sign) {
-    throw malformed(TpmCodes.EK_INVALID, 'the EK is not a restricted decryption (storage) key');
+    throw rejected(TpmCodes.EK_INVALID, 'the EK is not a restricted decryption (storage) key');
   }
   const sym = pub.parameters.symmetric;
-  if (sym.algorithm !== 'aes') throw malformed(TpmCodes.EK_INVALID, 'the EK has no AES-CFB symmetric definition');
-  if (pub.parameters.scheme.scheme !== 'null') throw malformed(TpmCodes.EK_INVALID, 'a storage key has scheme TPM_ALG_NULL');
+  if (sym.algorithm !== 'aes') throw rejected(TpmCodes.EK_INVALID, 'the EK has no AES-CFB symmetric definition');
+  if (pub.parameters.scheme.scheme !== 'null') throw rejected(TpmCodes.EK_INVALID, 'a storage key has scheme TPM_ALG_NULL');
   if (pub.parameters.type === 'ecc' && pub.parameters.kdf.scheme !== 'null') {
-    throw malformed(TpmCodes.EK_INVALID, 'the ECC EK names a KDF; storage keys use KDFe implicitly');
+    throw rejected(TpmCodes.EK_INVALID, 'the ECC EK names a KDF; storage keys use KDFe implicitly');
   }
   return { nameAlg: pub.nameAlg, symBits: sym.keyBits };
 }

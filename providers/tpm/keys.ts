@@ -14,7 +14,7 @@
  * Allowed keys: RSA 2048/3072/4096 bits, ECC P-256/P-384. Anything else is `AK_INVALID`.
  */
 import { concat } from '../common/bytes.js';
-import { malformed, AttestError } from '../common/errors.js';
+import { malformed, rejected, AttestError } from '../common/errors.js';
 import { fromBase64Url, toBase64Url } from '../common/encoding.js';
 import { sha256 } from '../common/digest.js';
 import { timingSafeEqual } from '../common/ct.js';
@@ -163,10 +163,10 @@ export function verifyParams(scheme: SignScheme, hash: TpmHash, k: NormalizedKey
 } {
   const h = WEB_HASH[hash];
   if (scheme === 'ecdsa') {
-    if (k.kty !== 'EC') throw malformed(TpmCodes.SIGNATURE_SCHEME_MISMATCH, 'ECDSA signature with a non-EC key');
+    if (k.kty !== 'EC') throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, 'ECDSA signature with a non-EC key');
     return { importAlg: { name: 'ECDSA', namedCurve: k.crv }, verifyAlg: { name: 'ECDSA', hash: h } as EcdsaParams };
   }
-  if (k.kty !== 'RSA') throw malformed(TpmCodes.SIGNATURE_SCHEME_MISMATCH, `${scheme} signature with a non-RSA key`);
+  if (k.kty !== 'RSA') throw rejected(TpmCodes.SIGNATURE_SCHEME_MISMATCH, `${scheme} signature with a non-RSA key`);
   if (scheme === 'rsassa') return { importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: h }, verifyAlg: { name: 'RSASSA-PKCS1-v1_5' } };
   // TPM RSAPSS signatures use the largest salt the modulus allows when signing (Part 1 §B.7 notes
   // TPMs may use a salt equal to the digest size; the reference implementation uses

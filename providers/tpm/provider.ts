@@ -180,7 +180,7 @@ async function ekTrust(
   ctx: VerifyContext,
 ): Promise<{ ek: TpmtPublic; ekSha256: string }> {
   if (!ev.ekCertificate || !ev.ekPublic) {
-    throw rejected(TpmCodes.EVIDENCE_INVALID, 'this broker trusts AKs through the EK: ek_certificate and ek_public are required');
+    throw rejected('EVIDENCE_INCOMPLETE', 'this broker trusts AKs through the EK: ek_certificate and ek_public are required');
   }
   const ek = parseTpm2bPublic(ev.ekPublic);
   try {
@@ -242,7 +242,6 @@ export function createTpmProvider(options: TpmProviderOptions = {}): Provider {
           const id = toBase64Url(crypto.getRandomValues(new Uint8Array(24)));
           await store.put(id, pending, ttl);
           throw new AttestError(TpmCodes.ACTIVATION_REQUIRED, 'prove the AK is in the same TPM as the EK: run tpm2_activatecredential and attest again', {
-            kind: 'action-required',
             detail: { activation: { id, ...challenge, expiresInSeconds: Math.floor(ttl / 1000) } },
           });
         }

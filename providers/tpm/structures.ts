@@ -19,7 +19,7 @@
  * - Parsed structs are frozen copies: they never alias the caller's buffer.
  */
 import { ByteReader, concat, u16be } from '../common/bytes.js';
-import { malformed, CommonCodes } from '../common/errors.js';
+import { malformed, rejected, CommonCodes } from '../common/errors.js';
 import { digest, type HashName } from '../common/digest.js';
 import { TpmCodes } from './codes.js';
 
@@ -490,11 +490,11 @@ export function parseAttest(bytes: Uint8Array): TpmsAttest {
   const r = new ByteReader(bytes);
   const magic = r.u32('TPMS_ATTEST.magic');
   if (magic !== TPM_GENERATED_VALUE) {
-    throw malformed(TpmCodes.QUOTE_MAGIC_INVALID, `TPMS_ATTEST.magic 0x${magic.toString(16)} is not TPM_GENERATED_VALUE`, { offset: 0 });
+    throw rejected(TpmCodes.QUOTE_MAGIC_INVALID, `TPMS_ATTEST.magic 0x${magic.toString(16)} is not TPM_GENERATED_VALUE`, { offset: 0 });
   }
   const type = r.u16('TPMS_ATTEST.type');
   if (type !== TPM_ST.ATTEST_QUOTE && type !== TPM_ST.ATTEST_CERTIFY) {
-    throw malformed(TpmCodes.QUOTE_TYPE_INVALID, `TPMS_ATTEST.type ${hex4(type)} is not a quote or certify`, { offset: 4 });
+    throw rejected(TpmCodes.QUOTE_TYPE_INVALID, `TPMS_ATTEST.type ${hex4(type)} is not a quote or certify`, { offset: 4 });
   }
   const qualifiedSigner = r.tpm2b('TPMS_ATTEST.qualifiedSigner', MAX_NAME);
   const extraData = r.tpm2b('TPMS_ATTEST.extraData', MAX_DATA);

@@ -1,6 +1,6 @@
 /**
  * Shared test helpers for the SEV-SNP, TDX and Azure suites: error-code capture and the real
- * SNP sets from ../shared/vectors (read in place).
+ * SNP sets from test/vectors (read in place).
  */
 import { AttestError } from '../../providers/common/errors.js';
 import { parseCertificate, parsePemCertificates, type Certificate } from '../../providers/common/x509.js';

@@ -1,5 +1,5 @@
 /**
- * SEV-SNP verification on every real report in ../shared/vectors, then one forged input per
+ * SEV-SNP verification on every real report in test/vectors, then one forged input per
  * check (table rows `{name, mutate, wantCode}`), and a bit-flip sweep over every signed byte.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,12 +1,12 @@
 /**
- * Shared loaders for the AWS tests. Real evidence is read in place from ../shared/vectors:
+ * Shared loaders for the AWS tests. Real evidence from test/vectors (INDEX.md there):
  * - vaportpm/test-nitro-fixture.json (lockboot/vaportpm@eb643add, crates/vaportpm-verify): a real
  *   EC2 NitroTPM document (us-east-1, i-01cfb383223e42522) with the TPM quote signed by the AK the
  *   document certifies. INDEX §2b/§3a: verify at 2026-02-03T11:00Z, nonce 230af3f7…161a.
  * - nitrite/nitro_attestation.b64 (blocky/nitrite@a6f5b6da): a real Nitro *Enclave* document,
  *   valid at 2024-09-07T14:37:39.545Z (INDEX §3b).
  */
-import { HAVE_VECTORS, readVectorJson, readVectorText, loadTestTrust } from '../helpers/vectors.js';
+import { readVectorJson, readVectorText, loadTestTrust } from '../helpers/vectors.js';
 import { fromHex, toBase64, toBase64Url } from '../../providers/common/encoding.js';
 import { PinIds } from '../../providers/common/pins.js';
 import type { TrustStore, VerifyContext } from '../../providers/common/types.js';
@@ -25,12 +25,8 @@ export const FIXTURE_NONCE_HEX = '230af3f7c0ec43ccf99a4cab47ac61469a36ea74b1e797
 export function loadNitroFixture(): NitroFixture {
   return readVectorJson<NitroFixture>('vaportpm/test-nitro-fixture.json');
 }
-/**
- * The real document's bytes. Suites evaluate this while collecting (even when `describeVectors`
- * skips them), so without the vectors it returns empty bytes that no test then uses.
- */
+/** The real document's bytes. */
 export function fixtureDocument(): Uint8Array {
-  if (!HAVE_VECTORS) return new Uint8Array(0);
   return fromHex(loadNitroFixture().attestation.nitro.document);
 }
 export function enclaveDocument(): Uint8Array {

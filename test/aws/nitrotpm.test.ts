@@ -1,5 +1,5 @@
 /**
- * Provider `aws` / format `nitrotpm` on real evidence (../shared/vectors, INDEX §2b, §3a, §3b).
+ * Provider `aws` / format `nitrotpm` on real evidence (test/vectors, INDEX §2b, §3a, §3b).
  */
 import { describe, expect, it } from 'vitest';
 import { encode as cborEncode } from 'cborg';

@@ -1,5 +1,5 @@
 /**
- * The `azure` provider on every real Azure CVM evidence set in ../shared/vectors (INDEX §1),
+ * The `azure` provider on every real Azure CVM evidence set in test/vectors (INDEX §1),
  * each with the nonce and PCR 0 the INDEX gives, at a pinned time; then every upstream negative
  * case as a table row with its own stable code.
  */

@@ -1,5 +1,5 @@
 /**
- * IMDS attested documents. No real one is in ../shared/vectors, so openssl (the real tool)
+ * IMDS attested documents. No real one is in test/vectors, so openssl (the real tool)
  * builds the PKI and signs documents shaped like Azure's (`openssl cms -sign`, SHA-256, RSA,
  * with and without signed attributes, as IMDS does): a test root pinned by fingerprint, an
  * intermediate, a `metadata.azure.com` leaf. They ride on the real az-snp-vtpm evidence-v1,

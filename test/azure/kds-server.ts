@@ -1,7 +1,7 @@
 /**
  * A local server speaking AMD KDS's wire format (VCEK Certificate and KDS Interface
  * Specification, pub. 57230, §4), on a free port, serving the real AMD `cert_chain` files from
- * ../shared/vectors. Counts requests per path.
+ * test/vectors. Counts requests per path.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

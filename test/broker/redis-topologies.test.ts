@@ -125,7 +125,7 @@ function essentials(store: () => StateStore) {
   });
 }
 
-describe.skipIf(!HAVE)('Redis Sentinel (1 master + 1 replica + 1 sentinel)', () => {
+describe('Redis Sentinel (1 master + 1 replica + 1 sentinel)', () => {
   const MASTER = 'attestmaster';
   let master: number;
   let replica: number;
@@ -213,7 +213,7 @@ describe.skipIf(!HAVE)('Redis Sentinel (1 master + 1 replica + 1 sentinel)', () 
   });
 });
 
-describe.skipIf(!HAVE)('Redis Cluster (3 masters)', () => {
+describe('Redis Cluster (3 masters)', () => {
   let ports: number[];
   let nodeProcs: ChildProcess[];
   let s: RedisStore;

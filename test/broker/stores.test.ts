@@ -8,7 +8,7 @@ import { MemoryStore } from '../../broker/store/memory.js';
 import { RedisStore } from '../../broker/store/redis.node.js';
 import type { ChallengeRecord, StateStore } from '../../broker/contracts.js';
 import { AttestError } from '../../providers/common/errors.js';
-import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 const rec = (): ChallengeRecord => ({ nonce: 'n', issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString() });
 
@@ -58,6 +58,17 @@ function contract(name: string, make: () => Promise<StateStore>, waitExpiry: (s:
       expect(await s.get('head')).toBeNull();
     });
 
+    it('incr: 300 concurrent increments count exactly; the counter expires with its window and is apart from get/set', async () => {
+      const r = await Promise.all(Array.from({ length: 300 }, () => s.incr('window-1', 30)));
+      expect(new Set(r).size).toBe(300);
+      expect(Math.max(...r)).toBe(300);
+      await s.set('window-1', 'a value');
+      expect(await s.incr('window-1', 30)).toBe(301);
+      expect(await s.get('window-1')).toBe('a value');
+      await waitExpiry(s);
+      expect(await s.incr('window-1', 60_000)).toBe(1);
+    });
+
     it('set with TTL expires; set without TTL stays', async () => {
       await s.set('ttl', 'a', 30);
       await s.set('keep', 'b');
@@ -78,7 +89,7 @@ contract(
   },
 );
 
-describe.skipIf(!HAVE_REDIS)('redis', () => {
+describe('redis', () => {
   let server: RedisServer;
   beforeAll(async () => {
     server = await startRedis();
@@ -119,6 +130,32 @@ describe.skipIf(!HAVE_REDIS)('redis', () => {
     expect(ok).toBe(true);
     await s.close();
     await back.stop();
+  });
+});
+
+describe('redis at its memory limit', () => {
+  it('a full Redis (maxmemory, noeviction) answers STORE_FULL (503 with Retry-After), not STORE_UNAVAILABLE', async () => {
+    const own = await startRedis();
+    const s = new RedisStore({ url: own.url });
+    const admin = new RedisStore({ url: own.url });
+    await admin.ping();
+    const { createRedisClient } = await import('../../broker/store/redis.node.js');
+    const c = createRedisClient({ url: own.url });
+    await c.connect();
+    await c.config('SET', 'maxmemory', '2mb');
+    await c.config('SET', 'maxmemory-policy', 'noeviction');
+    let err: unknown;
+    for (let i = 0; i < 100_000 && !err; i++) {
+      await s.putChallenge(`fill-${i}`, { ...rec(), nonce: 'n'.repeat(43) }, 60_000).catch((e: unknown) => (err = e));
+    }
+    expect(err).toBeInstanceOf(AttestError);
+    expect((err as AttestError).code).toBe('STORE_FULL');
+    expect((err as AttestError).kind).toBe('unavailable');
+    expect((err as AttestError).retryAfter).toBeGreaterThan(0);
+    c.disconnect();
+    await s.close();
+    await admin.close();
+    await own.stop();
   });
 });
 

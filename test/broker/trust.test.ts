@@ -6,14 +6,20 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUILTIN_PINS, PinIds } from '../../providers/common/pins.js';
+import { BUILTIN_INTERMEDIATES, BUILTIN_PINS, PinIds } from '../../providers/common/pins.js';
 import { fetchTrust, importTrust } from '../../broker/trust/fetch.node.js';
 import { loadTrustStore } from '../../broker/trust/store.node.js';
 import { parseConfig } from '../../broker/config/schema.js';
 import { describeVectors, readVector, rootVectorFile, vectorPath } from '../helpers/vectors.js';
+
+/** Where each pinned intermediate sits in the vectors (go-tpm-tools ships them as it embeds them). */
+const INTERMEDIATE_FILES: Record<string, string> = {
+  'google-tpm-ek-intermediate-2': 'go-tpm-tools/ca-certs/tpm_ek_intermediate_2.crt',
+  'google-tpm-ek-intermediate-3': 'go-tpm-tools/ca-certs/tpm_ek_intermediate_3.crt',
+};
 
 describeVectors('trust fetch / import', () => {
   let server: Server;
@@ -26,6 +32,8 @@ describeVectors('trust fetch / import', () => {
     zipPath = join(work, 'AWS_NitroEnclaves_Root-G1.zip');
     execFileSync('python3', ['-c', `import zipfile;z=zipfile.ZipFile(${JSON.stringify(zipPath)},'w',zipfile.ZIP_DEFLATED);z.write(${JSON.stringify(join(work, 'root.pem'))},'root.pem');z.close()`]);
     server = createServer((req, res) => {
+      const inter = BUILTIN_INTERMEDIATES.find((p) => new URL(p.source).pathname === req.url);
+      if (inter) return void res.writeHead(200).end(readVector(INTERMEDIATE_FILES[inter.id]!));
       const pin = BUILTIN_PINS.find((p) => new URL(p.source).pathname === req.url);
       if (!pin) return void res.writeHead(404).end();
       let body = pin.format === 'zip-pem' ? new Uint8Array(execFileSync('cat', [zipPath])) : readVector(rootVectorFile(pin.id));
@@ -45,11 +53,14 @@ describeVectors('trust fetch / import', () => {
     const dir = mkdtempSync(join(tmpdir(), 'trust-'));
     const lines: string[] = [];
     const r = await fetchTrust({ dir, fetch: localFetch, progress: (l) => lines.push(l) });
-    expect(r.every((x) => x.ok)).toBe(true);
+    expect(r.filter((x) => !x.ok)).toEqual([]);
+    expect(r).toHaveLength(BUILTIN_PINS.length + BUILTIN_INTERMEDIATES.length);
     expect(readdirSync(dir).filter((f) => !f.endsWith('.intermediates.pem')).sort()).toEqual(BUILTIN_PINS.map((p) => `${p.id}.pem`).sort());
     // AMD's cert_chain brings the ASK and ASVK: kept as intermediates (never as roots).
     expect(readdirSync(dir)).toContain('amd-ark-milan.intermediates.pem');
-    expect(lines.filter((l) => l.includes('matches the pin'))).toHaveLength(BUILTIN_PINS.length);
+    // The pinned Google intermediates legacy GCE attestations need.
+    for (const p of BUILTIN_INTERMEDIATES) expect(readdirSync(dir)).toContain(`${p.id}.intermediates.pem`);
+    expect(lines.filter((l) => l.includes('matches the pin'))).toHaveLength(BUILTIN_PINS.length + BUILTIN_INTERMEDIATES.length);
     const store = await loadTrustStore(parseConfig({ trust: { dir } }).trust);
     expect([...store.ids()].sort()).toEqual(BUILTIN_PINS.map((p) => p.id).sort());
   });
@@ -69,8 +80,8 @@ describeVectors('trust fetch / import', () => {
 
   it('network failures are reported per root with what to do', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trust-'));
-    const r = await fetchTrust({ dir, fetch: () => Promise.reject(new Error('ECONNREFUSED')), pins: BUILTIN_PINS.slice(0, 1) });
-    expect(r[0]).toMatchObject({ ok: false, error: 'ECONNREFUSED' });
+    const r = await fetchTrust({ dir, fetch: () => Promise.reject(new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED 1.2.3.4:443'), { code: 'ECONNREFUSED' }) })), pins: BUILTIN_PINS.slice(0, 1) });
+    expect(r[0]).toMatchObject({ ok: false, error: 'cannot reach kdsintf.amd.com: fetch failed: connect ECONNREFUSED 1.2.3.4:443' });
   });
 
   it('import takes matching certificates from any files in a directory (air-gapped)', async () => {
@@ -79,6 +90,9 @@ describeVectors('trust fetch / import', () => {
       if (p.format === 'zip-pem') copyFileSync(zipPath, join(from, 'aws.zip'));
       else copyFileSync(vectorPath(rootVectorFile(p.id)), join(from, `${p.id}-download.bin`));
     }
+    // Nested folders are walked.
+    mkdirSync(join(from, 'google', 'intermediates'), { recursive: true });
+    for (const p of BUILTIN_INTERMEDIATES) copyFileSync(vectorPath(INTERMEDIATE_FILES[p.id]!), join(from, 'google', 'intermediates', `${p.id}.crt`));
     writeFileSync(join(from, 'README.txt'), 'not a certificate');
     const dir = mkdtempSync(join(tmpdir(), 'trust-'));
     const r = await importTrust({ from, dir });

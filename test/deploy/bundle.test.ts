@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HAVE_SWTPM, startSwtpm, type Swtpm } from './swtpm.js';
+import { startSwtpm, type Swtpm } from './swtpm.js';
 import { makeTls, startTestBroker, type TestBroker, type TlsMaterial } from './test-broker.js';
 
 const run = promisify(execFile);
@@ -48,7 +48,7 @@ describe('bundled client (dist/attest-join.mjs)', () => {
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ ok: false, code: 'JOIN_USAGE' });
   });
 
-  (HAVE_SWTPM ? describe : describe.skip)('end to end with swtpm', () => {
+  describe('end to end with swtpm', () => {
     let tpm: Swtpm;
     let tls: TlsMaterial;
     let b: TestBroker;

@@ -45,7 +45,7 @@ describe('cloud-init user-data', () => {
     const text = readFileSync(path, 'utf8');
     const cc = parse(text) as CloudConfig;
 
-    (HAVE_CLOUD_INIT ? it : it.skip)(`${f}: cloud-init schema --config-file accepts it`, () => {
+    it(`${f}: cloud-init schema --config-file accepts it`, () => {
       const out = execFileSync('cloud-init', ['schema', '--config-file', path], { encoding: 'utf8' });
       expect(out).toMatch(/Valid cloud-config/);
     });
@@ -97,7 +97,7 @@ describe('attest-join.service', () => {
     expect(UNIT).toMatch(/^DevicePolicy=closed$/m);
   });
 
-  (HAVE_SYSTEMD_ANALYZE ? it : it.skip)('systemd-analyze verify accepts it', () => {
+  it('systemd-analyze verify accepts it', () => {
     // verify insists that ExecStart's binary exists: point it at a stand-in, nothing else changes.
     const dir = mkdtempSync(join(tmpdir(), 'unit-'));
     writeFileSync(join(dir, 'attest-join'), '#!/bin/sh\n');

@@ -85,7 +85,7 @@ function discoveryServer(): Server {
   });
 }
 
-(HAVE_KUBECTL ? describe : describe.skip)('deploy/kubernetes', () => {
+describe('deploy/kubernetes', () => {
   let server: Server;
   let url: string;
   let home: string;

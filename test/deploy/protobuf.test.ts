@@ -1,7 +1,7 @@
 /**
  * The tiny proto3 encoder against protobufjs (an independent implementation, present in
  * node_modules through google-gax) as the decoding oracle, and against real `gotpm attest`
- * output from ../shared/vectors/go-tpm-tools/attestations (decoded, re-encoded, compared).
+ * output from test/vectors/go-tpm-tools/attestations (decoded, re-encoded, compared).
  */
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';

@@ -16,14 +16,14 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as pjoin } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
-import { CompactEncrypt, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBroker } from '../../broker/app.js';
-import type { Decision, PolicyEngine, ReleaseObject, ReleaseService } from '../../broker/contracts.js';
+import { systemClock, type Decision, type PolicyEngine, type ReleaseService } from '../../broker/contracts.js';
+import { BrokerReleaseService } from '../../broker/release/service.js';
 import { MemoryStore } from '../../broker/store/memory.js';
 import { RedisStore } from '../../broker/store/redis.node.js';
 import type { StateStore } from '../../broker/contracts.js';
-import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { createConsoleLogger } from '../../broker/observability/console-logger.js';
 import { anchorFromBytes, createTrustStore } from '../../providers/common/trust.js';
 import type { Claims } from '../../providers/common/types.js';
@@ -33,7 +33,7 @@ import { AttestError } from '../../providers/common/errors.js';
 import { JoinCodes } from '../../deploy/node/client/codes.js';
 import { join } from '../../deploy/node/client/join.node.js';
 import { createToolRunner } from '../../deploy/node/client/tpm.node.js';
-import { HAVE_SWTPM, startSwtpm, type Swtpm } from './swtpm.js';
+import { startSwtpm, type Swtpm } from './swtpm.js';
 import { makeTls, type TlsMaterial } from './test-broker.js';
 
 function memoryActivations(): ActivationStore {
@@ -59,7 +59,7 @@ function testPolicy(pcr7?: string, allowUnsealed = false): PolicyEngine {
       const pcrOk = pcr7 === undefined || claims.tpm?.pcrs.sha256?.[7] === pcr7;
       return {
         allow: trusted && pcrOk,
-        ...(trusted && pcrOk ? {} : { denyCode: trusted ? 'POLICY_PCR_MISMATCH' : 'POLICY_AK_UNTRUSTED' }),
+        ...(trusted && pcrOk ? {} : { denyCode: trusted ? 'POLICY_PCR_MISMATCH' : 'POLICY_AK_TRUST_NOT_ALLOWED' }),
         nodeName: `node-${claims.identity.instanceId.slice(0, 12)}`,
         cluster: cluster ?? 'c1',
         policyHash: '00'.repeat(32),
@@ -70,28 +70,21 @@ function testPolicy(pcr7?: string, allowUnsealed = false): PolicyEngine {
   };
 }
 
-/** Seals a release object to the node's key (ECDH-ES+A256KW / A256GCM), as protocol §3 says. */
-function testRelease(issued: string[]): ReleaseService {
-  return {
-    async release(req) {
-      const token = `${createHash('sha256').update(String(issued.length) + req.requestId).digest('hex').slice(0, 6)}.${createHash('sha256').update(req.requestId).digest('hex').slice(0, 16)}`;
-      issued.push(token);
-      const rel: ReleaseObject = {
-        nodeName: req.decision.nodeName,
-        expiresAt: new Date(Date.now() + 900_000).toISOString(),
-        bootstrapToken: token,
-        kubeconfig: `apiVersion: v1\nkind: Config\nusers:\n- name: bootstrap\n  user: {token: ${token}}\n`,
-        apiServer: 'https://127.0.0.1:6443',
-        caCertHashes: [`sha256:${'ab'.repeat(32)}`],
-      };
-      if (!req.ephemeralKey) return rel;
-      const key = await importJWK(req.ephemeralKey as Parameters<typeof importJWK>[0], 'ECDH-ES+A256KW');
-      return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(rel))).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM' }).encrypt(key);
-    },
-  };
+/**
+ * The real release service (webhook mode: no Kubernetes needed), which alone decides whether a
+ * release may go out unsealed. `issued` collects the token ids of the audit records.
+ */
+function testRelease(store: StateStore, issued: string[]): ReleaseService {
+  return new BrokerReleaseService({
+    store,
+    clock: systemClock,
+    logger: createConsoleLogger('error', {}, () => undefined),
+    audit: { record: async (r) => void (typeof r.tokenId === 'string' && issued.push(r.tokenId + '.')) },
+    clusters: { '*': { apiServer: 'https://127.0.0.1:6443' } },
+  });
 }
 
-const d = HAVE_SWTPM ? describe : describe.skip;
+const d = describe;
 
 d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
   let tpm: Swtpm;
@@ -118,7 +111,7 @@ d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
       trust: createTrustStore([anchor]),
       logger: createConsoleLogger('error', {}, () => undefined),
       policy: testPolicy(pcr7, allowUnsealed),
-      release: testRelease(issued),
+      release: testRelease(store, issued),
     });
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer, serverOptions: { cert: tls.leafPem + tls.caPem, key: tls.leafKeyPem } });
     servers.push(server);
@@ -177,11 +170,11 @@ d('join client ↔ real broker app + tpm provider (swtpm, HTTPS)', () => {
     const closed = await startBroker();
     const no = await sh(closed.url);
     expect(no.code).toBe(1);
-    expect(no.stderr).toContain('UNSEALED_RELEASE_FORBIDDEN');
+    expect(no.stderr).toContain('RELEASE_UNSEALED_FORBIDDEN');
     expect(closed.issued).toHaveLength(0);
   });
 
-  (HAVE_REDIS ? it : it.skip)('joins the same way with the Redis store (real redis-server)', async () => {
+  it('joins the same way with the Redis store (real redis-server)', async () => {
     let redis: RedisServer | undefined;
     let store: RedisStore | undefined;
     try {

@@ -1,6 +1,6 @@
 /**
  * A small broker for the join-client tests: a real HTTPS server speaking protocol v1
- * (shared/design/protocol.md §1–§3, and two-step credential activation as the broker's `tpm`
+ * (docs/protocol.md, and two-step credential activation as the broker's `tpm`
  * provider does it: docs/tpm.md on the tpm-core branch),
  * with real crypto at every step it checks, and knobs to inject the failures the client must
  * survive (or refuse). It is a wire peer, not the product's broker.

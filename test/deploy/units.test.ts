@@ -171,9 +171,18 @@ describe('activation and pins', () => {
     }
   });
   it('maps failures to exit statuses', () => {
-    expect(exitStatusFor(joinError(JoinCodes.USAGE, 'x', { kind: 'config' }))).toBe(2);
+    expect(exitStatusFor(joinError(JoinCodes.USAGE, 'x'))).toBe(2);
     expect(exitStatusFor(joinError(JoinCodes.DEADLINE_EXCEEDED, 'x'))).toBe(3);
     expect(exitStatusFor(joinError(JoinCodes.REJECTED, 'x'))).toBe(1);
     expect(exitStatusFor(new Error('x'))).toBe(1);
+  });
+});
+
+describe('docs/join.md', () => {
+  it('lists every join client code in its code table', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../docs/join.md', import.meta.url), 'utf8');
+    const table = doc.split('\n').filter((l) => l.startsWith('| `JOIN_')).join('\n');
+    for (const code of [...Object.values(JoinCodes), 'JOIN_INTERNAL']) expect(table, code).toContain(`\`${code}\``);
   });
 });

@@ -16,7 +16,7 @@ import { createGcpProvider } from '../../providers/gcp/index.js';
 import { parseAttestationProto, type GotpmAttestation, type GotpmQuote } from '../../providers/gcp/parse.js';
 import { parseVaportpmGcpEvidence } from '../../providers/gcp/vaportpm.js';
 import { computeName, parseTpmtPublic } from '../../providers/tpm/structures.js';
-import { describeVectors, HAVE_VECTORS, readVector } from '../helpers/vectors.js';
+import { describeVectors, readVector } from '../helpers/vectors.js';
 import { encodeAttestation, toGotpm, toGotpmJson, topLevelFields } from './pb-encode.js';
 import {
   codeOf,
@@ -192,8 +192,8 @@ const LEGACY_ROWS: Row[] = [
 
 describeVectors('gcp negative table: legacy lineage, RSA AK (gce-cos-85-nonce9009.pb)', () => {
   // Read only when the vectors exist (a skipped describe still runs its body to collect tests).
-  const base = parseAttestationProto(HAVE_VECTORS ? readVector(PB_NONCE_9009) : new Uint8Array(0));
-  const intermediates = { intermediates: HAVE_VECTORS ? [readVector(LEGACY_INTERMEDIATE)] : [] };
+  const base = parseAttestationProto(readVector(PB_NONCE_9009));
+  const intermediates = { intermediates: [readVector(LEGACY_INTERMEDIATE)] };
   for (const format of ['gotpm', 'gotpm-json'] as const) {
     describe(format, () => {
       for (const row of LEGACY_ROWS) {
@@ -254,7 +254,7 @@ const VAPOR_ROWS: VRow[] = [
 ];
 
 describeVectors('gcp negative table: current lineage, ECC P-256 AK (vaportpm test-gcp-amd-fixture.json)', () => {
-  const v = HAVE_VECTORS ? vapor(VAPOR_AMD) : ({} as VaporFixture);
+  const v = vapor(VAPOR_AMD);
   for (const row of VAPOR_ROWS) {
     it(`${row.name} → ${row.wantCode}`, async () => {
       const provider = createGcpProvider();

@@ -1,7 +1,7 @@
 /**
  * The SEV-SNP leg of the gcp provider (providers/gcp/sevsnp.ts + verifyGcpSevSnp).
  *
- * No GCE attestation with `sev_snp_attestation` is in ../shared/vectors, so the input is built
+ * No GCE attestation with `sev_snp_attestation` is in test/vectors, so the input is built
  * the way go-sev-guest's `abi.ReportToProto` would build it from a real, AMD-signed report (the
  * SEV-SNP report of the Azure CVM evidence trustee/az-snp-vtpm/evidence-v1.json, Milan, version
  * 3, with its VCEK): the test encoder below writes each report field into its proto field
@@ -22,7 +22,7 @@ import { createGcpProvider } from '../../providers/gcp/index.js';
 import { gcpPlatform } from '../../providers/gcp/validate.js';
 import { parseAttestationProto } from '../../providers/gcp/parse.js';
 import { fromHex } from '../../providers/common/encoding.js';
-import { describeVectors, HAVE_VECTORS, loadTestTrust, readVector, readVectorJson, readVectorText } from '../helpers/vectors.js';
+import { describeVectors, loadTestTrust, readVector, readVectorJson, readVectorText } from '../helpers/vectors.js';
 import { len, vint, topLevelFields } from './pb-encode.js';
 import { codeOf, ctx, GOTPM_AT, legacyIntermediateOptions, PB_NONCE_9009 } from './helpers.js';
 import { toGotpm, toGotpmJson } from './pb-encode.js';
@@ -68,7 +68,7 @@ describeVectors('gcp SEV-SNP leg (real Milan report in go-sev-guest proto form)'
       ask: certDer(parsePemCertificates(readVectorText('trustee/amd-roots/milan_ask_ark_asvk.pem'))[0]!),
     };
   };
-  const { raw, vcek, ask } = HAVE_VECTORS ? load() : { raw: new Uint8Array(0x4a0), vcek: new Uint8Array(0), ask: new Uint8Array(0) };
+  const { raw, vcek, ask } = load();
   const binding = raw.slice(0x50, 0x70); // REPORT_DATA = sha256(HCL var-data) ‖ 32 zero bytes
   const noNet = (() => Promise.reject(new TypeError('network is off in this test'))) as unknown as typeof fetch;
   const leg = async (bytes: Uint8Array, b: Uint8Array = binding, trust?: Awaited<ReturnType<typeof loadTestTrust>>) =>

@@ -14,6 +14,9 @@ export function captureLogger(): { logger: Logger; lines: string[] } {
   return { logger: createConsoleLogger('debug', {}, (l) => lines.push(l)), lines };
 }
 
+const OFF = { limit: 0, windowSeconds: 60 };
+export const NO_LIMITS = { challenge: OFF, attest: OFF, identity: OFF };
+
 export function testBroker(over: Partial<BrokerDeps> = {}) {
   const { logger, lines } = captureLogger();
   const deps: BrokerDeps = {
@@ -23,6 +26,8 @@ export function testBroker(over: Partial<BrokerDeps> = {}) {
     logger,
     metrics: createSimpleMetrics(),
     ...over,
+    // Rate limits are off unless a test turns them on: in-process requests share one address.
+    options: { rateLimits: NO_LIMITS, ...over.options },
   };
   return { app: createBroker(deps), deps, lines };
 }

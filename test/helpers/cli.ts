@@ -18,7 +18,13 @@ export function runCli(args: string[], env: Record<string, string> = {}, input?:
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function spawnCli(args: string[], env: Record<string, string> = {}) {
+export function spawnCli(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []) {
   ensureBuilt();
-  return spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [...nodeArgs, BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
+
+/**
+ * The V8 heap limit the broker runs with (the container image's ENTRYPOINT and `npm start` pass
+ * the same flag): it bounds the process's memory under load. docs/deploy.md, "Memory".
+ */
+export const SERVE_NODE_ARGS = ['--max-old-space-size=160', '--max-semi-space-size=16'];

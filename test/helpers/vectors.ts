@@ -1,22 +1,19 @@
 /**
- * Access to `../shared/vectors` (real evidence, read in place, never copied) and the pinned
- * roots tests load from it. Suites that need the vectors use `describeVectors`, which skips with
- * a clear message when `../shared` is absent.
+ * Access to `test/vectors/` (real evidence, copied byte for byte with its provenance, license and
+ * SHA-256 in test/vectors/INDEX.md) and the pinned roots tests load from it. The vectors are part
+ * of the repository: nothing here is optional, and a missing file fails the test that needs it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, it } from 'vitest';
+import { describe } from 'vitest';
 import { BUILTIN_PINS, PinIds } from '../../providers/common/pins.js';
 import { anchorFromBytes, createTrustStore } from '../../providers/common/trust.js';
 import type { TrustStore } from '../../providers/common/types.js';
 import type { TrustAnchor } from '../../providers/common/x509.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** `../shared/vectors` beside the checkout (override with ATTEST_VECTORS). */
-export const VECTORS_DIR = process.env.ATTEST_VECTORS ?? resolve(here, '../../../shared/vectors');
-export const HAVE_VECTORS = existsSync(join(VECTORS_DIR, 'INDEX.md'));
-export const SKIP_MESSAGE = `../shared/vectors not found at ${VECTORS_DIR}: skipping tests on real evidence`;
+export const VECTORS_DIR = resolve(here, '../vectors');
 
 export function vectorPath(rel: string): string {
   return join(VECTORS_DIR, rel);
@@ -31,11 +28,9 @@ export function readVectorJson<T = unknown>(rel: string): T {
   return JSON.parse(readVectorText(rel)) as T;
 }
 
-/** `describe` that skips, with a message, when the vectors are absent. */
+/** A suite on real evidence (kept for readability: the vectors are always there). */
 export function describeVectors(name: string, fn: () => void): void {
-  if (HAVE_VECTORS) describe(name, fn);
-  // Without the vectors the suite body is not even run (it may read files at describe level).
-  else describe.skip(`${name} (${SKIP_MESSAGE})`, () => it.skip('needs ../shared/vectors', () => {}));
+  describe(name, fn);
 }
 
 /** Where each pinned root sits in the vectors. */

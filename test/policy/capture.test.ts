@@ -75,7 +75,7 @@ describe('policy capture on each vector', () => {
     expect(c.identity).toEqual({ gcp: { projects: ['lockboot'], zones: ['us-central1-f'], instanceNames: 'any' } });
     expect(c.tpm).toEqual({ akTrust: ['cloud-certified'], pinnedAks: 'any' });
     expect(c.platform.debug).toEqual({ forbidden: true });
-    expect(c.release).toEqual({ tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false });
+    expect(c.release).toEqual({ tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false, tokensPerInstance: 'one' });
     // Another project is denied by the captured policy.
     const other = clone(gcpAmd);
     other.identity.account = 'someone-else';

@@ -253,7 +253,7 @@ describe('decisions', () => {
     // Checks written 'any' are recorded as skipped, never silently absent.
     expect(d.rules.find((r) => r.rule === 'platform.tdx')).toMatchObject({ outcome: 'skip' });
     expect(d.rules.find((r) => r.rule === 'images.img.uki')).toMatchObject({ outcome: 'skip' });
-    expect(d.release).toEqual({ tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false });
+    expect(d.release).toEqual({ tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false, tokensPerInstance: 'one' });
   });
 
   it('denies an unknown cluster without throwing', async () => {

@@ -13,7 +13,7 @@ import { LocalKeyService } from '../../providers/local/kms.js';
 import { MemoryStore } from '../../broker/store/memory.js';
 import { systemClock, type ReleaseObject } from '../../broker/contracts.js';
 import { makeTestPki } from '../servers/tls.js';
-import { captureLogger } from './helpers.js';
+import { captureLogger, claimsFor, decisionFor, fixedClock } from './helpers.js';
 
 describe('release behind the HTTP app', () => {
   it('challenge → attest → unsealed release (policy allows it); a second attest in the window → 409 ISSUANCE_CONFLICT', async () => {
@@ -44,6 +44,18 @@ describe('release behind the HTTP app', () => {
     expect(((await r2.json()) as { code: string }).code).toBe('ISSUANCE_CONFLICT');
     expect(r2.headers.get('retry-after')).toBe('600');
     await expect(verifyAuditChain(records)).resolves.toMatchObject({ count: 1 });
+  });
+
+  it('ISSUANCE_CONFLICT says when the window really closes, not its full length', async () => {
+    const clock = fixedClock('2026-12-01T10:00:00Z');
+    const store = new MemoryStore({ clock });
+    const svc = new BrokerReleaseService({ store, clock, logger: captureLogger(), audit: { record: async () => undefined }, clusters: { prod: { apiServer: 'https://api:6443' } } });
+    const go = () => svc.release({ claims: claimsFor('i-window'), decision: decisionFor({}, { allowUnsealed: true }), want: ['bootstrap-token'], requestId: 'r' });
+    await go();
+    clock.set(new Date('2026-12-01T10:04:10Z')); // 250 s into the 600 s window
+    await expect(go()).rejects.toMatchObject({ code: 'ISSUANCE_CONFLICT', retryAfter: 350 });
+    clock.set(new Date('2026-12-01T10:10:01Z'));
+    await expect(go()).resolves.toBeTruthy();
   });
 
   it('sealed release through the app: a JWE that opens only with the node key and echoes the challenge nonce', async () => {

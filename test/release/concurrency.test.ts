@@ -12,12 +12,12 @@ import { HashChainAudit, verifyAuditChain, type AuditRecord } from '../../broker
 import { LocalKeyService } from '../../providers/local/kms.js';
 import { kubeClientFor } from '../../broker/release/kube.node.js';
 import { systemClock, type ReleaseObject } from '../../broker/contracts.js';
-import { HAVE_REDIS, startRedis, type RedisServer } from '../helpers/redis.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { makeTestPki, type TestPki } from '../servers/tls.js';
 import { startKubeServer, type KubeTestServer } from '../servers/kube-apiserver.js';
 import { captureLogger, claimsFor, decisionFor } from './helpers.js';
 
-describe.runIf(HAVE_REDIS)('one token per instance under 200 concurrent releases (Redis)', () => {
+describe('one token per instance under 200 concurrent releases (Redis)', () => {
   let redis: RedisServer;
   let pki: TestPki;
   let kube: KubeTestServer;

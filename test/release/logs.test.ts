@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -51,21 +51,40 @@ describe('logs carry no secrets', () => {
     );
     const kek = randomBytes(32);
     process.env.AB_TEST_KEK = kek.toString('hex');
+    const store = memoryStore();
     const rt = await buildReleaseRuntime(
       { mode: 'secret', clusters: { prod: { apiServer: 'https://api:6443', kube: { kubeconfig } } }, kms: { kind: 'local', kekEnv: 'AB_TEST_KEK' } },
-      memoryStore(),
+      store,
       logger,
     );
-    const secrets: string[] = [kek.toString('hex'), kek.toString('base64'), srv.adminToken];
+    // The same store seen by a webhook-mode broker: its TokenReviews are logged too.
+    const apiServerToken = randomBytes(32).toString('hex');
+    const wh = await buildReleaseRuntime(
+      {
+        mode: 'webhook',
+        clusters: { prod: { apiServer: 'https://api:6443' } },
+        tokenReview: { callers: { prod: { bearerTokenSha256: [createHash('sha256').update(apiServerToken).digest('hex')] } } },
+      },
+      store,
+      logger,
+    );
+    const review = (token: string) =>
+      wh.tokenReview!(
+        new Request('http://b/v1/tokenreview', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${apiServerToken}` },
+          body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } }),
+        }),
+        {},
+      );
+    const secrets: string[] = [kek.toString('hex'), kek.toString('base64'), srv.adminToken, apiServerToken];
     for (let i = 0; i < 5; i++) {
       const rel = (await rt.release.release({ claims: claimsFor(`i-log-${i}`), decision: decisionFor({}, { allowUnsealed: true }), want: ['bootstrap-token', 'disk-key'], requestId: `r${i}` })) as ReleaseObject;
       const key = Buffer.from(rel.diskKey!.key, 'base64url');
       secrets.push(rel.bootstrapToken!, rel.bootstrapToken!.split('.')[1]!, rel.diskKey!.key, key.toString('base64'), key.toString('hex'));
-      await rt.tokenReview(new Request('http://b/v1/tokenreview', { method: 'POST', body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: rel.bootstrapToken } }) }));
+      await review(rel.bootstrapToken!);
       // a wrong secret for the same id is reviewed (and logged) too
-      await rt.tokenReview(
-        new Request('http://b/v1/tokenreview', { method: 'POST', body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: `${rel.bootstrapToken!.slice(0, 7)}zzzzzzzzzzzzzzzz` } }) }),
-      );
+      await review(`${rel.bootstrapToken!.slice(0, 7)}zzzzzzzzzzzzzzzz`);
     }
     // failure paths: Kubernetes down (rollback logged), conflict
     srv.failNext(100, 503);
@@ -81,7 +100,8 @@ describe('logs carry no secrets', () => {
     delete process.env.AB_TEST_KEK;
 
     expect(lines.length).toBeGreaterThan(15);
-    expect(lines.filter((l) => l.includes('"msg":"audit"'))).toHaveLength(5);
+    expect(lines.filter((l) => l.includes('"msg":"audit"') && l.includes('"type":"release"'))).toHaveLength(5);
+    expect(lines.filter((l) => l.includes('"msg":"audit"') && l.includes('"type":"tokenreview"'))).toHaveLength(10);
     const all = lines.join('\n');
     for (const s of secrets) expect(all.includes(s), `a secret (${s.length} chars) appears in the logs`).toBe(false);
   });

@@ -56,21 +56,39 @@ describe('release runtime from configuration', () => {
     await rt.close();
   });
 
-  it('dev mode works with no further configuration (webhook mode, throwaway KEK)', async () => {
+  it('dev mode works with no further configuration (webhook mode, throwaway KEK, no webhook until a caller is configured)', async () => {
     const logger = captureLogger();
     const rt = await buildReleaseRuntime({ mode: 'dev' }, memoryStore(), logger);
     const rel = (await rt.release.release({ claims: claimsFor('i-dev'), decision: decisionFor({ cluster: 'default' }, { allowUnsealed: true }), want: ['bootstrap-token', 'disk-key'], requestId: 'r' })) as ReleaseObject;
     expect(rel.caCertHashes).toEqual([]);
     expect(rel.kubeconfig).not.toContain('certificate-authority-data');
-    const res = await rt.tokenReview(new Request('http://b/v1/tokenreview', { method: 'POST', body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: rel.bootstrapToken } }) }));
-    expect(((await res.json()) as { status: { authenticated: boolean } }).status.authenticated).toBe(true);
+    expect(rt.tokenReview).toBeUndefined();
     expect(logger.lines.some((l) => l.includes('random in-memory KEK'))).toBe(true);
+    const token = randomBytes(32).toString('hex');
+    const tokenFile = join(pki.dir, 'dev-webhook-token');
+    writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
+    const store = memoryStore();
+    const rt2 = await buildReleaseRuntime({ mode: 'dev', tokenReview: { callers: { default: { bearerTokenFile: tokenFile } } } }, store, logger);
+    const rel2 = (await rt2.release.release({ claims: claimsFor('i-dev2'), decision: decisionFor({ cluster: 'default' }, { allowUnsealed: true }), want: ['bootstrap-token'], requestId: 'r' })) as ReleaseObject;
+    const res = await rt2.tokenReview!(
+      new Request('http://b/v1/tokenreview', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: rel2.bootstrapToken } }),
+      }),
+      {},
+    );
+    expect(((await res.json()) as { status: { authenticated: boolean } }).status.authenticated).toBe(true);
   });
 
   it.each([
     { name: 'unknown key', cfg: { mode: 'secret', clusterz: {} } },
     { name: 'secret mode without Kubernetes access', cfg: { mode: 'secret', clusters: { prod: { apiServer: 'https://a:6443' } } } },
     { name: 'no cluster', cfg: { mode: 'webhook' } },
+    { name: 'webhook mode without an authenticated caller', cfg: { mode: 'webhook', clusters: { prod: { apiServer: 'https://a:6443' } } } },
+    { name: 'webhook caller for an unknown cluster', cfg: { mode: 'webhook', clusters: { prod: { apiServer: 'https://a:6443' } }, tokenReview: { callers: { qa: { bearerTokenSha256: ['a'.repeat(64)] } } } } },
+    { name: 'client-certificate caller without a client CA', cfg: { mode: 'webhook', clusters: { prod: { apiServer: 'https://a:6443' } }, tokenReview: { callers: { prod: { clientCertificateCommonNames: ['kube-apiserver'] } } } } },
+    { name: 'TokenReview callers in secret mode', cfg: { mode: 'secret', clusters: { prod: { apiServer: 'https://a:6443', kube: { inCluster: false, kubeconfig: '/nonexistent' } } }, tokenReview: { callers: { prod: { bearerTokenSha256: ['a'.repeat(64)] } } } } },
     { name: 'unknown KMS kind', cfg: { mode: 'webhook', clusters: { prod: { apiServer: 'https://a:6443' } }, kms: { kind: 'vault' } } },
   ])('refuses a bad configuration: $name', async ({ cfg }) => {
     await expect(buildReleaseRuntime(cfg, memoryStore(), captureLogger())).rejects.toMatchObject({ code: 'CONFIG_INVALID', kind: 'config' });

@@ -192,13 +192,25 @@ describe('one issuance per instance per window', () => {
     await e.svc.release({ ...req, want: [...req.want] });
   });
 
+  it('one live token per instance across clusters, unless the issuing cluster says one-per-cluster', async () => {
+    const e = await env({ clusters: { prod: { apiServer: 'https://api.prod:6443' }, stage: { apiServer: 'https://api.stage:6443' }, lab: { apiServer: 'https://api.lab:6443' } } });
+    const n = await nodeKey();
+    const base = { claims: claimsFor('i-multi'), want: ['bootstrap-token'] as Array<'bootstrap-token'>, ephemeralKey: n.jwk, nonce: n.nonce, binding: n.binding, requestId: 'r' };
+    await e.svc.release({ ...base, decision: decisionFor({ cluster: 'stage' }) });
+    // A strict cluster refuses a second token for the same instance …
+    await expect(e.svc.release({ ...base, decision: decisionFor({ cluster: 'prod' }) })).rejects.toMatchObject({ code: 'ISSUANCE_CONFLICT' });
+    // … a cluster whose policy allows one token per cluster issues its own.
+    await expect(e.svc.release({ ...base, decision: decisionFor({ cluster: 'lab' }, { tokensPerInstance: 'one-per-cluster' }) })).resolves.toBeTruthy();
+    await expect(e.svc.release({ ...base, decision: decisionFor({ cluster: 'lab' }, { tokensPerInstance: 'one-per-cluster' }) })).rejects.toMatchObject({ code: 'ISSUANCE_CONFLICT' });
+  });
+
   it('the window is configurable independently of the token TTL', async () => {
     const e = await env({ issuanceWindowSeconds: 60 });
     const n = await nodeKey();
     const req = { claims: claimsFor('i-window-60'), decision: decisionFor(), want: ['bootstrap-token'] as Array<'bootstrap-token'>, ephemeralKey: n.jwk, nonce: n.nonce, binding: n.binding, requestId: 'r' };
     await e.svc.release(req);
     e.clock.set(new Date(e.clock.now().getTime() + 59_000));
-    await expect(e.svc.release(req)).rejects.toMatchObject({ code: 'ISSUANCE_CONFLICT', retryAfter: 60 });
+    await expect(e.svc.release(req)).rejects.toMatchObject({ code: 'ISSUANCE_CONFLICT', retryAfter: 1 });
     e.clock.set(new Date(e.clock.now().getTime() + 2_000));
     await e.svc.release(req);
   });

@@ -29,7 +29,7 @@ async function run(args: string[]): Promise<{ out: string; err: string; code: nu
   return { out, err, code };
 }
 
-(existsSync(STUB) ? describe : describe.skip)('attest-broker measure uki', () => {
+describe('attest-broker measure uki', () => {
   let dir = '';
   let uki = '';
   const parts: Record<string, string> = {};

@@ -168,7 +168,7 @@ describeSwtpm('HTTP end to end: swtpm node, format tpm, EK credential activation
     expect(seen).toHaveLength(2);
   });
 
-  it.skipIf(!HAVE_REDIS)('with redis-server', async () => {
+  it('with redis-server', async () => {
     const store = new RedisStore({ url: redis!.url });
     try {
       await flow(store);

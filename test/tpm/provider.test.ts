@@ -158,7 +158,7 @@ describeSwtpm('tpm provider (swtpm node, openssl TPM-vendor CA)', () => {
   it('EK certificate checks', async () => {
     const p = createTpmProvider({ ekRoots: [ROOT_ID], activations: memoryActivations() });
     const cases: { name: string; ev: Record<string, unknown>; ctx?: Partial<VerifyContext>; want: string }[] = [
-      { name: 'no EK certificate', ev: {}, want: 'EVIDENCE_INVALID' },
+      { name: 'no EK certificate', ev: {}, want: 'EVIDENCE_INCOMPLETE' },
       { name: 'certificate of another key (ECC EK) for ek_public', ev: ekEvidence('ek-ecc.der'), want: 'EK_CERTIFICATE_MISMATCH' },
       { name: 'issued by an unpinned root', ev: { ...ekEvidence('ek-other.der'), ek_intermediates: [] }, want: 'CHAIN_UNTRUSTED' },
       { name: 'intermediate missing', ev: { ...ekEvidence(), ek_intermediates: [] }, want: 'CHAIN_UNTRUSTED' },

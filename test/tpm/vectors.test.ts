@@ -1,5 +1,5 @@
 /**
- * Real quotes from cloud hardware (../shared/vectors, read in place) through `verifyQuote`:
+ * Real quotes from cloud hardware (test/vectors) through `verifyQuote`:
  * - azure-cvm-tooling quote.bin + akpub.pem (RSASSA-SHA256, SPKI AK, raw RSA signature);
  * - vaportpm GCP and Nitro fixtures (ECC P-256 AK as x/y, DER ECDSA signature).
  * Each also gets the upstream tamper cases with the code we expect.

@@ -4,6 +4,6 @@ declare module 'cloudflare:test' {
 }
 
 interface ImportMeta {
-  /** Vite's build-time glob import (used to bundle ../shared/vectors when present). */
+  /** Vite's build-time glob import (bundles files of test/vectors into the workerd tests). */
   glob<T = unknown>(pattern: string, options: { eager: true; import?: string; query?: string }): Record<string, T>;
 }

@@ -1,8 +1,7 @@
 /**
  * The gcp provider inside workerd: the real vaportpm GCP fixture (current Google EK/AK CA,
  * ECC P-256 AK) verifies with Web APIs only, and a tampered copy fails with the same code as on
- * Node. Fixture and root are bundled at build time from ../shared/vectors (read in place, never
- * copied); `import.meta.glob` yields nothing when ../shared is absent, and the suite then skips.
+ * Node. Fixture and root (test/vectors) are bundled at build time with `import.meta.glob`.
  */
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_PINS, PinIds } from '../../providers/common/pins.js';
@@ -15,13 +14,13 @@ interface Fixture {
   nonce: string;
   pcrs: { sha256: Record<string, string> };
 }
-const fixtures = import.meta.glob<Fixture>('../../../shared/vectors/vaportpm/test-gcp-amd-fixture.json', { eager: true, import: 'default' });
-const roots = import.meta.glob<string>('../../../shared/vectors/vaportpm/certs/gcp-ekak-root.pem', { eager: true, import: 'default', query: '?raw' });
+const fixtures = import.meta.glob<Fixture>('../vectors/vaportpm/test-gcp-amd-fixture.json', { eager: true, import: 'default' });
+const roots = import.meta.glob<string>('../vectors/vaportpm/certs/gcp-ekak-root.pem', { eager: true, import: 'default', query: '?raw' });
 const fixture = Object.values(fixtures)[0];
 const rootPem = Object.values(roots)[0];
-const describeVectors = fixture && rootPem ? describe : describe.skip;
+if (!fixture || !rootPem) throw new Error('test/vectors/vaportpm files missing from the bundle');
 
-describeVectors('gcp provider in workerd', () => {
+describe('gcp provider in workerd', () => {
   it('verifies test-gcp-amd-fixture.json at its pinned time; a changed PCR is PCR_DIGEST_MISMATCH', async () => {
     const pin = BUILTIN_PINS.find((p) => p.id === PinIds.GOOGLE_EKAK_ROOT)!;
     const trust = createTrustStore([await anchorFromBytes(pin, utf8(rootPem!))]);

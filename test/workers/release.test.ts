@@ -67,9 +67,16 @@ describe('release in workerd', () => {
     expect(rel.bootstrapToken).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
     expect(rel.diskKey!.key.length).toBe(43);
     await expect(verifyAuditChain(records)).resolves.toMatchObject({ count: 1 });
-    const review = tokenReviewHandler({ state: (id) => svc.issuer('prod').state(id), clock, logger: quiet });
+    const apiServerToken = 'kube-apiserver-' + b64u(crypto.getRandomValues(new Uint8Array(24)));
+    const callerDigest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(apiServerToken)));
+    const review = tokenReviewHandler({ state: (id) => svc.issuer('prod').state(id), store, clock, logger: quiet, callers: [{ cluster: 'prod', bearerSha256: [callerDigest] }] });
     const res = await review(
-      new Request('https://b/v1/tokenreview', { method: 'POST', body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: rel.bootstrapToken } }) }),
+      new Request('https://b/v1/tokenreview', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiServerToken}` },
+        body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: rel.bootstrapToken } }),
+      }),
+      {},
     );
     expect(((await res.json()) as { status: { authenticated: boolean } }).status.authenticated).toBe(true);
   });

@@ -13,14 +13,16 @@ const rec: ChallengeRecord = { nonce: 'n', issuedAt: '2026-01-01T00:00:00Z', exp
 const ns = (env as any).STATE;
 
 describe('Worker entry', () => {
-  it('serves healthz, a 201 challenge with a 32-byte nonce, and readyz', async () => {
+  it('serves healthz and a 201 challenge with a 32-byte nonce; readyz is 503 with no provider enabled (PROVIDERS="")', async () => {
     expect((await SELF.fetch('https://broker.test/healthz')).status).toBe(200);
     const r = await SELF.fetch('https://broker.test/v1/challenge', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(r.status).toBe(201);
     const b = (await r.json()) as { nonce: string; challengeId: string };
     const raw = atob(b.nonce.replace(/-/g, '+').replace(/_/g, '/'));
     expect(raw.length).toBe(32);
-    expect((await SELF.fetch('https://broker.test/readyz')).status).toBe(200);
+    const rz = await SELF.fetch('https://broker.test/readyz');
+    expect(rz.status).toBe(503);
+    expect(await rz.json()).toMatchObject({ code: 'NOT_READY', detail: 'not ready: no provider enabled' });
   });
 
   it('a format nobody registered is PROVIDER_UNAVAILABLE in workerd too', async () => {
@@ -65,6 +67,16 @@ describe('Durable Object store contract', () => {
     const c = await Promise.all(Array.from({ length: 20 }, (_, i) => s.compareAndSet('head', 'a', `b${i}`)));
     expect(c.filter(Boolean)).toHaveLength(1);
     await s.ping();
+  });
+
+  it('incr counts concurrent increments exactly, per window (rate limits across isolates)', async () => {
+    let now = new Date('2026-01-01T00:00:00Z');
+    const s = new DurableObjectStore(ns, { now: () => now });
+    const r = await Promise.all(Array.from({ length: 100 }, () => s.incr('rl-window', 1000)));
+    expect(Math.max(...r)).toBe(100);
+    expect(new Set(r).size).toBe(100);
+    now = new Date('2026-01-01T00:00:02Z');
+    expect(await s.incr('rl-window', 1000)).toBe(1);
   });
 
   it('a failing namespace surfaces as STORE_UNAVAILABLE', async () => {

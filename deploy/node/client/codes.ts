@@ -12,7 +12,7 @@
  * - 2 usage or configuration error (bad flag, bad pin syntax);
  * - 3 deadline exceeded or broker unreachable (worth retrying later: systemd restarts the unit).
  */
-import { AttestError, type ErrorKind } from '../../../providers/common/errors.js';
+import { AttestError } from '../../../providers/common/errors.js';
 
 export const JoinCodes = {
   /** A flag is missing or malformed (exit 2). */
@@ -54,9 +54,10 @@ export type JoinCode = (typeof JoinCodes)[keyof typeof JoinCodes];
 export function joinError(
   code: JoinCode,
   message: string,
-  opts: { kind?: ErrorKind; cause?: unknown; retryAfter?: number; detail?: Record<string, unknown> } = {},
+  opts: { cause?: unknown; retryAfter?: number; detail?: Record<string, unknown> } = {},
 ): AttestError {
-  return new AttestError(code, message, { kind: opts.kind ?? 'rejected', cause: opts.cause, retryAfter: opts.retryAfter, detail: opts.detail });
+  // The kind (and so the exit status) comes from the code table, never from the call site.
+  return new AttestError(code, message, opts);
 }
 
 /** Process exit status for a failure (see the module header). */

@@ -62,7 +62,7 @@ export interface BrokerTransport {
 
 export function parsePin(pin: string): Uint8Array {
   const m = /^sha256:([0-9a-fA-F]{64})$/.exec(pin.trim());
-  if (!m) throw joinError(JoinCodes.USAGE, '--ca-pin must be sha256:<64 hex digits> (SHA-256 of the CA certificate SubjectPublicKeyInfo)', { kind: 'config' });
+  if (!m) throw joinError(JoinCodes.USAGE, '--ca-pin must be sha256:<64 hex digits> (SHA-256 of the CA certificate SubjectPublicKeyInfo)');
   return fromHex(m[1]!.toLowerCase());
 }
 
@@ -152,7 +152,7 @@ export interface PinnedTransportOptions {
  */
 export function createPinnedTransport(o: PinnedTransportOptions): BrokerTransport {
   if (o.brokerUrl.protocol !== 'https:') {
-    throw joinError(JoinCodes.USAGE, `--broker must be an https:// URL, got ${o.brokerUrl.protocol}`, { kind: 'config' });
+    throw joinError(JoinCodes.USAGE, `--broker must be an https:// URL, got ${o.brokerUrl.protocol}`);
   }
   let agent: https.Agent | undefined;
   let caPem: string | undefined;

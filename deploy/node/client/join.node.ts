@@ -132,13 +132,13 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   const log = o.log ?? ((m: string) => process.stderr.write(`attest-join: ${m}\n`));
   const backoff = o.backoff ?? DEFAULT_BACKOFF;
   if (!o.cluster || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(o.cluster)) {
-    throw joinError(JoinCodes.USAGE, '--cluster must be 1-128 characters of [A-Za-z0-9._-]', { kind: 'config' });
+    throw joinError(JoinCodes.USAGE, '--cluster must be 1-128 characters of [A-Za-z0-9._-]');
   }
   let brokerUrl: URL;
   try {
     brokerUrl = new URL(o.broker);
   } catch (cause) {
-    throw joinError(JoinCodes.USAGE, `--broker is not a URL: ${o.broker}`, { kind: 'config', cause });
+    throw joinError(JoinCodes.USAGE, `--broker is not a URL: ${o.broker}`, { cause });
   }
   const pin = parsePin(o.caPin);
   const deadline = new Deadline(clock, clock.now() + o.deadlineMs);
@@ -174,11 +174,11 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         if (phase === 'attest' && e.sent) {
           throw joinError(JoinCodes.OUTCOME_UNKNOWN, `${path}: the request was sent but no answer came (${e.message}); not retrying a possibly-consumed challenge`, { cause: e });
         }
-        if (deadline.remaining() <= 0) throw joinError(JoinCodes.BROKER_UNREACHABLE, `broker unreachable: ${e.message}`, { kind: 'unavailable', cause: e });
+        if (deadline.remaining() <= 0) throw joinError(JoinCodes.BROKER_UNREACHABLE, `broker unreachable: ${e.message}`, { cause: e });
         try {
           await wait(0, `${path}: ${e.message}`);
         } catch (d) {
-          throw joinError(JoinCodes.BROKER_UNREACHABLE, `broker unreachable until the deadline: ${e.message}`, { kind: 'unavailable', cause: d });
+          throw joinError(JoinCodes.BROKER_UNREACHABLE, `broker unreachable until the deadline: ${e.message}`, { cause: d });
         }
         continue;
       }
@@ -205,7 +205,6 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
     } catch (e) {
       if (e instanceof AttestError && e.code === JoinCodes.DEADLINE_EXCEEDED) {
         throw joinError(JoinCodes.BROKER_FAILED, `the broker kept failing until the deadline (last: ${why ?? `HTTP ${p.status} ${p.code ?? ''}`})`, {
-          kind: 'unavailable',
           cause: e,
           detail: { brokerCode: p.code, status: p.status },
         });
@@ -217,7 +216,6 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   const refuse = (res: HttpResponse): never => {
     const p = problemOf(res);
     throw joinError(JoinCodes.REJECTED, `the broker refused this node: HTTP ${p.status} ${p.code ?? '(no code)'}${p.detail ? `: ${p.detail}` : p.title ? `: ${p.title}` : ''}`, {
-      kind: /^POLICY_|^UNSEALED_RELEASE_FORBIDDEN$/.test(p.code ?? '') ? 'policy' : 'rejected',
       detail: { brokerCode: p.code, status: p.status },
     });
   };

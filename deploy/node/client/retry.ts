@@ -62,7 +62,7 @@ export class Deadline {
   }
   /** Throws JOIN_DEADLINE_EXCEEDED when over, with what we were doing and the last failure. */
   check(what: string, last?: unknown): void {
-    if (this.expired()) throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded while ${what}`, { kind: 'unavailable', cause: last });
+    if (this.expired()) throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded while ${what}`, { cause: last });
   }
   /**
    * Sleeps `ms` unless that would cross the deadline, in which case it fails now (sleeping to
@@ -71,7 +71,6 @@ export class Deadline {
   async sleep(ms: number, what: string, last?: unknown): Promise<void> {
     if (ms >= this.remaining()) {
       throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded while ${what} (next retry in ${ms} ms is past it)`, {
-        kind: 'unavailable',
         cause: last,
       });
     }
@@ -92,7 +91,7 @@ export function parseDuration(s: string): number {
     consumed += m[0].length;
   }
   if (consumed === 0 || consumed !== t.length || total <= 0) {
-    throw joinError(JoinCodes.USAGE, `not a duration: ${JSON.stringify(s)} (use e.g. 300s, 5m, 1m30s)`, { kind: 'config' });
+    throw joinError(JoinCodes.USAGE, `not a duration: ${JSON.stringify(s)} (use e.g. 300s, 5m, 1m30s)`);
   }
   return total;
 }

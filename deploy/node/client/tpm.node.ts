@@ -34,11 +34,11 @@ export interface ToolRunner {
 export function withSignal(inner: ToolRunner, signal: AbortSignal): ToolRunner {
   return {
     async run(tool, args, opts = {}) {
-      if (signal.aborted) throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded before ${tool}`, { kind: 'unavailable' });
+      if (signal.aborted) throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded before ${tool}`);
       try {
         return await inner.run(tool, args, { ...opts, signal });
       } catch (e) {
-        if (signal.aborted) throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded while ${tool} ran`, { kind: 'unavailable', cause: e });
+        if (signal.aborted) throw joinError(JoinCodes.DEADLINE_EXCEEDED, `deadline exceeded while ${tool} ran`, { cause: e });
         throw e;
       }
     },
