@@ -14,7 +14,7 @@
  * Writing: `tlv(tag, …parts)` with minimal lengths, used only to build OCSP requests.
  */
 import { ByteReader, concat } from '../common/bytes.js';
-import { malformed } from '../common/errors.js';
+import { malformed, type CodeOfKind } from '../common/errors.js';
 
 export interface Tlv {
   /** The identifier octet (class, constructed bit, tag number < 31). */
@@ -44,12 +44,12 @@ export const TAG = Object.freeze({
 /** Caps: no structure read here is anywhere near these. */
 const MAX_CHILDREN = 512;
 
-function fail(code: string, what: string, m: string, offset?: number): never {
+function fail(code: CodeOfKind<'malformed'>, what: string, m: string, offset?: number): never {
   throw malformed(code, `${what}: ${m}`, offset === undefined ? {} : { offset });
 }
 
 /** Reads one TLV from `r` (X.690 §8.1.2 identifier, §8.1.3 / §10.1 definite minimal length). */
-export function readTlv(r: ByteReader, code: string, what: string): Tlv {
+export function readTlv(r: ByteReader, code: CodeOfKind<'malformed'>, what: string): Tlv {
   const offset = r.offset;
   const tag = r.u8(`${what} tag`);
   if ((tag & 0x1f) === 0x1f) fail(code, what, 'multi-byte tags are not used here', offset);
@@ -76,7 +76,7 @@ export function readTlv(r: ByteReader, code: string, what: string): Tlv {
 }
 
 /** Decodes exactly one TLV spanning all of `bytes`. */
-export function decodeOne(bytes: Uint8Array, code: string, what: string, base = 0): Tlv {
+export function decodeOne(bytes: Uint8Array, code: CodeOfKind<'malformed'>, what: string, base = 0): Tlv {
   const r = new ByteReader(bytes, base);
   const t = readTlv(r, code, what);
   r.end(what);
@@ -84,14 +84,14 @@ export function decodeOne(bytes: Uint8Array, code: string, what: string, base = 
 }
 
 /** Requires `t` to carry `tag`. */
-export function want(t: Tlv | undefined, tag: number, code: string, what: string): Tlv {
+export function want(t: Tlv | undefined, tag: number, code: CodeOfKind<'malformed'>, what: string): Tlv {
   if (!t) return fail(code, what, 'missing');
   if (t.tag !== tag) fail(code, what, `expected tag 0x${tag.toString(16)}, got 0x${t.tag.toString(16)}`, t.offset);
   return t;
 }
 
 /** The children of a constructed TLV, consuming its value exactly. */
-export function children(t: Tlv, code: string, what: string): Tlv[] {
+export function children(t: Tlv, code: CodeOfKind<'malformed'>, what: string): Tlv[] {
   if ((t.tag & 0x20) === 0) fail(code, what, 'is not a constructed value', t.offset);
   const base = t.offset + (t.raw.length - t.value.length);
   const r = new ByteReader(t.value, base);
@@ -104,7 +104,7 @@ export function children(t: Tlv, code: string, what: string): Tlv[] {
 }
 
 /** Dotted form of an OBJECT IDENTIFIER value (X.690 §8.19), minimal sub-identifiers only. */
-export function oidOf(t: Tlv, code: string, what: string): string {
+export function oidOf(t: Tlv, code: CodeOfKind<'malformed'>, what: string): string {
   want(t, TAG.OID, code, what);
   const v = t.value;
   if (v.length === 0 || v.length > 64) fail(code, what, 'bad OID length', t.offset);
@@ -130,7 +130,7 @@ export function oidOf(t: Tlv, code: string, what: string): string {
 }
 
 /** A non-negative INTEGER value's magnitude bytes as encoded (X.690 §8.3: minimal two's complement). */
-export function integerBytes(t: Tlv, code: string, what: string): Uint8Array {
+export function integerBytes(t: Tlv, code: CodeOfKind<'malformed'>, what: string): Uint8Array {
   want(t, TAG.INTEGER, code, what);
   const v = t.value;
   if (v.length === 0) fail(code, what, 'empty INTEGER', t.offset);
@@ -141,7 +141,7 @@ export function integerBytes(t: Tlv, code: string, what: string): Uint8Array {
 }
 
 /** A small non-negative INTEGER or ENUMERATED as a number. */
-export function smallInt(t: Tlv, tag: number, code: string, what: string): number {
+export function smallInt(t: Tlv, tag: number, code: CodeOfKind<'malformed'>, what: string): number {
   want(t, tag, code, what);
   const v = tag === TAG.INTEGER ? integerBytes(t, code, what) : t.value;
   if (v.length === 0 || v.length > 4 || ((v[0] as number) & 0x80) !== 0) fail(code, what, 'value out of range', t.offset);
@@ -153,7 +153,7 @@ export function smallInt(t: Tlv, tag: number, code: string, what: string): numbe
 const GT_RE = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{0,8}[1-9]))?Z$/;
 
 /** GeneralizedTime (X.690 §11.7: UTC `Z`, no trailing fractional zeros) as a Date. */
-export function generalizedTime(t: Tlv, code: string, what: string): Date {
+export function generalizedTime(t: Tlv, code: CodeOfKind<'malformed'>, what: string): Date {
   want(t, TAG.GENERALIZED_TIME, code, what);
   let s = '';
   for (const b of t.value) {
@@ -172,7 +172,7 @@ export function generalizedTime(t: Tlv, code: string, what: string): Date {
 }
 
 /** A BIT STRING's bytes when it has no unused bits (keys, signatures). */
-export function bitStringBytes(t: Tlv, code: string, what: string): Uint8Array {
+export function bitStringBytes(t: Tlv, code: CodeOfKind<'malformed'>, what: string): Uint8Array {
   want(t, TAG.BIT_STRING, code, what);
   if (t.value.length < 1 || t.value[0] !== 0) fail(code, what, 'BIT STRING with unused bits', t.offset);
   return t.value.subarray(1);
@@ -230,7 +230,7 @@ export interface CertFields {
  * Only the certificate @peculiar/x509 already parsed is fed here: this re-reading picks fields
  * out, it does not decide whether the certificate is well formed.
  */
-export function certFields(der: Uint8Array, code: string, what: string): CertFields {
+export function certFields(der: Uint8Array, code: CodeOfKind<'malformed'>, what: string): CertFields {
   const cert = children(want(decodeOne(der, code, what), TAG.SEQUENCE, code, what), code, what);
   if (cert.length !== 3) fail(code, what, 'Certificate is not a SEQUENCE of three');
   const tbs = children(want(cert[0], TAG.SEQUENCE, code, `${what} tbsCertificate`), code, `${what} tbsCertificate`);

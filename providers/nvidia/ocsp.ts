@@ -73,7 +73,7 @@ export interface OcspCheckerOptions {
   readonly certIdHash: Extract<HashName, 'sha256' | 'sha384'>;
 }
 
-const CODE = 'OCSP_RESPONSE_MALFORMED';
+const CODE = 'NVIDIA_OCSP_RESPONSE_MALFORMED';
 const OID = Object.freeze({
   BASIC: '1.3.6.1.5.5.7.48.1.1',
   OCSP_SIGNING: '1.3.6.1.5.5.7.3.9',

@@ -32,7 +32,7 @@
  *   `requireReportFwid` decides whether that is accepted.
  */
 import { timingSafeEqual } from '../common/ct.js';
-import { isAttestError, malformed, rejected, configError } from '../common/errors.js';
+import { isAttestError, malformed, rejected, configError, type CodeOfKind } from '../common/errors.js';
 import { sha256 } from '../common/digest.js';
 import { toHex } from '../common/encoding.js';
 import { X509Codes, certDer, parsePemCertificates, verifyChain, x509, type Certificate, type TrustAnchor } from '../common/x509.js';
@@ -132,7 +132,7 @@ export async function verifyReportSignature(report: Uint8Array, leaf: Certificat
 }
 
 /** Maps a `verifyChain` failure to this verifier's codes (keeping the X.509 code in `detail`). */
-export function chainError(e: unknown, codes: { untrusted: string; invalid: string; expired: string }, what: string): never {
+export function chainError(e: unknown, codes: { untrusted: CodeOfKind<'rejected'>; invalid: CodeOfKind<'rejected'>; expired: CodeOfKind<'rejected'> }, what: string): never {
   if (!isAttestError(e)) throw malformed(X509Codes.CERT_MALFORMED, `${what}: a certificate could not be decoded`, { cause: e });
   if (e.kind === 'malformed' || e.kind === 'config') throw e;
   const detail = { x509Code: e.code };
@@ -162,7 +162,7 @@ export async function verifyPinnedChain(
   certs: readonly Certificate[],
   anchors: readonly TrustAnchor[],
   at: Date,
-  codes: { untrusted: string; invalid: string; expired: string },
+  codes: { untrusted: CodeOfKind<'rejected'>; invalid: CodeOfKind<'rejected'>; expired: CodeOfKind<'rejected'> },
   what: string,
 ): Promise<{ path: readonly Certificate[]; anchor: TrustAnchor }> {
   const leaf = certs[0] as Certificate;

@@ -40,7 +40,7 @@
  * `omit` the ds:Signature, this is exactly the enveloped-signature transform followed by C14N 1.1
  * of the document; with `el` = ds:SignedInfo and no `omit`, the canonical SignedInfo.
  */
-import { CommonCodes, malformed } from '../common/errors.js';
+import { CommonCodes, malformed, type CodeOfKind } from '../common/errors.js';
 
 export interface XmlLimits {
   readonly maxBytes: number;
@@ -124,7 +124,7 @@ interface MutableElement {
 }
 
 /** Parses `bytes` as one XML document and returns its document element. */
-export function parseXml(bytes: Uint8Array, code: string, limits: XmlLimits = XML_LIMITS): XmlElement {
+export function parseXml(bytes: Uint8Array, code: CodeOfKind<'malformed'>, limits: XmlLimits = XML_LIMITS): XmlElement {
   const fail = (m: string, at?: number): never => {
     throw malformed(code, `XML: ${m}${at === undefined ? '' : ` (at character ${at})`}`, at === undefined ? {} : { offset: at });
   };

@@ -130,7 +130,7 @@ describeVectors('verify on tool output, with trust import', () => {
     const r = runCli(['trust', 'import', vectorPath(''), '--dir', trust]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/google-tpm-ek-intermediate-2: took go-tpm-tools\/ca-certs\/tpm_ek_intermediate_2\.crt/);
-    expect(r.stderr).toMatch(/all 9 roots and intermediates present/);
+    expect(r.stderr).toMatch(/all 11 roots and intermediates present/);
   });
   const verify = (...args: string[]) => runCli(['verify', '--trust', trust, ...args]);
 

@@ -215,7 +215,7 @@ describeVectors('nvidia RIM: bit-flip sweeps', () => {
 
 describe('nvidia XML: canonicalization details (no vectors needed)', () => {
   const c14n = (s: string, omitLocal?: string) => {
-    const root = parseXml(enc.encode(s), 'T');
+    const root = parseXml(enc.encode(s), 'NVIDIA_RIM_MALFORMED');
     const omit = omitLocal ? root.children.find((c) => c.type === 'element' && c.local === omitLocal) : undefined;
     return canonicalize(root, omit as never);
   };
@@ -231,7 +231,7 @@ describe('nvidia XML: canonicalization details (no vectors needed)', () => {
     expect(c14n('<a xmlns=""><b xmlns="http://x"><c xmlns=""/></b></a>')).toBe('<a><b xmlns="http://x"><c xmlns=""></c></b></a>');
   });
   it('an apex element renders every namespace in scope', () => {
-    const root = parseXml(enc.encode('<r xmlns="http://d" xmlns:p="http://p"><p:s xmlns:q="http://q"><p:t/></p:s></r>'), 'T');
+    const root = parseXml(enc.encode('<r xmlns="http://d" xmlns:p="http://p"><p:s xmlns:q="http://q"><p:t/></p:s></r>'), 'NVIDIA_RIM_MALFORMED');
     const s = root.children[0];
     expect(canonicalize(s as never)).toBe('<p:s xmlns="http://d" xmlns:p="http://p" xmlns:q="http://q"><p:t></p:t></p:s>');
   });
