@@ -1,6 +1,6 @@
 /**
  * Shared fixtures for the NVIDIA GPU verifier tests: the real reports, chains, evidence arrays
- * and RIMs of ../shared/vectors/nvidia (provenance in its INDEX.md; read in place through
+ * and RIMs of test/vectors/nvidia (provenance in its INDEX.md; read in place through
  * test/helpers/vectors.ts with paths relative to the vectors root), the two pinned NVIDIA roots,
  * verification times inside the validity of the certificates each vector needs, and a context
  * whose network refuses every request unless a test routes it.

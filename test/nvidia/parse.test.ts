@@ -1,5 +1,5 @@
 /**
- * The SPDM 1.1 parser (providers/nvidia/parse.ts) on real reports (../shared/vectors/nvidia,
+ * The SPDM 1.1 parser (providers/nvidia/parse.ts) on real reports (test/vectors/nvidia,
  * INDEX.md):
  * - NVIDIA attestation-sdk's golden parse of its H100 report (`spdm_parsed_output.json`,
  *   `spdm_req_parsed_output.json`) equals ours field by field, every opaque field and all 64

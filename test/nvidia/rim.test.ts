@@ -1,6 +1,6 @@
 /**
  * RIM verification (providers/nvidia/rim.ts, xml.ts) on NVIDIA's real signed RIMs
- * (../shared/vectors/nvidia, INDEX.md):
+ * (test/vectors/nvidia, INDEX.md):
  * - every real RIM verifies at a time inside its signer chain's validity (the XML-DSig digest
  *   and ECDSA signature reproduce NVIDIA's, so the C14N 1.1 serializer is right), and the active
  *   indexes are the ones INDEX.md lists;

@@ -1,6 +1,6 @@
 /**
  * The whole NVIDIA verifier (providers/nvidia/index.ts) on real evidence
- * (../shared/vectors/nvidia, INDEX.md), then on forgeries:
+ * (test/vectors/nvidia, INDEX.md), then on forgeries:
  * - the pre-v2.3.0 H100 report + its chain + NVIDIA's test RIMs: accepted inside the RIM
  *   signers' validity with every active golden measurement matching (the one complete positive);
  * - the 8-GPU PPCIe evidence: accepted as 8 GPUs (signatures, chain, nonce, FWID), measurements
