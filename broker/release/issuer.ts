@@ -56,6 +56,13 @@ export interface TokenState {
   expiresAt: string;
   requestId: string;
   mode: 'secret' | 'webhook';
+  /**
+   * The kubelet client CSR this token was spent on (set atomically by the CSR approver before it
+   * approves, so no second CSR can be approved with the same token). The token still
+   * authenticates until `used`: the kubelet fetches its signed certificate with it.
+   */
+  csr?: { name: string; at: string };
+  /** When the token was retired (Secret deleted / TokenReview refuses it from then on). */
   used?: string;
 }
 
@@ -160,6 +167,26 @@ export class TokenIssuer {
     if (!TOKEN_ID_RE.test(tokenId)) return null;
     const raw = await this.#o.store.get(tokenStateKey(tokenId));
     return raw === null ? null : (JSON.parse(raw) as TokenState);
+  }
+
+  /**
+   * Binds the token to one kubelet client CSR, atomically (compare-and-set on the state record):
+   * 'bound' for the first CSR, 'already' when it is bound to this same CSR (a retried approval),
+   * 'taken' when another CSR has it or the token is retired or unknown.
+   */
+  async bindCsr(tokenId: string, csrName: string): Promise<'bound' | 'already' | 'taken'> {
+    if (!TOKEN_ID_RE.test(tokenId)) return 'taken';
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const raw = await this.#o.store.get(tokenStateKey(tokenId));
+      if (raw === null) return 'taken';
+      const st = JSON.parse(raw) as TokenState;
+      if (st.csr?.name === csrName && !st.used) return 'already';
+      if (st.used || st.csr) return 'taken';
+      st.csr = { name: csrName, at: this.#o.clock.now().toISOString() };
+      const left = Math.max(1, new Date(st.expiresAt).getTime() - this.#o.clock.now().getTime() + STATE_GRACE_MS);
+      if (await this.#o.store.compareAndSet(tokenStateKey(tokenId), raw, JSON.stringify(st), left)) return 'bound';
+    }
+    return 'taken';
   }
 
   /**

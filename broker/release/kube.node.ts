@@ -45,27 +45,52 @@ export function caFetch(tls: TlsMaterial, maxBody = 8 * 1024 * 1024): typeof fet
       rejectUnauthorized: true,
       signal: init?.signal ?? undefined,
     });
+    // Watches stream without a total cap (the reader bounds each event); other answers are
+    // capped at maxBody.
+    const stream = url.searchParams.get('watch') === 'true';
     return await new Promise<Response>((resolveP, rejectP) => {
       req.on('error', rejectP);
       req.on('response', (res) => {
-        const chunks: Buffer[] = [];
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+        const status = res.statusCode ?? 500;
+        if (status === 204 || status === 304) {
+          res.resume();
+          resolveP(new Response(null, { status, headers: h }));
+          return;
+        }
         let n = 0;
-        res.on('data', (c: Buffer) => {
-          n += c.length;
-          if (n > maxBody) {
-            req.destroy(new Error('response too large'));
-            return;
-          }
-          chunks.push(c);
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            res.on('data', (c: Buffer) => {
+              n += c.length;
+              if (!stream && n > maxBody) {
+                controller.error(new Error('response too large'));
+                req.destroy();
+                return;
+              }
+              controller.enqueue(new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+            });
+            res.on('end', () => {
+              try {
+                controller.close();
+              } catch {
+                // already errored
+              }
+            });
+            res.on('error', (e) => {
+              try {
+                controller.error(e);
+              } catch {
+                // already closed
+              }
+            });
+          },
+          cancel() {
+            req.destroy();
+          },
         });
-        res.on('error', rejectP);
-        res.on('end', () => {
-          const h = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
-          const status = res.statusCode ?? 500;
-          const b = status === 204 || status === 304 ? null : Buffer.concat(chunks);
-          resolveP(new Response(b, { status, headers: h }));
-        });
+        resolveP(new Response(body, { status, headers: h }));
       });
       req.end(body);
     });

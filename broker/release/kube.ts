@@ -22,6 +22,7 @@
  */
 import { AttestError, configError, unavailable, rejected } from '../../providers/common/errors.js';
 import type { KubeSecret } from './token.js';
+import type { Csr } from '../approver/decide.js';
 
 export const KubeCodes = {
   KUBE_UNAVAILABLE: 'KUBE_UNAVAILABLE',
@@ -159,6 +160,141 @@ export class KubeClient {
     return out;
   }
 
+  // ── certificates.k8s.io/v1 CertificateSigningRequests (API reference "CertificateSigningRequest v1":
+  // list/watch the collection, read one, PUT the `approval` subresource with the whole object,
+  // whose metadata.resourceVersion makes the update optimistic: a stale copy answers 409 Conflict) ──
+
+  static readonly CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
+
+  async listCsrs(): Promise<{ items: Csr[]; resourceVersion: string }> {
+    const items: Csr[] = [];
+    let cont: string | undefined;
+    for (let page = 0; page < 1000; page++) {
+      const q = new URLSearchParams({ limit: '500' });
+      if (cont) q.set('continue', cont);
+      const { status, json } = await this.#call('GET', `${KubeClient.CSR_PATH}?${q}`, undefined, true);
+      const list = json as { items?: unknown; metadata?: { resourceVersion?: string; continue?: string } } | undefined;
+      if (status !== 200 || !list || !Array.isArray(list.items)) throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, `list CSRs: unexpected HTTP ${status} ${reason(json)}`);
+      for (const it of list.items) if (isCsr(it)) items.push(it);
+      cont = list.metadata?.continue || undefined;
+      if (!cont) return { items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+    }
+    throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, 'list CSRs: too many pages');
+  }
+
+  async getCsr(name: string): Promise<Csr | null> {
+    const { status, json } = await this.#call('GET', `${KubeClient.CSR_PATH}/${encodeURIComponent(name)}`, undefined, true);
+    if (status === 404) return null;
+    if (status === 200 && isCsr(json)) return json;
+    throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, `get CSR: unexpected HTTP ${status} ${reason(json)}`);
+  }
+
+  /**
+   * PUT …/{name}/approval with `csr` (carrying the resourceVersion it was read at and the new
+   * condition). 'updated', 'conflict' (changed since read: re-read and decide again) or 'gone'.
+   */
+  async updateCsrApproval(csr: Csr): Promise<{ outcome: 'updated'; csr: Csr } | { outcome: 'conflict' | 'gone' }> {
+    const { status, json } = await this.#call('PUT', `${KubeClient.CSR_PATH}/${encodeURIComponent(csr.metadata.name)}/approval`, csr, false);
+    if (status === 200 && isCsr(json)) return { outcome: 'updated', csr: json };
+    if (status === 409) return { outcome: 'conflict' };
+    if (status === 404) return { outcome: 'gone' };
+    throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, `update CSR approval: unexpected HTTP ${status} ${reason(json)}`);
+  }
+
+  /**
+   * Watches CSRs from `resourceVersion` ("Efficient detection of changes", API concepts: a stream
+   * of newline-delimited `{type, object}` events; ADDED/MODIFIED/DELETED/BOOKMARK/ERROR). Calls
+   * `onEvent` for each, in order, and returns when the server ends the stream (timeoutSeconds) or
+   * `signal` aborts. Returns 'gone' when the resourceVersion is too old (HTTP 410 or an ERROR
+   * event with code 410): the caller lists again. One event is at most 4 MiB.
+   */
+  async watchCsrs(resourceVersion: string, signal: AbortSignal, onEvent: (type: string, csr: Csr) => Promise<void>, timeoutSeconds = 300): Promise<'ended' | 'gone'> {
+    const q = new URLSearchParams({ watch: 'true', allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutSeconds) });
+    if (resourceVersion) q.set('resourceVersion', resourceVersion);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.#o.token) headers.authorization = `Bearer ${await this.#o.token()}`;
+    let res: Response;
+    try {
+      res = await this.#fetch(`${this.#o.server}${KubeClient.CSR_PATH}?${q}`, { method: 'GET', headers, redirect: 'error', signal });
+    } catch (cause) {
+      if (signal.aborted) return 'ended';
+      throw unavailable(KubeCodes.KUBE_UNAVAILABLE, 'watch CSRs: unreachable', { cause, retryAfter: 5 });
+    }
+    if (res.status === 410) {
+      await res.body?.cancel();
+      return 'gone';
+    }
+    if (res.status === 401 || res.status === 403) {
+      await res.body?.cancel();
+      throw configError(KubeCodes.KUBE_FORBIDDEN, `watch CSRs: HTTP ${res.status} (check the approver's RBAC)`);
+    }
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      throw unavailable(KubeCodes.KUBE_UNAVAILABLE, `watch CSRs: HTTP ${res.status}`, { retryAfter: 5 });
+    }
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<string>;
+        try {
+          chunk = await reader.read();
+        } catch (cause) {
+          if (signal.aborted) return 'ended';
+          throw unavailable(KubeCodes.KUBE_UNAVAILABLE, 'watch CSRs: stream broken', { cause, retryAfter: 1 });
+        }
+        if (chunk.done) return 'ended';
+        buf += chunk.value;
+        if (buf.length > MAX_BODY) throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, 'watch CSRs: event larger than 4 MiB');
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          let ev: { type?: unknown; object?: unknown };
+          try {
+            ev = JSON.parse(line) as { type?: unknown; object?: unknown };
+          } catch (cause) {
+            throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, 'watch CSRs: an event is not JSON', { cause });
+          }
+          if (ev.type === 'ERROR') {
+            if ((ev.object as { code?: unknown } | undefined)?.code === 410) return 'gone';
+            throw unavailable(KubeCodes.KUBE_UNAVAILABLE, `watch CSRs: ERROR event ${reason(ev.object)}`, { retryAfter: 1 });
+          }
+          if (typeof ev.type === 'string' && (ev.type === 'BOOKMARK' || isCsr(ev.object))) await onEvent(ev.type, ev.object as Csr);
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  // ── coordination.k8s.io/v1 Lease (API reference "Lease v1"; leader election as client-go's
+  // leaderelection does it: get, create when absent, update with resourceVersion) ──
+
+  static #leasePath(ns: string, name?: string): string {
+    return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/leases${name === undefined ? '' : '/' + encodeURIComponent(name)}`;
+  }
+
+  async getLease(ns: string, name: string): Promise<KubeLease | null> {
+    const { status, json } = await this.#call('GET', KubeClient.#leasePath(ns, name), undefined, true);
+    if (status === 404) return null;
+    if (status === 200 && typeof json === 'object' && json !== null) return json as KubeLease;
+    throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, `get Lease: unexpected HTTP ${status} ${reason(json)}`);
+  }
+
+  /** Creates (no resourceVersion) or updates (with it) a Lease; null when someone else changed it first. */
+  async writeLease(lease: KubeLease): Promise<KubeLease | null> {
+    const ns = lease.metadata.namespace;
+    const create = !lease.metadata.resourceVersion;
+    const { status, json } = create
+      ? await this.#call('POST', KubeClient.#leasePath(ns), lease, false)
+      : await this.#call('PUT', KubeClient.#leasePath(ns, lease.metadata.name), lease, false);
+    if ((status === 200 || status === 201) && typeof json === 'object' && json !== null) return json as KubeLease;
+    if (status === 409) return null;
+    throw unavailable(KubeCodes.KUBE_BAD_RESPONSE, `${create ? 'create' : 'update'} Lease: unexpected HTTP ${status} ${reason(json)}`);
+  }
+
   /** Readiness: the API answers /version (any authenticated 200). */
   async ready(): Promise<void> {
     const { status } = await this.#call('GET', '/version', undefined, false);
@@ -171,6 +307,19 @@ function reason(json: unknown): string {
     return (json as { reason: string }).reason;
   }
   return '';
+}
+
+export interface KubeLease {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  spec: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
+
+function isCsr(v: unknown): v is Csr {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as { metadata?: { name?: unknown }; spec?: { request?: unknown; signerName?: unknown } };
+  return typeof o.metadata?.name === 'string' && typeof o.spec?.request === 'string' && typeof o.spec.signerName === 'string';
 }
 
 function isSecret(v: unknown): v is KubeSecret {

@@ -28,7 +28,7 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { KMSClient } from '@aws-sdk/client-kms';
-import type { AuditSink, Clock, Logger, ReleaseService, StateStore } from '../contracts.js';
+import type { AuditSink, Clock, Logger, PolicyEngine, ReleaseService, StateStore } from '../contracts.js';
 import { systemClock } from '../contracts.js';
 import { configError } from '../../providers/common/errors.js';
 import type { KeyServiceLike } from '../../providers/common/keyservice.js';
@@ -44,6 +44,13 @@ import { cloudKmsSdk } from './kms-sdk.node.js';
 import { tokenReviewHandler, type TokenReviewCaller } from './tokenreview.js';
 import type { TokenReviewHandler } from '../app.js';
 import { sha256 } from '../../providers/common/digest.js';
+import { hostname } from 'node:os';
+import { toHex } from '../../providers/common/encoding.js';
+import type { KubeClient } from './kube.js';
+import { CsrApprover } from '../approver/controller.js';
+import { LeaderElector } from '../approver/lease.js';
+import { NodeRecords, DEFAULT_RENEWAL_WINDOW_DAYS, type NodeRecord } from '../approver/nodes.js';
+import { KEY_TYPES, DEFAULT_KEY_TYPES } from '../approver/csr.js';
 import { fromHex, utf8 } from '../../providers/common/encoding.js';
 
 const ClusterSchema = z
@@ -111,6 +118,47 @@ const TokenReviewSchema = z
   })
   .strict();
 
+const CIDR = z.string().refine((c) => /^(\d{1,3}(\.\d{1,3}){3}\/\d{1,2}|[0-9a-fA-F:]+\/\d{1,3})$/.test(c), 'must be a CIDR such as 10.0.0.0/16');
+
+/**
+ * The CSR approver (docs/approver.md). It acts for every cluster of `release.clusters` that has
+ * Kubernetes access (`kube`), with one Lease per cluster when leader election is on.
+ */
+const ApproverSchema = z
+  .object({
+    /** Run the approver inside `serve` (otherwise run `attest-broker approve` beside it). */
+    enabled: z.boolean().default(false),
+    leaderElection: z
+      .object({
+        enabled: z.boolean().default(true),
+        namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).default('attest-broker'),
+        name: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/).default('attest-broker-approver'),
+        leaseDurationSeconds: z.number().int().min(2).max(300).default(15),
+        renewDeadlineSeconds: z.number().int().min(1).max(299).default(10),
+        retryPeriodSeconds: z.number().int().min(1).max(60).default(2),
+      })
+      .strict()
+      .refine((l) => l.retryPeriodSeconds < l.renewDeadlineSeconds && l.renewDeadlineSeconds < l.leaseDurationSeconds, 'need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds')
+      .prefault({}),
+    /** This replica's name in the Lease (default: host name + random suffix). */
+    identity: z.string().min(1).max(128).optional(),
+    keyTypes: z.array(z.enum(KEY_TYPES)).min(1).default([...DEFAULT_KEY_TYPES]),
+    /** CSRs by bootstrap tokens this broker did not issue (kubeadm's, …): leave them alone, or deny them. */
+    foreignBootstrapTokens: z.enum(['ignore', 'deny']).default('ignore'),
+    /** How long after its last attestation a node's certificates are still renewed (and its record kept). */
+    renewalWindowDays: z.number().int().min(1).max(3650).default(DEFAULT_RENEWAL_WINDOW_DAYS),
+    /** Seconds a bootstrap token keeps authenticating after its certificate was issued (the kubelet fetches it). */
+    retireTokenAfterSeconds: z.number().int().min(0).max(600).default(30),
+    /** Extra names and ranges a cluster's nodes may put in serving certificates, beyond what evidence proves. */
+    serving: z
+      .record(
+        ClusterName,
+        z.object({ dnsNames: z.array(z.string().min(1).max(253)).max(64).default([]), ipCidrs: z.array(CIDR).max(64).default([]) }).strict(),
+      )
+      .default({}),
+  })
+  .strict();
+
 export const ReleaseConfigSchema = z
   .object({
     mode: z.enum(['secret', 'webhook', 'dev']).default('secret'),
@@ -130,6 +178,7 @@ export const ReleaseConfigSchema = z
     sweep: z.boolean().default(false),
     sweepIntervalSeconds: z.number().int().min(10).max(86_400).default(60),
     tokenReview: TokenReviewSchema.prefault({}),
+    approver: ApproverSchema.prefault({}),
   })
   .strict();
 export type ReleaseConfig = z.infer<typeof ReleaseConfigSchema>;
@@ -143,6 +192,13 @@ export interface ReleaseRuntime {
   tokenReview?: TokenReviewHandler;
   /** Where the webhook listens when it has a listener of its own. */
   tokenReviewListen?: NonNullable<ReleaseConfig['tokenReview']['listen']>;
+  /** Records of admitted nodes (the approver's source for renewals and serving certificates). */
+  nodes: NodeRecords;
+  /**
+   * Starts the CSR approver for every cluster with Kubernetes access (undefined when none has
+   * any); `policy` decides renewals (the policy in force must still admit the node).
+   */
+  startApprover(policy: PolicyEngine | undefined): ApproverHandle | undefined;
   /** Runs one sweep of used/expired tokens in every cluster with Kubernetes access. */
   sweep(): Promise<void>;
   close(): Promise<void>;
@@ -195,6 +251,7 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
   const log = logger.child({ component: 'release' });
 
   const clusters: Record<string, ClusterTarget> = {};
+  const approverKube: Array<{ cluster: string; kube: KubeClient }> = [];
   if (cfg.mode === 'dev' && Object.keys(cfg.clusters).length === 0) {
     clusters['*'] = { apiServer: 'https://127.0.0.1:6443' };
   }
@@ -204,6 +261,8 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     else if (c.kube?.kubeconfig) access = kubeconfigAccess(c.kube.kubeconfig, c.kube.context);
     if (cfg.mode === 'secret' && !access) throw configError('CONFIG_INVALID', `release.clusters.${name}.kube: secret mode needs inCluster or a kubeconfig`);
     const caPem = c.caFile ? await readFile(c.caFile, 'utf8') : access?.caPem;
+    // The approver watches CSRs with the same access (any mode); '*' names no cluster to approve for.
+    if (access && name !== '*') approverKube.push({ cluster: name, kube: kubeClientFor(access) });
     clusters[name] = {
       apiServer: c.apiServer,
       ...(caPem ? { caPem } : {}),
@@ -217,7 +276,9 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     : async (r: unknown) => log.info({ audit: r }, 'audit');
   const audit = new HashChainAudit({ store, clock, write });
   const keys = await keyServiceFrom(cfg.kms, cfg.mode, log);
+  const nodes = new NodeRecords(store, clock, cfg.approver.renewalWindowDays);
   const service = new BrokerReleaseService({
+    nodes,
     store,
     clock,
     logger: log,
@@ -249,9 +310,89 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     audit,
     ...(tokenReview ? { tokenReview } : {}),
     ...(tokenReview && cfg.tokenReview.listen ? { tokenReviewListen: cfg.tokenReview.listen } : {}),
+    nodes,
+    startApprover: (policy) => startApprover(cfg.approver, approverKube, service, nodes, audit, clock, logger, policy),
     sweep,
     async close() {
       if (timer) clearInterval(timer);
+    },
+  };
+}
+
+export interface ApproverHandle {
+  /** Per cluster: is this replica acting (leading, or leader election off)? */
+  leading(): Record<string, boolean>;
+  stop(): Promise<void>;
+}
+
+/** Why a renewal or serving CSR of `r` is refused now, by the policy in force (null: still admitted). */
+export async function stillAdmittedBy(policy: PolicyEngine | undefined, r: NodeRecord): Promise<string | null> {
+  if (!policy) return 'no join policy is loaded, so no node is admitted';
+  const d = await policy.evaluate(r.claims, r.cluster);
+  if (!d.allow) {
+    const failed = d.rules.filter((x) => x.outcome === 'fail').map((x) => x.code ?? x.rule);
+    return `the join policy in force no longer admits this node (${failed.join(', ') || d.denyCode || 'denied'}); re-attest it`;
+  }
+  if (d.nodeName !== r.nodeName) return `the join policy in force names this node ${d.nodeName}, not ${r.nodeName}`;
+  return null;
+}
+
+function startApprover(
+  a: ReleaseConfig['approver'],
+  targets: Array<{ cluster: string; kube: KubeClient }>,
+  service: BrokerReleaseService,
+  nodes: NodeRecords,
+  audit: AuditSink,
+  clock: Clock,
+  logger: Logger,
+  policy: PolicyEngine | undefined,
+): ApproverHandle | undefined {
+  if (targets.length === 0) return undefined;
+  const stop = new AbortController();
+  const identity = a.identity ?? `${hostname()}_${toHex(crypto.getRandomValues(new Uint8Array(4)))}`;
+  const leading: Record<string, boolean> = {};
+  const runs: Promise<void>[] = [];
+  for (const { cluster, kube } of targets) {
+    const log = logger.child({ component: 'approver', cluster });
+    const approver = new CsrApprover({
+      cluster,
+      kube,
+      issuer: service.issuer(cluster),
+      nodes,
+      clock,
+      logger: log,
+      audit,
+      keyTypes: a.keyTypes,
+      foreignBootstrapTokens: a.foreignBootstrapTokens,
+      serving: a.serving[cluster] ?? {},
+      stillAdmitted: (r) => stillAdmittedBy(policy, r),
+      retireTokenAfterSeconds: a.retireTokenAfterSeconds,
+    });
+    const le = a.leaderElection;
+    if (!le.enabled) {
+      leading[cluster] = true;
+      runs.push(approver.run(stop.signal));
+      continue;
+    }
+    leading[cluster] = false;
+    const elector = new LeaderElector({ kube, namespace: le.namespace, name: le.name, identity, leaseDurationSeconds: le.leaseDurationSeconds, renewDeadlineSeconds: le.renewDeadlineSeconds, retryPeriodSeconds: le.retryPeriodSeconds, clock, logger: log });
+    runs.push(
+      elector.run(stop.signal, async (s) => {
+        leading[cluster] = true;
+        try {
+          await approver.run(s);
+        } finally {
+          leading[cluster] = false;
+        }
+      }),
+    );
+  }
+  logger.info({ clusters: targets.map((t) => t.cluster), identity, leaderElection: a.leaderElection.enabled }, 'CSR approver started');
+  return {
+    leading: () => ({ ...leading }),
+    async stop() {
+      stop.abort();
+      await Promise.allSettled(runs);
     },
   };
 }

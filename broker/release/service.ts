@@ -33,6 +33,7 @@ import { bootstrapKubeconfig, caCertHashes, rfc3339 } from './token.js';
 import { checkEphemeralKey, sealRelease, verifyKeyBinding, type SealKey } from './seal.js';
 import type { KubeClient } from './kube.js';
 import { sealToTpm } from './tpmseal.js';
+import type { NodeRecords } from '../approver/nodes.js';
 
 export const ReleaseCodes = {
   RELEASE_NOT_ALLOWED: 'RELEASE_NOT_ALLOWED',
@@ -83,6 +84,11 @@ export interface ReleaseOptions {
    * (a `tpm`-provider node without EK public and AK Name is then refused, TPM_SEAL_UNAVAILABLE).
    */
   tpmSeal?: 'off' | 'when-available' | 'require';
+  /**
+   * Where admitted nodes are remembered for the CSR approver (serving SANs, renewals). Written
+   * with every bootstrap token; absent → the approver approves first client certificates only.
+   */
+  nodes?: NodeRecords;
 }
 
 const DNS1123_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -302,6 +308,20 @@ export class BrokerReleaseService implements ReleaseService {
         out.apiServer = target.apiServer;
         out.caCertHashes = target.caPem ? await this.#caCertHashes(decision.cluster, target.caPem) : [];
         out.kubeconfig = bootstrapKubeconfig({ server: target.apiServer, caPem: target.caPem, token: issued.token.value, clusterName: decision.cluster });
+        // What the approver needs later (serving-certificate SANs, renewals); a re-attestation
+        // refreshes it. Not undone on failure: the node did attest and pass policy.
+        await this.#o.nodes?.put({
+          cluster: decision.cluster,
+          nodeName: decision.nodeName,
+          instanceKey: ik,
+          provider: claims.provider,
+          cloud: claims.identity.cloud,
+          ...(claims.identity.account ? { account: claims.identity.account } : {}),
+          instanceId: claims.identity.instanceId,
+          requestId: req.requestId,
+          policyHash: decision.policyHash,
+          claims,
+        });
       }
 
       // ── 4. seal (before the audit record, so a record always means a release went out) ──

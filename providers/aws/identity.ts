@@ -89,6 +89,8 @@ export interface IdentityDocument {
   readonly imageId: string;
   readonly instanceType: string;
   readonly architecture?: string;
+  /** The instance's primary private IPv4 address, when the document has one (a kubelet serving-certificate SAN the approver may accept). */
+  readonly privateIp?: string;
 }
 
 /** issuer Name DER and serialNumber contents of a certificate, exactly as encoded (RFC 5280 §4.1). */
@@ -202,6 +204,7 @@ export async function verifyIdentityDocument(der: Uint8Array, certs: readonly Ce
     instanceType: d.instanceType,
   };
   if (d.architecture !== undefined) out.architecture = d.architecture;
+  if (typeof d.privateIp === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(d.privateIp)) out.privateIp = d.privateIp;
   return Object.freeze(out);
 }
 

@@ -177,6 +177,10 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
       extra.instanceType = iid.instanceType;
       if (iid.architecture !== undefined) extra.architecture = iid.architecture;
       proven.push('account', 'zone', 'imageId', 'instanceType');
+      if (iid.privateIp !== undefined) {
+        extra.privateIp = iid.privateIp;
+        proven.push('extra.privateIp');
+      }
     }
     const release: ReleaseBindings = { nitroDocument: toBase64Url(ev.document) };
     if (platformKey) release.platformKeySpki = toBase64Url(platformKey.spki);
