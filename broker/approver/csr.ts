@@ -111,7 +111,7 @@ async function keyTypeOf(csr: x509.Pkcs10CertificateRequest): Promise<CsrFacts['
   if (alg.name === 'Ed25519') return 'ed25519';
   if (alg.name?.startsWith('RSA')) {
     const k = await crypto.subtle.importKey('spki', spki, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['verify']);
-    const bits = (k.algorithm as { modulusLength: number }).modulusLength;
+    const bits = (k.algorithm as unknown as { modulusLength: number }).modulusLength;
     if (bits === 2048 || bits === 3072 || bits === 4096) return `rsa-${bits}` as KeyType;
     return `unsupported:rsa-${bits}`;
   }
