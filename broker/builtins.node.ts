@@ -51,6 +51,8 @@ RUNTIME_HOOKS.buildRelease = async (cfg, store, logger) => {
     // TokenReview only in webhook (and dev) mode, and only with authenticated callers configured.
     ...(rt.tokenReview ? { tokenReview: rt.tokenReview } : {}),
     ...(rt.tokenReviewListen ? { tokenReviewListen: rt.tokenReviewListen } : {}),
+    startApprover: (policy) => rt.startApprover(policy),
+    approverInProcess: rt.approverEnabled,
     close: () => rt.close(),
   };
 };

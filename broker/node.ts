@@ -12,6 +12,7 @@ import { register as registerTrust } from './commands/trust.node.js';
 import { register as registerMeasure } from './commands/measure.node.js';
 import { register as registerPolicy } from './commands/policy.node.js';
 import { register as registerJoin } from './commands/join.node.js';
+import { register as registerApprove } from './commands/approve.node.js';
 import { availableProviders } from './providers.js';
 import pkg from '../package.json' with { type: 'json' };
 import './builtins.node.js';
@@ -31,6 +32,7 @@ export function buildCli(): Command {
   registerMeasure(program);
   registerPolicy(program);
   registerJoin(program);
+  registerApprove(program);
   program
     .command('version')
     .description('print version information')

@@ -90,6 +90,10 @@ export const RUNTIME_HOOKS: {
         tokenReview?: TokenReviewHandler;
         /** The webhook's own listener (else it is mounted on the main listener). */
         tokenReviewListen?: WebhookListen;
+        /** Starts the CSR approver (undefined when no cluster has Kubernetes access). */
+        startApprover?: (policy: PolicyEngine | undefined) => ApproverHandle | undefined;
+        /** `release.approver.enabled`: `serve` runs the approver in-process. */
+        approverInProcess?: boolean;
         close(): Promise<void>;
       }
     | undefined
@@ -108,7 +112,16 @@ export interface Runtime {
   /** The webhook on a listener of its own, when configured. */
   webhook?: { handler: TokenReviewHandler; listen: WebhookListen };
   config: BrokerConfig;
+  /** Starts the CSR approver with this runtime's policy (undefined when it has nothing to watch). */
+  startApprover(): ApproverHandle | undefined;
+  /** `release.approver.enabled`: `serve` starts the approver itself. */
+  approverInProcess: boolean;
   close(): Promise<void>;
+}
+
+export interface ApproverHandle {
+  leading(): Record<string, boolean>;
+  stop(): Promise<void>;
 }
 
 export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {}): Promise<Runtime> {
@@ -154,6 +167,8 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     deps,
     ...(rel?.tokenReview && rel.tokenReviewListen ? { webhook: { handler: rel.tokenReview, listen: rel.tokenReviewListen } } : {}),
     config: cfg,
+    startApprover: () => rel?.startApprover?.(policy),
+    approverInProcess: rel?.approverInProcess ?? false,
     async close() {
       for (const c of closers.reverse()) await c().catch(() => {});
     },

@@ -65,12 +65,18 @@ export function register(program: Command): void {
       }
       log.info({ url: served.main.url, store: rt.deps.store.kind, dev: !!o.dev, policy: cfg.policy.file ?? null }, `attest-broker listening on ${served.main.url}`);
       if (served.webhook) log.info({ url: served.webhook.url }, `TokenReview webhook listening on ${served.webhook.url}`);
+      const approver = rt.approverInProcess ? rt.startApprover() : undefined;
+      if (rt.approverInProcess && !approver) log.warn({}, 'release.approver.enabled, but no cluster under release.clusters has kube access: no CSR is approved');
       let stopping = false;
       const stop = (sig: string): void => {
         if (stopping) return;
         stopping = true;
         log.info({ signal: sig }, 'shutting down');
-        void served.close().then(() => process.exit(0));
+        // The approver first: it gives its Lease up while the store and API access still work.
+        void Promise.resolve(approver?.stop())
+          .catch(() => undefined)
+          .then(() => served.close())
+          .then(() => process.exit(0));
         setTimeout(() => process.exit(0), 10_000).unref();
       };
       process.on('SIGTERM', () => stop('SIGTERM'));

@@ -199,6 +199,8 @@ export interface ReleaseRuntime {
    * any); `policy` decides renewals (the policy in force must still admit the node).
    */
   startApprover(policy: PolicyEngine | undefined): ApproverHandle | undefined;
+  /** `approver.enabled`: run it inside `serve`. */
+  approverEnabled: boolean;
   /** Runs one sweep of used/expired tokens in every cluster with Kubernetes access. */
   sweep(): Promise<void>;
   close(): Promise<void>;
@@ -311,6 +313,7 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     ...(tokenReview ? { tokenReview } : {}),
     ...(tokenReview && cfg.tokenReview.listen ? { tokenReviewListen: cfg.tokenReview.listen } : {}),
     nodes,
+    approverEnabled: cfg.approver.enabled,
     startApprover: (policy) => startApprover(cfg.approver, approverKube, service, nodes, audit, clock, logger, policy),
     sweep,
     async close() {
