@@ -8,12 +8,20 @@
 #
 # Usage:
 #   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--out FILE] [--deadline SECONDS]
-# or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE.
+#     [--kubelet-config-out FILE.conf] [--kubeadm-config-out FILE] [--node-name-out FILE]
+# or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE,
+# ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT.
+#
+# Bootstrap paths (docs/join.md): --kubelet-config-out writes a KubeletConfiguration drop-in for
+# the kubelet's --config-dir, --kubeadm-config-out a kubeadm v1beta4 JoinConfiguration (file
+# discovery with --out), --node-name-out the released node name. Same bytes as the TypeScript
+# client (deploy/node/client/bootstrap.ts); all 0600, all before the kubeconfig, which is last.
 #
 # TLS: the pin is SHA-256 of the broker CA's SubjectPublicKeyInfo (kubeadm style). The served
 # chain is read once with `openssl s_client`; the certificate with the pinned SPKI becomes the
 # only CA (`curl --cacert`), the leaf must verify against it (`openssl verify`), and every
 # request also pins that leaf's key (`curl --pinnedpubkey sha256//…`).
+#
 #
 # Exit: 0 joined; 1 refused or failed; 2 usage; 3 broker unreachable / deadline.
 set -eu
@@ -25,6 +33,11 @@ CLUSTER=${ATTEST_CLUSTER:-}
 OUT=${ATTEST_OUT:-/var/lib/kubelet/bootstrap-kubeconfig}
 DEADLINE=${ATTEST_DEADLINE:-300}
 EVENT_LOG=${ATTEST_EVENT_LOG:-/sys/kernel/security/tpm0/binary_bios_measurements}
+KUBELET_CONFIG_OUT=${ATTEST_KUBELET_CONFIG_OUT:-}
+KUBEADM_CONFIG_OUT=${ATTEST_KUBEADM_CONFIG_OUT:-}
+NODE_NAME_OUT=${ATTEST_NODE_NAME_OUT:-}
+NL='
+'
 
 log() { printf 'attest-join.sh: %s\n' "$*" >&2; }
 die() { code=$1; shift; log "error: $*"; exit "$code"; }
@@ -38,7 +51,10 @@ while [ $# -gt 0 ]; do
     --deadline) DEADLINE=${2:-}; shift 2 ;;
     --event-log) EVENT_LOG=${2:-}; shift 2 ;;
     --no-event-log) EVENT_LOG=""; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --kubelet-config-out) KUBELET_CONFIG_OUT=${2:-}; shift 2 ;;
+    --kubeadm-config-out) KUBEADM_CONFIG_OUT=${2:-}; shift 2 ;;
+    --node-name-out) NODE_NAME_OUT=${2:-}; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
@@ -51,6 +67,18 @@ PIN_HEX=$(printf '%s' "$CA_PIN" | sed -n 's/^sha256:\([0-9a-fA-F]\{64\}\)$/\1/p'
 [ -n "$PIN_HEX" ] || die 2 "--ca-pin must be sha256:<64 hex digits>"
 printf '%s' "$CLUSTER" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' || die 2 "--cluster must be 1-128 of [A-Za-z0-9._-]"
 case $DEADLINE in ''|*[!0-9]*) die 2 "--deadline must be whole seconds" ;; esac
+# Paths that go into YAML: absolute, and nothing YAML could read as syntax.
+yaml_safe_path() { case $1 in /*) ;; *) return 1 ;; esac; case $1 in *[!A-Za-z0-9._/+-]*) return 1 ;; esac; }
+KUBELET_CONFIG_DIR=""
+if [ -n "$KUBELET_CONFIG_OUT" ]; then
+  case $KUBELET_CONFIG_OUT in *.conf) ;; *) die 2 "--kubelet-config-out must name a *.conf file (the kubelet reads only those from --config-dir)" ;; esac
+  KUBELET_CONFIG_DIR=$(dirname "$KUBELET_CONFIG_OUT")
+fi
+if [ -n "$KUBEADM_CONFIG_OUT" ]; then
+  for p in "$OUT" ${KUBELET_CONFIG_DIR:+"$KUBELET_CONFIG_DIR"}; do
+    yaml_safe_path "$p" || die 2 "$p: with --kubeadm-config-out, --out and the --kubelet-config-out directory must be absolute paths of [A-Za-z0-9._/+-]"
+  done
+fi
 for t in tpm2_createek tpm2_createak tpm2_quote curl openssl awk od; do
   command -v "$t" >/dev/null 2>&1 || die 1 "$t is required"
 done
@@ -267,22 +295,95 @@ while :; do
   backoff 0 "attest: HTTP $HTTP_STATUS; starting over with a new challenge"
 done
 
-# --- release (unsealed) → kubeconfig, atomically, 0600 -----------------------------------------
+# --- release (unsealed) → bootstrap-path files, then the kubeconfig; atomically, 0600 -------
+# json_exact KEY: like json_str on the response, but keeps trailing newlines (a value that
+# carries one must fail the checks below, as in the TypeScript client, not be trimmed).
+json_exact() { json_str "$WORK/resp" "$1" && echo x; }
+# one_line VALUE REGEX: VALUE is a single line matching the extended REGEX.
+one_line() { case $1 in *"$NL"*) return 1 ;; esac; printf '%s' "$1" | grep -Eq "$2"; }
+
 grep -q '"release"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_RELEASE_INVALID: expected an unsealed release object (this client sends no ephemeral key)"
 json_str "$WORK/resp" kubeconfig > "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: no kubeconfig in the release"
-TOKEN=$(json_str "$WORK/resp" bootstrapToken) || die 1 "JOIN_RELEASE_INVALID: no bootstrapToken"
-printf '%s' "$TOKEN" | grep -Eq '^[a-z0-9]{6}\.[a-z0-9]{16}$' || die 1 "JOIN_RELEASE_INVALID: malformed bootstrap token"
+TOKEN=$(json_exact bootstrapToken) || die 1 "JOIN_RELEASE_INVALID: no bootstrapToken"
+TOKEN=${TOKEN%x}
+one_line "$TOKEN" '^[a-z0-9]{6}\.[a-z0-9]{16}$' || die 1 "JOIN_RELEASE_INVALID: malformed bootstrap token"
 grep -qF "$TOKEN" "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: the kubeconfig does not carry the token"
-NODE=$(json_str "$WORK/resp" nodeName || echo unknown)
+NODE=$(json_exact nodeName) || die 1 "JOIN_RELEASE_INVALID: no nodeName"
+NODE=${NODE%x}
+# A DNS-1123 subdomain: the kubelet registers under it and it goes into configuration files.
+if [ ${#NODE} -gt 253 ] || ! one_line "$NODE" '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'; then
+  die 1 "JOIN_RELEASE_INVALID: nodeName is not a DNS-1123 subdomain"
+fi
 # The broker echoes the challenge nonce it answers: refuse a release for another attempt.
 REL_NONCE=$(json_str "$WORK/resp" nonce 2>/dev/null || :)
 if [ -n "$REL_NONCE" ] && [ "$REL_NONCE" != "$NONCE" ]; then die 1 "JOIN_RELEASE_INVALID: the release answers another challenge"; fi
 
-OUTDIR=$(dirname "$OUT")
-mkdir -p "$OUTDIR"
-TMP=$(mktemp "$OUTDIR/.bootstrap-kubeconfig.XXXXXX")
-cat "$WORK/kubeconfig" > "$TMP"
-chmod 0600 "$TMP"
-sync "$TMP" 2>/dev/null || sync
-mv -f "$TMP" "$OUT"
+# Rendered in full before anything is written; the same bytes as deploy/node/client/bootstrap.ts.
+if [ -n "$NODE_NAME_OUT" ]; then printf '%s\n' "$NODE" > "$WORK/node-name"; fi
+if [ -n "$KUBELET_CONFIG_OUT" ]; then
+  printf '%s\n' \
+    "# Written by attest-join: a drop-in for the kubelet's --config-dir (Kubernetes >= 1.30)." \
+    '# The kubelet rotates its client certificate and asks for its serving certificate with a CSR,' \
+    "# which the attest-broker approver checks against the addresses this node's evidence proved." \
+    'apiVersion: kubelet.config.k8s.io/v1beta1' \
+    'kind: KubeletConfiguration' \
+    'rotateCertificates: true' \
+    'serverTLSBootstrap: true' > "$WORK/kubelet-config"
+fi
+if [ -n "$KUBEADM_CONFIG_OUT" ]; then
+  API=$(json_exact apiServer) || die 1 "JOIN_RELEASE_INVALID: no apiServer"
+  API=${API%x}
+  one_line "$API" '^https://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$' \
+    || die 1 "JOIN_RELEASE_INVALID: release apiServer cannot be written into a configuration file"
+  # caCertHashes (optional): every element exactly "sha256:<64 hex>", at most 16.
+  HASHES=$(tr -d '\n' < "$WORK/resp" | sed -n 's/.*"caCertHashes"[ ]*:[ ]*\[\([^]]*\)\].*/\1/p' | tr -d ' ')
+  HASH_LIST=""
+  if [ -n "$HASHES" ]; then
+    if printf '%s\n' "$HASHES" | tr ',' '\n' | grep -Evq '^"sha256:[0-9a-f]{64}"$'; then
+      die 1 "JOIN_RELEASE_INVALID: release caCertHashes cannot be written into a configuration file"
+    fi
+    HASH_LIST=$(printf '%s' "$HASHES" | tr -d '"' | tr ',' ' ')
+    # shellcheck disable=SC2086 # split on purpose: the hashes are checked hex strings
+    [ "$(printf '%s\n' $HASH_LIST | wc -l)" -le 16 ] || die 1 "JOIN_RELEASE_INVALID: too many caCertHashes"
+  fi
+  {
+    printf '%s\n' \
+      '# Written by attest-join: kubeadm join --config <this file>. It holds the bootstrap token:' \
+      '# keep it 0600 and delete it after the join.' \
+      '# Discovery is by file: the bootstrap kubeconfig carries the cluster CA, which attest-join' \
+      "# received over the broker's pinned channel. Token discovery cannot work: the broker's" \
+      '# tokens do not carry usage-bootstrap-signing (they cannot sign kube-public/cluster-info).'
+    printf '# API server (from the release): %s\n' "$API"
+    printf '%s\n' '# CA certificate hashes (from the release, for operators; file discovery does not use them):'
+    if [ -n "$HASH_LIST" ]; then
+      for h in $HASH_LIST; do printf '#   %s\n' "$h"; done
+    else
+      printf '%s\n' '#   (none: the API server certificate is publicly trusted)'
+    fi
+    printf '%s\n' 'apiVersion: kubeadm.k8s.io/v1beta4' 'kind: JoinConfiguration' 'discovery:' '  file:'
+    printf '    kubeConfigPath: "%s"\n' "$OUT"
+    printf '  tlsBootstrapToken: "%s"\n' "$TOKEN"
+    printf '%s\n' 'nodeRegistration:'
+    printf '  name: "%s"\n' "$NODE"
+    if [ -n "$KUBELET_CONFIG_DIR" ]; then
+      printf '%s\n' '  kubeletExtraArgs:' '  - name: "config-dir"'
+      printf '    value: "%s"\n' "$KUBELET_CONFIG_DIR"
+    fi
+  } > "$WORK/kubeadm-config"
+fi
+
+# write_atomic SOURCE DEST: a 0600 temporary file beside DEST, synced, then renamed over it.
+write_atomic() {
+  d=$(dirname "$2")
+  mkdir -p "$d" 2>/dev/null || return 1
+  t=$(mktemp "$d/.$(basename "$2").XXXXXX" 2>/dev/null) || return 1
+  if cat "$1" > "$t" && chmod 0600 "$t" && { sync "$t" 2>/dev/null || sync; } && mv -f "$t" "$2"; then return 0; fi
+  rm -f "$t"
+  return 1
+}
+if [ -n "$NODE_NAME_OUT" ]; then write_atomic "$WORK/node-name" "$NODE_NAME_OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $NODE_NAME_OUT"; fi
+if [ -n "$KUBELET_CONFIG_OUT" ]; then write_atomic "$WORK/kubelet-config" "$KUBELET_CONFIG_OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $KUBELET_CONFIG_OUT"; fi
+if [ -n "$KUBEADM_CONFIG_OUT" ]; then write_atomic "$WORK/kubeadm-config" "$KUBEADM_CONFIG_OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $KUBEADM_CONFIG_OUT"; fi
+# The kubeconfig last: its existence is what tells systemd (and cloud-init) the join is done.
+write_atomic "$WORK/kubeconfig" "$OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $OUT"
 log "joined as $NODE; bootstrap kubeconfig written to $OUT"

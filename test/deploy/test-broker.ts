@@ -87,6 +87,10 @@ export interface TestBrokerOptions {
   wrongNonce?: boolean;
   /** Include a disk key in the release. */
   diskKey?: boolean;
+  /** Issue this token every time (so that two clients can be given the same release). */
+  fixedToken?: string;
+  /** Release members to set (or, with `undefined`, remove) after the defaults. */
+  releaseOverrides?: Record<string, unknown>;
   /** TPM-vendor EK root (PEM): the EK certificate must chain to it through ek_intermediates (openssl verify). */
   ekRootPem?: string;
   /** Listen on this port (default: a free one). */
@@ -163,7 +167,7 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
 
   const release = async (res: ServerResponse, jwk: Record<string, string> | undefined, nonce: Buffer): Promise<void> => {
     if (o.policyRefusal) return problem(res, 403, o.policyRefusal, { detail: 'policy refused this boot' });
-    const token = `${randomBytes(3).toString('hex')}.${randomBytes(8).toString('hex')}`;
+    const token = o.fixedToken ?? `${randomBytes(3).toString('hex')}.${randomBytes(8).toString('hex')}`;
     issuedTokens.push(token);
     if (state.last) state.last.token = token;
     const caHash = createHash('sha256').update(new X509Certificate(o.tls.caPem).publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
@@ -177,6 +181,10 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
     };
     // The broker echoes the challenge nonce (broker/release/service.ts).
     rel.nonce = b64u(o.wrongNonce ? randomBytes(32) : nonce);
+    for (const [k, v] of Object.entries(o.releaseOverrides ?? {})) {
+      if (v === undefined) delete rel[k];
+      else rel[k] = v;
+    }
     if (o.diskKey) rel.diskKey = { key: b64u(randomBytes(32)), wrapped: b64u(randomBytes(60)) };
     res.writeHead(200, { 'content-type': 'application/json' });
     if (!jwk || o.forceUnsealed) return void res.end(JSON.stringify({ release: rel }));

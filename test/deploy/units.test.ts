@@ -6,11 +6,13 @@ import { createHash } from 'node:crypto';
 import { CompactEncrypt, generateKeyPair, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { parse as parseYaml } from 'yaml';
 import { credentialFile, parseActivation } from '../../deploy/node/client/activation.js';
 import { computeBinding, createEphemeralKey } from '../../deploy/node/client/binding.js';
 import { JoinCodes, exitStatusFor, joinError } from '../../deploy/node/client/codes.js';
 import { parsePin } from '../../deploy/node/client/http.node.js';
-import { openRelease } from '../../deploy/node/client/release.js';
+import { kubeadmJoinYaml, kubeletConfigYaml, nodeNameFile } from '../../deploy/node/client/bootstrap.js';
+import { openRelease, ReleaseSchema, type Release } from '../../deploy/node/client/release.js';
 import { backoffDelay, parseDuration, parseRetryAfter } from '../../deploy/node/client/retry.js';
 
 const codeOf = (f: () => unknown): string | undefined => {
@@ -184,5 +186,71 @@ describe('docs/join.md', () => {
     const doc = readFileSync(new URL('../../docs/join.md', import.meta.url), 'utf8');
     const table = doc.split('\n').filter((l) => l.startsWith('| `JOIN_')).join('\n');
     for (const code of [...Object.values(JoinCodes), 'JOIN_INTERNAL']) expect(table, code).toContain(`\`${code}\``);
+  });
+});
+
+describe('bootstrap-path files (bootstrap.ts)', () => {
+  const label = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$/);
+  const nodeName = fc.array(label, { minLength: 1, maxLength: 4 }).map((ls) => ls.join('.'));
+  const token = fc.tuple(fc.stringMatching(/^[a-z0-9]{6}$/), fc.stringMatching(/^[a-z0-9]{16}$/)).map(([a, b]) => `${a}.${b}`);
+  const path = fc.array(fc.stringMatching(/^[A-Za-z0-9._+-]{1,12}$/), { minLength: 1, maxLength: 4 }).map((ps) => `/${ps.join('/')}`);
+  const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
+  const release = (o: Partial<Release>): Release => ({
+    nodeName: 'node-1',
+    expiresAt: '2030-01-01T00:00:00Z',
+    bootstrapToken: 'abcdef.0123456789abcdef',
+    kubeconfig: 'abcdef.0123456789abcdef',
+    apiServer: 'https://10.0.0.1:6443',
+    ...o,
+  });
+
+  it('whatever valid values come in, the YAML reads back as exactly those strings (no injection, no retyping)', () => {
+    fc.assert(
+      fc.property(nodeName, token, path, fc.option(path, { nil: undefined }), fc.array(hex64, { maxLength: 3 }), (name, tok, out, dir, hashes) => {
+        const text = kubeadmJoinYaml(release({ nodeName: name, bootstrapToken: tok, caCertHashes: hashes.map((h) => `sha256:${h}`) }), {
+          kubeconfigPath: out,
+          ...(dir !== undefined ? { kubeletConfigDir: dir } : {}),
+        });
+        expect(parseYaml(text)).toEqual({
+          apiVersion: 'kubeadm.k8s.io/v1beta4',
+          kind: 'JoinConfiguration',
+          discovery: { file: { kubeConfigPath: out }, tlsBootstrapToken: tok },
+          nodeRegistration: { name, ...(dir !== undefined ? { kubeletExtraArgs: [{ name: 'config-dir', value: dir }] } : {}) },
+        });
+        for (const h of hashes) expect(text).toContain(`\n#   sha256:${h}\n`);
+        expect(nodeNameFile(release({ nodeName: name }))).toBe(`${name}\n`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a digits-only token stays a string (it would read as a float unquoted)', () => {
+    const doc = parseYaml(kubeadmJoinYaml(release({ bootstrapToken: '123456.1234567890123456' }), { kubeconfigPath: '/k' })) as { discovery: { tlsBootstrapToken: unknown } };
+    expect(doc.discovery.tlsBootstrapToken).toBe('123456.1234567890123456');
+  });
+
+  it.each([
+    [{ nodeName: 'Node_1' }, JoinCodes.RELEASE_INVALID],
+    [{ nodeName: 'a"\nb' }, JoinCodes.RELEASE_INVALID],
+    [{ nodeName: `${'a'.repeat(250)}.bcd` }, JoinCodes.RELEASE_INVALID],
+    [{ bootstrapToken: 'abcdef.0123456789abcdef\n' }, JoinCodes.RELEASE_INVALID],
+    [{ apiServer: 'http://10.0.0.1:6443' }, JoinCodes.RELEASE_INVALID],
+    [{ apiServer: 'https://10.0.0.1:6443/#x' }, JoinCodes.RELEASE_INVALID],
+    [{ caCertHashes: ['sha256:zz'] }, JoinCodes.RELEASE_INVALID],
+  ] as Array<[Partial<Release>, string]>)('refuses %j', (o, code) => {
+    expect(codeOf(() => kubeadmJoinYaml(release(o), { kubeconfigPath: '/k' }))).toBe(code);
+  });
+
+  it('refuses paths that are not plain absolute paths', () => {
+    for (const p of ['k', '/a b', '/a"b', '/a:b', '/a#b']) expect(codeOf(() => kubeadmJoinYaml(release({}), { kubeconfigPath: p }))).toBe(JoinCodes.USAGE);
+  });
+
+  it('the kubelet drop-in is a KubeletConfiguration with rotation and serving-certificate bootstrap', () => {
+    expect(parseYaml(kubeletConfigYaml())).toEqual({ apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', rotateCertificates: true, serverTLSBootstrap: true });
+  });
+
+  it('the release schema refuses a node name that is not a DNS-1123 subdomain', () => {
+    expect(ReleaseSchema.safeParse(release({ nodeName: 'Node_1' })).success).toBe(false);
+    expect(ReleaseSchema.safeParse(release({ nodeName: 'node-1.example' })).success).toBe(true);
   });
 });

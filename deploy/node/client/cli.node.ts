@@ -22,6 +22,9 @@ interface Flags {
   out: string;
   diskKeyOut?: string;
   diskKeyWrapped?: string;
+  kubeletConfigOut?: string;
+  kubeadmConfigOut?: string;
+  nodeNameOut?: string;
   deadline: number;
   eventLog?: string | false;
 }
@@ -37,6 +40,9 @@ export function configureJoinCommand(cmd: Command): Command {
     .option('--out <file>', 'where to write the bootstrap kubeconfig (mode 0600)', DEFAULT_KUBECONFIG)
     .option('--disk-key-out <file>', 'also ask for the disk key and write its raw bytes here (mode 0600; use tmpfs, e.g. /run/attest-join/disk.key)')
     .option('--disk-key-wrapped <file>', 'keep the wrapped disk key here between boots (default: <disk-key-out>.wrapped)')
+    .option('--kubelet-config-out <file>', "write a KubeletConfiguration drop-in (rotateCertificates, serverTLSBootstrap) for the kubelet's --config-dir; must end in .conf (mode 0600)")
+    .option('--kubeadm-config-out <file>', 'write a kubeadm v1beta4 JoinConfiguration (file discovery with --out, the token for TLS bootstrap, the released node name) for `kubeadm join --config` (mode 0600)')
+    .option('--node-name-out <file>', 'write the released node name and a newline (for the kubelet\'s --hostname-override; mode 0600)')
     .addOption(
       new Option('--deadline <duration>', 'give up after this long (e.g. 300s, 5m)')
         .argParser((v: string) => {
@@ -61,6 +67,9 @@ export function configureJoinCommand(cmd: Command): Command {
           deadlineMs: flags.deadline,
           ...(flags.diskKeyOut ? { diskKeyOut: flags.diskKeyOut } : {}),
           ...(flags.diskKeyWrapped ? { diskKeyWrappedPath: flags.diskKeyWrapped } : {}),
+          ...(flags.kubeletConfigOut ? { kubeletConfigOut: flags.kubeletConfigOut } : {}),
+          ...(flags.kubeadmConfigOut ? { kubeadmConfigOut: flags.kubeadmConfigOut } : {}),
+          ...(flags.nodeNameOut ? { nodeNameOut: flags.nodeNameOut } : {}),
           ...(flags.eventLog === false ? { eventLogPath: '' } : flags.eventLog ? { eventLogPath: flags.eventLog } : {}),
         });
         process.stdout.write(JSON.stringify({ ok: true, ...r }) + '\n');

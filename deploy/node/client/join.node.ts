@@ -6,8 +6,9 @@
  *   POST /v1/challenge → nonce; ephemeral P-256 key K; binding = SHA-256(nonce ‖ thumb(K));
  *   evidence with the binding; POST /v1/attest (+ credential activation when asked: activate,
  *   new challenge, new quote by the same AK, POST /v1/attest again with the secret);
- *   open the JWE release with K; write the disk key (if asked), then the kubeconfig — last,
- *   because its existence is what tells systemd the join is done.
+ *   open the JWE release with K; write the disk key (if asked), the bootstrap-path files (if
+ *   asked: node name, kubelet drop-in, kubeadm JoinConfiguration — bootstrap.ts), then the
+ *   kubeconfig — last, because its existence is what tells systemd the join is done.
  *
  * Retries — only what cannot hurt, all under one deadline, exponential backoff with full jitter:
  * - the challenge request: any network error, 429 (Retry-After honoured) and 5xx;
@@ -23,10 +24,12 @@
  *   nor any other 4xx (evidence or policy refused: JOIN_REJECTED with the broker's code).
  */
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fromBase64Url, toBase64Url } from '../../../providers/common/encoding.js';
 import { AttestError } from '../../../providers/common/errors.js';
 import { ACTIVATION_REQUIRED, parseActivation } from './activation.js';
 import { computeBinding, createEphemeralKey } from './binding.js';
+import { KUBELET_DROPIN_SUFFIX, YAML_SAFE_PATH, kubeadmJoinYaml, kubeletConfigYaml, nodeNameFile } from './bootstrap.js';
 import { JoinCodes, joinError } from './codes.js';
 import { DEFAULT_EVENT_LOG, DEFAULT_IMDS, detectPlatform, gather, gatherTpm, type GatherOptions, type Platform } from './evidence.node.js';
 import { writeFileAtomic } from './files.node.js';
@@ -48,6 +51,12 @@ export interface JoinOptions {
    * on tmpfs (/run) and this on persistent storage.
    */
   diskKeyWrappedPath?: string;
+  /** KubeletConfiguration drop-in for the kubelet's `--config-dir` (name must end in `.conf`). */
+  kubeletConfigOut?: string;
+  /** kubeadm v1beta4 JoinConfiguration (file discovery with `out`; holds the token). */
+  kubeadmConfigOut?: string;
+  /** The released node name, bare, with a newline (for `--hostname-override`). */
+  nodeNameOut?: string;
   deadlineMs: number;
   /** Send an ephemeral key and require a sealed release (default true). */
   sealed?: boolean;
@@ -69,6 +78,9 @@ export interface JoinResult {
   expiresAt: string;
   kubeconfigPath: string;
   diskKeyPath?: string;
+  kubeletConfigPath?: string;
+  kubeadmConfigPath?: string;
+  nodeNamePath?: string;
   platform: Platform;
   attempts: number;
 }
@@ -141,6 +153,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
     throw joinError(JoinCodes.USAGE, `--broker is not a URL: ${o.broker}`, { cause });
   }
   const pin = parsePin(o.caPin);
+  checkBootstrapPaths(o);
   const deadline = new Deadline(clock, clock.now() + o.deadlineMs);
   const platform: Platform = o.platform === 'auto' ? await detectPlatform(o.dmiDir) : o.platform;
   const provider = platform === 'generic' ? 'tpm' : platform;
@@ -319,6 +332,12 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
 
   async function writeOutputs(r: Release, pf: Platform, attempts: number): Promise<JoinResult> {
     const result: JoinResult = { nodeName: r.nodeName, expiresAt: r.expiresAt, kubeconfigPath: o.out, platform: pf, attempts };
+    // Everything is rendered (and so checked) before the first file is written.
+    const kubeletConfig = o.kubeletConfigOut ? kubeletConfigYaml() : undefined;
+    const kubeadmConfig = o.kubeadmConfigOut
+      ? kubeadmJoinYaml(r, { kubeconfigPath: o.out, ...(o.kubeletConfigOut ? { kubeletConfigDir: dirname(o.kubeletConfigOut) } : {}) })
+      : undefined;
+    const nodeName = o.nodeNameOut ? nodeNameFile(r) : undefined;
     if (o.diskKeyOut) {
       if (!r.diskKey && r.diskKeyForRecipient) {
         throw joinError(JoinCodes.DISK_KEY_MISSING, 'the broker sent the disk key encrypted to the NitroTPM (KMS Recipient form), which this client cannot open yet; configure the broker with nitroRecipient: false');
@@ -330,8 +349,37 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       await writeFileAtomic(wrappedPath ?? `${o.diskKeyOut}.wrapped`, r.diskKey.wrapped);
       result.diskKeyPath = o.diskKeyOut;
     }
+    if (o.nodeNameOut && nodeName !== undefined) {
+      await writeFileAtomic(o.nodeNameOut, nodeName);
+      result.nodeNamePath = o.nodeNameOut;
+    }
+    if (o.kubeletConfigOut && kubeletConfig !== undefined) {
+      await writeFileAtomic(o.kubeletConfigOut, kubeletConfig);
+      result.kubeletConfigPath = o.kubeletConfigOut;
+    }
+    if (o.kubeadmConfigOut && kubeadmConfig !== undefined) {
+      await writeFileAtomic(o.kubeadmConfigOut, kubeadmConfig);
+      result.kubeadmConfigPath = o.kubeadmConfigOut;
+    }
     await writeFileAtomic(o.out, r.kubeconfig);
     log(`joined as ${r.nodeName}; bootstrap kubeconfig written to ${o.out} (token expires ${r.expiresAt})`);
     return result;
+  }
+}
+
+/**
+ * The bootstrap-path outputs, checked before anything is sent: the kubelet reads only `*.conf`
+ * files from its drop-in directory (another name would be ignored without a word), and the
+ * paths that end up inside the kubeadm configuration must be plain absolute paths.
+ */
+function checkBootstrapPaths(o: JoinOptions): void {
+  if (o.kubeletConfigOut !== undefined && !o.kubeletConfigOut.endsWith(KUBELET_DROPIN_SUFFIX)) {
+    throw joinError(JoinCodes.USAGE, `--kubelet-config-out must name a *${KUBELET_DROPIN_SUFFIX} file (the kubelet reads only those from --config-dir)`);
+  }
+  if (o.kubeadmConfigOut !== undefined) {
+    const inYaml = [o.out, ...(o.kubeletConfigOut !== undefined ? [dirname(o.kubeletConfigOut)] : [])];
+    for (const p of inYaml) {
+      if (!YAML_SAFE_PATH.test(p)) throw joinError(JoinCodes.USAGE, `${p}: with --kubeadm-config-out, --out and the --kubelet-config-out directory must be absolute paths of [A-Za-z0-9._/+-]`);
+    }
   }
 }

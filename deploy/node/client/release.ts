@@ -11,17 +11,20 @@
  *   (JOIN_RELEASE_NOT_SEALED): a broker (or a man in the middle with a stolen pin) must not be
  *   able to downgrade the node silently.
  * - Either way the plaintext must be the release object: shape checked, the kubeconfig must
- *   carry the token, the expiry must be in the future, and the `nonce` the broker echoes (when
+ *   carry the token, the node name must be a DNS-1123 subdomain, the expiry must be in the future, and the `nonce` the broker echoes (when
  *   present) must be one of this attempt's challenge nonces.
  */
 import { compactDecrypt } from 'jose';
 import { z } from 'zod';
 import { timingSafeEqualString } from '../../../providers/common/ct.js';
 import { fromBase64Url } from '../../../providers/common/encoding.js';
+import { DNS1123_SUBDOMAIN } from './bootstrap.js';
 import { JoinCodes, joinError } from './codes.js';
 
 export const ReleaseSchema = z.object({
-  nodeName: z.string().min(1).max(253),
+  // The kubelet registers under this name and it is written into configuration files: a
+  // DNS-1123 subdomain, as the broker derives it (broker/release/service.ts).
+  nodeName: z.string().regex(DNS1123_SUBDOMAIN, 'nodeName is not a DNS-1123 subdomain'),
   expiresAt: z.string().min(1),
   bootstrapToken: z.string().regex(/^[a-z0-9]{6}\.[a-z0-9]{16}$/),
   kubeconfig: z.string().min(1).max(64 << 10),
