@@ -155,10 +155,66 @@ function json(res: ServerResponse, code: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Protobuf wire reading for the one request body kubectl sends as protobuf here
+ * (SelfSubjectAccessReview; "Kubernetes Protobuf encoding": the 4-byte magic `k8s\0`, then
+ * `runtime.Unknown{typeMeta=1, raw=2, contentEncoding=3, contentType=4}` whose `raw` is the
+ * object; field numbers from k8s.io/api/authorization/v1/generated.proto).
+ */
+function pbFields(b: Buffer): Map<number, Buffer[]> {
+  const out = new Map<number, Buffer[]>();
+  let i = 0;
+  const varint = (): number => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const c = b[i++]!;
+      v += (c & 0x7f) * 2 ** shift;
+      if (c < 0x80) return v;
+      shift += 7;
+    }
+  };
+  while (i < b.length) {
+    const key = varint();
+    const wt = key & 7;
+    const f = Math.floor(key / 8);
+    if (wt === 0) varint();
+    else if (wt === 2) {
+      const n = varint();
+      out.set(f, [...(out.get(f) ?? []), b.subarray(i, i + n)]);
+      i += n;
+    } else if (wt === 1) i += 8;
+    else if (wt === 5) i += 4;
+    else throw new Error(`protobuf wire type ${wt}`);
+  }
+  return out;
+}
+
+function ssarFromProtobuf(body: Buffer): { spec: Record<string, Record<string, string>> } {
+  if (body.subarray(0, 4).toString('latin1') !== 'k8s\0') throw new Error('not a Kubernetes protobuf envelope');
+  const raw = pbFields(body.subarray(4)).get(2)?.[0] ?? Buffer.alloc(0);
+  const spec = pbFields(raw).get(2)?.[0] ?? Buffer.alloc(0);
+  const sf = pbFields(spec);
+  const strs = (m: Buffer | undefined, names: Record<number, string>): Record<string, string> => {
+    const o: Record<string, string> = {};
+    if (!m) return o;
+    for (const [f, v] of pbFields(m)) if (names[f]) o[names[f]!] = v[0]!.toString('utf8');
+    return o;
+  };
+  const ra = sf.get(1)?.[0];
+  const na = sf.get(2)?.[0];
+  return {
+    spec: {
+      ...(ra ? { resourceAttributes: strs(ra, { 1: 'namespace', 2: 'verb', 3: 'group', 4: 'version', 5: 'resource', 6: 'subresource', 7: 'name' }) } : {}),
+      ...(na ? { nonResourceAttributes: strs(na, { 1: 'path', 2: 'verb' }) } : {}),
+    },
+  };
 }
 
 const nowIso = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -346,7 +402,9 @@ export async function startKubeServer(tls: { certPem: string; keyPem: string; ca
     return { name, ...(namespace ? { namespace } : {}), uid: randomUUID(), resourceVersion: String(++rv), creationTimestamp: nowIso() };
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, url: URL, method: string, path: string, body: string): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, url: URL, method: string, path: string, rawBody: Buffer): Promise<void> {
+    const protobuf = (req.headers['content-type'] ?? '').startsWith('application/vnd.kubernetes.protobuf');
+    const body = protobuf ? '' : rawBody.toString('utf8');
     if (hang > 0) {
       hang--;
       return; // never answer
@@ -392,7 +450,7 @@ export async function startKubeServer(tls: { certPem: string; keyPem: string; ca
     // ── SelfSubjectAccessReview / SelfSubjectReview ──
     if (method === 'POST' && path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
       if (!can({ verb: 'create', apiGroup: 'authorization.k8s.io', resource: 'selfsubjectaccessreviews' })) return;
-      const r = JSON.parse(body) as { spec?: { resourceAttributes?: { namespace?: string; verb?: string; group?: string; resource?: string; subresource?: string; name?: string }; nonResourceAttributes?: { path?: string; verb?: string } } };
+      const r = (protobuf ? ssarFromProtobuf(rawBody) : JSON.parse(body)) as { spec?: { resourceAttributes?: { namespace?: string; verb?: string; group?: string; resource?: string; subresource?: string; name?: string }; nonResourceAttributes?: { path?: string; verb?: string } } };
       const ra = r.spec?.resourceAttributes;
       const na = r.spec?.nonResourceAttributes;
       const allowed = ra
