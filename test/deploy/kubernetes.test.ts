@@ -49,7 +49,7 @@ const DISCOVERY: Record<string, Array<[string, string, boolean]>> = {
   v1: [['namespaces', 'Namespace', false], ['serviceaccounts', 'ServiceAccount', true], ['configmaps', 'ConfigMap', true], ['services', 'Service', true], ['secrets', 'Secret', true]],
   'apps/v1': [['deployments', 'Deployment', true]],
   'policy/v1': [['poddisruptionbudgets', 'PodDisruptionBudget', true]],
-  'rbac.authorization.k8s.io/v1': [['roles', 'Role', true], ['rolebindings', 'RoleBinding', true]],
+  'rbac.authorization.k8s.io/v1': [['roles', 'Role', true], ['rolebindings', 'RoleBinding', true], ['clusterroles', 'ClusterRole', false], ['clusterrolebindings', 'ClusterRoleBinding', false]],
   'admissionregistration.k8s.io/v1': [['validatingadmissionpolicies', 'ValidatingAdmissionPolicy', false], ['validatingadmissionpolicybindings', 'ValidatingAdmissionPolicyBinding', false]],
   'networking.k8s.io/v1': [['networkpolicies', 'NetworkPolicy', true], ['ingresses', 'Ingress', true]],
 };
@@ -114,7 +114,10 @@ describe('deploy/kubernetes', () => {
   it('base: broker Deployment is non-root, read-only, probed on /healthz and /readyz', () => {
     const objs = render('deploy/kubernetes/base');
     const kinds = objs.map((o) => o.kind).sort();
-    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'Ingress', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    expect(kinds).toEqual([
+      'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Ingress', 'Namespace', 'PodDisruptionBudget',
+      'Role', 'Role', 'RoleBinding', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+    ]);
     const dep = objs.find((o) => o.kind === 'Deployment')! as unknown as {
       spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: Loose } };
     };
@@ -151,19 +154,40 @@ describe('deploy/kubernetes', () => {
     }
   });
 
-  it('base: RBAC is secrets create/get/delete in kube-system only, for the broker account', () => {
+  it('base: RBAC is exactly: bootstrap-token Secrets in kube-system, the CSR approver, its Lease, and TLS bootstrap for the token group', () => {
     const objs = render('deploy/kubernetes/base');
-    const roles = objs.filter((o) => o.kind === 'Role' || o.kind === 'ClusterRole');
-    expect(roles).toHaveLength(1);
-    expect(roles[0]!.metadata.namespace).toBe('kube-system');
-    expect(roles[0]!.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['create', 'get', 'delete'] }]);
-    const rb = objs.find((o) => o.kind === 'RoleBinding')!;
-    expect(rb.metadata.namespace).toBe('kube-system');
-    expect(rb.subjects).toEqual([{ kind: 'ServiceAccount', name: 'attest-broker', namespace: 'attest-broker' }]);
-    expect(objs.some((o) => o.kind === 'ClusterRoleBinding')).toBe(false);
+    const byName = (kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name) as Loose;
+    const roles = objs.filter((o) => o.kind === 'Role' || o.kind === 'ClusterRole').map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
+    expect(roles).toEqual(['ClusterRole//attest-broker:csr-approver', 'Role/attest-broker/attest-broker-approver-lease', 'Role/kube-system/attest-broker-bootstrap-tokens']);
+    expect(byName('Role', 'attest-broker-bootstrap-tokens').rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['create', 'get', 'delete'] }]);
+    expect(byName('ClusterRole', 'attest-broker:csr-approver').rules).toEqual([
+      { apiGroups: ['certificates.k8s.io'], resources: ['certificatesigningrequests'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['certificates.k8s.io'], resources: ['certificatesigningrequests/approval'], verbs: ['update'] },
+      { apiGroups: ['certificates.k8s.io'], resources: ['signers'], resourceNames: ['kubernetes.io/kube-apiserver-client-kubelet', 'kubernetes.io/kubelet-serving'], verbs: ['approve'] },
+    ]);
+    expect(byName('Role', 'attest-broker-approver-lease').rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['attest-broker-approver'], verbs: ['get', 'update'] },
+    ]);
+    const sa = [{ kind: 'ServiceAccount', name: 'attest-broker', namespace: 'attest-broker' }];
+    for (const b of objs.filter((o) => o.kind === 'RoleBinding' || (o.kind === 'ClusterRoleBinding' && o.metadata.name === 'attest-broker:csr-approver'))) expect((b as Loose).subjects).toEqual(sa);
+    // The token group gets TLS bootstrap (create/read its CSR) and nothing of auto-approval.
+    const boot = objs.filter((o) => (o as Loose).subjects?.some((s: { name: string }) => s.name === 'system:bootstrappers:attest-broker')) as Loose[];
+    expect(boot.map((b) => `${b.kind}:${b.roleRef.name}`)).toEqual(['ClusterRoleBinding:system:node-bootstrapper']);
+    expect(JSON.stringify(objs)).not.toMatch(/certificatesigningrequests:(self)?nodeclient/);
     const vap = objs.find((o) => o.kind === 'ValidatingAdmissionPolicy')!;
     expect(vap.metadata.namespace).toBeUndefined();
     expect(JSON.stringify(vap.spec)).toContain('system:serviceaccount:attest-broker:attest-broker');
+  });
+
+  it('components/kubeadm: the reads kubeadm join makes, for the broker’s token group, and no auto-approval', () => {
+    const objs = parseAllDocuments(readFileSync('deploy/kubernetes/components/kubeadm/rbac.yaml', 'utf8')).map((d) => d.toJSON() as Loose);
+    expect(objs.map((o) => `${o.kind}:${o.metadata.namespace ?? ''}:${o.roleRef.name}`)).toEqual([
+      'RoleBinding:kube-system:kubeadm:nodes-kubeadm-config',
+      'RoleBinding:kube-system:kubeadm:kubelet-config',
+      'ClusterRoleBinding::kubeadm:get-nodes',
+    ]);
+    for (const o of objs) expect(o.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:bootstrappers:attest-broker' }]);
   });
 
   it('overlays/redis: three replicas, a PDB that keeps two, Redis reachable only from the broker', () => {
