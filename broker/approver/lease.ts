@@ -144,12 +144,7 @@ export class LeaderElector {
       while (!leader.signal.aborted) {
         await this.#sleep(retry, leader.signal);
         if (leader.signal.aborted) break;
-        let renewed = false;
-        try {
-          renewed = await this.tryAcquireOrRenew();
-        } catch {
-          renewed = false;
-        }
+        const renewed = await this.tryAcquireOrRenew().catch(() => false);
         if (renewed) lastRenew = o.clock.now().getTime();
         else if (o.clock.now().getTime() - lastRenew >= o.renewDeadlineSeconds * 1000 || (await this.#heldByOther())) {
           // Another candidate holds the Lease, or it could not be renewed within the deadline:

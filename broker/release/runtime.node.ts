@@ -253,7 +253,7 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
   const log = logger.child({ component: 'release' });
 
   const clusters: Record<string, ClusterTarget> = {};
-  const approverKube: Array<{ cluster: string; kube: KubeClient }> = [];
+  const approverKube: Array<{ cluster: string; server: string; kube: KubeClient }> = [];
   if (cfg.mode === 'dev' && Object.keys(cfg.clusters).length === 0) {
     clusters['*'] = { apiServer: 'https://127.0.0.1:6443' };
   }
@@ -264,7 +264,7 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     if (cfg.mode === 'secret' && !access) throw configError('CONFIG_INVALID', `release.clusters.${name}.kube: secret mode needs inCluster or a kubeconfig`);
     const caPem = c.caFile ? await readFile(c.caFile, 'utf8') : access?.caPem;
     // The approver watches CSRs with the same access (any mode); '*' names no cluster to approve for.
-    if (access && name !== '*') approverKube.push({ cluster: name, kube: kubeClientFor(access) });
+    if (access && name !== '*') approverKube.push({ cluster: name, server: access.server, kube: kubeClientFor(access) });
     clusters[name] = {
       apiServer: c.apiServer,
       ...(caPem ? { caPem } : {}),
@@ -342,7 +342,7 @@ export async function stillAdmittedBy(policy: PolicyEngine | undefined, r: NodeR
 
 function startApprover(
   a: ReleaseConfig['approver'],
-  targets: Array<{ cluster: string; kube: KubeClient }>,
+  targets: Array<{ cluster: string; server: string; kube: KubeClient }>,
   service: BrokerReleaseService,
   nodes: NodeRecords,
   audit: AuditSink,
@@ -351,6 +351,15 @@ function startApprover(
   policy: PolicyEngine | undefined,
 ): ApproverHandle | undefined {
   if (targets.length === 0) return undefined;
+  // One approver per API server: two cluster names reaching the same server would each see the
+  // other's tokens (and deny them as another cluster's).
+  const seen = new Map<string, string>();
+  for (const t of targets) {
+    const key = t.server.replace(/\/+$/, '').toLowerCase();
+    const other = seen.get(key);
+    if (other) throw configError('CONFIG_INVALID', `release.clusters.${other} and .${t.cluster} reach the same API server (${t.server}); the approver needs one cluster entry per API server`);
+    seen.set(key, t.cluster);
+  }
   const stop = new AbortController();
   const identity = a.identity ?? `${hostname()}_${toHex(crypto.getRandomValues(new Uint8Array(4)))}`;
   const leading: Record<string, boolean> = {};

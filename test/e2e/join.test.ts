@@ -21,6 +21,11 @@
  *   in unsealed mode. Each successful client gets a broker of its own: one token per instance
  *   per issuance window is a property of the broker (shown: a second join gets ISSUANCE_CONFLICT).
  *
+ * - TLS bootstrap: a broker holding only the shipped RBAC runs its CSR approver; kubectl with
+ *   the released bootstrap kubeconfig posts an openssl-made kubelet CSR, gets it approved and
+ *   signed for exactly the attested name, authenticates with the certificate as
+ *   system:node:<name> (`kubectl auth whoami`), and the token is then retired.
+ *
  * What each join must show: a bootstrap kubeconfig (0600) whose token is a `bootstrap-token-<id>`
  * Secret in the API server (read back with `kubectl`), authenticating as that bootstrap token,
  * for the node name the policy derives (`e2e-` + the first 128 bits of the EK's SHA-256). A node
@@ -53,6 +58,7 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { readVector, readVectorJson } from '../helpers/vectors.js';
 import { startKubeServer, type KubeTestServer } from '../servers/kube-apiserver.js';
 import { makeTestPki, type TestPki } from '../servers/tls.js';
+import { APPROVER_SA, makeCsr, rbacFrom, until, writeKubeconfig } from '../approver/helpers.js';
 
 const execFileP = promisify(execFile);
 const LOG = 'go-tpm-tools/eventlogs/rhel8-uefi.bin';
@@ -166,7 +172,9 @@ d('e2e: a swtpm node with a real boot log joins through the production broker (p
   beforeAll(async () => {
     dir = mkdtempSync(pjoin(tmpdir(), 'e2e-join-'));
     [tpm, tls, kubePki] = await Promise.all([startSwtpm({ ekCert: true, ekChainInNv: true }), Promise.resolve(makeTls('e2e')), Promise.resolve(makeTestPki('e2e-kube-ca'))]);
-    kube = await startKubeServer({ certPem: kubePki.certPem, keyPem: kubePki.keyPem });
+    kube = await startKubeServer(kubePki);
+    // The RBAC we ship; brokers started with the service-account kubeconfig have nothing else.
+    kube.loadRbac(rbacFrom('deploy/kubernetes/base/rbac.yaml'));
 
     // Boot the node: replay the real log into the TPM, as firmware does while logging.
     logBytes = readVector(LOG);
@@ -222,7 +230,7 @@ current-context: test
   };
 
   /** Writes the config + policy and builds the broker the way `attest-broker serve` does. */
-  async function startBroker(name: string, storeUrl: string): Promise<{ url: string; audit: string }> {
+  async function startBroker(name: string, storeUrl: string, o: { kubeconfig?: string; releaseExtra?: string; oneCluster?: boolean } = {}): Promise<{ url: string; audit: string; runtime: Runtime }> {
     const bdir = pjoin(dir, name);
     mkdirSync(bdir);
     const rootPem = tpm.ekRootPem!;
@@ -232,7 +240,7 @@ current-context: test
     // The policy pins the known-good values of this boot (upstream's, not read from this TPM).
     writeFileSync(pjoin(bdir, 'policy.yaml'), policyYaml(EXPECTED()));
     const audit = pjoin(bdir, 'audit.jsonl');
-    const clusterCfg = `{apiServer: "${kube.url}", caFile: "${kubePki.caFile}", kube: {kubeconfig: "${adminKubeconfig}"}}`;
+    const clusterCfg = `{apiServer: "${kube.url}", caFile: "${kubePki.caFile}", kube: {kubeconfig: "${o.kubeconfig ?? adminKubeconfig}"}}`;
     writeFileSync(
       pjoin(bdir, 'config.yaml'),
       `apiVersion: attest-broker/v1
@@ -251,9 +259,8 @@ release:
   mode: secret
   clusters:
     ${CLUSTER}: ${clusterCfg}
-    ${CLUSTER_UNSEALED}: ${clusterCfg}
-  audit: {file: "${audit}"}
-log: {level: error}
+${o.oneCluster ? '' : `    ${CLUSTER_UNSEALED}: ${clusterCfg}\n`}  audit: {file: "${audit}"}
+${o.releaseExtra ?? ''}log: {level: error}
 `,
     );
     const cfg = await loadConfig({ file: pjoin(bdir, 'config.yaml'), env: {} });
@@ -263,7 +270,7 @@ log: {level: error}
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer, serverOptions: { cert: tls.leafPem + tls.caPem, key: tls.leafKeyPem } });
     servers.push(server);
     await new Promise<void>((r) => (server.listening ? r() : server.once('listening', () => r())));
-    return { url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, audit };
+    return { url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, audit, runtime: rt };
   }
 
   const outFile = (tag: string): string => pjoin(mkdtempSync(pjoin(dir, `${tag}-`)), 'kubelet', 'bootstrap-kubeconfig');
@@ -304,7 +311,7 @@ log: {level: error}
     return (JSON.parse(lines.at(-1)!) as { entry: Record<string, unknown> }).entry;
   };
 
-  let memoryBroker: Promise<{ url: string; audit: string }> | undefined;
+  let memoryBroker: Promise<{ url: string; audit: string; runtime: Runtime }> | undefined;
   const memory = () => (memoryBroker ??= startBroker('memory', 'memory://'));
 
   it('the TPM holds exactly what the real log says (upstream expected PCRs, every one the policy pins)', async () => {
@@ -419,6 +426,73 @@ log: {level: error}
     expect(kube.secrets.size).toBe(before + 1);
     expect(existsSync(out2)).toBe(false);
   }, 60_000);
+
+  it('TLS bootstrap: the kubelet-like client (kubectl + openssl) gets a certificate for exactly its attested name, and the token is spent', async () => {
+    // A broker with only the shipped RBAC (service-account token), running its CSR approver.
+    const saKubeconfig = writeKubeconfig(dir, 'sa.kubeconfig', kube.url, kubePki.caPem, { token: kube.addToken(APPROVER_SA) });
+    const b = await startBroker('tls-bootstrap', 'memory://', {
+      kubeconfig: saKubeconfig,
+      oneCluster: true, // one release.clusters entry per API server (the approver refuses two)
+      releaseExtra: '  approver: {enabled: true, retireTokenAfterSeconds: 2, leaderElection: {namespace: attest-broker, leaseDurationSeconds: 6, renewDeadlineSeconds: 4, retryPeriodSeconds: 1}}\n',
+    });
+    const approver = b.runtime.startApprover();
+    expect(approver).toBeDefined();
+    try {
+      await until(() => approver!.leading(), (l) => l[CLUSTER] === true, 20_000, 'the approver to lead');
+      const out = outFile('tls');
+      const kubeletConfigOut = pjoin(out, '..', 'config.d', '50-attest-broker.conf');
+      const r = await join({ broker: b.url, caPin: tls.pin, cluster: CLUSTER, platform: 'generic', out, kubeletConfigOut, deadlineMs: 60_000, tools: createToolRunner(tpm.env), eventLogPath: eventLogFile, log: () => undefined });
+      expect(r.nodeName).toBe(nodeName);
+      expect(parseYaml(readFileSync(kubeletConfigOut, 'utf8'))).toMatchObject({ kind: 'KubeletConfiguration', rotateCertificates: true, serverTLSBootstrap: true });
+      const token = (parseYaml(readFileSync(out, 'utf8')) as { users: { user: { token: string } }[] }).users[0]!.user.token;
+      const id = token.slice(0, 6);
+      const kubectl = (kc: string, ...args: string[]) => execFileP('kubectl', ['--kubeconfig', kc, ...args], { timeout: 30_000 });
+
+      // The kubelet's request, made the way the kubelet makes it (ECDSA P-256, O=system:nodes).
+      const csrObj = (name: string, pem: string, signer: string, usages: string[]) =>
+        JSON.stringify({ apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name }, spec: { request: Buffer.from(pem).toString('base64'), signerName: signer, usages } });
+      const client = makeCsr({ subject: `/O=system:nodes/CN=system:node:${nodeName}` });
+      const f = pjoin(dir, 'client-csr.json');
+      writeFileSync(f, csrObj(`node-csr-${id}`, client.csrPem, 'kubernetes.io/kube-apiserver-client-kubelet', ['digital signature', 'client auth']));
+      await kubectl(out, 'create', '--validate=false', '-f', f);
+      const certB64 = await until(async () => (await kubectl(out, 'get', 'csr', `node-csr-${id}`, '-o', 'jsonpath={.status.certificate}')).stdout.trim(), (c) => c.length > 0, 20_000, 'the signed certificate');
+      const cond = JSON.parse((await kubectl(out, 'get', 'csr', `node-csr-${id}`, '-o', 'jsonpath={.status.conditions[0]}')).stdout) as { type: string; reason: string };
+      expect(cond).toMatchObject({ type: 'Approved', reason: 'AttestedNodeClient' });
+
+      // The certificate authenticates as the node (kubectl auth whoami → SelfSubjectReview).
+      const nodeKc = writeKubeconfig(dir, 'node.kubeconfig', kube.url, kubePki.caPem, { cert: Buffer.from(certB64, 'base64').toString('utf8'), key: client.keyPem });
+      const who = JSON.parse((await kubectl(nodeKc, 'auth', 'whoami', '-o', 'json')).stdout) as { status: { userInfo: { username: string; groups: string[] } } };
+      expect(who.status.userInfo.username).toBe(`system:node:${nodeName}`);
+      expect(who.status.userInfo.groups).toContain('system:nodes');
+
+      // Serving certificate: the tpm provider proves the node name only; an address is refused.
+      const serving = makeCsr({ subject: `/O=system:nodes/CN=system:node:${nodeName}`, dns: [nodeName] });
+      writeFileSync(f, csrObj(`serving-${id}`, serving.csrPem, 'kubernetes.io/kubelet-serving', ['digital signature', 'server auth']));
+      await kubectl(nodeKc, 'create', '--validate=false', '-f', f);
+      const withIp = makeCsr({ subject: `/O=system:nodes/CN=system:node:${nodeName}`, dns: [nodeName], ips: ['10.1.2.3'] });
+      writeFileSync(f, csrObj(`serving-ip-${id}`, withIp.csrPem, 'kubernetes.io/kubelet-serving', ['digital signature', 'server auth']));
+      await kubectl(nodeKc, 'create', '--validate=false', '-f', f);
+      const reasonOf = (n: string) => until(async () => (await kubectl(nodeKc, 'get', 'csr', n, '-o', 'jsonpath={.status.conditions[0].reason}')).stdout.trim(), (x) => x.length > 0, 20_000, `a decision on ${n}`);
+      expect(await reasonOf(`serving-${id}`)).toBe('AttestedNodeServing');
+      expect(await reasonOf(`serving-ip-${id}`)).toBe('AddressNotProven');
+
+      // The token has done its job: retired (Secret deleted), it no longer authenticates.
+      await until(() => kube.secrets.has(`kube-system/bootstrap-token-${id}`), (x) => !x, 20_000, 'the Secret to be deleted');
+      const after = await kubectl(out, 'version', '-o', 'json').then(() => 'authenticated', (e: { stderr?: string }) => e.stderr ?? '');
+      expect(after).toMatch(/Unauthorized|must be logged in/i);
+      const entries = readFileSync(b.audit, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { entry: Record<string, unknown> }).entry);
+      expect(entries).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ type: 'release', nodeName, tokenId: id }),
+          expect.objectContaining({ type: 'csr', decision: 'approve', reason: 'AttestedNodeClient', nodeName, tokenId: id, csr: `node-csr-${id}` }),
+          expect.objectContaining({ type: 'csr', decision: 'deny', reason: 'AddressNotProven', nodeName, csr: `serving-ip-${id}` }),
+          expect.objectContaining({ type: 'token-retired', tokenId: id }),
+        ]),
+      );
+    } finally {
+      await approver!.stop();
+    }
+  }, 120_000);
 
   it('the log is load-bearing: a log that does not replay to the quote is refused, and so is a node that sends none', async () => {
     const b = await memory();

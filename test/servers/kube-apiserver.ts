@@ -375,11 +375,11 @@ export async function startKubeServer(tls: { certPem: string; keyPem: string; ca
     }
   }
 
-  const GROUPS: Record<string, { version: string; resources: Array<{ name: string; kind: string; namespaced: boolean; verbs: string[] }> }> = {
+  const GROUPS: Record<string, { version: string; resources: Array<{ name: string; kind: string; namespaced: boolean; verbs: string[]; shortNames?: string[]; singularName?: string }> }> = {
     'certificates.k8s.io': {
       version: 'v1',
       resources: [
-        { name: 'certificatesigningrequests', kind: 'CertificateSigningRequest', namespaced: false, verbs: ['create', 'delete', 'get', 'list', 'watch'] },
+        { name: 'certificatesigningrequests', kind: 'CertificateSigningRequest', namespaced: false, verbs: ['create', 'delete', 'get', 'list', 'watch'], shortNames: ['csr'], singularName: 'certificatesigningrequest' },
         { name: 'certificatesigningrequests/approval', kind: 'CertificateSigningRequest', namespaced: false, verbs: ['get', 'update'] },
         { name: 'certificatesigningrequests/status', kind: 'CertificateSigningRequest', namespaced: false, verbs: ['get', 'update'] },
       ],
@@ -444,7 +444,7 @@ export async function startKubeServer(tls: { certPem: string; keyPem: string; ca
       const [, , group, version] = path.split('/');
       const g = GROUPS[group!];
       if (!g || g.version !== version) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
-      return json(res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: `${group}/${version}`, resources: g.resources.map((r) => ({ ...r, singularName: '' })) });
+      return json(res, 200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: `${group}/${version}`, resources: g.resources.map((r) => ({ singularName: '', ...r })) });
     }
 
     // ── SelfSubjectAccessReview / SelfSubjectReview ──
