@@ -7,15 +7,18 @@
  */
 import type { Command } from 'commander';
 import { createBroker, createWebhookApp } from '../app.js';
-import { buildRuntime, loadConfig, type Runtime } from '../runtime.node.js';
+import { buildRuntime, loadConfig, type ApproverHandle, type Runtime } from '../runtime.node.js';
 import { listen, nodePeer, type Listener, type ServerLimits } from '../server.node.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { exitOnConfigProblem } from './util.node.js';
+import { isAttestError } from '../../providers/common/errors.js';
 
 export interface Served {
   main: Listener;
   webhook?: Listener;
   runtime: Runtime;
+  /** The in-process CSR approver (`release.approver.enabled`), when it has a cluster to watch. */
+  approver?: ApproverHandle;
   close(): Promise<void>;
 }
 
@@ -34,11 +37,22 @@ export async function startServers(cfg: BrokerConfig, rt: Runtime): Promise<Serv
       throw e;
     }
   }
+  let approver: ApproverHandle | undefined;
+  try {
+    approver = rt.approverInProcess ? rt.startApprover() : undefined;
+  } catch (e) {
+    await Promise.all([main.close(), webhook?.close()]);
+    throw e;
+  }
+  if (rt.approverInProcess && !approver) rt.deps.logger.warn({}, 'release.approver.enabled, but no cluster under release.clusters has kube access: no CSR is approved');
   return {
     main,
     ...(webhook ? { webhook } : {}),
+    ...(approver ? { approver } : {}),
     runtime: rt,
     async close() {
+      // The approver first: it gives its Lease up while the store and API access still work.
+      await approver?.stop().catch(() => undefined);
       await Promise.all([main.close(), webhook?.close()]);
       await rt.close();
     },
@@ -59,24 +73,19 @@ export function register(program: Command): void {
       try {
         served = await startServers(cfg, rt);
       } catch (e) {
+        if (isAttestError(e)) exitOnConfigProblem(e); // e.g. an approver configuration it cannot run
         const err = e as NodeJS.ErrnoException;
         log.error({ err: err.message }, err.code === 'EADDRINUSE' ? `a port is in use (${err.message}): set listen.port / release.tokenReview.listen.port` : 'server error');
         process.exit(2);
       }
       log.info({ url: served.main.url, store: rt.deps.store.kind, dev: !!o.dev, policy: cfg.policy.file ?? null }, `attest-broker listening on ${served.main.url}`);
       if (served.webhook) log.info({ url: served.webhook.url }, `TokenReview webhook listening on ${served.webhook.url}`);
-      const approver = rt.approverInProcess ? rt.startApprover() : undefined;
-      if (rt.approverInProcess && !approver) log.warn({}, 'release.approver.enabled, but no cluster under release.clusters has kube access: no CSR is approved');
       let stopping = false;
       const stop = (sig: string): void => {
         if (stopping) return;
         stopping = true;
         log.info({ signal: sig }, 'shutting down');
-        // The approver first: it gives its Lease up while the store and API access still work.
-        void Promise.resolve(approver?.stop())
-          .catch(() => undefined)
-          .then(() => served.close())
-          .then(() => process.exit(0));
+        void served.close().then(() => process.exit(0));
         setTimeout(() => process.exit(0), 10_000).unref();
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
