@@ -365,6 +365,32 @@ describe('exactly once: replicas, Lease and duplicate events', () => {
   }, 60_000);
 });
 
+describe('leadership lost', () => {
+  it('a leader whose Lease another holder took stops acting within one retry period', async () => {
+    const kube = kubeAs(saToken);
+    const el = new LeaderElector({ kube, namespace: 'attest-broker', name: 'attest-broker-approver', identity: 'victim', leaseDurationSeconds: 3, renewDeadlineSeconds: 2, retryPeriodSeconds: 0.3, clock: systemClock, logger });
+    const ac = new AbortController();
+    stops.push(ac);
+    let leadSignal: AbortSignal | undefined;
+    const done = el.run(ac.signal, async (s) => {
+      leadSignal = s;
+      await new Promise<void>((r) => s.addEventListener('abort', () => r(), { once: true }));
+    });
+    await until(() => el.leading, (l) => l, 10_000, 'leadership');
+    // Someone else writes the Lease (as a replica with a skewed view, or an operator, would).
+    const cur = srv.leases.get('attest-broker/attest-broker-approver')!;
+    const put = await kubeCall(srv.url, pki.caPem, { token: srv.adminToken }, 'PUT', '/apis/coordination.k8s.io/v1/namespaces/attest-broker/leases/attest-broker-approver', {
+      ...cur,
+      spec: { ...cur.spec, holderIdentity: 'intruder', renewTime: new Date().toISOString().replace('Z', '000Z') },
+    });
+    expect(put.status).toBe(200);
+    await until(() => leadSignal?.aborted, (a) => a === true, 5_000, 'the leader to step down');
+    expect(srv.leases.get('attest-broker/attest-broker-approver')?.spec.holderIdentity).toBe('intruder');
+    ac.abort();
+    await done;
+  });
+});
+
 describe('decisions the API server never lets through (checked on the decision function itself)', () => {
   const state = (o: Partial<TokenState> = {}): TokenState => ({
     tokenId: 'abcdef',
