@@ -176,8 +176,16 @@ describeVectors('aws nitrotpm + identity document: account proof bound to the at
     const p = createAwsProvider({ identityCertificates: certPem });
     const claims = await p.verify('nitrotpm', evidenceFor(fixtureDocument(), { identity: toBase64(sign(iidJson(), CMS)) }), await ctxAt(FIXTURE_TIME));
     expect(claims.identity).toMatchObject({ account: '123456789012', zone: 'us-east-1a', region: 'us-east-1', instanceId: 'i-01cfb383223e42522' });
-    expect(claims.identity.extra).toMatchObject({ imageId: 'ami-0abcdef1234567890', instanceType: 'm6i.large' });
-    expect(claims.identity.proven).toEqual(['instanceId', 'region', 'account', 'zone', 'imageId', 'instanceType']);
+    // privateIp: what the CSR approver may accept in the node's kubelet serving certificate.
+    expect(claims.identity.extra).toMatchObject({ imageId: 'ami-0abcdef1234567890', instanceType: 'm6i.large', privateIp: '10.0.1.23' });
+    expect(claims.identity.proven).toEqual(['instanceId', 'region', 'account', 'zone', 'imageId', 'instanceType', 'extra.privateIp']);
+  });
+
+  it('does not prove a privateIp that is not a dotted IPv4 address', async () => {
+    const p = createAwsProvider({ identityCertificates: certPem });
+    const claims = await p.verify('nitrotpm', evidenceFor(fixtureDocument(), { identity: toBase64(sign(iidJson({ privateIp: '10.0.1.23\n' }), CMS)) }), await ctxAt(FIXTURE_TIME));
+    expect(claims.identity.extra?.privateIp).toBeUndefined();
+    expect(claims.identity.proven).not.toContain('extra.privateIp');
   });
 
   type Row = { name: string; run: () => Promise<unknown>; wantCode: string };
