@@ -1,10 +1,13 @@
 #!/bin/sh
 # attest-join.sh — POSIX shell join client for attest-broker (protocol v1, generic `tpm` format).
 #
-# For clusters whose policy allows an UNSEALED release (no ephemeral key: binding = nonce,
-# protocol §2) over pinned TLS. Needs only tpm2-tools, curl and openssl (plus awk, od, sed from
-# the base system). The TypeScript client (`attest-broker join` / attest-join.mjs) is preferred:
-# it seals the release to an ephemeral key so that nothing on the wire is usable.
+# Needs only tpm2-tools, curl and openssl (plus awk, od, sed from the base system). It sends no
+# ephemeral key (binding = nonce, protocol §2); the broker seals the release to this TPM instead
+# (`release.tpmSeal: when-available` or `require`: TPM2_MakeCredential to the EK and the AK that
+# quoted, opened here with tpm2_activatecredential and the openssl command line), so the cluster
+# need not allow unsealed release. Where a cluster's policy does allow it, an unsealed release
+# is accepted too (with a warning). The TypeScript client (`attest-broker join` /
+# attest-join.mjs) additionally seals to an ephemeral key.
 #
 # Usage:
 #   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--out FILE] [--deadline SECONDS]
@@ -295,14 +298,70 @@ while :; do
   backoff 0 "attest: HTTP $HTTP_STATUS; starting over with a new challenge"
 done
 
-# --- release (unsealed) → bootstrap-path files, then the kubeconfig; atomically, 0600 -------
+# --- release (sealed to this TPM, or unsealed where policy allows) → bootstrap-path files, then
+# the kubeconfig; atomically, 0600 ------------------------------------------------------------
 # json_exact KEY: like json_str on the response, but keeps trailing newlines (a value that
 # carries one must fail the checks below, as in the TypeScript client, not be trimmed).
 json_exact() { json_str "$WORK/resp" "$1" && echo x; }
 # one_line VALUE REGEX: VALUE is a single line matching the extended REGEX.
 one_line() { case $1 in *"$NL"*) return 1 ;; esac; printf '%s' "$1" | grep -Eq "$2"; }
 
-grep -q '"release"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_RELEASE_INVALID: expected an unsealed release object (this client sends no ephemeral key)"
+# hex_to_file HEX FILE: the bytes a lower-case hex string spells (short inputs only).
+hex_to_file() {
+  h=$1; : > "$2"
+  while [ -n "$h" ]; do
+    b=${h%"${h#??}"}; h=${h#??}
+    # shellcheck disable=SC2059 # the format is an octal escape built from checked hex
+    printf "\\$(printf '%03o' "0x$b")" >> "$2"
+  done
+}
+
+# open_tpm_sealed JWE: the release sealed to this TPM (broker release.tpmSeal; docs/protocol.md §4):
+# compact JWE, alg dir, enc A128CBC-HS256 (RFC 7518 §5.2.3), the 32-byte key recovered with
+# tpm2_activatecredential from the header's tpm_cred — only this TPM, with the AK that quoted,
+# can. The tag (HMAC-SHA-256 over AAD ‖ IV ‖ ciphertext ‖ AL, first 16 bytes) is checked before
+# anything is decrypted. Writes the release JSON to $WORK/resp.
+open_tpm_sealed() {
+  jwe=$1
+  printf '%s' "$jwe" | grep -Eq '^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' \
+    || die 1 "JOIN_RELEASE_INVALID: the sealed release is not a compact JWE with direct key agreement"
+  H=${jwe%%.*}; rest=${jwe#*..}; IV=${rest%%.*}; rest=${rest#*.}; CT=${rest%%.*}; TAG=${rest#*.}
+  b64url_decode_to "$H" "$WORK/jwe.hdr" || die 1 "JOIN_RELEASE_INVALID: JWE header"
+  for kv in typ=application/attest-broker.tpm-sealed alg=dir enc=A128CBC-HS256 cty=application/attest-broker.release+json; do
+    [ "$(json_str "$WORK/jwe.hdr" "${kv%%=*}")" = "${kv#*=}" ] || die 1 "JOIN_RELEASE_INVALID: not a TPM-sealed release this client can open (${kv%%=*})"
+  done
+  b64url_decode_to "$(json_str "$WORK/jwe.hdr" tpm_cred)" "$WORK/seal.blob" || die 1 "JOIN_RELEASE_INVALID: tpm_cred"
+  [ "$(od -An -N8 -tx1 "$WORK/seal.blob" | tr -d ' \n')" = badcc0de00000001 ] || die 1 "JOIN_RELEASE_INVALID: tpm_cred is not a tpm2-tools credential file"
+  tpm2_startauthsession --policy-session -S "$WORK/seal-session.ctx" >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_startauthsession"
+  tpm2_policysecret -S "$WORK/seal-session.ctx" -c e >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_policysecret"
+  tpm2_activatecredential -c "$WORK/ak.ctx" -C "$WORK/ek.ctx" -i "$WORK/seal.blob" -o "$WORK/seal.key" -P "session:$WORK/seal-session.ctx" >/dev/null \
+    || die 1 "JOIN_RELEASE_INVALID: this TPM cannot open the sealed release (tpm2_activatecredential failed)"
+  tpm2_flushcontext "$WORK/seal-session.ctx" >/dev/null 2>&1 || :; tpm2_flushcontext -t >/dev/null 2>&1 || :
+  K=$(hex_file "$WORK/seal.key"); rm -f "$WORK/seal.key"
+  [ ${#K} -eq 64 ] || die 1 "JOIN_RELEASE_INVALID: the sealed key is not 32 bytes"
+  MAC_KEY=$(printf '%s' "$K" | cut -c1-32); ENC_KEY=$(printf '%s' "$K" | cut -c33-64); K=""
+  for part in "$IV:iv" "$CT:ct" "$TAG:tag"; do
+    b64url_decode_to "${part%:*}" "$WORK/jwe.${part##*:}" || die 1 "JOIN_RELEASE_INVALID: JWE ${part##*:} is not base64url"
+  done
+  for f in iv tag; do [ "$(wc -c < "$WORK/jwe.$f" | tr -d ' ')" = 16 ] || die 1 "JOIN_RELEASE_INVALID: JWE $f is not 16 bytes"; done
+  printf '%s' "$H" > "$WORK/jwe.mac"
+  cat "$WORK/jwe.iv" "$WORK/jwe.ct" >> "$WORK/jwe.mac"
+  hex_to_file "$(printf '%016x' $((${#H} * 8)))" "$WORK/jwe.al"
+  cat "$WORK/jwe.al" >> "$WORK/jwe.mac"
+  want=$(openssl dgst -sha256 -mac HMAC -macopt "hexkey:$MAC_KEY" -binary "$WORK/jwe.mac" | od -An -v -tx1 | tr -d ' \n' | cut -c1-32)
+  [ "$want" = "$(hex_file "$WORK/jwe.tag")" ] || die 1 "JOIN_RELEASE_INVALID: the sealed release's tag does not verify"
+  openssl enc -d -aes-128-cbc -K "$ENC_KEY" -iv "$(hex_file "$WORK/jwe.iv")" -in "$WORK/jwe.ct" -out "$WORK/resp" \
+    || die 1 "JOIN_RELEASE_INVALID: cannot decrypt the sealed release"
+  MAC_KEY=""; ENC_KEY=""
+}
+
+if grep -q '"release"[ ]*:[ ]*"' "$WORK/resp"; then
+  open_tpm_sealed "$(json_str "$WORK/resp" release)"
+  log "release sealed to this TPM opened"
+else
+  grep -q '"release"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_RELEASE_INVALID: no release in the answer"
+  log "warning: the broker sent the release unsealed (the cluster's policy allows it); set release.tpmSeal on the broker to seal it to this TPM"
+fi
 json_str "$WORK/resp" kubeconfig > "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: no kubeconfig in the release"
 TOKEN=$(json_exact bootstrapToken) || die 1 "JOIN_RELEASE_INVALID: no bootstrapToken"
 TOKEN=${TOKEN%x}

@@ -1,6 +1,7 @@
 /**
  * deploy/node/attest-join.sh (POSIX sh, run by dash) against the HTTPS test broker and swtpm:
- * unsealed release over pinned TLS, credential activation, refusal codes, retry of a 503, file
+ * release sealed to the TPM (opened with tpm2_activatecredential + openssl; tampered or sealed to
+ * another AK refused) and unsealed release over pinned TLS, credential activation, refusal codes, retry of a 503, file
  * mode. shellcheck runs when installed (Debian package `shellcheck`).
  *
  * The bootstrap-path outputs (--kubelet-config-out, --kubeadm-config-out, --node-name-out) are
@@ -71,6 +72,26 @@ describe('attest-join.sh (dash + tpm2-tools + curl + openssl)', () => {
     expect(b.counters).toEqual({ challenge: 2, attest: 2, activate: 1 });
     // The test broker verified the quote (tpm2_checkquote) and the EK certificate.
     expect(b.last?.evidence.ek_certificate).toBeTypeOf('string');
+  });
+
+  it('opens a release sealed to its TPM (tpm2_makecredential + JWE dir/A128CBC-HS256) with tpm2_activatecredential and openssl', async () => {
+    const b = await broker({ tpmSeal: 'good' });
+    const r = await sh(b);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('release sealed to this TPM opened');
+    expect(readFileSync(r.out, 'utf8')).toContain(b.issuedTokens[0]!);
+  });
+
+  it.each([
+    ['tampered', 'tag does not verify'],
+    ['other-ak', 'this TPM cannot open the sealed release'],
+  ] as const)('refuses a TPM-sealed release that is %s: exit 1, nothing written', async (kind, msg) => {
+    const b = await broker({ tpmSeal: kind });
+    const r = await sh(b);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('JOIN_RELEASE_INVALID');
+    expect(r.stderr).toContain(msg);
+    expect(existsSync(r.out)).toBe(false);
   });
 
   it('retries a 503 on the challenge', async () => {

@@ -87,6 +87,13 @@ export interface TestBrokerOptions {
   wrongNonce?: boolean;
   /** Include a disk key in the release. */
   diskKey?: boolean;
+  /**
+   * Seal the release to the node's TPM as release.tpmSeal does (TPM2_MakeCredential to its EK and
+   * AK Name, made here with the real tpm2_makecredential; JWE dir + A128CBC-HS256 by jose):
+   * 'good', 'tampered' (one ciphertext character changed), or 'other-ak' (to an AK Name the
+   * node does not have).
+   */
+  tpmSeal?: 'good' | 'tampered' | 'other-ak';
   /** Issue this token every time (so that two clients can be given the same release). */
   fixedToken?: string;
   /** Release members to set (or, with `undefined`, remove) after the defaults. */
@@ -165,7 +172,7 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
     return i >= 0 ? faults.splice(i, 1)[0] : undefined;
   };
 
-  const release = async (res: ServerResponse, jwk: Record<string, string> | undefined, nonce: Buffer): Promise<void> => {
+  const release = async (res: ServerResponse, jwk: Record<string, string> | undefined, nonce: Buffer, tpmKeys?: { ekPub: Buffer; akName: Buffer }): Promise<void> => {
     if (o.policyRefusal) return problem(res, 403, o.policyRefusal, { detail: 'policy refused this boot' });
     const token = o.fixedToken ?? `${randomBytes(3).toString('hex')}.${randomBytes(8).toString('hex')}`;
     issuedTokens.push(token);
@@ -187,6 +194,26 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
     }
     if (o.diskKey) rel.diskKey = { key: b64u(randomBytes(32)), wrapped: b64u(randomBytes(60)) };
     res.writeHead(200, { 'content-type': 'application/json' });
+    if (o.tpmSeal && tpmKeys && !jwk) {
+      const d = mkdtempSync(join(work, 'seal-'));
+      const cek = randomBytes(32);
+      writeFileSync(join(d, 'ek.pub'), tpmKeys.ekPub);
+      writeFileSync(join(d, 'cek'), cek);
+      const name = o.tpmSeal === 'other-ak' ? Buffer.concat([tpmKeys.akName.subarray(0, 2), randomBytes(32)]) : tpmKeys.akName;
+      tool('tpm2_makecredential', ['-T', 'none', '-u', join(d, 'ek.pub'), '-s', join(d, 'cek'), '-n', name.toString('hex'), '-o', join(d, 'cred')]);
+      let jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(rel)))
+        .setProtectedHeader({ alg: 'dir', enc: 'A128CBC-HS256', typ: 'application/attest-broker.tpm-sealed', cty: 'application/attest-broker.release+json', tpm_cred: b64u(readFileSync(join(d, 'cred'))) })
+        .encrypt(cek);
+      rmSync(d, { recursive: true, force: true });
+      if (o.tpmSeal === 'tampered') {
+        const parts = jwe.split('.');
+        const ct = Buffer.from(parts[3]!, 'base64url');
+        ct.writeUInt8(ct[0]! ^ 0x01, 0);
+        parts[3] = b64u(ct);
+        jwe = parts.join('.');
+      }
+      return void res.end(JSON.stringify({ release: jwe }));
+    }
     if (!jwk || o.forceUnsealed) return void res.end(JSON.stringify({ release: rel }));
     let target = jwk;
     if (o.sealToWrongKey) {
@@ -288,7 +315,7 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
           if (!pending || !pending.akName.equals(akName) || !Buffer.from(String(act.secret), 'base64url').equals(pending.secret)) {
             return problem(res, 403, 'ACTIVATION_FAILED');
           }
-          return release(res, jwk, ch.nonce);
+          return release(res, jwk, ch.nonce, { ekPub: Buffer.from(String(ev.ek_public), 'base64url'), akName });
         }
         if (o.requireActivation) {
           writeFileSync(join(d, 'ek.pub'), Buffer.from(String(ev.ek_public), 'base64url'));
@@ -312,6 +339,7 @@ export async function startTestBroker(o: TestBrokerOptions): Promise<TestBroker>
           });
         }
         rmSync(d, { recursive: true, force: true });
+        return release(res, jwk, ch.nonce, { ekPub: Buffer.from(String(ev.ek_public), 'base64url'), akName });
       }
       return release(res, jwk, ch.nonce);
     }

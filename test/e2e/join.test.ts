@@ -410,6 +410,27 @@ ${o.releaseExtra ?? ''}log: {level: error}
       });
     });
 
+  it('release.tpmSeal: the shell client joins the sealed cluster — the release sealed to its TPM (EK + the AK that quoted), opened with tpm2_activatecredential and openssl', async () => {
+    const b = await startBroker('tpmseal-sh', 'memory://', { releaseExtra: '  tpmSeal: when-available\n' });
+    const out = outFile('sh-tpmseal');
+    const before = kube.secrets.size;
+    const r = await shell(b.url, CLUSTER, out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('release sealed to this TPM opened');
+    const id = await expectJoined(out, before);
+    expect(lastAudit(b.audit)).toMatchObject({ type: 'release', cluster: CLUSTER, nodeName, tokenId: id, sealed: 'none', tpmSealed: true });
+  }, 120_000);
+
+  it('release.tpmSeal: the Node client opens both layers (TPM credential outside, its ephemeral key inside)', async () => {
+    const b = await startBroker('tpmseal-node', 'memory://', { releaseExtra: '  tpmSeal: require\n' });
+    const out = outFile('node-tpmseal');
+    const before = kube.secrets.size;
+    const r = await join({ broker: b.url, caPin: tls.pin, cluster: CLUSTER, platform: 'generic', out, deadlineMs: 60_000, tools: createToolRunner(tpm.env), eventLogPath: eventLogFile, log: () => undefined });
+    expect(r.nodeName).toBe(nodeName);
+    const id = await expectJoined(out, before);
+    expect(lastAudit(b.audit)).toMatchObject({ type: 'release', nodeName, tokenId: id, sealed: 'ECDH-ES+A256KW', tpmSealed: true });
+  }, 120_000);
+
   it('the shell client joins in unsealed mode where the policy allows it, and is refused where it does not', async () => {
     const b = await startBroker('shell', 'memory://');
     const out = outFile('sh');

@@ -34,7 +34,7 @@ import { JoinCodes, joinError } from './codes.js';
 import { DEFAULT_EVENT_LOG, DEFAULT_IMDS, detectPlatform, gather, gatherTpm, type GatherOptions, type Platform } from './evidence.node.js';
 import { writeFileAtomic } from './files.node.js';
 import { createPinnedTransport, parsePin, TransportError, type BrokerTransport, type HttpResponse } from './http.node.js';
-import { openRelease, type Release } from './release.js';
+import { openRelease, openTpmLayer, type Release } from './release.js';
 import { backoffDelay, Deadline, DEFAULT_BACKOFF, parseRetryAfter, systemClock, type BackoffOptions, type Clock } from './retry.js';
 import { activateCredential, createToolRunner, openTpmSession, withSignal, type ToolRunner } from './tpm.node.js';
 
@@ -324,7 +324,10 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       }
       const j = parseJson(res);
       if (!j || !('release' in j)) throw joinError(JoinCodes.BAD_RESPONSE, 'the attest response has no release');
-      return await openRelease(j.release, key?.privateKey, clock.now(), nonces);
+      // A release sealed to this TPM too (broker release.tpmSeal): open that layer with the EK and
+      // AK of this session first.
+      const inner = await openTpmLayer(j.release, g.canActivate ? (cred) => activateCredential(session, cred) : undefined);
+      return await openRelease(inner, key?.privateKey, clock.now(), nonces);
     } finally {
       await session.close();
     }

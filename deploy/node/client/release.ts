@@ -14,7 +14,7 @@
  *   carry the token, the node name must be a DNS-1123 subdomain, the expiry must be in the future, and the `nonce` the broker echoes (when
  *   present) must be one of this attempt's challenge nonces.
  */
-import { compactDecrypt } from 'jose';
+import { compactDecrypt, decodeProtectedHeader } from 'jose';
 import { z } from 'zod';
 import { timingSafeEqualString } from '../../../providers/common/ct.js';
 import { fromBase64Url } from '../../../providers/common/encoding.js';
@@ -47,6 +47,41 @@ export const ACCEPTED_ENC = 'A256GCM';
  * @param expectedNonces the nonces (b64url) of the challenges this attempt used; a release that
  *   names another nonce answers some other attempt and is refused.
  */
+/** The TPM-sealed layer (broker/release/tpmseal.ts): typ, and the one `enc` it uses. */
+export const TPM_SEALED_TYP = 'application/attest-broker.tpm-sealed';
+export const TPM_SEALED_ENC = 'A128CBC-HS256';
+const RELEASE_CTY = 'application/attest-broker.release+json';
+
+/**
+ * Opens the TPM-sealed outer layer, if `raw` is one: `activate` runs TPM2_ActivateCredential on
+ * the `tpm_cred` file (with the EK and AK of this attempt) and returns the 32-byte key. Returns
+ * the inner layer — a JWE string (`cty: JWE`) or the release object — or `raw` unchanged.
+ */
+export async function openTpmLayer(raw: unknown, activate: ((credFile: Uint8Array) => Promise<Uint8Array>) | undefined): Promise<unknown> {
+  if (typeof raw !== 'string') return raw;
+  let h: { typ?: unknown; alg?: unknown; enc?: unknown; cty?: unknown; tpm_cred?: unknown };
+  try {
+    h = decodeProtectedHeader(raw) as typeof h;
+  } catch (cause) {
+    throw joinError(JoinCodes.RELEASE_INVALID, 'the release is not a compact JWE', { cause });
+  }
+  if (h.typ !== TPM_SEALED_TYP) return raw;
+  if (h.alg !== 'dir' || h.enc !== TPM_SEALED_ENC || typeof h.tpm_cred !== 'string' || (h.cty !== 'JWE' && h.cty !== RELEASE_CTY)) {
+    throw joinError(JoinCodes.RELEASE_INVALID, 'TPM-sealed release with an unexpected header');
+  }
+  if (!activate) throw joinError(JoinCodes.RELEASE_INVALID, 'the release is sealed to the TPM, but this evidence format made no EK and AK to open it with');
+  const key = await activate(fromBase64Url(h.tpm_cred, 'tpm_cred'));
+  try {
+    const { plaintext } = await compactDecrypt(raw, key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: [TPM_SEALED_ENC] });
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(plaintext);
+    return h.cty === 'JWE' ? text : (JSON.parse(text) as unknown);
+  } catch (cause) {
+    throw joinError(JoinCodes.RELEASE_INVALID, `cannot open the TPM-sealed release: ${(cause as Error).message}`, { cause });
+  } finally {
+    key.fill(0);
+  }
+}
+
 export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowMs: number, expectedNonces: readonly string[] = []): Promise<Release> {
   let obj: unknown;
   if (typeof raw === 'string') {
