@@ -17,7 +17,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AttestError, isAttestError, malformed } from '../providers/common/errors.js';
-import { toBase64Url } from '../providers/common/encoding.js';
+import { toBase64, toBase64Url } from '../providers/common/encoding.js';
 import type { Provider, TrustStore } from '../providers/common/types.js';
 import type { AuditSink, Clock, Logger, Metrics, Peer, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
 import { systemClock } from './contracts.js';
@@ -84,8 +84,20 @@ export interface BrokerDeps {
    * verified client certificate; Workers: CF-Connecting-IP). Absent for in-process requests.
    */
   peer?: (c: Context) => Peer;
+  /**
+   * Node clients served at `GET /v1/client/<name>` (bytes and SHA-256 computed once at start).
+   * Absent: every name answers 404.
+   */
+  clients?: ReadonlyMap<string, ClientFile>;
   /** Extra readiness checks (e.g. policy loaded), each throws when not ready. */
   readiness?: readonly (() => Promise<void>)[];
+}
+
+/** A node client the broker serves (deploy/node): its bytes, their SHA-256, its media type. */
+export interface ClientFile {
+  body: Uint8Array;
+  sha256: Uint8Array;
+  contentType: string;
 }
 
 type Env = { Variables: { requestId: string; log: Logger } };
@@ -311,6 +323,20 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
 
   // ── protocol §5: operations ──
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  // ── the node clients (protocol §7): public files, rate-limited like a challenge ──
+  app.get('/v1/client/:name', async (c) => {
+    await limiter.hit('challenge', addressOf(c));
+    const f = deps.clients?.get(c.req.param('name'));
+    if (!f) throw new AttestError('NOT_FOUND', 'no such client');
+    return c.body(f.body as Uint8Array<ArrayBuffer>, 200, {
+      'content-type': f.contentType,
+      // RFC 9530: the digest of the representation, so the node can check what it received.
+      'repr-digest': `sha-256=:${toBase64(f.sha256)}:`,
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+    });
+  });
 
   app.get('/readyz', async (c) => {
     const failures: string[] = [];

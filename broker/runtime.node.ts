@@ -7,10 +7,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { BrokerDeps, TokenReviewHandler } from './app.js';
+import type { BrokerDeps, ClientFile, TokenReviewHandler } from './app.js';
 import type { AuditSink, Logger, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
 import { applyEnv, ConfigProblem, parseConfig, type BrokerConfig } from './config/schema.js';
 import { MemoryStore } from './store/memory.js';
@@ -124,6 +125,25 @@ export interface ApproverHandle {
   stop(): Promise<void>;
 }
 
+/** The node clients the broker serves at GET /v1/client/<name> (docs/join.md, "Boot-time install"). */
+export const CLIENT_FILES: Readonly<Record<string, string>> = {
+  'attest-join.sh': 'text/x-shellscript; charset=utf-8',
+  'attest-join.mjs': 'text/javascript; charset=utf-8',
+};
+
+/** Reads the client files present in `dir` (and their SHA-256) once, at start. */
+export async function loadClients(dir: string, logger: Logger): Promise<Map<string, ClientFile>> {
+  const out = new Map<string, ClientFile>();
+  for (const [name, contentType] of Object.entries(CLIENT_FILES)) {
+    const body = await readFile(resolve(dir, name)).catch(() => undefined);
+    if (!body) continue;
+    out.set(name, { body: new Uint8Array(body), sha256: new Uint8Array(createHash('sha256').update(body).digest()), contentType });
+  }
+  if (out.size === 0) logger.warn({ dir }, 'no node clients found: GET /v1/client/* answers 404 (run `npm run build`, or set clients.dir)');
+  else logger.info({ clients: [...out].map(([n, f]) => `${n} sha256:${Buffer.from(f.sha256).toString('hex')}`) }, 'serving node clients');
+  return out;
+}
+
 export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {}): Promise<Runtime> {
   const logger = o.logger ?? createPinoLogger(cfg.log.level);
   const trust = await loadTrustStore(cfg.trust);
@@ -143,6 +163,7 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     logger.warn({}, 'no policy.file configured: every attest will be refused (POLICY_UNAVAILABLE)');
   }
   const rel = RUNTIME_HOOKS.buildRelease ? await RUNTIME_HOOKS.buildRelease(cfg, store, logger) : undefined;
+  const clients = cfg.clients.enabled ? await loadClients(cfg.clients.dir ?? resolve(PACKAGE_ROOT, 'dist/clients'), logger) : undefined;
   if (rel) closers.push(() => rel.close());
   const release = rel?.release;
   const deps: BrokerDeps = {
@@ -154,6 +175,7 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     ...(policy ? { policy } : {}),
     ...(release ? { release } : {}),
     ...(rel?.audit ? { audit: rel.audit } : {}),
+    ...(clients ? { clients } : {}),
     ...(rel?.tokenReview && !rel.tokenReviewListen ? { tokenReview: rel.tokenReview } : {}),
     options: {
       challengeTtlSeconds: cfg.challenge.ttlSeconds,

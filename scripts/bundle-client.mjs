@@ -13,29 +13,15 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clientBundleOptions, ESM_BANNER } from './client-bundle.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const oi = process.argv.indexOf('--outdir');
 const dist = oi > 0 && process.argv[oi + 1] ? resolve(process.argv[oi + 1]) : join(root, 'dist');
 mkdirSync(dist, { recursive: true });
-const entry = join(root, 'deploy/node/client/main.node.ts');
-const common = {
-  entryPoints: [entry],
-  bundle: true,
-  platform: 'node',
-  target: 'node20.19',
-  legalComments: 'none',
-  logLevel: 'warning',
-  minifySyntax: true,
-};
+const common = clientBundleOptions(root);
 
-// ESM: CommonJS dependencies inside an ESM bundle need a `require` for node: builtins.
-await build({
-  ...common,
-  format: 'esm',
-  outfile: join(dist, 'attest-join.mjs'),
-  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-});
+await build({ ...common, format: 'esm', outfile: join(dist, 'attest-join.mjs'), banner: ESM_BANNER });
 chmodSync(join(dist, 'attest-join.mjs'), 0o755);
 await build({ ...common, format: 'cjs', outfile: join(dist, 'attest-join.cjs') });
 const kb = (f) => `${(statSync(join(dist, f)).size / 1024).toFixed(0)} KiB`;

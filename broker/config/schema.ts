@@ -126,6 +126,12 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * The node clients served at `GET /v1/client/<name>` (attest-join.sh, attest-join.mjs), so a
+     * node fetches its client over the pinned TLS connection at boot (deploy/cloud-init). `dir`
+     * defaults to the package's dist/clients (written by the build).
+     */
+    clients: z.object({ enabled: z.boolean().default(true), dir: z.string().optional() }).strict().prefault({}),
     /** Release settings (Kubernetes API, KMS); validated by the release module. */
     release: z.record(z.string(), z.unknown()).default({}),
     log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).strict().prefault({}),

@@ -10,7 +10,7 @@
 # attest-join.mjs) additionally seals to an ephemeral key.
 #
 # Usage:
-#   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--out FILE] [--deadline SECONDS]
+#   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic] [--out FILE] [--deadline SECONDS]
 #     [--kubelet-config-out FILE.conf] [--kubeadm-config-out FILE] [--node-name-out FILE]
 # or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE,
 # ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT.
@@ -39,6 +39,7 @@ EVENT_LOG=${ATTEST_EVENT_LOG:-/sys/kernel/security/tpm0/binary_bios_measurements
 KUBELET_CONFIG_OUT=${ATTEST_KUBELET_CONFIG_OUT:-}
 KUBEADM_CONFIG_OUT=${ATTEST_KUBEADM_CONFIG_OUT:-}
 NODE_NAME_OUT=${ATTEST_NODE_NAME_OUT:-}
+PLATFORM=${ATTEST_PLATFORM:-auto}
 NL='
 '
 
@@ -57,6 +58,7 @@ while [ $# -gt 0 ]; do
     --kubelet-config-out) KUBELET_CONFIG_OUT=${2:-}; shift 2 ;;
     --kubeadm-config-out) KUBEADM_CONFIG_OUT=${2:-}; shift 2 ;;
     --node-name-out) NODE_NAME_OUT=${2:-}; shift 2 ;;
+    --platform) PLATFORM=${2:-}; shift 2 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
@@ -69,7 +71,15 @@ case $BROKER in https://*) ;; *) die 2 "--broker must be an https:// URL" ;; esa
 PIN_HEX=$(printf '%s' "$CA_PIN" | sed -n 's/^sha256:\([0-9a-fA-F]\{64\}\)$/\1/p' | tr 'A-F' 'a-f')
 [ -n "$PIN_HEX" ] || die 2 "--ca-pin must be sha256:<64 hex digits>"
 printf '%s' "$CLUSTER" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' || die 2 "--cluster must be 1-128 of [A-Za-z0-9._-]"
-case $DEADLINE in ''|*[!0-9]*) die 2 "--deadline must be whole seconds" ;; esac
+# Seconds, optionally written 300s or 5m (as the TypeScript client and the systemd unit take it).
+case $DEADLINE in *s) DEADLINE=${DEADLINE%s} ;; *m) case ${DEADLINE%m} in ''|*[!0-9]*) ;; *) DEADLINE=$(( ${DEADLINE%m} * 60 )) ;; esac ;; esac
+case $DEADLINE in ''|*[!0-9]*) die 2 "--deadline must be whole seconds (or Ns, Nm)" ;; esac
+# This client gathers generic TPM 2.0 evidence (EK certificate + AK quote, the `tpm` format).
+case $PLATFORM in
+  auto|generic) ;;
+  azure|gcp|aws) die 2 "--platform $PLATFORM: this shell client gathers generic TPM evidence only; use the single-file client (attest-join.mjs, Node >= 20.19) for $PLATFORM evidence" ;;
+  *) die 2 "--platform must be auto or generic" ;;
+esac
 # Paths that go into YAML: absolute, and nothing YAML could read as syntax.
 yaml_safe_path() { case $1 in /*) ;; *) return 1 ;; esac; case $1 in *[!A-Za-z0-9._/+-]*) return 1 ;; esac; }
 KUBELET_CONFIG_DIR=""

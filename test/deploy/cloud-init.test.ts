@@ -27,6 +27,7 @@ if (!HAVE_SYSTEMD_ANALYZE) console.warn('systemd-analyze not available: unit ver
 
 const DIR = 'deploy/cloud-init';
 const UNIT = readFileSync('deploy/systemd/attest-join.service', 'utf8');
+const INSTALL = readFileSync('deploy/node/install-client.sh', 'utf8');
 const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml'));
 
 interface CloudConfig {
@@ -55,7 +56,10 @@ describe('cloud-init user-data', () => {
       const env = cc.write_files.find((w) => w.path === '/etc/attest-broker/join.env')!;
       expect(env.permissions).toBe('0600');
       const kv = Object.fromEntries(env.content.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]));
-      expect(Object.keys(kv).sort()).toEqual(['ATTEST_BROKER', 'ATTEST_CA_PIN', 'ATTEST_CLUSTER', 'ATTEST_PLATFORM']);
+      expect(Object.keys(kv).sort()).toEqual(['ATTEST_BROKER', 'ATTEST_CA_PIN', 'ATTEST_CLIENT', 'ATTEST_CLIENT_SHA256', 'ATTEST_CLUSTER', 'ATTEST_PLATFORM']);
+      // The client comes from the broker; its digest may be pinned (empty: the broker's Repr-Digest).
+      expect(kv.ATTEST_CLIENT).toBe(f === 'generic.yaml' ? 'attest-join.sh' : 'attest-join.mjs');
+      expect(kv.ATTEST_CLIENT_SHA256).toBe('');
       expect(kv.ATTEST_BROKER).toMatch(/^https:\/\//);
       expect(kv.ATTEST_CA_PIN).toMatch(/^sha256:[0-9a-f]{64}$/);
       expect(kv.ATTEST_PLATFORM).toBe(f.replace('.yaml', ''));
@@ -68,18 +72,14 @@ describe('cloud-init user-data', () => {
       expect(unit.content).toBe(UNIT);
     });
 
-    it(`${f}: the install step writes an executable wrapper for attest-broker join`, () => {
-      const step = cc.runcmd[0]!;
-      expect(step[0]).toBe('sh');
-      const dir = mkdtempSync(join(tmpdir(), 'ci-run-'));
-      // Stand-in npm (records its argv); the wrapper goes to a temp dir instead of /usr/local/bin.
-      writeFileSync(join(dir, 'npm'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${dir}/npm.argv\n`);
-      chmodSync(join(dir, 'npm'), 0o755);
-      const script = step[2]!.replaceAll('/usr/local/bin/attest-join', join(dir, 'attest-join'));
-      execFileSync('sh', ['-c', script], { env: { PATH: `${dir}:/usr/bin:/bin` } });
-      expect(readFileSync(join(dir, 'npm.argv'), 'utf8').trim().split('\n')).toEqual(['install', '--global', '--ignore-scripts', 'attest-broker@0.1.0']);
-      expect(readFileSync(join(dir, 'attest-join'), 'utf8')).toBe('#!/bin/sh\nexec attest-broker join "$@"\n');
-      expect(cc.runcmd.slice(1)).toEqual([
+    it(`${f}: installs the client from the broker (embedded deploy/node/install-client.sh), never from a package registry`, () => {
+      const inst = cc.write_files.find((w) => w.path === '/usr/local/lib/attest-broker/install-client.sh')!;
+      expect(inst.content).toBe(INSTALL);
+      expect(inst.permissions).toBe('0755');
+      expect(cc.packages.sort()).toEqual(['curl', 'openssl', 'tpm2-tools']);
+      expect(text).not.toMatch(/npm|pip install|gem install/);
+      expect(cc.runcmd).toEqual([
+        ['sh', '/usr/local/lib/attest-broker/install-client.sh'],
         ['systemctl', 'daemon-reload'],
         ['systemctl', 'enable', 'attest-join.service'],
         ['systemctl', 'start', '--no-block', 'attest-join.service'],
@@ -95,6 +95,15 @@ describe('attest-join.service', () => {
     expect(UNIT).toMatch(/^Type=oneshot$/m);
     expect(UNIT).toMatch(/^RestartPreventExitStatus=2$/m);
     expect(UNIT).toMatch(/^DevicePolicy=closed$/m);
+  });
+
+  it('shellcheck accepts install-client.sh (POSIX sh)', () => {
+    execFileSync('shellcheck', ['--shell=sh', '--severity=style', 'deploy/node/install-client.sh'], { encoding: 'utf8' });
+  });
+
+  it('nothing under deploy/ that runs on a node installs from a package registry', () => {
+    const hits = execFileSync('sh', ['-c', "grep -rn 'npm install' deploy/ || true"], { encoding: 'utf8' }).trim();
+    expect(hits).toBe('');
   });
 
   it('systemd-analyze verify accepts it', () => {

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../helpers/ports.js';
+import { freePort, freePortPair } from '../helpers/ports.js';
 import { ensureBuilt } from '../helpers/cli.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -21,8 +21,7 @@ describe('docs/quickstart.md', () => {
     const blocks = [...doc.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
     expect(blocks.length).toBe(7);
     const qs = mkdtempSync(join(tmpdir(), 'quickstart-'));
-    let tpmPort = await freePort();
-    while (tpmPort > 65000) tpmPort = await freePort();
+    const tpmPort = await freePortPair();
     const env = { ...process.env, QS: qs, TPM_PORT: String(tpmPort), BROKER_PORT: String(await freePort()), NO_COLOR: '1' };
     // The cleanup block runs even if a step fails, so no swtpm or broker outlives the test.
     const script = `set -euo pipefail\ntrap '${blocks.at(-1)!.trim().replace(/'/g, "'\\''")} 2>/dev/null || true' EXIT\n${blocks.slice(0, -1).join('\n')}`;

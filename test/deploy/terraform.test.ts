@@ -12,7 +12,9 @@ import { join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const tf = readFileSync('terraform/modules/user-data/main.tf', 'utf8');
-const targets = [...tf.matchAll(/"(ATTEST_[A-Z_]+=[^"$]+)", "ATTEST_[A-Z_]+=\$\{var\.([a-z_]+)\}"/g)].map((m) => ({ literal: m[1]!, variable: m[2]! }));
+// A target may end in a newline (`\n` in HCL): ATTEST_CLIENT_SHA256= is empty in the files.
+const targets = [...tf.matchAll(/"(ATTEST_[A-Z0-9_]+=[^"$]*)", "ATTEST_[A-Z0-9_]+=\$\{var\.([a-z0-9_]+)\}(?:\\n)?"/g)].map((m) => ({ literal: m[1]!.replaceAll('\\n', '\n'), variable: m[2]! }));
+const assign = (literal: string, value: string): string => `${literal.split('=')[0]}=${value}${literal.endsWith('\n') ? '\n' : ''}`;
 const HAVE_CLOUD_INIT = (() => {
   try {
     execFileSync('cloud-init', ['--version'], { stdio: 'ignore' });
@@ -34,22 +36,23 @@ if (!HAVE_TERRAFORM) console.warn('terraform not installed: the module is checke
 
 function render(platform: string, values: Record<string, string>): string {
   let text = readFileSync(`deploy/cloud-init/${platform}.yaml`, 'utf8');
-  for (const t of targets) text = text.replace(t.literal, `${t.literal.split('=')[0]}=${values[t.variable]}`);
+  for (const t of targets) text = text.replace(t.literal, assign(t.literal, values[t.variable] ?? ''));
   return text;
 }
 
 describe('terraform/modules/user-data', () => {
-  it('replaces the three values, and only those', () => {
-    expect(targets.map((t) => t.variable).sort()).toEqual(['broker_url', 'ca_pin', 'cluster']);
+  it('replaces the three values (and the optional client digest), and only those', () => {
+    expect(targets.map((t) => t.variable).sort()).toEqual(['broker_url', 'ca_pin', 'client_sha256', 'cluster']);
   });
   for (const platform of ['azure', 'gcp', 'aws', 'generic']) {
     it(`${platform}: every target occurs exactly once, and the rendered user-data is valid`, () => {
       let text = readFileSync(`deploy/cloud-init/${platform}.yaml`, 'utf8');
-      const values: Record<string, string> = { broker_url: 'https://broker.prod.internal', ca_pin: `sha256:${'ab'.repeat(32)}`, cluster: 'prod-eu1' };
+      const values: Record<string, string> = { broker_url: 'https://broker.prod.internal', ca_pin: `sha256:${'ab'.repeat(32)}`, cluster: 'prod-eu1', client_sha256: `sha256:${'ef'.repeat(32)}` };
       for (const t of targets) {
         expect(text.split(t.literal).length - 1).toBe(1);
-        text = text.replace(t.literal, `${t.literal.split('=')[0]}=${values[t.variable]}`);
+        text = text.replace(t.literal, assign(t.literal, values[t.variable]!));
       }
+      expect(text).toContain(`ATTEST_CLIENT_SHA256=sha256:${'ef'.repeat(32)}\n`);
       expect(text).toContain('ATTEST_BROKER=https://broker.prod.internal\n');
       expect(text).toContain(`ATTEST_CA_PIN=sha256:${'ab'.repeat(32)}\n`);
       expect(text).toContain('ATTEST_CLUSTER=prod-eu1\n');

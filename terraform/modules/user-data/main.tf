@@ -48,14 +48,26 @@ variable "platform" {
   }
 }
 
+variable "client_sha256" {
+  description = "Optional sha256:<64 hex> the join client fetched from the broker must have (GET /v1/client/<name>; the broker logs the digests it serves). Empty: the node trusts the pinned TLS connection and the broker's Repr-Digest."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.client_sha256 == "" || can(regex("^sha256:[0-9a-f]{64}$", var.client_sha256))
+    error_message = "client_sha256 must be empty or sha256: followed by 64 lower-case hex digits."
+  }
+}
+
 locals {
   template = file("${path.module}/../../../deploy/cloud-init/${var.platform}.yaml")
   rendered = replace(
     replace(
-      replace(local.template,
-        "ATTEST_BROKER=https://attest-broker.example.internal:8443", "ATTEST_BROKER=${var.broker_url}"),
-      "ATTEST_CA_PIN=sha256:0000000000000000000000000000000000000000000000000000000000000000", "ATTEST_CA_PIN=${var.ca_pin}"),
-    "ATTEST_CLUSTER=example-cluster", "ATTEST_CLUSTER=${var.cluster}")
+      replace(
+        replace(local.template,
+        "ATTEST_CLIENT_SHA256=\n", "ATTEST_CLIENT_SHA256=${var.client_sha256}\n"),
+      "ATTEST_BROKER=https://attest-broker.example.internal:8443", "ATTEST_BROKER=${var.broker_url}"),
+    "ATTEST_CA_PIN=sha256:0000000000000000000000000000000000000000000000000000000000000000", "ATTEST_CA_PIN=${var.ca_pin}"),
+  "ATTEST_CLUSTER=example-cluster", "ATTEST_CLUSTER=${var.cluster}")
 }
 
 output "user_data" {
