@@ -97,8 +97,21 @@ describe('attest-join.service', () => {
     expect(UNIT).toMatch(/^DevicePolicy=closed$/m);
   });
 
-  it('shellcheck accepts install-client.sh (POSIX sh)', () => {
-    execFileSync('shellcheck', ['--shell=sh', '--severity=style', 'deploy/node/install-client.sh'], { encoding: 'utf8' });
+  it('shellcheck accepts install-client.sh and attest-disk-unlock.sh (POSIX sh)', () => {
+    execFileSync('shellcheck', ['--shell=sh', '--severity=style', 'deploy/node/install-client.sh', 'deploy/node/attest-disk-unlock.sh'], { encoding: 'utf8' });
+  });
+
+  it('systemd-analyze verify accepts attest-disk-unlock.service', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'unit-'));
+    for (const f of ['attest-join', 'attest-disk-unlock.sh']) {
+      writeFileSync(join(dir, f), '#!/bin/sh\n');
+      chmodSync(join(dir, f), 0o755);
+    }
+    const unit = readFileSync('deploy/systemd/attest-disk-unlock.service', 'utf8')
+      .replace('/usr/local/bin/attest-join', join(dir, 'attest-join'))
+      .replace('/usr/local/lib/attest-broker/attest-disk-unlock.sh', join(dir, 'attest-disk-unlock.sh'));
+    writeFileSync(join(dir, 'attest-disk-unlock.service'), unit);
+    expect(execFileSync('systemd-analyze', ['verify', join(dir, 'attest-disk-unlock.service')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })).toBe('');
   });
 
   it('nothing under deploy/ that runs on a node installs from a package registry', () => {

@@ -21,6 +21,7 @@ interface Flags {
   platform: Platform | 'auto';
   out: string;
   diskKeyOut?: string;
+  diskKeyOnly?: boolean;
   diskKeyWrapped?: string;
   kubeletConfigOut?: string;
   kubeadmConfigOut?: string;
@@ -39,6 +40,7 @@ export function configureJoinCommand(cmd: Command): Command {
     .addOption(new Option('--platform <platform>', 'evidence source').choices(['auto', 'generic', 'azure', 'gcp', 'aws']).default('auto'))
     .option('--out <file>', 'where to write the bootstrap kubeconfig (mode 0600)', DEFAULT_KUBECONFIG)
     .option('--disk-key-out <file>', 'also ask for the disk key and write its raw bytes here (mode 0600; use tmpfs, e.g. /run/attest-join/disk.key)')
+    .option('--disk-key-only', 'ask for the disk key alone (every boot after the first join): no token, no kubeconfig; needs --disk-key-out')
     .option('--disk-key-wrapped <file>', 'keep the wrapped disk key here between boots (default: <disk-key-out>.wrapped)')
     .option('--kubelet-config-out <file>', "write a KubeletConfiguration drop-in (rotateCertificates, serverTLSBootstrap) for the kubelet's --config-dir; must end in .conf (mode 0600)")
     .option('--kubeadm-config-out <file>', 'write a kubeadm v1beta4 JoinConfiguration (file discovery with --out, the token for TLS bootstrap, the released node name) for `kubeadm join --config` (mode 0600)')
@@ -66,6 +68,7 @@ export function configureJoinCommand(cmd: Command): Command {
           out: flags.out,
           deadlineMs: flags.deadline,
           ...(flags.diskKeyOut ? { diskKeyOut: flags.diskKeyOut } : {}),
+          ...(flags.diskKeyOnly ? { diskKeyOnly: true } : {}),
           ...(flags.diskKeyWrapped ? { diskKeyWrappedPath: flags.diskKeyWrapped } : {}),
           ...(flags.kubeletConfigOut ? { kubeletConfigOut: flags.kubeletConfigOut } : {}),
           ...(flags.kubeadmConfigOut ? { kubeadmConfigOut: flags.kubeadmConfigOut } : {}),

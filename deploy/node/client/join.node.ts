@@ -34,7 +34,7 @@ import { JoinCodes, joinError } from './codes.js';
 import { DEFAULT_EVENT_LOG, DEFAULT_IMDS, detectPlatform, gather, gatherTpm, type GatherOptions, type Platform } from './evidence.node.js';
 import { writeFileAtomic } from './files.node.js';
 import { createPinnedTransport, parsePin, TransportError, type BrokerTransport, type HttpResponse } from './http.node.js';
-import { openRelease, openTpmLayer, type Release } from './release.js';
+import { openRelease, openTpmLayer, type DiskKeyRelease, type Release } from './release.js';
 import { backoffDelay, Deadline, DEFAULT_BACKOFF, parseRetryAfter, systemClock, type BackoffOptions, type Clock } from './retry.js';
 import { activateCredential, createToolRunner, openTpmSession, withSignal, type ToolRunner } from './tpm.node.js';
 
@@ -45,6 +45,11 @@ export interface JoinOptions {
   platform: Platform | 'auto';
   out: string;
   diskKeyOut?: string;
+  /**
+   * Ask for the disk key only (`want: ["disk-key"]`), write it to `diskKeyOut`, and no bootstrap
+   * token or kubeconfig: what a node with encrypted state runs at every boot, after its first join.
+   */
+  diskKeyOnly?: boolean;
   /**
    * Where the wrapped disk key is kept between boots (not secret: only the broker's KMS can
    * unwrap it, after a new attestation). Default `<diskKeyOut>.wrapped`. Put the key itself
@@ -76,7 +81,8 @@ export interface JoinOptions {
 export interface JoinResult {
   nodeName: string;
   expiresAt: string;
-  kubeconfigPath: string;
+  /** Absent with `diskKeyOnly` (no kubeconfig is written then). */
+  kubeconfigPath?: string;
   diskKeyPath?: string;
   kubeletConfigPath?: string;
   kubeadmConfigPath?: string;
@@ -154,6 +160,8 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   }
   const pin = parsePin(o.caPin);
   checkBootstrapPaths(o);
+  if (o.diskKeyOnly && !o.diskKeyOut) throw joinError(JoinCodes.USAGE, '--disk-key-only needs --disk-key-out (where to write the key: tmpfs, e.g. /run/attest-join/disk.key)');
+  if (o.diskKeyOnly && (o.kubeletConfigOut || o.kubeadmConfigOut || o.nodeNameOut)) throw joinError(JoinCodes.USAGE, '--disk-key-only writes the disk key alone: drop the bootstrap-path outputs');
   const deadline = new Deadline(clock, clock.now() + o.deadlineMs);
   const platform: Platform = o.platform === 'auto' ? await detectPlatform(o.dmiDir) : o.platform;
   const provider = platform === 'generic' ? 'tpm' : platform;
@@ -271,9 +279,9 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
     }
   }
 
-  async function oneAttempt(): Promise<Release> {
+  async function oneAttempt(): Promise<Release | DiskKeyRelease> {
     const key = sealed ? await createEphemeralKey() : undefined;
-    const want = o.diskKeyOut ? ['bootstrap-token', 'disk-key'] : ['bootstrap-token'];
+    const want = o.diskKeyOnly ? ['disk-key'] : o.diskKeyOut ? ['bootstrap-token', 'disk-key'] : ['bootstrap-token'];
     const envelope = (challengeId: string, g: { provider: string; format: string; evidence: Record<string, unknown> }): Record<string, unknown> => {
       const body: Record<string, unknown> = { challengeId, provider: g.provider, format: g.format, evidence: g.evidence, want };
       if (key) body.ephemeralKey = key.publicJwk;
@@ -327,13 +335,31 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       // A release sealed to this TPM too (broker release.tpmSeal): open that layer with the EK and
       // AK of this session first.
       const inner = await openTpmLayer(j.release, g.canActivate ? (cred) => activateCredential(session, cred) : undefined);
-      return await openRelease(inner, key?.privateKey, clock.now(), nonces);
+      return o.diskKeyOnly ? await openRelease(inner, key?.privateKey, clock.now(), nonces, 'disk-key') : await openRelease(inner, key?.privateKey, clock.now(), nonces);
     } finally {
       await session.close();
     }
   }
 
-  async function writeOutputs(r: Release, pf: Platform, attempts: number): Promise<JoinResult> {
+  async function writeDiskKey(r: Release | DiskKeyRelease): Promise<void> {
+    if (!o.diskKeyOut) return;
+    if (!r.diskKey && r.diskKeyForRecipient) {
+      throw joinError(JoinCodes.DISK_KEY_MISSING, 'the broker sent the disk key encrypted to the NitroTPM (KMS Recipient form), which this client cannot open yet; configure the broker with nitroRecipient: false');
+    }
+    if (!r.diskKey) throw joinError(JoinCodes.DISK_KEY_MISSING, '--disk-key-out was given but the release carries no disk key (does the policy grant disk-key?)');
+    // Raw key bytes, as `cryptsetup --key-file` reads them; the wrapped form beside it (not
+    // secret) lets the next boot ask the broker for the same key after attesting again.
+    await writeFileAtomic(o.diskKeyOut, fromBase64Url(r.diskKey.key, 'diskKey.key'));
+    await writeFileAtomic(wrappedPath ?? `${o.diskKeyOut}.wrapped`, r.diskKey.wrapped);
+  }
+
+  async function writeOutputs(rel: Release | DiskKeyRelease, pf: Platform, attempts: number): Promise<JoinResult> {
+    if (o.diskKeyOnly) {
+      await writeDiskKey(rel);
+      log(`disk key for ${rel.nodeName} written to ${o.diskKeyOut}`);
+      return { nodeName: rel.nodeName, expiresAt: rel.expiresAt, platform: pf, attempts, ...(o.diskKeyOut ? { diskKeyPath: o.diskKeyOut } : {}) };
+    }
+    const r = rel as Release;
     const result: JoinResult = { nodeName: r.nodeName, expiresAt: r.expiresAt, kubeconfigPath: o.out, platform: pf, attempts };
     // Everything is rendered (and so checked) before the first file is written.
     const kubeletConfig = o.kubeletConfigOut ? kubeletConfigYaml() : undefined;
@@ -342,14 +368,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       : undefined;
     const nodeName = o.nodeNameOut ? nodeNameFile(r) : undefined;
     if (o.diskKeyOut) {
-      if (!r.diskKey && r.diskKeyForRecipient) {
-        throw joinError(JoinCodes.DISK_KEY_MISSING, 'the broker sent the disk key encrypted to the NitroTPM (KMS Recipient form), which this client cannot open yet; configure the broker with nitroRecipient: false');
-      }
-      if (!r.diskKey) throw joinError(JoinCodes.DISK_KEY_MISSING, '--disk-key-out was given but the release carries no disk key (does the policy grant disk-key?)');
-      // Raw key bytes, as `cryptsetup --key-file` reads them; the wrapped form beside it (not
-      // secret) lets the next boot ask the broker for the same key after attesting again.
-      await writeFileAtomic(o.diskKeyOut, fromBase64Url(r.diskKey.key, 'diskKey.key'));
-      await writeFileAtomic(wrappedPath ?? `${o.diskKeyOut}.wrapped`, r.diskKey.wrapped);
+      await writeDiskKey(r);
       result.diskKeyPath = o.diskKeyOut;
     }
     if (o.nodeNameOut && nodeName !== undefined) {

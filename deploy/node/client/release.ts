@@ -40,6 +40,16 @@ export const ReleaseSchema = z.object({
 
 export type Release = z.infer<typeof ReleaseSchema>;
 
+/** A release for `want: ["disk-key"]` only (every boot of a node with encrypted state): no token. */
+export const DiskKeyReleaseSchema = z.object({
+  nodeName: z.string().regex(DNS1123_SUBDOMAIN, 'nodeName is not a DNS-1123 subdomain'),
+  expiresAt: z.string().min(1),
+  diskKey: z.object({ key: z.string().min(1), wrapped: z.string().min(1) }).optional(),
+  diskKeyForRecipient: z.object({ ciphertextForRecipient: z.string().min(1), wrapped: z.string().min(1) }).optional(),
+  nonce: z.string().optional(),
+});
+export type DiskKeyRelease = z.infer<typeof DiskKeyReleaseSchema>;
+
 export const ACCEPTED_ALG = 'ECDH-ES+A256KW';
 export const ACCEPTED_ENC = 'A256GCM';
 
@@ -82,7 +92,15 @@ export async function openTpmLayer(raw: unknown, activate: ((credFile: Uint8Arra
   }
 }
 
-export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowMs: number, expectedNonces: readonly string[] = []): Promise<Release> {
+export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowMs: number, expectedNonces?: readonly string[]): Promise<Release>;
+export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowMs: number, expectedNonces: readonly string[], kind: 'disk-key'): Promise<DiskKeyRelease>;
+export async function openRelease(
+  raw: unknown,
+  key: CryptoKey | undefined,
+  nowMs: number,
+  expectedNonces: readonly string[] = [],
+  kind: 'token' | 'disk-key' = 'token',
+): Promise<Release | DiskKeyRelease> {
   let obj: unknown;
   if (typeof raw === 'string') {
     if (!key) throw joinError(JoinCodes.RELEASE_INVALID, 'the broker sent a sealed release but no ephemeral key was used');
@@ -98,16 +116,16 @@ export async function openRelease(raw: unknown, key: CryptoKey | undefined, nowM
   } else {
     throw joinError(JoinCodes.RELEASE_INVALID, 'the response has no release');
   }
-  const parsed = ReleaseSchema.safeParse(obj);
+  const parsed = (kind === 'disk-key' ? DiskKeyReleaseSchema : ReleaseSchema).safeParse(obj);
   if (!parsed.success) throw joinError(JoinCodes.RELEASE_INVALID, `the release does not have the protocol's shape: ${parsed.error.issues[0]?.message ?? ''}`);
-  const r = parsed.data;
+  const r = parsed.data as Release | DiskKeyRelease;
   const exp = Date.parse(r.expiresAt);
   if (!Number.isFinite(exp)) throw joinError(JoinCodes.RELEASE_INVALID, 'release expiresAt is not a date');
   if (exp <= nowMs) throw joinError(JoinCodes.RELEASE_INVALID, `the release expired at ${r.expiresAt}`);
   if (r.nonce !== undefined && expectedNonces.length > 0 && !expectedNonces.some((n) => timingSafeEqualString(n, r.nonce!))) {
     throw joinError(JoinCodes.RELEASE_INVALID, 'the release answers another challenge (nonce mismatch)');
   }
-  if (!r.kubeconfig.includes(r.bootstrapToken)) throw joinError(JoinCodes.RELEASE_INVALID, 'the kubeconfig does not carry the release token');
+  if ('kubeconfig' in r && !r.kubeconfig.includes(r.bootstrapToken)) throw joinError(JoinCodes.RELEASE_INVALID, 'the kubeconfig does not carry the release token');
   if (r.diskKey) {
     try {
       fromBase64Url(r.diskKey.key, 'diskKey.key');
