@@ -84,6 +84,8 @@ export interface BrokerDeps {
    * verified client certificate; Workers: CF-Connecting-IP). Absent for in-process requests.
    */
   peer?: (c: Context) => Peer;
+  /** Verifiers of device evidence attached to attest requests (`devices`), by kind. */
+  devices?: AttestDeps['devices'];
   /**
    * Node clients served at `GET /v1/client/<name>` (bytes and SHA-256 computed once at start).
    * Absent: every name answers 404.
@@ -270,6 +272,7 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     ...(deps.release ? { release: deps.release } : {}),
     ...(deps.audit ? { audit: deps.audit } : {}),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.devices ? { devices: deps.devices } : {}),
     providerOptions: deps.options?.providerOptions ?? {},
   };
   const app = baseApp(deps);

@@ -9,9 +9,9 @@
  */
 import { AttestError } from '../providers/common/errors.js';
 import { fromBase64Url, toBase64Url } from '../providers/common/encoding.js';
-import type { TrustStore } from '../providers/common/types.js';
+import type { GpuClaims, TrustStore } from '../providers/common/types.js';
 import type { AuditSink, Clock, Metrics, PolicyEngine, ReleaseObject, ReleaseService, StateStore } from './contracts.js';
-import type { AttestRequest } from './http/envelope.js';
+import type { AttestRequest, DeviceKind } from './http/envelope.js';
 import type { RateLimiter } from './http/ratelimit.js';
 import type { ProviderRegistry } from './registry.js';
 import { computeBinding } from './binding.js';
@@ -32,6 +32,13 @@ export interface AttestDeps {
   audit?: AuditSink;
   metrics?: Metrics;
   providerOptions: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Verifiers of attached device evidence, by kind (absent: such evidence is refused). */
+  devices?: Partial<Record<DeviceKind, DeviceVerifier>>;
+}
+
+/** Verifies one kind of attached device evidence against the attest's binding. */
+export interface DeviceVerifier {
+  verify(evidence: unknown, ctx: { binding: Uint8Array; now: Date; trust: TrustStore }): Promise<GpuClaims[]>;
 }
 
 export async function attest(d: AttestDeps, req: AttestRequest, requestId: string): Promise<string | ReleaseObject> {
@@ -51,7 +58,7 @@ export async function attest(d: AttestDeps, req: AttestRequest, requestId: strin
     throw new AttestError('CHALLENGE_PROVIDER_MISMATCH', `the challenge was issued for provider ${rec.provider}`);
   }
   const binding = await computeBinding(fromBase64Url(rec.nonce, 'nonce'), req.ephemeralKey);
-  const claims = await verifyEvidence(d.registry, {
+  const platformClaims = await verifyEvidence(d.registry, {
     provider: req.provider,
     format: req.format,
     evidence: req.evidence,
@@ -61,6 +68,15 @@ export async function attest(d: AttestDeps, req: AttestRequest, requestId: strin
     fetch: d.fetch,
     providerOptions: d.providerOptions,
   });
+  // Attached device evidence (GPUs): each verified by its own verifier against the same binding,
+  // merged into one Claims. Evidence of a kind this broker does not verify is refused, never ignored.
+  let claims = platformClaims;
+  for (const dev of req.devices ?? []) {
+    const v = d.devices?.[dev.kind];
+    if (!v) throw new AttestError('DEVICE_UNSUPPORTED', `this broker verifies no ${dev.kind} evidence (configure devices.nvidia), so it cannot admit a node that relies on it`);
+    const gpus = await v.verify(dev.evidence, { binding, now, trust: d.trust });
+    claims = { ...claims, gpus: [...(claims.gpus ?? []), ...gpus] };
+  }
   // Per attested instance, whichever address it comes from.
   await d.limiter.hit('identity', await instanceKey(claims));
   if (!d.policy) {

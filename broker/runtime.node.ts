@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { nvidiaDeviceVerifier } from '../providers/nvidia/index.js';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -176,6 +177,7 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     ...(release ? { release } : {}),
     ...(rel?.audit ? { audit: rel.audit } : {}),
     ...(clients ? { clients } : {}),
+    ...(cfg.devices.nvidia.enabled ? { devices: { 'nvidia-gpu': nvidiaDeviceVerifier(cfg.devices.nvidia.options, { fetch: (...a: Parameters<typeof fetch>) => fetch(...a) }) } } : {}),
     ...(rel?.tokenReview && !rel.tokenReviewListen ? { tokenReview: rel.tokenReview } : {}),
     options: {
       challengeTtlSeconds: cfg.challenge.ttlSeconds,

@@ -117,6 +117,14 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Verifiers of device evidence nodes attach to their attest request (GPUs: docs/nvidia.md).
+     * Disabled: such evidence is refused (DEVICE_UNSUPPORTED), never ignored.
+     */
+    devices: z
+      .object({ nvidia: z.object({ enabled: z.boolean().default(false), options: z.record(z.string(), z.unknown()).default({}) }).strict().prefault({}) })
+      .strict()
+      .prefault({}),
     policy: z
       .object({
         /** The join policy file (docs/policy.md). Without one, no node is admitted. */

@@ -10,6 +10,10 @@
 import { z } from 'zod';
 import { PROVIDER_NAMES } from '../../providers/common/types.js';
 
+/** Device evidence kinds an attest request may attach (broker deps `devices`). */
+export const DEVICE_KINDS = ['nvidia-gpu'] as const;
+export type DeviceKind = (typeof DEVICE_KINDS)[number];
+
 const b64url = z.string().regex(/^[A-Za-z0-9_-]*$/, 'must be base64url without padding');
 
 export const ChallengeRequest = z
@@ -70,6 +74,17 @@ export const AttestRequest = z
       .refine((a) => new Set(a).size === a.length, 'duplicate entries')
       .default(['bootstrap-token']),
     diskKey: z.object({ wrapped: b64url.min(1).max(8192) }).strict().optional(),
+    /**
+     * Device evidence attached to the platform's (protocol §3): each entry is verified by its own
+     * verifier against the same binding and merged into the claims (`gpus`). `nvidia-gpu`: the
+     * JSON array nvtrust / the attestation SDK emit, unchanged (one entry per GPU).
+     */
+    devices: z
+      .array(z.object({ kind: z.enum(DEVICE_KINDS), evidence: z.array(EvidenceObject).min(1).max(16) }).strict())
+      .min(1)
+      .max(4)
+      .refine((a) => new Set(a.map((d) => d.kind)).size === a.length, 'one entry per device kind')
+      .optional(),
   })
   .strict();
 export type AttestRequest = z.infer<typeof AttestRequest>;

@@ -25,7 +25,7 @@ import { configError, malformed } from '../../providers/common/errors.js';
 import type { Claims } from '../../providers/common/types.js';
 import { API_VERSION, type ClusterPolicy, type NodeNameSource, type PolicyDocument } from './schema.js';
 import { checkPolicyText, stringifyPolicy, type LoadedPolicy } from './load.js';
-import { evaluatePolicy } from './evaluate.js';
+import { evaluatePolicy, versionAtLeast } from './evaluate.js';
 
 const hexString = z.string().regex(/^[0-9a-f]*$/);
 const pcrBankSchema = z.record(z.string().regex(/^\d{1,2}$/), hexString);
@@ -68,6 +68,23 @@ export const claimsInputSchema = z.object({
       bootApps: z.array(hexString).optional(),
     })
     .loose()
+    .optional(),
+  gpus: z
+    .array(
+      z
+        .object({
+          vendor: z.literal('nvidia'),
+          arch: z.enum(['hopper', 'blackwell']),
+          chip: z.string(),
+          ccMode: z.boolean(),
+          ppcie: z.boolean(),
+          driverVersion: z.string(),
+          vbiosVersion: z.string(),
+          boardId: z.string().optional(),
+        })
+        .loose(),
+    )
+    .max(64)
     .optional(),
   evidenceSha256: hexString.optional(),
 }).loose();
@@ -183,11 +200,31 @@ export function capturePolicyDocument(c: Claims, o: CaptureOptions): PolicyDocum
     identity: identityFor(c),
     boot: { secureBoot: c.boot?.secureBoot === true ? { required: true } : 'any' },
     images: checksSomething ? [image as never] : 'any',
+    ...(c.gpus?.length ? { gpus: gpusFor(c.gpus) } : {}),
     nodeName: { [c.provider]: { from: nodeNameFor(c) } } as ClusterPolicy['nodeName'],
     release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false, tokensPerInstance: 'one' },
     explain: false,
   };
   return { apiVersion: API_VERSION, kind: 'JoinPolicy', version: o.version ?? `captured-${day}`, defaultCluster: cluster, clusters: { [cluster]: policy } };
+}
+
+/**
+ * The GPUs of the known-good node, as a rule: exactly that many, of those architectures, CC mode
+ * and protected PCIe required where the node had them, its driver and VBIOS as minimums, its
+ * board ids.
+ */
+function gpusFor(g: NonNullable<Claims['gpus']>): NonNullable<ClusterPolicy['gpus']> {
+  const min = (vs: string[], radix: 10 | 16): string => vs.reduce((a, b) => (versionAtLeast(b, a, radix) ? a : b));
+  const boards = [...new Set(g.map((x) => x.boardId).filter((b): b is string => b !== undefined))];
+  return {
+    count: { min: g.length, max: g.length },
+    arch: [...new Set(g.map((x) => x.arch))],
+    ccMode: g.every((x) => x.ccMode) ? 'required' : 'any',
+    ppcie: g.every((x) => x.ppcie) ? 'required' : 'any',
+    minDriverVersion: min(g.map((x) => x.driverVersion), 10),
+    minVbiosVersion: min(g.map((x) => x.vbiosVersion), 16),
+    boardIds: boards.length > 0 && g.every((x) => x.boardId !== undefined) ? boards : 'any',
+  };
 }
 
 /** Captures, renders as commented YAML, and re-checks with the broker's own loader. */

@@ -20,6 +20,9 @@
  * - `images` (+ `images.<name>.…` per check)    POLICY_IMAGE_EXPIRED / POLICY_MEASUREMENT_MISMATCH /
  *                                               POLICY_PCR_MISMATCH / POLICY_UKI_PCR11_MISMATCH /
  *                                               POLICY_VERITY_MISMATCH / POLICY_BOOT_APP_NOT_ALLOWED
+ * - `gpus.count` / `.arch` / `.ccMode` / `.ppcie` POLICY_GPU_COUNT / POLICY_GPU_ARCH_NOT_ALLOWED / POLICY_GPU_CC_MODE_OFF /
+ *   `.minDriverVersion` / `.minVbiosVersion`    POLICY_GPU_PPCIE_OFF / POLICY_GPU_DRIVER_TOO_OLD / POLICY_GPU_VBIOS_TOO_OLD /
+ *   `.boardIds`                                 POLICY_GPU_BOARD_NOT_ALLOWED (every GPU must pass)
  * - `nodeName`                                  POLICY_NODE_NAME_RULE_MISSING / POLICY_NODE_NAME_UNPROVEN /
  *                                               POLICY_NODE_NAME_MISSING / POLICY_NODE_NAME_INVALID
  * - `claims`                                    POLICY_CLAIMS_MALFORMED (claims not of the normalized shape: deny, not throw)
@@ -250,6 +253,42 @@ function checkBoot(r: Rules, c: ClusterPolicy, claims: Claims): void {
   else r.fail('boot.secureBoot', sb.mode, 'POLICY_SECURE_BOOT_OFF', claims.boot?.secureBoot === false ? 'Secure Boot is off' : 'the claims do not establish that Secure Boot is on');
 }
 
+/** Dotted versions compared component by component (missing components count as 0). */
+export function versionAtLeast(v: string, min: string, radix: 10 | 16): boolean {
+  const a = v.split('.').map((x) => parseInt(x, radix));
+  const b = min.split('.').map((x) => parseInt(x, radix));
+  if (a.some((x) => !Number.isFinite(x))) return false;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+function checkGpus(r: Rules, c: ClusterPolicy, claims: Claims): void {
+  const g = c.gpus;
+  if (g === undefined) return r.skip('gpus', 'no gpus rule: GPUs are neither required nor checked');
+  if (g === 'any') return r.skip('gpus', UNCHECKED);
+  const list = claims.gpus ?? [];
+  const n = list.length;
+  if (n < g.count.min || (g.count.max !== undefined && n > g.count.max)) {
+    r.fail('gpus.count', g.mode, 'POLICY_GPU_COUNT', `${n} attested GPU(s); the policy wants ${g.count.max === g.count.min ? g.count.min : `${g.count.min}..${g.count.max ?? '∞'}`}`);
+  } else r.pass('gpus.count', g.mode, `${n} attested GPU(s)`);
+  const each = (rule: string, spec: unknown, code: CodeOfKind<'policy'>, ok: (x: NonNullable<Claims['gpus']>[number]) => boolean, why: string): void => {
+    if (spec === 'any') return r.skip(`gpus.${rule}`, UNCHECKED);
+    const bad = list.map((x, i) => [x, i] as const).filter(([x]) => !ok(x)).map(([x, i]) => `GPU ${i} (${x.chip} ${x.driverVersion}/${x.vbiosVersion})`);
+    if (bad.length) r.fail(`gpus.${rule}`, g.mode, code, `${bad.join(', ')}: ${why}`);
+    else r.pass(`gpus.${rule}`, g.mode);
+  };
+  each('arch', g.arch, 'POLICY_GPU_ARCH_NOT_ALLOWED', (x) => g.arch === 'any' || g.arch.includes(x.arch), `architecture not among ${g.arch === 'any' ? '' : g.arch.join(', ')}`);
+  each('ccMode', g.ccMode, 'POLICY_GPU_CC_MODE_OFF', (x) => x.ccMode, 'measurements not proven against NVIDIA\'s signed RIMs');
+  each('ppcie', g.ppcie, 'POLICY_GPU_PPCIE_OFF', (x) => x.ppcie, 'protected PCIe not enabled');
+  each('minDriverVersion', g.minDriverVersion, 'POLICY_GPU_DRIVER_TOO_OLD', (x) => g.minDriverVersion === 'any' || versionAtLeast(x.driverVersion, g.minDriverVersion, 10), `driver older than ${String(g.minDriverVersion)}`);
+  each('minVbiosVersion', g.minVbiosVersion, 'POLICY_GPU_VBIOS_TOO_OLD', (x) => g.minVbiosVersion === 'any' || versionAtLeast(x.vbiosVersion, g.minVbiosVersion, 16), `VBIOS older than ${String(g.minVbiosVersion)}`);
+  each('boardIds', g.boardIds, 'POLICY_GPU_BOARD_NOT_ALLOWED', (x) => g.boardIds === 'any' || (x.boardId !== undefined && g.boardIds.includes(x.boardId)), 'board id not allowed');
+}
+
 /** Evaluates one image; its own Rules so the caller can pick which image to report. */
 function checkImage(img: ImagePolicy, claims: Claims, now: Date): Rules {
   const r = new Rules();
@@ -397,6 +436,7 @@ export function evaluatePolicy(policy: LoadedPolicy, claims: Claims, cluster: st
     checkIdentity(r, c, claims);
     checkBoot(r, c, claims);
     image = checkImages(r, c, claims, now);
+    checkGpus(r, c, claims);
     nodeName = deriveNodeName(r, c, claims);
   } catch (e) {
     // Claims that break the Claims type (a provider bug) deny, audibly, instead of throwing.

@@ -321,6 +321,39 @@ const release = z
   })
   .describe('What an admitted node receives.');
 
+// ───────────────────────────── gpus ─────────────────────────────
+
+const dotted = (what: string, radix: 'decimal' | 'hex') =>
+  z
+    .string()
+    .regex(radix === 'hex' ? /^[0-9A-Fa-f]{1,4}(\.[0-9A-Fa-f]{1,4}){1,7}$/ : /^[0-9]{1,6}(\.[0-9]{1,6}){1,5}$/, `${what} must be dotted ${radix} components, e.g. ${radix === 'hex' ? '96.00.9F.00.01' : '550.90.07'}`)
+    .describe(`Lowest ${what} admitted (component-wise ${radix} comparison).`);
+
+export const GPU_ARCHS = ['hopper', 'blackwell'] as const;
+
+const gpus = z
+  .union([
+    ANY,
+    z.strictObject({
+      mode,
+      count: z
+        .strictObject({ min: z.int().min(0).max(64), max: z.int().min(0).max(64).optional() })
+        .refine((c) => c.max === undefined || c.max >= c.min, 'gpus.count.max must be at least count.min')
+        .describe('How many attested GPUs the node must have (device evidence attached to the attest request; max absent: no upper bound).'),
+      arch: z.union([ANY, nonEmpty(z.enum(GPU_ARCHS), 'gpus.arch')]).describe('Allowed GPU architectures (claims.gpus[].arch), for every GPU.'),
+      ccMode: z
+        .union([ANY, z.literal('required')])
+        .describe("'required': every GPU's measurements matched NVIDIA's signed RIMs (claims.gpus[].ccMode), i.e. it runs the firmware and driver of a confidential-computing configuration."),
+      ppcie: z.union([ANY, z.literal('required')]).describe("'required': every GPU reports protected PCIe enabled (multi-GPU passthrough, claims.gpus[].ppcie)."),
+      minDriverVersion: z.union([ANY, dotted('driver version', 'decimal')]),
+      minVbiosVersion: z.union([ANY, dotted('VBIOS version', 'hex')]),
+      boardIds: z.union([ANY, nonEmpty(z.string().regex(/^[0-9a-f]{1,16}$/, 'board ids are lower-case hex'), 'gpus.boardIds')]).describe('Allowed board ids (claims.gpus[].boardId), for every GPU.'),
+    }),
+  ])
+  .describe(
+    "GPU rules over the device evidence attached to the attest request (NVIDIA Hopper/Blackwell, docs/nvidia.md). Absent: GPUs are neither required nor checked (any attached evidence is still verified and recorded); 'any': the same, written out.",
+  );
+
 // ───────────────────────────── cluster, document ─────────────────────────────
 
 export const clusterSchema = z
@@ -333,6 +366,7 @@ export const clusterSchema = z
     images: z
       .union([ANY, nonEmpty(image, 'images').max(64)])
       .describe("Reference values as named images; claims must match at least one unexpired image. 'any' only for labs."),
+    gpus: gpus.optional(),
     nodeName,
     release,
     explain: z

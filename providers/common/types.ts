@@ -76,11 +76,27 @@ export interface BootClaims {
   digestBank?: PcrBank;
 }
 
+/**
+ * One attested GPU (device evidence attached to the platform's, bound to the same binding).
+ * Every field comes from signed data: the SPDM measurement report, its certified chain, and the
+ * RIMs it was compared with (providers/nvidia).
+ */
 export interface GpuClaims {
   vendor: 'nvidia';
+  arch: 'hopper' | 'blackwell';
+  /** The chip named by the certified device certificate, e.g. GH100. */
+  chip: string;
   model: string;
+  /** Every active golden measurement matched both verified RIMs (NVIDIA's "CC mode" evidence). */
   ccMode: boolean;
   measurementsOk: boolean;
+  /** Protected PCIe (multi-GPU passthrough) reported enabled in the signed report. */
+  ppcie: boolean;
+  driverVersion: string;
+  vbiosVersion: string;
+  boardId?: string;
+  /** SHA-256 of the DeviceID certificate: stable per physical GPU. */
+  deviceCertSha256: string;
 }
 
 /** Material the node bound into its evidence that release may use (never secrets). */

@@ -75,3 +75,20 @@ export interface NvidiaGpuClaims {
     readonly rims: OcspChainResult['status'];
   };
 }
+
+/** The normalized view policy reads (providers/common/types.ts `GpuClaims`). */
+export function toGpuClaims(c: NvidiaGpuClaims): import('../common/types.js').GpuClaims {
+  return {
+    vendor: 'nvidia',
+    arch: c.arch,
+    chip: c.chip,
+    model: c.model,
+    ccMode: c.ccMode,
+    measurementsOk: c.measurementsOk,
+    ppcie: c.ppcie,
+    driverVersion: c.driverVersion,
+    vbiosVersion: c.vbiosVersion,
+    ...(c.boardId !== undefined ? { boardId: c.boardId } : {}),
+    deviceCertSha256: c.deviceCertSha256,
+  };
+}

@@ -26,10 +26,10 @@
  */
 import { configError, isAttestError, rejected } from '../common/errors.js';
 import { PinIds } from '../common/pins.js';
-import type { TrustStore } from '../common/types.js';
+import type { GpuClaims, TrustStore } from '../common/types.js';
 import type { Certificate } from '../common/x509.js';
 import { NvidiaCodes } from './codes.js';
-import type { NvidiaGpuClaims, RimUse } from './claims.js';
+import { toGpuClaims, type NvidiaGpuClaims, type RimUse } from './claims.js';
 import { parseGpuEvidence } from './evidence.js';
 import { OcspChecker, type OcspChainResult, type OcspStatus } from './ocsp.js';
 import { parseNvidiaOptions, type NvidiaOptions } from './options.js';
@@ -40,6 +40,7 @@ import { verifyGpuReport } from './verify.js';
 
 export { NvidiaCodes } from './codes.js';
 export type { NvidiaGpuClaims, RimUse } from './claims.js';
+export { toGpuClaims } from './claims.js';
 export { NvidiaOptionsSchema, parseNvidiaOptions, type NvidiaOptions, type NvidiaOptionsInput } from './options.js';
 export { StaticRimSource, NvidiaRimService, ChainedRimSource, type RimSource, type RimSourceContext } from './rimsource.js';
 
@@ -202,4 +203,13 @@ export async function verifyNvidiaEvidence(
 ): Promise<NvidiaGpuClaims[]> {
   const v = createNvidiaVerifier(ctx.options, { fetch: ctx.fetch, ...(ctx.rimSource ? { rimSource: ctx.rimSource } : {}) });
   return v.verify(evidence, ctx);
+}
+
+/**
+ * The broker's device verifier for `nvidia-gpu` evidence attached to an attest request: one
+ * verifier (RIM and OCSP caches live as long as it does), its claims normalized for policy.
+ */
+export function nvidiaDeviceVerifier(options: unknown, deps: NvidiaVerifierDeps): { verify(evidence: unknown, ctx: NvidiaVerifyContext): Promise<GpuClaims[]> } {
+  const v = createNvidiaVerifier(options, deps);
+  return { verify: async (evidence, ctx) => (await v.verify(evidence, ctx)).map(toGpuClaims) };
 }
