@@ -8,8 +8,7 @@
  *   (or replays the evidence with their own key) can open it.
  */
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { concat } from '../providers/common/bytes.js';
-import { sha256 } from '../providers/common/digest.js';
+import { bindingOf } from '../providers/common/binding.js';
 import { fromBase64Url } from '../providers/common/encoding.js';
 
 export async function jwkThumbprint(jwk: JWK): Promise<Uint8Array> {
@@ -17,6 +16,5 @@ export async function jwkThumbprint(jwk: JWK): Promise<Uint8Array> {
 }
 
 export async function computeBinding(nonce: Uint8Array, ephemeralKey?: JWK): Promise<Uint8Array> {
-  if (!ephemeralKey) return nonce.slice();
-  return sha256(concat(nonce, await jwkThumbprint(ephemeralKey)));
+  return bindingOf(nonce, ephemeralKey ? await jwkThumbprint(ephemeralKey) : undefined);
 }

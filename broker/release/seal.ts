@@ -21,9 +21,8 @@
  * curve (importJWK fails otherwise).
  */
 import { CompactEncrypt, calculateJwkThumbprint, importJWK, type JWK } from 'jose';
-import { sha256 } from '../../providers/common/digest.js';
+import { bindingOf } from '../../providers/common/binding.js';
 import { fromBase64Url, utf8 } from '../../providers/common/encoding.js';
-import { concat } from '../../providers/common/bytes.js';
 import { timingSafeEqual } from '../../providers/common/ct.js';
 import { malformed, rejected, AttestError } from '../../providers/common/errors.js';
 
@@ -79,7 +78,7 @@ export async function checkEphemeralKey(k: unknown): Promise<SealKey> {
 
 /** binding = SHA-256(nonce ‖ thumbprint) (protocol §2). */
 export async function bindingFor(nonce: Uint8Array, thumbprintB64u: string): Promise<Uint8Array> {
-  return sha256(concat(nonce, fromBase64Url(thumbprintB64u, 'thumbprint')));
+  return bindingOf(nonce, fromBase64Url(thumbprintB64u, 'thumbprint'));
 }
 
 /** Throws BINDING_KEY_MISMATCH unless `binding` was made from `nonce` and this key. */

@@ -13,8 +13,7 @@
  * ECDH-ES+A256KW / A256GCM, so whoever watches (or relays) the traffic learns nothing usable.
  */
 import { calculateJwkThumbprint } from 'jose';
-import { concat } from '../../../providers/common/bytes.js';
-import { sha256 } from '../../../providers/common/digest.js';
+import { bindingOf } from '../../../providers/common/binding.js';
 import { fromBase64Url } from '../../../providers/common/encoding.js';
 import { JoinCodes, joinError } from './codes.js';
 
@@ -41,6 +40,5 @@ export async function createEphemeralKey(): Promise<EphemeralKey> {
 /** Protocol §2. Without a key the binding is the nonce itself. */
 export async function computeBinding(nonce: Uint8Array, key?: Pick<EphemeralKey, 'thumbprint'>): Promise<Uint8Array> {
   if (nonce.length !== 32) throw joinError(JoinCodes.BAD_RESPONSE, `challenge nonce must be 32 bytes, got ${nonce.length}`);
-  if (!key) return nonce.slice();
-  return sha256(concat(nonce, key.thumbprint));
+  return bindingOf(nonce, key?.thumbprint);
 }
