@@ -46,6 +46,7 @@
  * the product, which a version-2 report does not state, so TCBs are kept raw here and decoded
  * with `decodeTcb(raw, product)` once the product is known (report CPUID or VCEK).
  */
+import { SNP_LAYOUT, type SnpField } from './layout.js';
 import { ByteReader } from '../common/bytes.js';
 import { malformed, CommonCodes } from '../common/errors.js';
 
@@ -161,6 +162,14 @@ function decodePolicy(raw: bigint, offset: number): SnpPolicy {
   });
 }
 
+/**
+ * The parser reads sequentially; this ties each read to the one layout table (layout.ts): a
+ * field read anywhere but at its offset is a bug here, not bad input.
+ */
+function at(r: ByteReader, f: SnpField): void {
+  if (r.offset !== SNP_LAYOUT[f].off) throw new Error(`SNP parser out of step with the layout at ${f}: offset ${r.offset}, table ${SNP_LAYOUT[f].off}`);
+}
+
 /** A little-endian 72-byte scalar field → 48-byte big-endian P-384 scalar (top 24 bytes MBZ). */
 function leScalar(r: ByteReader, what: string): Uint8Array {
   const start = r.offset;
@@ -191,22 +200,32 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
     throw malformed(CommonCodes.TRAILING_BYTES, `SNP report is ${bytes.byteLength} bytes, exactly ${SNP_REPORT_SIZE} expected`, { offset: SNP_REPORT_SIZE });
   }
   const r = new ByteReader(bytes);
+  at(r, 'VERSION');
   const version = r.u32le('VERSION');
   if (version < SNP_MIN_VERSION || version > SNP_MAX_VERSION) {
     throw malformed(SnpParseCodes.SNP_REPORT_VERSION_UNSUPPORTED, `SNP report version ${version} is not supported (${SNP_MIN_VERSION}..${SNP_MAX_VERSION})`, { offset: 0 });
   }
+  at(r, 'GUEST_SVN');
   const guestSvn = r.u32le('GUEST_SVN');
-  const policy = decodePolicy(r.u64le('POLICY'), 0x08);
+  at(r, 'POLICY');
+  const policy = decodePolicy(r.u64le('POLICY'), SNP_LAYOUT.POLICY.off);
+  at(r, 'FAMILY_ID');
   const familyId = r.bytes(16, 'FAMILY_ID');
+  at(r, 'IMAGE_ID');
   const imageId = r.bytes(16, 'IMAGE_ID');
+  at(r, 'VMPL');
   const vmpl = r.u32le('VMPL');
   if (vmpl > 3) throw malformed(SnpParseCodes.SNP_VMPL_INVALID, `VMPL ${vmpl} is not 0..3`, { offset: 0x30 });
+  at(r, 'SIGNATURE_ALGO');
   const signatureAlgo = r.u32le('SIGNATURE_ALGO');
   if (signatureAlgo !== SNP_SIG_ALGO_ECDSA_P384_SHA384) {
     throw malformed(SnpParseCodes.SNP_SIGNATURE_ALGO_UNSUPPORTED, `SNP signature algorithm ${signatureAlgo} is not ECDSA P-384 SHA-384`, { offset: 0x34 });
   }
+  at(r, 'CURRENT_TCB');
   const currentTcb = r.u64le('CURRENT_TCB');
+  at(r, 'PLATFORM_INFO');
   const platformInfo = r.u64le('PLATFORM_INFO');
+  at(r, 'SIGNER_INFO');
   const flags = r.u32le('signer info');
   if (flags >>> 5 !== 0) throw malformed(CommonCodes.RESERVED_NONZERO, 'signer info bits 31:5 must be zero', { offset: 0x48 });
   const keySel = (flags >>> 2) & 7;
@@ -215,39 +234,62 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   else if (keySel === 1) signingKey = 'vlek';
   else if (keySel === 7) signingKey = 'none';
   else throw malformed(SnpParseCodes.SNP_SIGNING_KEY_INVALID, `SIGNING_KEY ${keySel} is reserved`, { offset: 0x48 });
+  at(r, 'RESERVED_04C');
   r.expectZero(4, 'reserved 0x4C');
+  at(r, 'REPORT_DATA');
   const reportData = r.bytes(64, 'REPORT_DATA');
+  at(r, 'MEASUREMENT');
   const measurement = r.bytes(48, 'MEASUREMENT');
+  at(r, 'HOST_DATA');
   const hostData = r.bytes(32, 'HOST_DATA');
+  at(r, 'ID_KEY_DIGEST');
   const idKeyDigest = r.bytes(48, 'ID_KEY_DIGEST');
+  at(r, 'AUTHOR_KEY_DIGEST');
   const authorKeyDigest = r.bytes(48, 'AUTHOR_KEY_DIGEST');
+  at(r, 'REPORT_ID');
   const reportId = r.bytes(32, 'REPORT_ID');
+  at(r, 'REPORT_ID_MA');
   const reportIdMa = r.bytes(32, 'REPORT_ID_MA');
+  at(r, 'REPORTED_TCB');
   const reportedTcb = r.u64le('REPORTED_TCB');
   let cpuid: SnpReport['cpuid'];
   if (version >= 3) {
+    at(r, 'CPUID_FAM_ID');
     cpuid = Object.freeze({ family: r.u8('CPUID_FAM_ID'), model: r.u8('CPUID_MOD_ID'), stepping: r.u8('CPUID_STEP') });
+    at(r, 'RESERVED_18B');
     r.expectZero(21, 'reserved 0x18B');
   } else {
+    at(r, 'CPUID_FAM_ID');
     r.expectZero(24, 'reserved 0x188');
   }
+  at(r, 'CHIP_ID');
   const chipId = r.bytes(64, 'CHIP_ID');
+  at(r, 'COMMITTED_TCB');
   const committedTcb = r.u64le('COMMITTED_TCB');
+  at(r, 'CURRENT_BUILD');
   const currentVersion = versionTriple(r, 'CURRENT');
+  at(r, 'COMMITTED_BUILD');
   const committedVersion = versionTriple(r, 'COMMITTED');
+  at(r, 'LAUNCH_TCB');
   const launchTcb = r.u64le('LAUNCH_TCB');
   let launchMitVector: bigint | undefined;
   let currentMitVector: bigint | undefined;
   if (version >= 5) {
+    at(r, 'LAUNCH_MIT_VECTOR');
     launchMitVector = r.u64le('LAUNCH_MIT_VECTOR');
     currentMitVector = r.u64le('CURRENT_MIT_VECTOR');
-    r.expectZero(0x2a0 - 0x208, 'reserved 0x208');
+    at(r, 'RESERVED_208');
+    r.expectZero(SNP_LAYOUT.RESERVED_208.len, 'reserved 0x208');
   } else {
-    r.expectZero(0x2a0 - 0x1f8, 'reserved 0x1F8');
+    at(r, 'LAUNCH_MIT_VECTOR');
+    r.expectZero(SNP_LAYOUT.SIGNATURE_R.off - SNP_LAYOUT.LAUNCH_MIT_VECTOR.off, 'reserved 0x1F8');
   }
+  at(r, 'SIGNATURE_R');
   const sigR = leScalar(r, 'SIGNATURE.R');
+  at(r, 'SIGNATURE_S');
   const sigS = leScalar(r, 'SIGNATURE.S');
-  r.expectZero(512 - 144, 'SIGNATURE reserved');
+  at(r, 'RESERVED_SIGNATURE');
+  r.expectZero(SNP_LAYOUT.RESERVED_SIGNATURE.len, 'SIGNATURE reserved');
   r.end('SNP attestation report');
   return Object.freeze({
     version,

@@ -20,9 +20,9 @@
  * SevProduct           1 name (1 Milan, 2 Genoa, 3 Turin)  2 stepping  3 machine_stepping
  * ```
  *
- * Rebuilding the report follows go-sev-guest `abi.ReportToAbiBytes` field for field (offsets in
- * providers/amd-sev-snp/parse.ts, from the SEV-SNP ABI spec §7.3): reserved ranges are zero, the
- * byte-sized version fields must fit a byte, signer_info bits 31:5 must be zero, and the CPUID
+ * Rebuilding the report follows go-sev-guest `abi.ReportToAbiBytes` field for field, at the
+ * offsets of the one layout table (providers/amd-sev-snp/layout.ts, from the SEV-SNP ABI spec):
+ * reserved ranges are zero, the byte-sized version fields must fit a byte, signer_info bits 31:5 must be zero, and the CPUID
  * family/model/stepping bytes (version ≥ 3) come from cpuid(1).eax exactly as
  * `abi.FmsFromCpuid1Eax` computes them. Any field that did not come from the signed report makes
  * the signature check fail, so the rebuild cannot be steered into accepting anything.
@@ -31,6 +31,8 @@
  * or, when absent, from AMD KDS through the injected fetch (providers/amd-sev-snp/kds.ts).
  */
 import { concat } from '../common/bytes.js';
+import { SNP_LAYOUT } from '../amd-sev-snp/layout.js';
+import { SNP_REPORT_SIZE } from '../amd-sev-snp/parse.js';
 import { malformed } from '../common/errors.js';
 import { decodeMessage, getBytes, getNumber, getU64, has, type Schema } from './protobuf.js';
 
@@ -120,18 +122,19 @@ export function fmsFromCpuid1Eax(eax: number): [number, number, number] {
   return [(extendedFamily + family) & 0xff, ((extendedModel << 4) | model) & 0xff, eax & 0xf];
 }
 
+/** Byte fields and their sizes, from the one layout table (the signature block is R ‖ S ‖ reserved). */
 const SIZES: Readonly<Record<string, number>> = {
-  family_id: 16,
-  image_id: 16,
-  report_data: 64,
-  measurement: 48,
-  host_data: 32,
-  id_key_digest: 48,
-  author_key_digest: 48,
-  report_id: 32,
-  report_id_ma: 32,
-  chip_id: 64,
-  signature: 512,
+  family_id: SNP_LAYOUT.FAMILY_ID.len,
+  image_id: SNP_LAYOUT.IMAGE_ID.len,
+  report_data: SNP_LAYOUT.REPORT_DATA.len,
+  measurement: SNP_LAYOUT.MEASUREMENT.len,
+  host_data: SNP_LAYOUT.HOST_DATA.len,
+  id_key_digest: SNP_LAYOUT.ID_KEY_DIGEST.len,
+  author_key_digest: SNP_LAYOUT.AUTHOR_KEY_DIGEST.len,
+  report_id: SNP_LAYOUT.REPORT_ID.len,
+  report_id_ma: SNP_LAYOUT.REPORT_ID_MA.len,
+  chip_id: SNP_LAYOUT.CHIP_ID.len,
+  signature: SNP_LAYOUT.SIGNATURE_R.len + SNP_LAYOUT.SIGNATURE_S.len + SNP_LAYOUT.RESERVED_SIGNATURE.len,
 };
 
 /** Decodes sevsnp.Attestation and rebuilds the signed report (see the module comment). */
@@ -143,7 +146,7 @@ export function parseGcpSevSnp(b: Uint8Array): GcpSevSnpEvidence {
     const len = getBytes(r, name).byteLength;
     if (len !== size) throw bad(`${name} is ${len} bytes, expected ${size}`);
   }
-  const out = new Uint8Array(0x4a0);
+  const out = new Uint8Array(SNP_REPORT_SIZE);
   const dv = new DataView(out.buffer);
   const u32le = (off: number, name: string) => dv.setUint32(off, getNumber(r, name), true);
   const u64le = (off: number, name: string) => dv.setBigUint64(off, getU64(r, name), true);
@@ -153,47 +156,48 @@ export function parseGcpSevSnp(b: Uint8Array): GcpSevSnpEvidence {
     if (v > 0xff) throw bad(`${name} ${v} does not fit a byte`);
     out[off] = v;
   };
+  const L = SNP_LAYOUT;
   const version = getNumber(r, 'version');
-  u32le(0x00, 'version');
-  u32le(0x04, 'guest_svn');
-  u64le(0x08, 'policy');
-  put(0x10, 'family_id');
-  put(0x20, 'image_id');
-  u32le(0x30, 'vmpl');
-  u32le(0x34, 'signature_algo');
-  u64le(0x38, 'current_tcb');
-  u64le(0x40, 'platform_info');
+  u32le(L.VERSION.off, 'version');
+  u32le(L.GUEST_SVN.off, 'guest_svn');
+  u64le(L.POLICY.off, 'policy');
+  put(L.FAMILY_ID.off, 'family_id');
+  put(L.IMAGE_ID.off, 'image_id');
+  u32le(L.VMPL.off, 'vmpl');
+  u32le(L.SIGNATURE_ALGO.off, 'signature_algo');
+  u64le(L.CURRENT_TCB.off, 'current_tcb');
+  u64le(L.PLATFORM_INFO.off, 'platform_info');
   const signerInfo = getNumber(r, 'signer_info');
   if (signerInfo >>> 5 !== 0) throw bad('signer_info bits 31:5 must be zero');
   const signingKey = (signerInfo >>> 2) & 7;
   if (signingKey > 1 && signingKey < 7) throw bad(`signer_info signing_key ${signingKey} is reserved`);
-  u32le(0x48, 'signer_info');
-  put(0x50, 'report_data');
-  put(0x90, 'measurement');
-  put(0xc0, 'host_data');
-  put(0xe0, 'id_key_digest');
-  put(0x110, 'author_key_digest');
-  put(0x140, 'report_id');
-  put(0x160, 'report_id_ma');
-  u64le(0x180, 'reported_tcb');
+  u32le(L.SIGNER_INFO.off, 'signer_info');
+  put(L.REPORT_DATA.off, 'report_data');
+  put(L.MEASUREMENT.off, 'measurement');
+  put(L.HOST_DATA.off, 'host_data');
+  put(L.ID_KEY_DIGEST.off, 'id_key_digest');
+  put(L.AUTHOR_KEY_DIGEST.off, 'author_key_digest');
+  put(L.REPORT_ID.off, 'report_id');
+  put(L.REPORT_ID_MA.off, 'report_id_ma');
+  u64le(L.REPORTED_TCB.off, 'reported_tcb');
   if (version >= 3) {
     const [f, m, s] = fmsFromCpuid1Eax(getNumber(r, 'cpuid1eax_fms'));
-    out[0x188] = f;
-    out[0x189] = m;
-    out[0x18a] = s;
+    out[L.CPUID_FAM_ID.off] = f;
+    out[L.CPUID_MOD_ID.off] = m;
+    out[L.CPUID_STEP.off] = s;
   }
-  put(0x1a0, 'chip_id');
-  u64le(0x1e0, 'committed_tcb');
-  byte(0x1e8, 'current_build');
-  byte(0x1e9, 'current_minor');
-  byte(0x1ea, 'current_major');
-  byte(0x1ec, 'committed_build');
-  byte(0x1ed, 'committed_minor');
-  byte(0x1ee, 'committed_major');
-  u64le(0x1f0, 'launch_tcb');
-  u64le(0x1f8, 'launch_mit_vector');
-  u64le(0x200, 'current_mit_vector');
-  put(0x2a0, 'signature');
+  put(L.CHIP_ID.off, 'chip_id');
+  u64le(L.COMMITTED_TCB.off, 'committed_tcb');
+  byte(L.CURRENT_BUILD.off, 'current_build');
+  byte(L.CURRENT_MINOR.off, 'current_minor');
+  byte(L.CURRENT_MAJOR.off, 'current_major');
+  byte(L.COMMITTED_BUILD.off, 'committed_build');
+  byte(L.COMMITTED_MINOR.off, 'committed_minor');
+  byte(L.COMMITTED_MAJOR.off, 'committed_major');
+  u64le(L.LAUNCH_TCB.off, 'launch_tcb');
+  u64le(L.LAUNCH_MIT_VECTOR.off, 'launch_mit_vector');
+  u64le(L.CURRENT_MIT_VECTOR.off, 'current_mit_vector');
+  put(L.SIGNATURE_R.off, 'signature'); // R ‖ S ‖ reserved: the 512-byte signature block
 
   const chain = decodeMessage(getBytes(a, 'certificate_chain'), CERT_CHAIN_SCHEMA, 'sev_snp_attestation.certificate_chain');
   const opt = (name: string) => (getBytes(chain, name).byteLength > 0 ? getBytes(chain, name) : undefined);
