@@ -23,7 +23,6 @@
 import { snpPlatformClaims } from '../amd-sev-snp/claims.js';
 import { z } from 'zod';
 import { configError, malformed, rejected } from '../common/errors.js';
-import { toHex } from '../common/encoding.js';
 import { parsePemCertificates, type Certificate } from '../common/x509.js';
 import type { IdentityClaims, PlatformClaims, Provider, ProviderClaims, VerifyContext } from '../common/types.js';
 import { KdsClient } from '../amd-sev-snp/kds.js';
@@ -32,7 +31,7 @@ import { strictSnpOptions } from '../amd-sev-snp/validate.js';
 import { SNP_PRODUCTS, type SnpProduct } from '../amd-sev-snp/parse.js';
 import { TdxVerifyCache } from '../intel-tdx/verify.js';
 import { strictTdxOptions } from '../intel-tdx/validate.js';
-import { tdDebug } from '../intel-tdx/parse.js';
+import { tdxPlatformClaims } from '../intel-tdx/claims.js';
 import { decodeAzureEvidence } from './evidence.js';
 import { verifyAzureEvidence, type VerifiedAzureEvidence } from './verify.js';
 import { ImdsCodes, imdsIntermediates, verifyImdsDocument, type ImdsDocument } from './imds.js';
@@ -123,35 +122,9 @@ export function createAzureProviderFromConfig(raw: unknown): Provider {
   return createAzureProvider(r.data);
 }
 
-const hex = toHex;
 
 function platformClaims(v: VerifiedAzureEvidence): PlatformClaims {
-  if (v.hardware.type === 'snp') return snpPlatformClaims(v.hardware.snp);
-  const t = v.hardware.tdx;
-  const b = t.quote.body;
-  const tcb: Record<string, number> = {};
-  b.teeTcbSvn.forEach((x, i) => (tcb[`teeTcbSvn${i}`] = x));
-  const fields: Record<string, string | number | boolean> = {
-    mrSeam: hex(b.mrSeam),
-    mrSignerSeam: hex(b.mrSignerSeam),
-    seamAttributes: hex(b.seamAttributes),
-    tdAttributes: hex(b.tdAttributes),
-    xfam: hex(b.xfam),
-    mrConfigId: hex(b.mrConfigId),
-    mrOwner: hex(b.mrOwner),
-    mrOwnerConfig: hex(b.mrOwnerConfig),
-    rtmr0: hex(b.rtmrs[0]),
-    rtmr1: hex(b.rtmrs[1]),
-    rtmr2: hex(b.rtmrs[2]),
-    rtmr3: hex(b.rtmrs[3]),
-    teeTcbSvn: hex(b.teeTcbSvn),
-    reportData: hex(b.reportData),
-    pckIssuer: t.pckIssuer,
-    qeSvn: t.quote.qeReport.isvSvn,
-    tcbStatus: 'not-evaluated',
-  };
-  if (t.fmspc) fields.fmspc = t.fmspc;
-  return { tee: 'tdx', debug: tdDebug(b), tcb, measurement: hex(b.mrTd), fields };
+  return v.hardware.type === 'snp' ? snpPlatformClaims(v.hardware.snp) : tdxPlatformClaims(v.hardware.tdx);
 }
 
 function identityClaims(v: VerifiedAzureEvidence, imds: ImdsDocument | undefined): IdentityClaims {
