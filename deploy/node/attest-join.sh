@@ -12,6 +12,7 @@
 # Usage:
 #   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic] [--out FILE] [--deadline SECONDS]
 #     [--kubelet-config-out FILE.conf] [--kubeadm-config-out FILE] [--node-name-out FILE]
+#     [--disk-key-out FILE [--disk-key-wrapped FILE] [--disk-key-only]]
 # or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE,
 # ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT.
 #
@@ -40,6 +41,9 @@ KUBELET_CONFIG_OUT=${ATTEST_KUBELET_CONFIG_OUT:-}
 KUBEADM_CONFIG_OUT=${ATTEST_KUBEADM_CONFIG_OUT:-}
 NODE_NAME_OUT=${ATTEST_NODE_NAME_OUT:-}
 PLATFORM=${ATTEST_PLATFORM:-auto}
+DISK_KEY_OUT=${ATTEST_DISK_KEY_OUT:-}
+DISK_KEY_WRAPPED=${ATTEST_DISK_KEY_WRAPPED:-}
+DISK_KEY_ONLY=
 NL='
 '
 
@@ -59,6 +63,9 @@ while [ $# -gt 0 ]; do
     --kubeadm-config-out) KUBEADM_CONFIG_OUT=${2:-}; shift 2 ;;
     --node-name-out) NODE_NAME_OUT=${2:-}; shift 2 ;;
     --platform) PLATFORM=${2:-}; shift 2 ;;
+    --disk-key-out) DISK_KEY_OUT=${2:-}; shift 2 ;;
+    --disk-key-wrapped) DISK_KEY_WRAPPED=${2:-}; shift 2 ;;
+    --disk-key-only) DISK_KEY_ONLY=1; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
@@ -74,6 +81,22 @@ printf '%s' "$CLUSTER" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' || die 2 
 # Seconds, optionally written 300s or 5m (as the TypeScript client and the systemd unit take it).
 case $DEADLINE in *s) DEADLINE=${DEADLINE%s} ;; *m) case ${DEADLINE%m} in ''|*[!0-9]*) ;; *) DEADLINE=$(( ${DEADLINE%m} * 60 )) ;; esac ;; esac
 case $DEADLINE in ''|*[!0-9]*) die 2 "--deadline must be whole seconds (or Ns, Nm)" ;; esac
+# Disk key (docs/join.md, "Disk key"): the raw 32 bytes to --disk-key-out (0600; put it on tmpfs),
+# the wrapped form beside it (or --disk-key-wrapped) to send back next boot. --disk-key-only asks
+# for the disk key alone: no token, no kubeconfig (every boot of a node with encrypted state).
+if [ -n "$DISK_KEY_ONLY" ] && [ -z "$DISK_KEY_OUT" ]; then die 2 "--disk-key-only needs --disk-key-out"; fi
+if [ -n "$DISK_KEY_ONLY" ] && { [ -n "$KUBELET_CONFIG_OUT" ] || [ -n "$KUBEADM_CONFIG_OUT" ] || [ -n "$NODE_NAME_OUT" ]; }; then
+  die 2 "--disk-key-only writes the disk key alone: drop the bootstrap-path outputs"
+fi
+[ -n "$DISK_KEY_OUT" ] && [ -z "$DISK_KEY_WRAPPED" ] && DISK_KEY_WRAPPED="$DISK_KEY_OUT.wrapped"
+WANT='"bootstrap-token"'
+[ -n "$DISK_KEY_OUT" ] && WANT='"bootstrap-token","disk-key"'
+[ -n "$DISK_KEY_ONLY" ] && WANT='"disk-key"'
+WRAPPED_IN=""
+if [ -n "$DISK_KEY_WRAPPED" ] && [ -r "$DISK_KEY_WRAPPED" ]; then
+  WRAPPED_IN=$(tr -d ' \n' < "$DISK_KEY_WRAPPED")
+  printf '%s' "$WRAPPED_IN" | grep -Eq '^[A-Za-z0-9_-]{1,8192}$' || WRAPPED_IN=""
+fi
 # This client gathers generic TPM 2.0 evidence (EK certificate + AK quote, the `tpm` format).
 case $PLATFORM in
   auto|generic) ;;
@@ -226,7 +249,9 @@ build_attest() { # $1 = extra evidence members (e.g. the activation answer), wri
   tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
   PCRS=$(hex_file "$WORK/q.pcrs" | awk '{ for (i = 0; i < 24; i++) printf "%s\"%d\":\"%s\"", (i ? "," : ""), i, substr($0, i * 64 + 1, 64) }')
   {
-    printf '{"challengeId":"%s","provider":"tpm","format":"tpm","want":["bootstrap-token"],"evidence":{' "$CH_ID"
+    printf '{"challengeId":"%s","provider":"tpm","format":"tpm","want":[%s],' "$CH_ID" "$WANT"
+    [ -n "$WRAPPED_IN" ] && printf '"diskKey":{"wrapped":"%s"},' "$WRAPPED_IN"
+    printf '"evidence":{'
     printf '"ak_public":"%s","ek_public":"%s",' "$(b64url_file "$WORK/ak.pub")" "$(b64url_file "$WORK/ek.pub")"
     printf '"quote":{"message":"%s","signature":"%s"},' "$(b64url_file "$WORK/q.msg")" "$(b64url_file "$WORK/q.sig")"
     printf '"pcrs":{"sha256":{%s}}' "$PCRS"
@@ -372,11 +397,6 @@ else
   grep -q '"release"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_RELEASE_INVALID: no release in the answer"
   log "warning: the broker sent the release unsealed (the cluster's policy allows it); set release.tpmSeal on the broker to seal it to this TPM"
 fi
-json_str "$WORK/resp" kubeconfig > "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: no kubeconfig in the release"
-TOKEN=$(json_exact bootstrapToken) || die 1 "JOIN_RELEASE_INVALID: no bootstrapToken"
-TOKEN=${TOKEN%x}
-one_line "$TOKEN" '^[a-z0-9]{6}\.[a-z0-9]{16}$' || die 1 "JOIN_RELEASE_INVALID: malformed bootstrap token"
-grep -qF "$TOKEN" "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: the kubeconfig does not carry the token"
 NODE=$(json_exact nodeName) || die 1 "JOIN_RELEASE_INVALID: no nodeName"
 NODE=${NODE%x}
 # A DNS-1123 subdomain: the kubelet registers under it and it goes into configuration files.
@@ -386,6 +406,46 @@ fi
 # The broker echoes the challenge nonce it answers: refuse a release for another attempt.
 REL_NONCE=$(json_str "$WORK/resp" nonce 2>/dev/null || :)
 if [ -n "$REL_NONCE" ] && [ "$REL_NONCE" != "$NONCE" ]; then die 1 "JOIN_RELEASE_INVALID: the release answers another challenge"; fi
+
+# write_atomic SOURCE DEST: a 0600 temporary file beside DEST, synced, then renamed over it.
+write_atomic() {
+  d=$(dirname "$2")
+  mkdir -p "$d" 2>/dev/null || return 1
+  t=$(mktemp "$d/.$(basename "$2").XXXXXX" 2>/dev/null) || return 1
+  if cat "$1" > "$t" && chmod 0600 "$t" && { sync "$t" 2>/dev/null || sync; } && mv -f "$t" "$2"; then return 0; fi
+  rm -f "$t"
+  return 1
+}
+
+# The disk key: first of the files, checked before anything is written.
+if [ -n "$DISK_KEY_OUT" ]; then
+  grep -q '"diskKeyForRecipient"' "$WORK/resp" && die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, which this client cannot open; configure the broker with nitroRecipient: false"
+  grep -q '"diskKey"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_DISK_KEY_MISSING: the release carries no disk key (does the policy grant disk-key?)"
+  DK=$(json_exact key) || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
+  DK=${DK%x}
+  DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKey.wrapped"
+  DW=${DW%x}
+  if ! one_line "$DK" '^[A-Za-z0-9_-]{43}$' || ! one_line "$DW" '^[A-Za-z0-9_-]{1,8192}$'; then
+    die 1 "JOIN_RELEASE_INVALID: diskKey is not base64url (a 32-byte key)"
+  fi
+  b64url_decode_to "$DK" "$WORK/disk.key" || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
+  DK=""
+  [ "$(wc -c < "$WORK/disk.key" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: diskKey.key is not 32 bytes"
+  printf '%s' "$DW" > "$WORK/disk.wrapped"
+fi
+if [ -n "$DISK_KEY_ONLY" ]; then
+  write_atomic "$WORK/disk.key" "$DISK_KEY_OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $DISK_KEY_OUT"
+  rm -f "$WORK/disk.key"
+  write_atomic "$WORK/disk.wrapped" "$DISK_KEY_WRAPPED" || die 1 "JOIN_WRITE_FAILED: cannot write $DISK_KEY_WRAPPED"
+  log "disk key for $NODE written to $DISK_KEY_OUT"
+  exit 0
+fi
+
+json_str "$WORK/resp" kubeconfig > "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: no kubeconfig in the release"
+TOKEN=$(json_exact bootstrapToken) || die 1 "JOIN_RELEASE_INVALID: no bootstrapToken"
+TOKEN=${TOKEN%x}
+one_line "$TOKEN" '^[a-z0-9]{6}\.[a-z0-9]{16}$' || die 1 "JOIN_RELEASE_INVALID: malformed bootstrap token"
+grep -qF "$TOKEN" "$WORK/kubeconfig" || die 1 "JOIN_RELEASE_INVALID: the kubeconfig does not carry the token"
 
 # Rendered in full before anything is written; the same bytes as deploy/node/client/bootstrap.ts.
 if [ -n "$NODE_NAME_OUT" ]; then printf '%s\n' "$NODE" > "$WORK/node-name"; fi
@@ -441,15 +501,11 @@ if [ -n "$KUBEADM_CONFIG_OUT" ]; then
   } > "$WORK/kubeadm-config"
 fi
 
-# write_atomic SOURCE DEST: a 0600 temporary file beside DEST, synced, then renamed over it.
-write_atomic() {
-  d=$(dirname "$2")
-  mkdir -p "$d" 2>/dev/null || return 1
-  t=$(mktemp "$d/.$(basename "$2").XXXXXX" 2>/dev/null) || return 1
-  if cat "$1" > "$t" && chmod 0600 "$t" && { sync "$t" 2>/dev/null || sync; } && mv -f "$t" "$2"; then return 0; fi
-  rm -f "$t"
-  return 1
-}
+if [ -n "$DISK_KEY_OUT" ]; then
+  write_atomic "$WORK/disk.key" "$DISK_KEY_OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $DISK_KEY_OUT"
+  rm -f "$WORK/disk.key"
+  write_atomic "$WORK/disk.wrapped" "$DISK_KEY_WRAPPED" || die 1 "JOIN_WRITE_FAILED: cannot write $DISK_KEY_WRAPPED"
+fi
 if [ -n "$NODE_NAME_OUT" ]; then write_atomic "$WORK/node-name" "$NODE_NAME_OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $NODE_NAME_OUT"; fi
 if [ -n "$KUBELET_CONFIG_OUT" ]; then write_atomic "$WORK/kubelet-config" "$KUBELET_CONFIG_OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $KUBELET_CONFIG_OUT"; fi
 if [ -n "$KUBEADM_CONFIG_OUT" ]; then write_atomic "$WORK/kubeadm-config" "$KUBEADM_CONFIG_OUT" || die 1 "JOIN_WRITE_FAILED: cannot write $KUBEADM_CONFIG_OUT"; fi

@@ -91,7 +91,8 @@ clusters:
           trust: { dir: join(dir, 'trust'), anchors: [{ id: 'swtpm-ek-root', file: rootFile, sha256: rootSha, source: 'test' }] },
           providers: { tpm: { enabled: true, options: { ekRoots: ['swtpm-ek-root'] } } },
           policy: { file: join(dir, 'policy.yaml'), watch: false },
-          release: { mode: 'dev', audit: { file: join(dir, 'audit.jsonl') } },
+          // tpmSeal: the shell client sends no ephemeral key; its release is sealed to its TPM.
+          release: { mode: 'dev', tpmSeal: 'when-available', audit: { file: join(dir, 'audit.jsonl') } },
           log: { level: 'debug' },
         },
         mkdtempSync(join(dir, 'cfg-')),
@@ -191,6 +192,19 @@ clusters:
     }
     expect(existsSync(keyFile())).toBe(false);
     expect(testKey(key)).toBe(true);
+  }, 120_000);
+
+  it('the shell client gets the same disk key (--disk-key-only, wrapped form from the earlier boot), sealed to its TPM', async () => {
+    const out = join(shm, 'sh.key');
+    const r = await run('sh', ['deploy/node/attest-join.sh', '--broker', url, '--ca-pin', tls.pin, '--cluster', 'prod', '--no-event-log', '--deadline', '60',
+      '--disk-key-only', '--disk-key-out', out, '--disk-key-wrapped', wrapped()], { env: { ...tpm.env, PATH: process.env.PATH! } }).catch((e: { code?: number; stderr?: string }) => ({ stderr: e.stderr ?? '', code: e.code }));
+    expect((r as { code?: number }).code ?? 0, r.stderr).toBe(0);
+    expect(r.stderr).toContain('release sealed to this TPM opened');
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(readFileSync(out).equals(keys[0]!)).toBe(true);
+    rmSync(out);
+    // No token in a disk-key-only release, and nothing else written.
+    expect(existsSync(join(dir, 'unused-kubeconfig'))).toBe(false);
   }, 120_000);
 
   it('refuses a key that is not on tmpfs, a device with data on it, and a wrong key; the key file is always removed', async () => {
