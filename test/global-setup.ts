@@ -32,6 +32,14 @@ export const REQUIRED_TOOLS: Readonly<Record<string, string>> = {
   shellcheck: 'shellcheck',
   kubectl: 'kubernetes-client',
   python3: 'python3',
+  // The disk key into LUKS (test/deploy/disk-unlock.test.ts) and the cloud-init run in a private
+  // mount namespace (test/deploy/cloud-init-run.test.ts).
+  cryptsetup: 'cryptsetup-bin',
+  dmsetup: 'dmsetup',
+  losetup: 'mount',
+  mkswap: 'util-linux',
+  blkid: 'util-linux',
+  unshare: 'util-linux',
 };
 
 function present(tool: string): boolean {

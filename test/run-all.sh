@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 # Every tool the suite drives (test/global-setup.ts fails the run when one is missing: no test
 # is ever skipped for want of a tool).
-APT_PACKAGES=(redis-server redis-tools swtpm swtpm-tools tpm2-tools openssl curl dash python3 systemd systemd-boot-efi binutils pesign osslsigncode cloud-init shellcheck)
+APT_PACKAGES=(redis-server redis-tools swtpm swtpm-tools tpm2-tools openssl curl dash python3 systemd systemd-boot-efi binutils pesign osslsigncode cloud-init shellcheck cryptsetup-bin dmsetup mount util-linux)
 
 if [[ "${ATTEST_SKIP_APT:-0}" != 1 ]]; then
   missing=()
