@@ -294,6 +294,18 @@ send_attest() {
   done
 }
 
+# activate CODE FILE OUT: TPM2_ActivateCredential of the tpm2-tools credential FILE (magic
+# 0xBADCC0DE, version 1, TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET) with this attempt's EK and AK
+# (the EK's policy is PolicySecret(endorsement)); the secret to OUT. Failures name CODE.
+activate() {
+  [ "$(od -An -N8 -tx1 "$2" | tr -d ' \n')" = badcc0de00000001 ] || die 1 "$1: not a tpm2-tools credential file"
+  tpm2_startauthsession --policy-session -S "$WORK/act-session.ctx" >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_startauthsession"
+  tpm2_policysecret -S "$WORK/act-session.ctx" -c e >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_policysecret"
+  tpm2_activatecredential -c "$WORK/ak.ctx" -C "$WORK/ek.ctx" -i "$2" -o "$3" -P "session:$WORK/act-session.ctx" >/dev/null \
+    || die 1 "$1: this TPM cannot open it (tpm2_activatecredential failed)"
+  tpm2_flushcontext "$WORK/act-session.ctx" >/dev/null 2>&1 || :; tpm2_flushcontext -t >/dev/null 2>&1 || :
+}
+
 attempt() {
   get_challenge
   make_keys
@@ -307,13 +319,7 @@ attempt() {
     ACT_ID=$(json_str "$WORK/resp" id) || die 1 "JOIN_ACTIVATION_INVALID: no activation id"
     printf '%s' "$ACT_ID" | grep -Eq '^[A-Za-z0-9_-]{8,128}$' || die 1 "JOIN_ACTIVATION_INVALID: odd activation id"
     b64url_decode_to "$(json_str "$WORK/resp" credential)" "$WORK/cred.blob" || die 1 "JOIN_ACTIVATION_INVALID: credential"
-    # tpm2-tools credential file: magic 0xBADCC0DE, version 1, TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET.
-    [ "$(od -An -N8 -tx1 "$WORK/cred.blob" | tr -d ' \n')" = badcc0de00000001 ] || die 1 "JOIN_ACTIVATION_INVALID: not a tpm2-tools credential file"
-    tpm2_startauthsession --policy-session -S "$WORK/session.ctx" >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_startauthsession"
-    tpm2_policysecret -S "$WORK/session.ctx" -c e >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_policysecret"
-    tpm2_activatecredential -c "$WORK/ak.ctx" -C "$WORK/ek.ctx" -i "$WORK/cred.blob" -o "$WORK/cred.out" -P "session:$WORK/session.ctx" >/dev/null \
-      || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_activatecredential"
-    tpm2_flushcontext "$WORK/session.ctx" >/dev/null 2>&1 || :; tpm2_flushcontext -t >/dev/null 2>&1 || :
+    activate JOIN_ACTIVATION_INVALID "$WORK/cred.blob" "$WORK/cred.out"
     get_challenge
     build_attest ",\"activation\":{\"id\":\"$ACT_ID\",\"secret\":\"$(b64url_file "$WORK/cred.out")\"}"
     send_attest
@@ -366,12 +372,7 @@ open_tpm_sealed() {
     [ "$(json_str "$WORK/jwe.hdr" "${kv%%=*}")" = "${kv#*=}" ] || die 1 "JOIN_RELEASE_INVALID: not a TPM-sealed release this client can open (${kv%%=*})"
   done
   b64url_decode_to "$(json_str "$WORK/jwe.hdr" tpm_cred)" "$WORK/seal.blob" || die 1 "JOIN_RELEASE_INVALID: tpm_cred"
-  [ "$(od -An -N8 -tx1 "$WORK/seal.blob" | tr -d ' \n')" = badcc0de00000001 ] || die 1 "JOIN_RELEASE_INVALID: tpm_cred is not a tpm2-tools credential file"
-  tpm2_startauthsession --policy-session -S "$WORK/seal-session.ctx" >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_startauthsession"
-  tpm2_policysecret -S "$WORK/seal-session.ctx" -c e >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_policysecret"
-  tpm2_activatecredential -c "$WORK/ak.ctx" -C "$WORK/ek.ctx" -i "$WORK/seal.blob" -o "$WORK/seal.key" -P "session:$WORK/seal-session.ctx" >/dev/null \
-    || die 1 "JOIN_RELEASE_INVALID: this TPM cannot open the sealed release (tpm2_activatecredential failed)"
-  tpm2_flushcontext "$WORK/seal-session.ctx" >/dev/null 2>&1 || :; tpm2_flushcontext -t >/dev/null 2>&1 || :
+  activate "JOIN_RELEASE_INVALID: the sealed release" "$WORK/seal.blob" "$WORK/seal.key"
   K=$(hex_file "$WORK/seal.key"); rm -f "$WORK/seal.key"
   [ ${#K} -eq 64 ] || die 1 "JOIN_RELEASE_INVALID: the sealed key is not 32 bytes"
   MAC_KEY=$(printf '%s' "$K" | cut -c1-32); ENC_KEY=$(printf '%s' "$K" | cut -c33-64); K=""

@@ -84,7 +84,7 @@ describe('attest-join.sh (dash + tpm2-tools + curl + openssl)', () => {
 
   it.each([
     ['tampered', 'tag does not verify'],
-    ['other-ak', 'this TPM cannot open the sealed release'],
+    ['other-ak', 'the sealed release: this TPM cannot open it'],
   ] as const)('refuses a TPM-sealed release that is %s: exit 1, nothing written', async (kind, msg) => {
     const b = await broker({ tpmSeal: kind });
     const r = await sh(b);
