@@ -225,6 +225,9 @@ export class CsrApprover {
         await o.audit.record({ type: 'token-retired', cluster: o.cluster, tokenId: id, csr: csr.metadata.name, nodeName: st.nodeName });
         o.logger.info({ cluster: o.cluster, tokenId: id, csr: csr.metadata.name }, 'bootstrap token retired: the node has its client certificate');
         o.onHandled?.(csr, { retired: id });
+        // The state now says used, which stops any further retirement: forget the entry, so the
+        // map holds only retirements still pending.
+        this.#retiring.delete(id);
       } catch (e) {
         this.#retiring.delete(id); // the next observation retries
         o.logger.warn({ cluster: o.cluster, tokenId: id, code: e instanceof AttestError ? e.code : 'UNKNOWN' }, 'bootstrap token not retired yet; will retry');
