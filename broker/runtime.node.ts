@@ -184,7 +184,9 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
       bodyLimitBytes: cfg.limits.bodyBytes,
       trustedProxies: cfg.listen.trustedProxies,
       rateLimits: { challenge: cfg.limits.challengesPerAddress, attest: cfg.limits.attestsPerAddress, identity: cfg.limits.attestsPerIdentity },
-      providerOptions: Object.fromEntries(Object.entries(cfg.providers).map(([k, v]) => [k, v.options])),
+      // No per-request provider options: `providers.<p>.options` configured each provider once, at
+      // its factory (buildProviders). Passing them again as ctx.options would have them checked
+      // against the providers' per-call schemas, which differ (Azure, AWS).
     },
   };
   return {
