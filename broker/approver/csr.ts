@@ -117,18 +117,3 @@ async function keyTypeOf(csr: x509.Pkcs10CertificateRequest): Promise<CsrFacts['
   }
   return `unsupported:${alg.name ?? 'unknown'}`;
 }
-
-/** Canonical text of an IP address for comparison (IPv6 lower-case, zero-compressed, as WHATWG URL prints it). */
-export function canonicalIp(ip: string): string | null {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) {
-    const parts = ip.split('.').map(Number);
-    if (parts.some((p) => p > 255)) return null;
-    return parts.join('.');
-  }
-  if (!ip.includes(':') || !/^[0-9a-fA-F:.]+$/.test(ip)) return null;
-  try {
-    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-  } catch {
-    return null;
-  }
-}

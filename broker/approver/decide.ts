@@ -27,7 +27,8 @@
  * tokens of kubeadm or another tool) is left alone, unless `foreignBootstrapTokens: deny`.
  * A bootstrap token that names the broker's own group but is unknown to it is always denied.
  */
-import { readCsr, canonicalIp, type CsrFacts, type KeyType } from './csr.js';
+import { readCsr, type CsrFacts, type KeyType } from './csr.js';
+import { inCidr, parseCidr, parseIp } from '../http/address.js';
 import type { TokenState } from '../release/issuer.js';
 import type { NodeRecord } from './nodes.js';
 import { DEFAULT_GROUP } from '../release/token.js';
@@ -144,26 +145,21 @@ function commonProblem(f: CsrFacts, name: string, ctx: DecideContext): { reason:
   return null;
 }
 
-function ipInCidr(ip: string, cidr: string): boolean {
-  const [net, lenS] = cidr.split('/');
-  const a = toBits(ip);
-  const b = net === undefined ? null : toBits(net);
-  const len = Number(lenS);
-  if (!a || !b || a.length !== b.length || !Number.isInteger(len) || len < 0 || len > a.length) return false;
-  return a.slice(0, len) === b.slice(0, len);
-}
-
-function toBits(ip: string): string | null {
-  const c = canonicalIp(ip);
-  if (!c) return null;
-  if (!c.includes(':')) return c.split('.').map((p) => Number(p).toString(2).padStart(8, '0')).join('');
-  const [head, tail] = c.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  if (t.some((x) => x.includes('.')) || h.some((x) => x.includes('.'))) return null;
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  if (groups.length !== 8) return null;
-  return groups.map((g) => parseInt(g, 16).toString(2).padStart(16, '0')).join('');
+/** Is `ip` one of the proven addresses or inside an allowed range (the broker's one IP parser)? */
+function addressAllowed(ip: string, proven: readonly string[], cidrs: readonly string[]): boolean {
+  const p = parseIp(ip);
+  if (!p) return false;
+  if (proven.some((x) => {
+    const q = parseIp(x);
+    return q !== undefined && q.v === p.v && q.bits === p.bits;
+  })) return true;
+  return cidrs.some((c) => {
+    try {
+      return inCidr(p, parseCidr(c));
+    } catch {
+      return false;
+    }
+  });
 }
 
 export async function decide(csr: Csr, ctx: DecideContext): Promise<Verdict> {
@@ -221,11 +217,7 @@ export async function decide(csr: Csr, ctx: DecideContext): Promise<Verdict> {
     if (u) return { action: 'deny', kind, nodeName: name, reason: 'UsagesInvalid', message: u };
     const dnsOk = new Set([...rec.dnsNames, ...(ctx.serving.dnsNames ?? []).map((d) => d.replaceAll('{node}', name))]);
     const badDns = f.dnsNames.filter((d) => !dnsOk.has(d.toLowerCase()));
-    const ipOk = new Set(rec.ipAddresses.map((i) => canonicalIp(i)));
-    const badIp = f.ipAddresses.filter((i) => {
-      const c = canonicalIp(i);
-      return !c || (!ipOk.has(c) && !(ctx.serving.ipCidrs ?? []).some((cidr) => ipInCidr(c, cidr)));
-    });
+    const badIp = f.ipAddresses.filter((i) => !addressAllowed(i, rec.ipAddresses, ctx.serving.ipCidrs ?? []));
     if (badDns.length || badIp.length) {
       return {
         action: 'deny',

@@ -45,6 +45,7 @@ import { tokenReviewHandler, type TokenReviewCaller } from './tokenreview.js';
 import type { TokenReviewHandler } from '../app.js';
 import { sha256 } from '../../providers/common/digest.js';
 import { hostname } from 'node:os';
+import { parseCidr } from '../http/address.js';
 import { toHex } from '../../providers/common/encoding.js';
 import type { KubeClient } from './kube.js';
 import { CsrApprover } from '../approver/controller.js';
@@ -118,7 +119,14 @@ const TokenReviewSchema = z
   })
   .strict();
 
-const CIDR = z.string().refine((c) => /^(\d{1,3}(\.\d{1,3}){3}\/\d{1,2}|[0-9a-fA-F:]+\/\d{1,3})$/.test(c), 'must be a CIDR such as 10.0.0.0/16');
+const CIDR = z.string().refine((c) => {
+  try {
+    parseCidr(c);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a CIDR such as 10.0.0.0/16');
 
 /**
  * The CSR approver (docs/approver.md). It acts for every cluster of `release.clusters` that has
