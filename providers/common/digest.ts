@@ -1,7 +1,12 @@
 /**
  * @module providers/common/digest
  *
- * Hashing through WebCrypto (runs on Node and Workers).
+ * Hashing. WebCrypto (`crypto.subtle.digest`) runs everywhere but is asynchronous: on Node each
+ * call is a thread-pool job and a promise (~10 µs), which dominates replaying an event log (one
+ * extend per event per bank). Where the runtime offers a synchronous hash — Node's `node:crypto`,
+ * reached through `process.getBuiltinModule` (Node ≥ 20.16) without importing a Node module here —
+ * `digestSync` uses it; otherwise it is `null` and callers keep the WebCrypto path. Both produce
+ * the same bytes (test/common/digest.test.ts).
  */
 export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
@@ -12,7 +17,45 @@ export function webHashName(h: HashName): string {
   return WEB[h];
 }
 
+/** A synchronous hash function, when the runtime has one. */
+export type SyncHasher = (h: HashName, ...parts: Uint8Array[]) => Uint8Array;
+
+interface NodeHash {
+  update(d: Uint8Array): NodeHash;
+  digest(): Uint8Array;
+}
+function detectSyncHasher(): SyncHasher | null {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const mod = proc?.getBuiltinModule?.('node:crypto') as { createHash?: (alg: string) => NodeHash } | undefined;
+  const createHash = mod?.createHash;
+  if (typeof createHash !== 'function') return null;
+  return (h, ...parts) => {
+    const x = createHash(h);
+    for (const p of parts) x.update(p);
+    const b = x.digest();
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  };
+}
+
+let syncHasher: SyncHasher | null = detectSyncHasher();
+
+/** The runtime's synchronous hash, or null (Workers without node:crypto, or turned off). */
+export function digestSync(): SyncHasher | null {
+  return syncHasher;
+}
+
+/**
+ * Replaces the synchronous hash (`null`: WebCrypto only). For tests that prove both paths agree,
+ * and for runtimes that provide their own; returns the previous one.
+ */
+export function setSyncHasher(h: SyncHasher | null): SyncHasher | null {
+  const prev = syncHasher;
+  syncHasher = h;
+  return prev;
+}
+
 export async function digest(h: HashName, data: Uint8Array): Promise<Uint8Array> {
+  if (syncHasher) return syncHasher(h, data);
   return new Uint8Array(await crypto.subtle.digest(WEB[h], data as Uint8Array<ArrayBuffer>));
 }
 

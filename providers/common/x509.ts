@@ -12,12 +12,19 @@
  * - every issuer is a CA (basicConstraints cA=TRUE) with keyCertSign when keyUsage is present,
  *   and path-length constraints hold;
  * - depth and intermediate counts are capped.
+ *
+ * Memos (per process, bounded, keyed by SHA-256 of the DER, filled only from chains that validated
+ * to a pinned anchor): the issuer keys of anchors and intermediates stay imported, and a CA→CA
+ * link whose signature verified is not verified again. The leaf's signature is verified on every
+ * call, and validity, CA flags and path length are checked on every call at the caller's time, so
+ * a warm memo never admits a certificate that has expired since (test/common/chain-memo.test.ts).
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { AttestError, malformed, rejected, configError } from './errors.js';
 import { toHex } from './encoding.js';
-import { sha256 } from './digest.js';
+import { digestSync, sha256 } from './digest.js';
+import { BoundedMemo } from './memo.js';
 
 x509.cryptoProvider.set(globalThis.crypto);
 
@@ -75,8 +82,16 @@ export function certDer(c: Certificate): Uint8Array {
   return new Uint8Array(c.rawData);
 }
 
+const FINGERPRINTS = new WeakMap<Certificate, string>();
+
 export async function fingerprint(c: Certificate): Promise<string> {
-  return toHex(await sha256(certDer(c)));
+  let fp = FINGERPRINTS.get(c);
+  if (fp === undefined) {
+    const hs = digestSync();
+    fp = toHex(hs ? hs('sha256', certDer(c)) : await sha256(certDer(c)));
+    FINGERPRINTS.set(c, fp);
+  }
+  return fp;
 }
 
 /** Builds an anchor from certificate bytes, refusing anything whose hash is not the pin. */
@@ -125,12 +140,50 @@ function checkIsCa(c: Certificate, belowCas: number, what: string): void {
   }
 }
 
-async function signedBy(child: Certificate, issuer: Certificate): Promise<boolean> {
+/** Imported issuer keys, by issuer fingerprint and the signature algorithm they verify. */
+const ISSUER_KEYS = new BoundedMemo<CryptoKey>(512);
+/** CA→CA links (child fingerprint > issuer fingerprint) whose signature verified in a valid chain. */
+const VERIFIED_LINKS = new BoundedMemo<true>(2048);
+
+/** Empties the chain memos (tests that count signature verifications). */
+export function clearChainMemo(): void {
+  ISSUER_KEYS.clear();
+  VERIFIED_LINKS.clear();
+}
+
+function sigAlgKey(c: Certificate): string {
+  const a = c.signatureAlgorithm as Algorithm & { hash?: Algorithm | string };
+  const h = typeof a.hash === 'string' ? a.hash : (a.hash?.name ?? '');
+  return `${a.name}/${h}`;
+}
+
+async function signedBy(child: Certificate, issuer: Certificate, childFp: string, issuerFp: string): Promise<boolean> {
   if (child.issuer !== issuer.subject) return false;
+  if (VERIFIED_LINKS.has(`${childFp}>${issuerFp}`)) return true;
   try {
-    return await child.verify({ publicKey: issuer.publicKey, signatureOnly: true });
+    const cached = ISSUER_KEYS.get(`${issuerFp}|${sigAlgKey(child)}`);
+    return await child.verify({ publicKey: cached ?? issuer.publicKey, signatureOnly: true });
   } catch {
     return false;
+  }
+}
+
+/** After a chain validated: keep its issuers' keys imported and its CA→CA links verified. */
+async function remember(path: readonly Certificate[], fps: readonly string[]): Promise<void> {
+  for (let i = 0; i + 1 < path.length; i++) {
+    const child = path[i]!;
+    const issuer = path[i + 1]!;
+    const k = `${fps[i + 1]}|${sigAlgKey(child)}`;
+    if (!ISSUER_KEYS.has(k)) {
+      try {
+        const alg = { ...issuer.publicKey.algorithm, ...child.signatureAlgorithm } as Algorithm;
+        ISSUER_KEYS.set(k, await issuer.publicKey.export(alg, ['verify'], globalThis.crypto));
+      } catch {
+        // not importable on its own (the library's path still verifies it): no memo
+      }
+    }
+    // The leaf's own signature is checked on every call; only links between CAs are memoised.
+    if (i > 0) VERIFIED_LINKS.set(`${fps[i]}>${fps[i + 1]}`, true);
   }
 }
 
@@ -167,23 +220,29 @@ export async function verifyChain(o: ChainOptions): Promise<ValidatedChain> {
   // An evidence copy of a pinned root is not an intermediate.
   const pool = inters.filter((_, i) => !anchorFps.has(interFps[i] as string));
 
+  const poolFps = interFps.filter((fp) => !anchorFps.has(fp));
   const path: Certificate[] = [o.leaf];
+  const fps: string[] = [await fingerprint(o.leaf)];
   checkValidity(o.leaf, o.at, `${what}: leaf`);
   let current = o.leaf;
   const used = new Set<Certificate>();
   for (;;) {
     if (path.length >= maxDepth) throw rejected(X509Codes.CHAIN_INVALID, `${what} is longer than ${maxDepth}`);
+    const currentFp = fps[fps.length - 1]!;
     for (const a of o.anchors) {
-      if (await signedBy(current, a.cert)) {
+      if (await signedBy(current, a.cert, currentFp, a.sha256)) {
         checkValidity(a.cert, o.at, `${what}: root ${a.id}`);
         checkIsCa(a.cert, path.length - 1, `${what}: root ${a.id}`);
+        await remember([...path, a.cert], [...fps, a.sha256]);
         return { path: [...path, a.cert], anchor: a };
       }
     }
     let next: Certificate | undefined;
-    for (const c of pool) {
-      if (!used.has(c) && (await signedBy(current, c))) {
+    let nextFp = '';
+    for (const [i, c] of pool.entries()) {
+      if (!used.has(c) && (await signedBy(current, c, currentFp, poolFps[i]!))) {
         next = c;
+        nextFp = poolFps[i]!;
         break;
       }
     }
@@ -200,6 +259,7 @@ export async function verifyChain(o: ChainOptions): Promise<ValidatedChain> {
     checkValidity(next, o.at, `${what}: intermediate "${next.subject}"`);
     checkIsCa(next, path.length - 1, `${what}: intermediate "${next.subject}"`);
     path.push(next);
+    fps.push(nextFp);
     current = next;
   }
 }

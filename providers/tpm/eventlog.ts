@@ -45,7 +45,7 @@
  */
 import { ByteReader, concat } from '../common/bytes.js';
 import { timingSafeEqual } from '../common/ct.js';
-import { digest, HASH_SIZE, type HashName } from '../common/digest.js';
+import { digest, digestSync, HASH_SIZE, type HashName } from '../common/digest.js';
 import { fromHex, toHex } from '../common/encoding.js';
 import { malformed, rejected, CommonCodes } from '../common/errors.js';
 import type { Hex, PcrBank } from '../common/types.js';
@@ -391,7 +391,17 @@ async function replayRaw(log: EventLog, later: LaterExtends = new Map(), only?: 
     const size = HASH_SIZE[h];
     const pcrs = new Map<number, Uint8Array>();
     out.set(bank, pcrs);
+    const hs = digestSync();
     for (const pcr of pcrsTouched) {
+      if (hs) {
+        // One synchronous pass per PCR chain: no job or promise per extend.
+        let v: Uint8Array = new Uint8Array(size);
+        if (pcr === 0 && log.startupLocality !== undefined) v[size - 1] = log.startupLocality;
+        for (const ev of byPcr.get(pcr) ?? []) v = hs(h, v, ev.digests.get(algId)!);
+        for (const item of later.get(pcr) ?? []) v = hs(h, v, hs(h, item));
+        pcrs.set(pcr, v);
+        continue;
+      }
       jobs.push(
         (async () => {
           let v: Uint8Array = new Uint8Array(size);

@@ -18,6 +18,7 @@ import { malformed, rejected, AttestError } from '../common/errors.js';
 import { fromBase64Url, toBase64Url } from '../common/encoding.js';
 import { sha256 } from '../common/digest.js';
 import { timingSafeEqual } from '../common/ct.js';
+import { BoundedMemo } from '../common/memo.js';
 import { TpmCodes } from './codes.js';
 import { curveSize, type SignScheme, type TpmHash, type TpmtPublic } from './structures.js';
 
@@ -93,6 +94,17 @@ export function keyFromEcPoint(point: Uint8Array, crv: 'P-256' | 'P-384'): Norma
  * encoding byte for byte, so one key has one digest.
  */
 export async function keyFromSpki(der: Uint8Array): Promise<NormalizedKey> {
+  // A pure function of the bytes: memoised per process (bounded), keyed by the DER itself.
+  const memoKey = toBase64Url(der);
+  const hit = SPKI_KEYS.get(memoKey);
+  if (hit) return hit;
+  const key = await keyFromSpkiUncached(der);
+  SPKI_KEYS.set(memoKey, key);
+  return key;
+}
+const SPKI_KEYS = new BoundedMemo<NormalizedKey>(1024);
+
+async function keyFromSpkiUncached(der: Uint8Array): Promise<NormalizedKey> {
   const attempts: (RsaHashedImportParams | EcKeyImportParams)[] = [
     { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
     { name: 'ECDSA', namedCurve: 'P-256' },
@@ -175,9 +187,15 @@ export function verifyParams(scheme: SignScheme, hash: TpmHash, k: NormalizedKey
   return { importAlg: { name: 'RSA-PSS', hash: h }, verifyAlg: { name: 'RSA-PSS', saltLength: hLen } as RsaPssParams };
 }
 
+const VERIFY_KEYS = new BoundedMemo<CryptoKey>(1024);
+
 /** Imports the key into WebCrypto for one scheme. */
 export async function importVerifyKey(k: NormalizedKey, scheme: SignScheme, hash: TpmHash): Promise<{ key: CryptoKey; verifyAlg: Algorithm }> {
   const { importAlg, verifyAlg } = verifyParams(scheme, hash, k);
+  // Imported keys are memoised per process (bounded), keyed by scheme, hash and the key itself.
+  const memoKey = k.kty === 'RSA' ? `${scheme}/${hash}/RSA/${toBase64Url(k.n)}/${toBase64Url(k.e)}` : `${scheme}/${hash}/${k.crv}/${toBase64Url(k.x)}/${toBase64Url(k.y)}`;
+  const hit = VERIFY_KEYS.get(memoKey);
+  if (hit) return { key: hit, verifyAlg };
   try {
     // EC keys go in as a raw SEC1 point: WebCrypto validates the point either way, and on Node
     // the raw import costs about half of a JWK import (bench/tpm-quote.bench.mjs).
@@ -185,6 +203,7 @@ export async function importVerifyKey(k: NormalizedKey, scheme: SignScheme, hash
       k.kty === 'EC'
         ? await crypto.subtle.importKey('raw', concat(new Uint8Array([4]), k.x, k.y) as Uint8Array<ArrayBuffer>, importAlg, false, ['verify'])
         : await crypto.subtle.importKey('jwk', keyToJwk(k), importAlg, false, ['verify']);
+    VERIFY_KEYS.set(memoKey, key);
     return { key, verifyAlg };
   } catch (cause) {
     throw bad('the AK cannot be imported for verification', cause);

@@ -94,6 +94,41 @@ describe('encoding', () => {
   });
 });
 
+describe('canonical base64 without re-encoding', () => {
+  // Oracle: a string is canonical iff Node's encoder gives it back for the bytes it decodes to.
+  const canonical = (s: string): boolean => {
+    const stripped = s.replace(/=+$/, '');
+    if (stripped.length % 4 === 1) return false;
+    const padded = stripped.length % 4 === 0 ? s === stripped : s === stripped || s === stripped + '='.repeat(4 - (stripped.length % 4));
+    return padded && Buffer.from(stripped, 'base64').toString('base64').replace(/=+$/, '') === stripped;
+  };
+  const ok = (f: () => unknown): boolean => {
+    try {
+      f();
+      return true;
+    } catch (e) {
+      expect(code(() => { throw e; })).toBe('BAD_ENCODING');
+      return false;
+    }
+  };
+  it('accepts exactly the strings the encoder produces (every pad-bit pattern, every padding)', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...alphabet), { maxLength: 11 }), fc.integer({ min: 0, max: 3 }), (chars, pads) => {
+        const s = chars.join('') + '='.repeat(pads);
+        if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || (s.includes('=') && s.length % 4 !== 0)) return;
+        expect(ok(() => fromBase64Any(s))).toBe(canonical(s));
+        if (ok(() => fromBase64Any(s))) expect(Buffer.from(fromBase64Any(s)).toString('base64').replace(/=+$/, '')).toBe(s.replace(/=+$/, ''));
+      }),
+      { numRuns: 5000 },
+    );
+    for (const last of alphabet) {
+      expect(ok(() => fromBase64Url(`AA${last === '+' ? '-' : last === '/' ? '_' : last}`))).toBe(canonical(`AA${last}`));
+      expect(ok(() => fromBase64Url(`A${last === '+' ? '-' : last === '/' ? '_' : last}`))).toBe(canonical(`A${last}`));
+    }
+  });
+});
+
 describe('timingSafeEqual', () => {
   it('compares equal-length inputs fully and rejects different lengths', () => {
     expect(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2]))).toBe(true);
