@@ -8,7 +8,7 @@ import { digest, digestSync, setSyncHasher, type HashName } from '../../provider
 
 const HASHES: HashName[] = ['sha1', 'sha256', 'sha384', 'sha512'];
 const web = async (h: HashName, d: Uint8Array) =>
-  new Uint8Array(await crypto.subtle.digest({ sha1: 'SHA-1', sha256: 'SHA-256', sha384: 'SHA-384', sha512: 'SHA-512' }[h], d));
+  new Uint8Array(await crypto.subtle.digest({ sha1: 'SHA-1', sha256: 'SHA-256', sha384: 'SHA-384', sha512: 'SHA-512' }[h], d as Uint8Array<ArrayBuffer>));
 
 describe('digest', () => {
   const installed = digestSync();
