@@ -31,6 +31,7 @@ import { timingSafeEqual } from '../common/ct.js';
 import { PinIds } from '../common/pins.js';
 import type { TrustStore } from '../common/types.js';
 import { verifyChain, fingerprint, importPublicKey, parseCertificate, type Certificate, type TrustAnchor } from '../common/x509.js';
+import { verifySignature } from '../common/sig.js';
 import { sha256 } from '../common/digest.js';
 import { toHex } from '../common/encoding.js';
 import { amdKeyExtensions, type AmdKeyExtensions } from './certs.js';
@@ -256,7 +257,7 @@ export async function verifySnpReport(i: SnpVerifyInput): Promise<VerifiedSnpRep
   sig.set(report.signature.s, 48);
   let ok: boolean;
   try {
-    ok = await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-384' }, entry.key, sig, report.signed as Uint8Array<ArrayBuffer>);
+    ok = await verifySignature({ name: 'ECDSA', hash: 'SHA-384' }, entry.key, sig, report.signed);
   } catch (cause) {
     throw new AttestError(SnpVerifyCodes.SNP_SIGNATURE_INVALID, 'the SNP report signature could not be checked', { cause });
   }

@@ -32,6 +32,7 @@
 import { malformed, rejected } from '../common/errors.js';
 import { concat } from '../common/bytes.js';
 import { utf8 } from '../common/encoding.js';
+import { verifySignature } from '../common/sig.js';
 import { decodeCbor, isBytes, isCborArray, isCborMap, isTagged, type CborValue } from './cbor.js';
 
 export const CoseCodes = {
@@ -148,12 +149,7 @@ export async function verifyCoseSign1(cose: CoseSign1, key: CryptoKey): Promise<
   const tbs = sigStructure(cose.protectedBytes, cose.payload);
   let ok: boolean;
   try {
-    ok = await crypto.subtle.verify(
-      { name: 'ECDSA', hash: 'SHA-384' },
-      key,
-      cose.signature as Uint8Array<ArrayBuffer>,
-      tbs as Uint8Array<ArrayBuffer>,
-    );
+    ok = await verifySignature({ name: 'ECDSA', hash: 'SHA-384' }, key, cose.signature, tbs);
   } catch (cause) {
     throw rejected(CoseCodes.COSE_SIGNATURE_INVALID, 'COSE signature could not be checked', { cause });
   }

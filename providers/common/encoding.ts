@@ -7,20 +7,34 @@
  */
 import { malformed, CommonCodes } from './errors.js';
 
-const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
 const B64URL_RE = /^[A-Za-z0-9_-]*$/;
 const B64STD_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
+const HEX_BYTE: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+// Nibble value of each ASCII code ('0'-'9', 'a'-'f', 'A'-'F'), -1 otherwise.
+const HEX_NIBBLE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX_NIBBLE['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX_NIBBLE['0123456789ABCDEF'.charCodeAt(i)] = i;
+}
+
 export function toHex(b: Uint8Array): string {
   let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
+  for (let i = 0; i < b.length; i++) s += HEX_BYTE[b[i]!];
   return s;
 }
 
 export function fromHex(s: string, what = 'hex'): Uint8Array {
-  if (!HEX_RE.test(s)) throw malformed(CommonCodes.BAD_ENCODING, `${what} is not valid hex`);
+  if (s.length % 2 !== 0) throw malformed(CommonCodes.BAD_ENCODING, `${what} is not valid hex`);
   const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < out.length; i++) {
+    const a = s.charCodeAt(2 * i);
+    const b = s.charCodeAt(2 * i + 1);
+    const hi = a < 128 ? HEX_NIBBLE[a]! : -1;
+    const lo = b < 128 ? HEX_NIBBLE[b]! : -1;
+    if (hi < 0 || lo < 0) throw malformed(CommonCodes.BAD_ENCODING, `${what} is not valid hex`);
+    out[i] = (hi << 4) | lo;
+  }
   return out;
 }
 

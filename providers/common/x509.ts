@@ -25,6 +25,7 @@ import { AttestError, malformed, rejected, configError } from './errors.js';
 import { toHex } from './encoding.js';
 import { digestSync, sha256 } from './digest.js';
 import { BoundedMemo } from './memo.js';
+import { FAST_VERIFY_CRYPTO } from './sig.js';
 
 x509.cryptoProvider.set(globalThis.crypto);
 
@@ -162,7 +163,7 @@ async function signedBy(child: Certificate, issuer: Certificate, childFp: string
   if (VERIFIED_LINKS.has(`${childFp}>${issuerFp}`)) return true;
   try {
     const cached = ISSUER_KEYS.get(`${issuerFp}|${sigAlgKey(child)}`);
-    return await child.verify({ publicKey: cached ?? issuer.publicKey, signatureOnly: true });
+    return await child.verify({ publicKey: cached ?? issuer.publicKey, signatureOnly: true }, FAST_VERIFY_CRYPTO);
   } catch {
     return false;
   }

@@ -34,6 +34,7 @@ import { toHex, utf8 } from '../common/encoding.js';
 import { PinIds } from '../common/pins.js';
 import type { TrustStore } from '../common/types.js';
 import { importPublicKey, parsePemCertificates, verifyChain, type Certificate } from '../common/x509.js';
+import { verifySignature } from '../common/sig.js';
 import type { TdQuote } from './parse.js';
 
 export const TdxVerifyCodes = {
@@ -126,7 +127,7 @@ function fmspcOf(pck: Certificate): string | undefined {
 
 async function ecdsaP256Verify(key: CryptoKey, sig: Uint8Array, data: Uint8Array): Promise<boolean> {
   try {
-    return await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, sig as Uint8Array<ArrayBuffer>, data as Uint8Array<ArrayBuffer>);
+    return await verifySignature({ name: 'ECDSA', hash: 'SHA-256' }, key, sig, data);
   } catch {
     return false;
   }

@@ -76,6 +76,7 @@ import {
   type TpmtSignature,
 } from './structures.js';
 import { importVerifyKey, keyFromEcPoint, keyFromJwk, keyFromSpki, keyFromTpmtPublic, keySha256, type NormalizedKey } from './keys.js';
+import { verifySignature } from '../common/sig.js';
 
 /** The attestation key, in whichever form the evidence carries it. */
 export type AkInput =
@@ -218,13 +219,13 @@ async function checkSignature(key: NormalizedKey, sig: ResolvedSig, message: Uin
   const { key: ck, verifyAlg } = await importVerifyKey(key, sig.scheme, sig.hash);
   const data = message as Uint8Array<ArrayBuffer>;
   const s = sig.bytes as Uint8Array<ArrayBuffer>;
-  let ok = await crypto.subtle.verify(verifyAlg, ck, s, data);
+  let ok = await verifySignature(verifyAlg, ck, s, data);
   if (!ok && sig.scheme === 'rsapss' && key.kty === 'RSA') {
     // Some TPMs sign PSS with the maximum salt (emLen - hLen - 2) instead of hLen; both are valid
     // RSASSA-PSS signatures for this key (RFC 8017 §9.1.1), so accept either.
     const hLen = HASH_SIZE[sig.hash];
     const emLen = Math.ceil((key.n.byteLength * 8 - 1) / 8);
-    ok = await crypto.subtle.verify({ name: 'RSA-PSS', saltLength: emLen - hLen - 2 } as RsaPssParams, ck, s, data);
+    ok = await verifySignature({ name: 'RSA-PSS', saltLength: emLen - hLen - 2 } as RsaPssParams, ck, s, data);
   }
   if (!ok) throw rejected(TpmCodes.QUOTE_SIGNATURE_INVALID, 'the quote signature does not verify with the AK');
 }
