@@ -21,6 +21,7 @@ import { loadTrustIntermediates, loadTrustStore } from './trust/store.node.js';
 import { buildProviders, PROVIDER_FACTORIES } from './providers.js';
 import { createPinoLogger } from './observability/pino.node.js';
 import { createPromMetrics } from './observability/metrics.node.js';
+import { clusterMetrics, workerIndex } from './cluster.node.js';
 
 /** The package root (works from source and from the dist bundle). */
 export const PACKAGE_ROOT = (() => {
@@ -172,7 +173,8 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     providers,
     trust,
     logger,
-    metrics: createPromMetrics(),
+    // In a cluster (listen.workers > 1) /metrics on any worker renders every worker's series.
+    metrics: workerIndex() !== undefined ? clusterMetrics(createPromMetrics()) : createPromMetrics(),
     ...(policy ? { policy } : {}),
     ...(release ? { release } : {}),
     ...(rel?.audit ? { audit: rel.audit } : {}),
@@ -194,7 +196,8 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     ...(rel?.tokenReview && rel.tokenReviewListen ? { webhook: { handler: rel.tokenReview, listen: rel.tokenReviewListen } } : {}),
     config: cfg,
     startApprover: () => rel?.startApprover?.(policy),
-    approverInProcess: rel?.approverInProcess ?? false,
+    // One approver per broker, not per process: in a cluster only worker 0 runs it.
+    approverInProcess: (rel?.approverInProcess ?? false) && (workerIndex() ?? 0) === 0,
     async close() {
       for (const c of closers.reverse()) await c().catch(() => {});
     },

@@ -3,7 +3,8 @@
  *
  * `attest-broker serve [--config FILE] [--dev]`: runs the HTTP service on Node: the public join
  * listener (`listen:`) and, when configured, the TokenReview webhook on a listener of its own
- * (`release.tokenReview.listen`), both with the server limits of `limits:`.
+ * (`release.tokenReview.listen`), both with the server limits of `limits:`; with
+ * `listen.workers` > 1, as that many processes (broker/cluster.node.ts).
  */
 import type { Command } from 'commander';
 import { createBroker, createWebhookApp } from '../app.js';
@@ -12,6 +13,9 @@ import { listen, nodePeer, type Listener, type ServerLimits } from '../server.no
 import type { BrokerConfig } from '../config/schema.js';
 import { exitOnConfigProblem } from './util.node.js';
 import { isAttestError } from '../../providers/common/errors.js';
+import cluster from 'node:cluster';
+import { checkWorkers, runPrimary, workerCount, workerIndex } from '../cluster.node.js';
+import { createPinoLogger } from '../observability/pino.node.js';
 
 export interface Served {
   main: Listener;
@@ -67,6 +71,17 @@ export function register(program: Command): void {
     .option('--dev', 'embedded defaults: memory store, 127.0.0.1:8080, dev policy, local software KMS (NOT for production)')
     .action(async (o: { config?: string; dev?: boolean }) => {
       const cfg = await loadConfig({ file: o.config, dev: !!o.dev }).catch(exitOnConfigProblem);
+      try {
+        checkWorkers(cfg);
+      } catch (e) {
+        exitOnConfigProblem(e);
+      }
+      const workers = workerCount(cfg);
+      if (workers > 1 && cluster.isPrimary) {
+        // The primary supervises; each worker runs this same command and serves (cluster.node.ts).
+        runPrimary(workers, createPinoLogger(cfg.log.level));
+        return;
+      }
       const rt = await buildRuntime(cfg).catch(exitOnConfigProblem);
       const log = rt.deps.logger;
       let served: Served;
@@ -78,7 +93,11 @@ export function register(program: Command): void {
         log.error({ err: err.message }, err.code === 'EADDRINUSE' ? `a port is in use (${err.message}): set listen.port / release.tokenReview.listen.port` : 'server error');
         process.exit(2);
       }
-      log.info({ url: served.main.url, store: rt.deps.store.kind, dev: !!o.dev, policy: cfg.policy.file ?? null }, `attest-broker listening on ${served.main.url}`);
+      const index = workerIndex();
+      log.info(
+        { url: served.main.url, store: rt.deps.store.kind, dev: !!o.dev, policy: cfg.policy.file ?? null, ...(index !== undefined ? { worker: index } : {}) },
+        `attest-broker listening on ${served.main.url}${index !== undefined ? ` (worker ${index})` : ''}`,
+      );
       if (served.webhook) log.info({ url: served.webhook.url }, `TokenReview webhook listening on ${served.webhook.url}`);
       let stopping = false;
       const stop = (sig: string): void => {

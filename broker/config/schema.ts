@@ -49,6 +49,17 @@ export const ConfigSchema = z
           .array(z.string().refine(isCidr, 'must be an IP address or CIDR range such as 10.0.0.0/8'))
           .max(64)
           .default([]),
+        /**
+         * Processes serving this listener (Node cluster; `auto` = one per CPU). More than one needs
+         * a shared store (Redis): a challenge issued by one process is consumed by another.
+         */
+        workers: z
+          .union([
+            z.number().int().min(1).max(64),
+            z.literal('auto'),
+            z.string().regex(/^\d+$/, 'must be a whole number or auto').transform(Number).pipe(z.number().int().min(1).max(64)),
+          ])
+          .default(1),
       })
       .strict()
       .prefault({}),
@@ -158,6 +169,7 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: readonly string[]; t
   ATTEST_BROKER_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
   ATTEST_BROKER_CHALLENGE_TTL: { path: ['challenge', 'ttlSeconds'], type: 'int' },
   ATTEST_BROKER_BODY_LIMIT: { path: ['limits', 'bodyBytes'], type: 'int' },
+  ATTEST_BROKER_WORKERS: { path: ['listen', 'workers'], type: 'string' },
 };
 
 /** Applies environment overrides to a raw (unvalidated) config object, returning a new object. */

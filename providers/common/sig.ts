@@ -9,6 +9,10 @@
  * algorithm, a key whose algorithm or usages do not match, an input it throws on — goes to
  * `crypto.subtle.verify`, which then decides (and throws) as before. Both paths agree on every
  * input in test/common/sig.test.ts.
+ *
+ * Only cheap verifications go synchronous (RSA with its small public exponent, ECDSA P-256): a
+ * P-384 verify costs far more than the job around it, and as a thread-pool job it runs beside
+ * the event loop, so one process uses every core during a burst.
  */
 type Params = AlgorithmIdentifier | RsaPssParams | EcdsaParams;
 
@@ -61,6 +65,9 @@ function trySync(n: NodeCrypto, params: Params, key: CryptoKey, sig: Uint8Array,
         return n.verify(h, data, { key: ko, padding: n.constants.RSA_PKCS1_PSS_PADDING, saltLength: salt }, sig);
       }
       case 'ECDSA': {
+        // P-384/P-521 verifies cost hundreds of µs: there the thread pool's parallelism (both
+        // cores from one process, as in a burst of joins) is worth more than the job overhead.
+        if ((key.algorithm as KeyAlgorithm & { namedCurve?: string }).namedCurve !== 'P-256') return undefined;
         const h = hashOf((params as EcdsaParams).hash);
         return h ? n.verify(h, data, { key: ko, dsaEncoding: 'ieee-p1363' }, sig) : undefined;
       }
