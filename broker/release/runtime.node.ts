@@ -27,7 +27,6 @@
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { KMSClient } from '@aws-sdk/client-kms';
 import type { AuditSink, Clock, Logger, PolicyEngine, ReleaseService, StateStore } from '../contracts.js';
 import { systemClock } from '../contracts.js';
 import { configError } from '../../providers/common/errors.js';
@@ -223,7 +222,9 @@ async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode
   switch (k.kind) {
     case 'local':
       return LocalKeyService.create({ kek: loadLocalKek({ file: k.kekFile, env: k.kekEnv }) });
-    case 'aws-kms':
+    case 'aws-kms': {
+      // Loaded only when configured: the SDK is a large import a broker without AWS KMS never needs.
+      const { KMSClient } = await import('@aws-sdk/client-kms');
       return new AwsKmsKeyService({ keyId: k.keyId, client: new KMSClient({
           region: k.region,
           ...(k.endpoint ? { endpoint: k.endpoint } : {}),
@@ -231,6 +232,7 @@ async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode
           requestHandler: { requestTimeout: 10_000, connectionTimeout: 3_000 },
         }),
       });
+    }
     case 'gcp-kms': {
       const { KeyManagementServiceClient } = await import('@google-cloud/kms');
       return new GcpKmsKeyService({ keyName: k.keyName, transport: cloudKmsSdk(new KeyManagementServiceClient(k.transport === 'rest' ? { fallback: true } : {}), { timeout: 10_000 }) });
