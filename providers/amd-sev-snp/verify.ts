@@ -103,6 +103,7 @@ export class SnpVerifyCache {
   readonly #certs = new Map<string, Certificate>();
   readonly #keys = new Map<string, Promise<KeyEntry>>();
   readonly #chains = new Map<string, ChainEntry>();
+  readonly #chainsInFlight = new Map<string, Promise<ChainEntry>>();
   readonly #max: number;
   constructor(max = 1024) {
     this.#max = max;
@@ -135,6 +136,15 @@ export class SnpVerifyCache {
   /** @internal */
   chain(k: string): ChainEntry | undefined {
     return this.#chains.get(k);
+  }
+  /** @internal Simultaneous validations of one chain (a burst from one host) share one. */
+  chainOnce(k: string, make: () => Promise<ChainEntry>): Promise<ChainEntry> {
+    let p = this.#chainsInFlight.get(k);
+    if (!p) {
+      p = make().finally(() => this.#chainsInFlight.delete(k));
+      this.#chainsInFlight.set(k, p);
+    }
+    return p;
   }
   /** @internal */
   setChain(k: string, e: ChainEntry): void {
@@ -184,6 +194,20 @@ async function validatedChain(i: SnpVerifyInput, product: SnpProduct, fp: string
   const t = i.at.getTime();
   const hit = i.cache?.chain(key);
   if (hit && anchors.length > 0 && t >= hit.notBefore && t <= hit.notAfter) return hit;
+  if (!i.cache) return validateChain(i, product, anchors, key);
+  // Simultaneous callers share one validation; each still judges validity at its own time (the
+  // only time-dependent check): outside the shared result's window, or after a shared failure,
+  // it validates on its own.
+  try {
+    const shared = await i.cache.chainOnce(key, () => validateChain(i, product, anchors, key));
+    if (t >= shared.notBefore && t <= shared.notAfter) return shared;
+  } catch {
+    // fall through: this caller's own validation decides (and reports) the failure
+  }
+  return validateChain(i, product, anchors, key);
+}
+
+async function validateChain(i: SnpVerifyInput, product: SnpProduct, anchors: ReturnType<SnpVerifyInput['trust']['anchors']>, key: string): Promise<ChainEntry> {
   // Only the candidates that can sit between this leaf and this product's ARK: operators may
   // install every product's ASK/ASVK side by side (trust dir), evidence may carry a few.
   const arkSubjects = new Set(anchors.map((a) => a.cert.subject));

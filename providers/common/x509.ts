@@ -158,15 +158,30 @@ function sigAlgKey(c: Certificate): string {
   return `${a.name}/${h}`;
 }
 
-async function signedBy(child: Certificate, issuer: Certificate, childFp: string, issuerFp: string): Promise<boolean> {
-  if (child.issuer !== issuer.subject) return false;
-  if (VERIFIED_LINKS.has(`${childFp}>${issuerFp}`)) return true;
+/** CA→CA link checks in flight: simultaneous requests over one chain (a burst) share one verify. */
+const LINKS_IN_FLIGHT = new Map<string, Promise<boolean>>();
+
+async function checkSignature(child: Certificate, issuer: Certificate, issuerFp: string): Promise<boolean> {
   try {
     const cached = ISSUER_KEYS.get(`${issuerFp}|${sigAlgKey(child)}`);
     return await child.verify({ publicKey: cached ?? issuer.publicKey, signatureOnly: true }, FAST_VERIFY_CRYPTO);
   } catch {
     return false;
   }
+}
+
+async function signedBy(child: Certificate, issuer: Certificate, childFp: string, issuerFp: string, childIsLeaf: boolean): Promise<boolean> {
+  if (child.issuer !== issuer.subject) return false;
+  // The leaf's signature is verified by every call, on its own.
+  if (childIsLeaf) return checkSignature(child, issuer, issuerFp);
+  const link = `${childFp}>${issuerFp}`;
+  if (VERIFIED_LINKS.has(link)) return true;
+  let p = LINKS_IN_FLIGHT.get(link);
+  if (!p) {
+    p = checkSignature(child, issuer, issuerFp).finally(() => LINKS_IN_FLIGHT.delete(link));
+    LINKS_IN_FLIGHT.set(link, p);
+  }
+  return p;
 }
 
 /** After a chain validated: keep its issuers' keys imported and its CA→CA links verified. */
@@ -231,7 +246,7 @@ export async function verifyChain(o: ChainOptions): Promise<ValidatedChain> {
     if (path.length >= maxDepth) throw rejected(X509Codes.CHAIN_INVALID, `${what} is longer than ${maxDepth}`);
     const currentFp = fps[fps.length - 1]!;
     for (const a of o.anchors) {
-      if (await signedBy(current, a.cert, currentFp, a.sha256)) {
+      if (await signedBy(current, a.cert, currentFp, a.sha256, path.length === 1)) {
         checkValidity(a.cert, o.at, `${what}: root ${a.id}`);
         checkIsCa(a.cert, path.length - 1, `${what}: root ${a.id}`);
         await remember([...path, a.cert], [...fps, a.sha256]);
@@ -241,7 +256,7 @@ export async function verifyChain(o: ChainOptions): Promise<ValidatedChain> {
     let next: Certificate | undefined;
     let nextFp = '';
     for (const [i, c] of pool.entries()) {
-      if (!used.has(c) && (await signedBy(current, c, currentFp, poolFps[i]!))) {
+      if (!used.has(c) && (await signedBy(current, c, currentFp, poolFps[i]!, path.length === 1))) {
         next = c;
         nextFp = poolFps[i]!;
         break;
