@@ -17,9 +17,9 @@
  *   `init -backend=false` + `validate` for every module that needs no external provider, and
  *   offline applies of those modules whose output the broker's own parsers then check.
  *
- * What could not be done here is listed in NOT_PLANNED and printed: no module that needs a
- * provider was planned, and only iam-aws was validated (against a locally mirrored AWS provider,
- * when one exists).
+ * What could not be done here is listed in NOT_PLANNED and printed: of the modules that need a
+ * provider only iam-aws was validated and planned (against a locally mirrored AWS provider, when
+ * one exists, with dummy credentials); the others and every example were neither.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ const TF = join(ROOT, 'terraform');
 
 // ── What could not be done without the providers (printed, and kept complete by a test) ──
 const NOT_PLANNED: Readonly<Record<string, string>> = {
-  'modules/iam-aws': 'validated only against a locally mirrored hashicorp/aws (opt-in); never planned: a plan needs AWS credentials and reads nothing offline that matters',
+  'modules/iam-aws': 'validated and planned only where a local mirror of hashicorp/aws exists (opt-in; dummy credentials, no API call); never applied; the key policy names the role ARN, unknown at plan time',
   'modules/iam-gcp': 'hashicorp/google cannot be downloaded here: neither validated nor planned; arguments checked against the schema table only',
   'modules/iam-azure': 'hashicorp/azurerm cannot be downloaded here: neither validated nor planned; arguments checked against the schema table only',
   'modules/broker-kubernetes': 'hashicorp/kubernetes cannot be downloaded here: neither validated nor planned; its config submodule is applied offline and its output parsed by the broker',
@@ -691,9 +691,9 @@ function applyRoot(main: string): { out: (name: string) => string; plan: () => s
 }
 const src = (dir: string, rel: string): string => relative(dir, join(TF, rel));
 /** The error `terraform plan` fails with, on one line (Terraform wraps its messages). */
-function refusal(dir: string): string {
+function refusal(dir: string, env: NodeJS.ProcessEnv = TF_ENV): string {
   try {
-    terraform(dir, ['plan', '-input=false', '-no-color']);
+    terraform(dir, ['plan', '-input=false', '-no-color'], env);
   } catch (e) {
     return `${(e as { stderr?: string }).stderr ?? ''}`.replace(/[│╷╵\s]+/g, ' ');
   }
@@ -841,11 +841,81 @@ describe('terraform modules with the terraform binary', () => {
     }
   });
 
+  const mirrorEnv = (dir: string): NodeJS.ProcessEnv => {
+    const rc = join(dir, '.terraformrc');
+    writeFileSync(rc, `provider_installation {\n  filesystem_mirror {\n    path    = "${MIRROR}"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n`);
+    return { ...TF_ENV, TF_CLI_CONFIG_FILE: rc };
+  };
+
+  (HAVE_AWS_MIRROR ? it : it.skip)('iam-aws plans offline against the mirrored aws provider: the PCR and context conditions in the key policy, the IRSA or Pod Identity trust, and the preconditions (needs terraform and a local aws provider mirror)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tf-aws-plan-'));
+    const env = mirrorEnv(dir);
+    const pcr4 = 'ab'.repeat(48);
+    const pcr7 = 'cd'.repeat(48);
+    // Dummy credentials and every skip: planning creations reads nothing from AWS
+    // (aws_iam_policy_document is computed locally).
+    const root = (identity: string): string =>
+      `provider "aws" {\n  region = "eu-west-1"\n  access_key = "AKIAEXAMPLEEXAMPLE00"\n  secret_key = "example"\n  skip_credentials_validation = true\n  skip_requesting_account_id = true\n  skip_metadata_api_check = true\n  skip_region_validation = true\n}\n` +
+      `module "iam" {\n  source = "${src(dir, 'modules/iam-aws')}"\n  name = "attest-broker-prod"\n  clusters = ["prod", "prod-2"]\n  key_admin_arns = ["arn:aws:iam::111122223333:role/kms-admin"]\n  nitrotpm_pcrs = { "4" = "${pcr4}", "7" = "${pcr7}" }\n${identity}}\n` +
+      `output "sa" { value = module.iam.service_account_annotations }\n`;
+    const plan = (): Json => {
+      terraform(dir, ['plan', '-input=false', '-no-color', '-out=plan.bin'], env);
+      return JSON.parse(execFileSync('terraform', ['show', '-json', 'plan.bin'], { cwd: dir, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })) as Json;
+    };
+    const change = (p: Json, address: string): Json => (p.resource_changes as Json[]).find((r) => r.address === address)!.change as Json;
+    try {
+      writeFileSync(join(dir, 'main.tf'), root('  identity_mode = "irsa"\n  oidc_provider_arn = "arn:aws:iam::111122223333:oidc-provider/oidc.example.com/prod"\n'));
+      terraform(dir, ['init', '-input=false', '-no-color', '-backend=false'], env);
+      const irsa = plan();
+      const creates = (irsa.resource_changes as Json[]).filter((r) => (r.change.actions as string[]).includes('create')).map((r) => r.address as string);
+      expect(creates.sort()).toEqual(['module.iam.aws_iam_role.broker', 'module.iam.aws_kms_alias.disk', 'module.iam.aws_kms_key.disk']);
+      expect(change(irsa, 'module.iam.aws_kms_key.disk').after).toMatchObject({ key_usage: 'ENCRYPT_DECRYPT', customer_master_key_spec: 'SYMMETRIC_DEFAULT', enable_key_rotation: true, deletion_window_in_days: 30 });
+      const trust = JSON.parse(change(irsa, 'module.iam.aws_iam_role.broker').after.assume_role_policy as string) as Json;
+      expect(trust.Statement).toEqual([
+        {
+          Sid: 'IrsaWebIdentity',
+          Effect: 'Allow',
+          Action: 'sts:AssumeRoleWithWebIdentity',
+          Principal: { Federated: 'arn:aws:iam::111122223333:oidc-provider/oidc.example.com/prod' },
+          Condition: { StringEquals: { 'oidc.example.com/prod:aud': 'sts.amazonaws.com', 'oidc.example.com/prod:sub': 'system:serviceaccount:attest-broker:attest-broker' } },
+        },
+      ]);
+      // The key policy document: its principals name the role (unknown until apply), its
+      // conditions are known at plan time.
+      const statements = change(irsa, 'module.iam.data.aws_iam_policy_document.key').after.statement as Json[];
+      expect(statements.map((st) => st.sid)).toEqual(['KeyAdministrationNoUse', 'BrokerWrapsDiskKeysOfItsClusters', 'KeysOnlyToAttestedNitroTPM']);
+      const admin = statements[0]!;
+      expect((admin.actions as string[]).filter((a) => /Encrypt|Decrypt|GenerateDataKey|ReEncrypt/.test(a))).toEqual([]);
+      const cond = (st: Json): Record<string, [string, string[]]> => Object.fromEntries((st.condition as Json[]).map((c) => [c.variable as string, [c.test as string, c.values as string[]]]));
+      expect(cond(statements[2]!)).toEqual({
+        'kms:RecipientAttestation:NitroTPMPCR4': ['StringEqualsIgnoreCase', [pcr4]],
+        'kms:RecipientAttestation:NitroTPMPCR7': ['StringEqualsIgnoreCase', [pcr7]],
+        'kms:EncryptionContext:attest-broker:purpose': ['StringEquals', ['disk-key']],
+        'kms:EncryptionContext:attest-broker:cluster': ['StringEquals', ['prod', 'prod-2']],
+      });
+      expect(statements[2]!.actions).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+      expect(cond(statements[1]!)).toEqual({ 'kms:EncryptionContext:attest-broker:purpose': ['StringEquals', ['disk-key']], 'kms:EncryptionContext:attest-broker:cluster': ['StringEquals', ['prod', 'prod-2']] });
+      expect(statements[1]!.actions).toEqual(['kms:DescribeKey', 'kms:Encrypt']);
+
+      writeFileSync(join(dir, 'main.tf'), root('  identity_mode = "pod-identity"\n  eks_cluster_name = "prod"\n'));
+      const pod = plan();
+      expect(change(pod, 'module.iam.aws_eks_pod_identity_association.broker[0]').after).toMatchObject({ cluster_name: 'prod', namespace: 'attest-broker', service_account: 'attest-broker' });
+      const podTrust = JSON.parse(change(pod, 'module.iam.aws_iam_role.broker').after.assume_role_policy as string) as Json;
+      expect(podTrust.Statement).toEqual([{ Sid: 'EksPodIdentity', Effect: 'Allow', Action: ['sts:TagSession', 'sts:AssumeRole'], Principal: { Service: 'pods.eks.amazonaws.com' } }]);
+      expect((pod.planned_values as Json).outputs.sa.value).toEqual({});
+
+      writeFileSync(join(dir, 'main.tf'), root('  identity_mode = "irsa"\n'));
+      expect(refusal(dir, env)).toMatch(/identity_mode = irsa needs oidc_provider_arn/);
+      writeFileSync(join(dir, 'main.tf'), root('  identity_mode = "irsa"\n  oidc_provider_arn = "arn:aws:iam::111122223333:oidc-provider/x"\n').replace(`"7" = "${pcr7}"`, '"7" = "ABC"'));
+      expect(refusal(dir, env)).toMatch(/nitrotpm_pcrs must map PCR indexes/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
+
   (HAVE_AWS_MIRROR ? it : it.skip)('iam-aws validates against a locally mirrored hashicorp/aws, and the schema table agrees with its schema (needs terraform and a local aws provider mirror)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tf-aws-'));
-    const rc = join(dir, 'terraformrc');
-    writeFileSync(rc, `provider_installation {\n  filesystem_mirror {\n    path    = "${MIRROR}"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n`);
-    const env = { ...TF_ENV, TF_CLI_CONFIG_FILE: rc };
+    const env = mirrorEnv(dir);
     try {
       execFileSync('cp', ['-r', `${join(TF, 'modules/iam-aws')}/.`, dir]);
       terraform(dir, ['init', '-input=false', '-no-color', '-backend=false'], env);
@@ -863,6 +933,6 @@ describe('terraform modules with the terraform binary', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 300_000);
 });
 
