@@ -524,6 +524,8 @@ describe('terraform modules: static checks (HCL parsed with @cdktf/hcl2json)', (
     expect(service).toContain("'attest-broker:cluster': decision.cluster");
     // No statement for the account root (it would let IAM policies grant Decrypt unconditioned).
     expect(d.text).not.toMatch(/:root"/);
+    // Key admins: no use of the key and no grants (a grant carries no attestation condition).
+    expect((locals.admin_actions as string[]).filter((a) => /^kms:\*$|^kms:Create\*$|Grant|Encrypt|Decrypt|GenerateDataKey/.test(a))).toEqual([]);
     const wrap = statements.find((s) => s.sid === 'BrokerWrapsDiskKeysOfItsClusters')!;
     expect(wrap.actions).not.toContain('kms:Decrypt');
   });
@@ -885,7 +887,8 @@ describe('terraform modules with the terraform binary', () => {
       const statements = change(irsa, 'module.iam.data.aws_iam_policy_document.key').after.statement as Json[];
       expect(statements.map((st) => st.sid)).toEqual(['KeyAdministrationNoUse', 'BrokerWrapsDiskKeysOfItsClusters', 'KeysOnlyToAttestedNitroTPM']);
       const admin = statements[0]!;
-      expect((admin.actions as string[]).filter((a) => /Encrypt|Decrypt|GenerateDataKey|ReEncrypt/.test(a))).toEqual([]);
+      // Admins cannot use the key, nor grant themselves its use (a grant carries no PCR condition).
+      expect((admin.actions as string[]).filter((a) => /Encrypt|Decrypt|GenerateDataKey|ReEncrypt|Grant|^kms:\*$|^kms:Create\*$/.test(a))).toEqual([]);
       const cond = (st: Json): Record<string, [string, string[]]> => Object.fromEntries((st.condition as Json[]).map((c) => [c.variable as string, [c.test as string, c.values as string[]]]));
       expect(cond(statements[2]!)).toEqual({
         'kms:RecipientAttestation:NitroTPMPCR4': ['StringEqualsIgnoreCase', [pcr4]],

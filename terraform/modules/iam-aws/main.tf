@@ -14,9 +14,12 @@ locals {
   issuer          = var.oidc_provider_arn == "" ? "" : element(split("oidc-provider/", var.oidc_provider_arn), 1)
   context_purpose = "kms:EncryptionContext:attest-broker:purpose"
   context_cluster = "kms:EncryptionContext:attest-broker:cluster"
-  admin_actions   = ["kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand"]
-  recipient_arns  = concat([aws_iam_role.broker.arn], var.recipient_principal_arns)
-  sa_subject      = "system:serviceaccount:${var.namespace}:${var.service_account}"
+  # Not kms:Create*: it includes CreateGrant, and a grant would let an admin Decrypt without the
+  # attestation conditions. PutKeyPolicy stays (someone must be able to change the policy; it is
+  # logged in CloudTrail), so key admins are trusted with the policy, not with key material.
+  admin_actions  = ["kms:CreateAlias", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand"]
+  recipient_arns = concat([aws_iam_role.broker.arn], var.recipient_principal_arns)
+  sa_subject     = "system:serviceaccount:${var.namespace}:${var.service_account}"
 }
 
 data "aws_iam_policy_document" "trust" {
