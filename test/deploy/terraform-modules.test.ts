@@ -466,6 +466,22 @@ describe('terraform modules: static checks (HCL parsed with @cdktf/hcl2json)', (
     expect(calls).toBeGreaterThanOrEqual(14);
   });
 
+  it('the examples pass their policy templates exactly the variables the templates use', () => {
+    let checked = 0;
+    for (const ex of EXAMPLES) {
+      const tpl = join(TF, ex, 'policy.yaml.tftpl');
+      if (!existsSync(tpl)) continue;
+      const used = new Set<string>();
+      for (const m of readFileSync(tpl, 'utf8').matchAll(/\$\{([^}]*)\}/g)) for (const id of m[1]!.match(/[a-z_]+/g) ?? []) if (!['jsonencode', 'for', 'in', 'k', 'v'].includes(id)) used.add(id);
+      const call = strings(get(ex).hcl).find((x) => x.includes('policy.yaml.tftpl'))!;
+      const args = new RegExp('tftpl", \\{(.*)\\}\\)', 's').exec(call)![1]!;
+      const passed = new Set([...args.matchAll(/([a-z_]+)\s*=/g)].map((m) => m[1]!));
+      expect([...passed].sort(), ex).toEqual([...used].sort());
+      checked++;
+    }
+    expect(checked).toBe(3);
+  });
+
   it('every output of the iam modules is consumed by an example', () => {
     for (const iam of ['modules/iam-aws', 'modules/iam-gcp', 'modules/iam-azure']) {
       const used = new Set<string>();

@@ -2,7 +2,7 @@
 # GSA (iam-gcp), the broker on the system node pool (broker-kubernetes), its RBAC (cluster-rbac),
 # and an instance template for Shielded VM nodes with the attest-broker user-data (user-data).
 # The nodes join with a bootstrap token through the kubelet's TLS bootstrap (docs/join.md); GKE's
-# own node pools bootstrap themselves and reserve their user-data, so they are not this path.
+# own node pools bootstrap themselves with metadata GKE manages, so they are not this path.
 
 locals {
   region = length(split("-", var.gke_location)) == 3 ? join("-", slice(split("-", var.gke_location), 0, 2)) : var.gke_location
