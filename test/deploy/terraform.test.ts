@@ -58,9 +58,14 @@ describe('terraform/modules/user-data', () => {
       expect(text).toContain('ATTEST_CLUSTER=prod-eu1\n');
       expect(text).toBe(render(platform, values));
       if (HAVE_CLOUD_INIT) {
-        const f = join(mkdtempSync(join(tmpdir(), 'tf-ud-')), 'user-data.yaml');
-        writeFileSync(f, text);
-        expect(execFileSync('cloud-init', ['schema', '--config-file', f], { encoding: 'utf8' })).toMatch(/Valid cloud-config/);
+        const dir = mkdtempSync(join(tmpdir(), 'tf-ud-'));
+        try {
+          const f = join(dir, 'user-data.yaml');
+          writeFileSync(f, text);
+          expect(execFileSync('cloud-init', ['schema', '--config-file', f], { encoding: 'utf8' })).toMatch(/Valid cloud-config/);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
       }
     });
   }
