@@ -55,6 +55,8 @@ export interface BrokerOptions {
   rateLimits?: Partial<RateLimits>;
   /** Proxies whose X-Forwarded-For is believed (CIDR or address); none by default. */
   trustedProxies?: readonly string[];
+  /** Serve `GET /metrics` on this app (default true; false when a metrics listener serves it: createMetricsApp). */
+  metricsRoute?: boolean;
 }
 
 /** `POST /v1/tokenreview`: the API server that asks is authenticated by the handler (peer). */
@@ -251,6 +253,26 @@ export function createWebhookApp(deps: { logger: Logger; tokenReview: TokenRevie
   return app;
 }
 
+/** `GET /metrics` (Prometheus text) from `metrics.render`; 404 when this runtime has none. */
+function mountMetrics(app: Hono<Env>, metrics: Metrics | undefined): void {
+  app.get('/metrics', async (c) => {
+    const m = await metrics?.render?.();
+    if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime');
+    return c.body(m.body, 200, { 'content-type': m.contentType });
+  });
+}
+
+/**
+ * The metrics alone, for a listener of its own (`metrics.listen`): `GET /metrics` and
+ * `GET /healthz`, never the join endpoints.
+ */
+export function createMetricsApp(deps: { logger: Logger; metrics: Metrics }): Hono<Env> {
+  const app = baseApp(deps);
+  mountMetrics(app, deps.metrics);
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  return app;
+}
+
 export function createBroker(deps: BrokerDeps): Hono<Env> {
   const clock = deps.clock ?? systemClock;
   const net = deps.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
@@ -370,11 +392,7 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     return c.json({ status: 'ready', store: deps.store.kind, formats: registry.formats() });
   });
 
-  app.get('/metrics', async (c) => {
-    const m = await deps.metrics?.render?.();
-    if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime');
-    return c.body(m.body, 200, { 'content-type': m.contentType });
-  });
+  if (deps.options?.metricsRoute !== false) mountMetrics(app, deps.metrics);
 
   return app;
 }
