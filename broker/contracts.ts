@@ -142,6 +142,8 @@ export interface ReleaseRequest {
   ephemeralKey?: JsonWebKey;
   diskKey?: { wrapped: string };
   requestId: string;
+  /** The W3C trace of the request (traceparent), for log lines only. */
+  trace?: { traceId: string; spanId: string };
   /**
    * The challenge nonce (b64url) and the binding (b64url) the evidence was verified against.
    * Required whenever `ephemeralKey` is set: release re-derives SHA-256(nonce ‖ thumbprint) and

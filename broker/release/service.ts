@@ -189,7 +189,7 @@ export class BrokerReleaseService implements ReleaseService {
 
   async #release(req: ReleaseRequest, at: { step: ReleaseStep }): Promise<string | ReleaseObject> {
     const { claims, decision } = req;
-    const log = this.#o.logger.child({ requestId: req.requestId, instanceId: claims.identity.instanceId, cluster: decision.cluster });
+    const log = this.#o.logger.child({ requestId: req.requestId, ...req.trace, instanceId: claims.identity.instanceId, cluster: decision.cluster });
 
     // ── 1. preconditions ──
     if (!decision.allow) throw new AttestError(ReleaseCodes.RELEASE_NOT_ALLOWED, 'policy did not allow this node');
