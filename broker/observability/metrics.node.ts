@@ -14,7 +14,6 @@ import type { ErrorFamily, Metrics } from '../contracts.js';
 import {
   CERTIFICATE_NAMES,
   Children,
-  codeLabel,
   ERROR_FAMILY_SPEC,
   FAMILIES,
   LATENCY_BUCKETS,
@@ -74,12 +73,12 @@ export function createPromMetrics(opts: MetricsOptions & { defaultMetrics?: bool
     registry,
     challengeIssued: () => challenges.inc(),
     attestOutcome(code, provider, seconds) {
-      attests.get(provider, codeLabel(code)).inc();
+      attests.get(provider, code).inc();
       latency.observe(seconds);
     },
-    policyWarn: (rule, code) => warns.get(rule, codeLabel(code)).inc(),
+    policyWarn: (rule, code) => warns.get(rule, code).inc(),
     dependencyError(family, operation, code) {
-      errors[family]?.get(operationLabel(family, operation), codeLabel(code)).inc();
+      errors[family]?.get(operationLabel(family, operation), code).inc();
     },
     policyReload: (ok) => (ok ? reloadOk : reloadFail).inc(),
     trustRoots(list) {

@@ -129,14 +129,17 @@ export class Children<C> {
     private readonly make: (a: string, b: string) => C,
     private readonly max = MAX_CODES,
     private readonly overflow = 'OTHER',
+    /** Maps `b` to its label value; run only when `b` is not found (the hit path runs no code). */
+    private readonly normalize: (b: string) => string = codeLabel,
   ) {}
   get(a: string, b: string): C {
     let inner = this.#m.get(a);
     if (!inner) this.#m.set(a, (inner = new Map()));
     let c = inner.get(b);
     if (c === undefined) {
+      b = this.normalize(b);
       // Room for max - 1 distinct values and the overflow series.
-      if (inner.size - (inner.has(this.overflow) ? 1 : 0) >= this.max - 1) b = this.overflow;
+      if (!inner.has(b) && inner.size - (inner.has(this.overflow) ? 1 : 0) >= this.max - 1) b = this.overflow;
       c = inner.get(b);
       if (c === undefined) inner.set(b, (c = this.make(a, b)));
     }
@@ -207,17 +210,17 @@ export function createSimpleMetrics(o: MetricsOptions = {}): Metrics {
   return {
     challengeIssued: () => void challenges.value++,
     attestOutcome(code, provider, seconds) {
-      attests.get(provider, codeLabel(code)).value++;
+      attests.get(provider, code).value++;
       count++;
       sum += seconds;
       for (let i = 0; i < LATENCY_BUCKETS.length; i++) if (seconds <= LATENCY_BUCKETS[i]!) buckets[i]!++;
     },
     policyWarn(rule, code) {
-      warns.get(rule, codeLabel(code)).value++;
+      warns.get(rule, code).value++;
     },
     dependencyError(family, operation, code) {
       const f = errFams[family];
-      if (f) f.children.get(operationLabel(family, operation), codeLabel(code)).value++;
+      if (f) f.children.get(operationLabel(family, operation), code).value++;
     },
     policyReload(ok) {
       (ok ? reloadOk : reloadFail).value++;
