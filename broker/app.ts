@@ -27,6 +27,7 @@ import { clientKey, parseCidr } from './http/address.js';
 import { RateLimiter, type RateLimits } from './http/ratelimit.js';
 import { ProviderRegistry } from './registry.js';
 import { attest, type AttestDeps } from './attest.js';
+import { parseTraceparent } from './observability/trace.js';
 
 export const Codes = {
   CHALLENGE_UNKNOWN: 'CHALLENGE_UNKNOWN',
@@ -55,6 +56,8 @@ export interface BrokerOptions {
   rateLimits?: Partial<RateLimits>;
   /** Proxies whose X-Forwarded-For is believed (CIDR or address); none by default. */
   trustedProxies?: readonly string[];
+  /** Serve `GET /metrics` on this app (default true; false when a metrics listener serves it: createMetricsApp). */
+  metricsRoute?: boolean;
 }
 
 /** `POST /v1/tokenreview`: the API server that asks is authenticated by the handler (peer). */
@@ -102,7 +105,18 @@ export interface ClientFile {
   contentType: string;
 }
 
-type Env = { Variables: { requestId: string; log: Logger } };
+/**
+ * `logFields`: what every log line of the request carries (requestId, and traceId/spanId when a
+ * valid W3C traceparent came in). Spread into each line rather than bound into a child logger:
+ * a pino child serializes its bindings when created, and most requests log one line.
+ */
+type Env = { Variables: { requestId: string; logFields: LogFields } };
+
+interface LogFields {
+  requestId: string;
+  traceId?: string;
+  spanId?: string;
+}
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -198,26 +212,28 @@ function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
   app.use('*', async (c, next) => {
     const given = c.req.header('x-request-id');
     const requestId = given && REQUEST_ID_RE.test(given) ? given : nextRequestId();
-    const log = deps.logger.child({ requestId });
+    const trace = parseTraceparent(c.req.header('traceparent'));
+    const fields: LogFields = trace ? { requestId, traceId: trace.traceId, spanId: trace.spanId } : { requestId };
     c.set('requestId', requestId);
-    c.set('log', log);
+    c.set('logFields', fields);
     const t0 = performance.now();
     await next();
     c.header('x-request-id', requestId);
-    log.info(
-      { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - t0) * 10) / 10 },
+    deps.logger.info(
+      { ...fields, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - t0) * 10) / 10 },
       'request',
     );
   });
 
   app.onError((err, c) => {
     const requestId = c.get('requestId');
-    const log = c.get('log') ?? deps.logger;
+    const fields = c.get('logFields');
+    const log = deps.logger;
     if (isAttestError(err)) {
       const lvl = err.kind === 'internal' || err.kind === 'config' || (err.kind === 'unavailable' && err.code !== 'STORE_FULL') ? 'error' : 'info';
-      log[lvl]({ code: err.code, kind: err.kind, err: err.message, cause: err.cause instanceof Error ? err.cause.message : undefined }, 'request failed');
+      log[lvl]({ ...fields, code: err.code, kind: err.kind, err: err.message, cause: err.cause instanceof Error ? err.cause.message : undefined }, 'request failed');
     } else {
-      log.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
+      log.error({ ...fields, err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
     }
     const { problem, headers } = toProblem(err, requestId);
     // A body we stopped reading cannot be skipped reliably: say the connection ends, so a
@@ -247,6 +263,26 @@ function mountTokenReview(app: Hono<Env>, handler: TokenReviewHandler, peer: (c:
 export function createWebhookApp(deps: { logger: Logger; tokenReview: TokenReviewHandler; peer?: (c: Context) => Peer }): Hono<Env> {
   const app = baseApp(deps);
   mountTokenReview(app, deps.tokenReview, deps.peer ?? noPeer);
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  return app;
+}
+
+/** `GET /metrics` (Prometheus text) from `metrics.render`; 404 when this runtime has none. */
+function mountMetrics(app: Hono<Env>, metrics: Metrics | undefined): void {
+  app.get('/metrics', async (c) => {
+    const m = await metrics?.render?.();
+    if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime');
+    return c.body(m.body, 200, { 'content-type': m.contentType });
+  });
+}
+
+/**
+ * The metrics alone, for a listener of its own (`metrics.listen`): `GET /metrics` and
+ * `GET /healthz`, never the join endpoints.
+ */
+export function createMetricsApp(deps: { logger: Logger; metrics: Metrics }): Hono<Env> {
+  const app = baseApp(deps);
+  mountMetrics(app, deps.metrics);
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   return app;
 }
@@ -312,7 +348,8 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
       await limiter.hit('attest', addressOf(c));
       const req = parseWith(AttestRequest, await readJson(c));
       provider = req.provider;
-      const release = await attest(attestDeps, req, c.get('requestId'));
+      const { traceId, spanId } = c.get('logFields');
+      const release = await attest(attestDeps, req, c.get('requestId'), traceId && spanId ? { traceId, spanId } : undefined);
       deps.metrics?.attestOutcome('OK', provider, (performance.now() - t0) / 1000);
       return c.json({ release }, 200, { 'cache-control': 'no-store' });
     } catch (e) {
@@ -370,11 +407,7 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     return c.json({ status: 'ready', store: deps.store.kind, formats: registry.formats() });
   });
 
-  app.get('/metrics', async (c) => {
-    const m = await deps.metrics?.render?.();
-    if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime');
-    return c.body(m.body, 200, { 'content-type': m.contentType });
-  });
+  if (deps.options?.metricsRoute !== false) mountMetrics(app, deps.metrics);
 
   return app;
 }

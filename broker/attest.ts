@@ -41,7 +41,8 @@ export interface DeviceVerifier {
   verify(evidence: unknown, ctx: { binding: Uint8Array; now: Date; trust: TrustStore }): Promise<GpuClaims[]>;
 }
 
-export async function attest(d: AttestDeps, req: AttestRequest, requestId: string): Promise<string | ReleaseObject> {
+/** `trace`: the W3C trace the request belongs to (app.ts), carried into release's log lines. */
+export async function attest(d: AttestDeps, req: AttestRequest, requestId: string, trace?: { traceId: string; spanId: string }): Promise<string | ReleaseObject> {
   // Resolve before consuming: asking for a format this broker lacks must not burn a challenge.
   d.registry.resolve(req.provider, req.format);
   const rec = await d.store.consumeChallenge(req.challengeId);
@@ -103,6 +104,7 @@ export async function attest(d: AttestDeps, req: AttestRequest, requestId: strin
     ...(req.ephemeralKey ? { ephemeralKey: req.ephemeralKey as JsonWebKey } : {}),
     ...(req.diskKey ? { diskKey: req.diskKey } : {}),
     requestId,
+    ...(trace ? { trace } : {}),
     // Release re-checks the binding before sealing to the ephemeral key.
     nonce: rec.nonce,
     binding: toBase64Url(binding),

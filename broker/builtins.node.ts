@@ -7,13 +7,13 @@
 import './builtins.js';
 import { RUNTIME_HOOKS } from './runtime.node.js';
 import { createPolicyEngine } from './policy/index.js';
-import { loadPolicyFile, watchPolicyFile } from './policy/watch.node.js';
+import { loadPolicyFile, watchPolicyFile, type ReloadResult } from './policy/watch.node.js';
 import { ConfigProblem } from './config/schema.js';
 import { isAttestError } from '../providers/common/errors.js';
 import { systemClock } from './contracts.js';
 import { buildReleaseRuntime } from './release/runtime.node.js';
 
-RUNTIME_HOOKS.loadPolicy = async (cfg, logger) => {
+RUNTIME_HOOKS.loadPolicy = async (cfg, logger, o) => {
   const file = cfg.policy.file as string;
   let loaded;
   try {
@@ -25,7 +25,11 @@ RUNTIME_HOOKS.loadPolicy = async (cfg, logger) => {
   // Warn outcomes are counted by the app (one place for every engine), so no metrics here.
   const engine = createPolicyEngine(loaded, { clock: systemClock });
   logger.info({ component: 'policy', file, hash: loaded.hash }, 'policy loaded');
-  const watcher = cfg.policy.watch ? watchPolicyFile({ path: file, engine, clock: systemClock, logger }) : undefined;
+  // Reloads are counted (attest_broker_policy_reloads_total); an unchanged file is not a reload.
+  const onReload = (r: ReloadResult): void => {
+    if (r.status !== 'unchanged') o?.metrics?.policyReload?.(r.status === 'reloaded');
+  };
+  const watcher = cfg.policy.watch ? watchPolicyFile({ path: file, engine, clock: systemClock, logger, onReload }) : undefined;
   return {
     engine,
     async close() {
@@ -34,14 +38,14 @@ RUNTIME_HOOKS.loadPolicy = async (cfg, logger) => {
   };
 };
 
-RUNTIME_HOOKS.buildRelease = async (cfg, store, logger) => {
+RUNTIME_HOOKS.buildRelease = async (cfg, store, logger, o) => {
   if (Object.keys(cfg.release).length === 0) {
     logger.warn({}, 'no release: section configured: nodes that pass policy get RELEASE_UNAVAILABLE (configure release.clusters, docs/release.md)');
     return undefined;
   }
   let rt;
   try {
-    rt = await buildReleaseRuntime(cfg.release, store, logger);
+    rt = await buildReleaseRuntime(cfg.release, store, logger, o?.metrics ? { metrics: o.metrics } : {});
   } catch (e) {
     throw new ConfigProblem([isAttestError(e) ? e.message : String(e)]);
   }

@@ -142,6 +142,8 @@ export interface ReleaseRequest {
   ephemeralKey?: JsonWebKey;
   diskKey?: { wrapped: string };
   requestId: string;
+  /** The W3C trace of the request (traceparent), for log lines only. */
+  trace?: { traceId: string; spanId: string };
   /**
    * The challenge nonce (b64url) and the binding (b64url) the evidence was verified against.
    * Required whenever `ephemeralKey` is set: release re-derives SHA-256(nonce ‖ thumbprint) and
@@ -196,10 +198,25 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
+/** Dependencies whose failures are counted by operation and error code (observability/metrics.ts). */
+export type ErrorFamily = 'release' | 'kms' | 'kubernetes' | 'store';
+
 export interface Metrics {
   challengeIssued(): void;
   attestOutcome(code: string, provider: string, seconds: number): void;
   policyWarn?(rule: string, code: string): void;
+  /**
+   * A failed call of a dependency: `operation` from the fixed list of its family
+   * (observability/metrics.ts ERROR_OPERATIONS), `code` the AttestError code (anything else
+   * counts as INTERNAL). Label values outside the bounded sets are folded, never added.
+   */
+  dependencyError?(family: ErrorFamily, operation: string, code: string): void;
+  /** A policy reload attempt that replaced the policy (true) or kept the previous one (false). */
+  policyReload?(ok: boolean): void;
+  /** Expiry (notAfter) of each loaded trust root, by anchor id; replaces what was set before. */
+  trustRoots?(roots: ReadonlyArray<{ id: string; notAfter: Date }>): void;
+  /** Expiry (notAfter) of a certificate the broker serves or pins, by a fixed name. */
+  certificateExpiry?(name: string, notAfter: Date): void;
   /** Prometheus text exposition, or undefined when this runtime has no registry. */
   render?(): Promise<{ contentType: string; body: string }>;
 }

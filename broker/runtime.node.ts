@@ -13,7 +13,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { BrokerDeps, ClientFile, TokenReviewHandler } from './app.js';
-import type { AuditSink, Logger, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
+import type { AuditSink, Logger, Metrics, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
 import { applyEnv, ConfigProblem, parseConfig, type BrokerConfig } from './config/schema.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.node.js';
@@ -22,6 +22,8 @@ import { buildProviders, PROVIDER_FACTORIES } from './providers.js';
 import { createPinoLogger } from './observability/pino.node.js';
 import { createPromMetrics } from './observability/metrics.node.js';
 import { clusterMetrics, workerIndex } from './cluster.node.js';
+import { countFailures, STORE_OPS } from './observability/instrument.js';
+import pkg from '../package.json' with { type: 'json' };
 
 /** The package root (works from source and from the dist bundle). */
 export const PACKAGE_ROOT = (() => {
@@ -81,11 +83,12 @@ export async function loadConfig(o: { file?: string; dev?: boolean; env?: NodeJS
 
 /** Hooks filled in by the policy and release modules of this build. */
 export const RUNTIME_HOOKS: {
-  loadPolicy?: (cfg: BrokerConfig, logger: Logger) => Promise<{ engine: PolicyEngine; close(): Promise<void> }>;
+  loadPolicy?: (cfg: BrokerConfig, logger: Logger, o?: { metrics?: Metrics }) => Promise<{ engine: PolicyEngine; close(): Promise<void> }>;
   buildRelease?: (
     cfg: BrokerConfig,
     store: StateStore,
     logger: Logger,
+    o?: { metrics?: Metrics },
   ) => Promise<
     | {
         release: ReleaseService;
@@ -148,23 +151,31 @@ export async function loadClients(dir: string, logger: Logger): Promise<Map<stri
 
 export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {}): Promise<Runtime> {
   const logger = o.logger ?? createPinoLogger(cfg.log.level);
+  const metrics = createPromMetrics({ version: pkg.version, runtime: 'node' });
   const trust = await loadTrustStore(cfg.trust);
-  const store: StateStore = cfg.store.url.startsWith('memory://')
-    ? new MemoryStore({ maxChallenges: cfg.limits.maxLiveChallenges })
-    : new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix });
+  metrics.trustRoots?.(trust.anchors(trust.ids()).map((a) => ({ id: a.id, notAfter: a.cert.notAfter })));
+  // Failed store calls are counted (attest_broker_store_errors_total) by operation and code.
+  const store: StateStore = countFailures(
+    cfg.store.url.startsWith('memory://')
+      ? new MemoryStore({ maxChallenges: cfg.limits.maxLiveChallenges })
+      : new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix }),
+    'store',
+    STORE_OPS,
+    metrics,
+  );
   const intermediates = await loadTrustIntermediates(cfg.trust);
   const providers = buildProviders(cfg, trust, { store, intermediates });
   const closers: (() => Promise<void>)[] = [() => store.close()];
   let policy: PolicyEngine | undefined;
   if (cfg.policy.file) {
     if (!RUNTIME_HOOKS.loadPolicy) throw new ConfigProblem(['policy.file: this build has no policy engine']);
-    const p = await RUNTIME_HOOKS.loadPolicy(cfg, logger);
+    const p = await RUNTIME_HOOKS.loadPolicy(cfg, logger, { metrics });
     policy = p.engine;
     closers.push(() => p.close());
   } else {
     logger.warn({}, 'no policy.file configured: every attest will be refused (POLICY_UNAVAILABLE)');
   }
-  const rel = RUNTIME_HOOKS.buildRelease ? await RUNTIME_HOOKS.buildRelease(cfg, store, logger) : undefined;
+  const rel = RUNTIME_HOOKS.buildRelease ? await RUNTIME_HOOKS.buildRelease(cfg, store, logger, { metrics }) : undefined;
   const clients = cfg.clients.enabled ? await loadClients(cfg.clients.dir ?? resolve(PACKAGE_ROOT, 'dist/clients'), logger) : undefined;
   if (rel) closers.push(() => rel.close());
   const release = rel?.release;
@@ -174,7 +185,7 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     trust,
     logger,
     // In a cluster (listen.workers > 1) /metrics on any worker renders every worker's series.
-    metrics: workerIndex() !== undefined ? clusterMetrics(createPromMetrics()) : createPromMetrics(),
+    metrics: workerIndex() !== undefined ? clusterMetrics(metrics) : metrics,
     ...(policy ? { policy } : {}),
     ...(release ? { release } : {}),
     ...(rel?.audit ? { audit: rel.audit } : {}),

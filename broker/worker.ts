@@ -26,6 +26,7 @@ import { createTrustStore } from '../providers/common/trust.js';
 import { fingerprint, parsePemCertificates, anchorFromPin, type TrustAnchor } from '../providers/common/x509.js';
 import { WORKER_HOOKS } from './worker-hooks.js';
 import './builtins.js';
+import pkg from '../package.json' with { type: 'json' };
 
 export { StateStoreObject };
 
@@ -60,6 +61,8 @@ async function build(env: Env): Promise<Hono> {
     trust: { dir: '(TRUST_ROOTS_PEM binding)' },
   });
   const trust = createTrustStore(await trustFrom(env.TRUST_ROOTS_PEM));
+  const metrics = createSimpleMetrics({ version: pkg.version, runtime: 'workers' });
+  metrics.trustRoots?.(trust.anchors(trust.ids()).map((a) => ({ id: a.id, notAfter: a.cert.notAfter })));
   const store = new DurableObjectStore(env.STATE);
   const providers = buildProviders(cfg, trust, { store });
   const policy = env.POLICY_YAML && WORKER_HOOKS.policyFromText ? await WORKER_HOOKS.policyFromText(env.POLICY_YAML) : undefined;
@@ -69,7 +72,7 @@ async function build(env: Env): Promise<Hono> {
     providers,
     trust,
     logger,
-    metrics: createSimpleMetrics(),
+    metrics,
     // Cloudflare's edge sets CF-Connecting-IP; a client cannot forge it there.
     peer: (c) => {
       const address = c.req.header('cf-connecting-ip');

@@ -154,6 +154,17 @@ export const ConfigSchema = z
     /** Release settings (Kubernetes API, KMS); validated by the release module. */
     release: z.record(z.string(), z.unknown()).default({}),
     log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).strict().prefault({}),
+    /**
+     * Prometheus metrics (docs/operations.md). With `listen`, `GET /metrics` is served on a
+     * listener of its own and no longer on the main one, so a NetworkPolicy can admit only the
+     * monitoring namespace to it. Without: `/metrics` on the main listener.
+     */
+    metrics: z
+      .object({
+        listen: z.object({ host: z.string().min(1).default('0.0.0.0'), port: z.number().int().min(0).max(65535) }).strict().optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

@@ -27,7 +27,8 @@
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import type { AuditSink, Clock, Logger, PolicyEngine, ReleaseService, StateStore } from '../contracts.js';
+import type { AuditSink, Clock, Logger, Metrics, PolicyEngine, ReleaseService, StateStore } from '../contracts.js';
+import { countFailures, KMS_OPS, KUBE_OPS } from '../observability/instrument.js';
 import { systemClock } from '../contracts.js';
 import { configError } from '../../providers/common/errors.js';
 import type { KeyServiceLike } from '../../providers/common/keyservice.js';
@@ -250,7 +251,7 @@ async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode
   }
 }
 
-export async function buildReleaseRuntime(raw: unknown, store: StateStore, logger: Logger, o: { clock?: Clock } = {}): Promise<ReleaseRuntime> {
+export async function buildReleaseRuntime(raw: unknown, store: StateStore, logger: Logger, o: { clock?: Clock; metrics?: Metrics } = {}): Promise<ReleaseRuntime> {
   const parsed = ReleaseConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     throw configError('CONFIG_INVALID', `release: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
@@ -261,6 +262,8 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
   }
   const clock = o.clock ?? systemClock;
   const log = logger.child({ component: 'release' });
+  // Failed Kubernetes calls are counted (attest_broker_kubernetes_errors_total) by operation.
+  const kubeFor = (access: ClusterAccess): KubeClient => countFailures(kubeClientFor(access), 'kubernetes', KUBE_OPS, o.metrics);
 
   const clusters: Record<string, ClusterTarget> = {};
   const approverKube: Array<{ cluster: string; server: string; kube: KubeClient }> = [];
@@ -274,11 +277,11 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     if (cfg.mode === 'secret' && !access) throw configError('CONFIG_INVALID', `release.clusters.${name}.kube: secret mode needs inCluster or a kubeconfig`);
     const caPem = c.caFile ? await readFile(c.caFile, 'utf8') : access?.caPem;
     // The approver watches CSRs with the same access (any mode); '*' names no cluster to approve for.
-    if (access && name !== '*') approverKube.push({ cluster: name, server: access.server, kube: kubeClientFor(access) });
+    if (access && name !== '*') approverKube.push({ cluster: name, server: access.server, kube: kubeFor(access) });
     clusters[name] = {
       apiServer: c.apiServer,
       ...(caPem ? { caPem } : {}),
-      ...(cfg.mode === 'secret' && access ? { kube: kubeClientFor(access) } : {}),
+      ...(cfg.mode === 'secret' && access ? { kube: kubeFor(access) } : {}),
     };
   }
   if (Object.keys(clusters).length === 0) throw configError('CONFIG_INVALID', 'release.clusters: configure at least one cluster');
@@ -287,7 +290,8 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     ? async (r: unknown) => appendFile(cfg.audit.file!, JSON.stringify(r) + '\n', { mode: 0o600 })
     : async (r: unknown) => log.info({ audit: r }, 'audit');
   const audit = new HashChainAudit({ store, clock, write });
-  const keys = await keyServiceFrom(cfg.kms, cfg.mode, log);
+  const rawKeys = await keyServiceFrom(cfg.kms, cfg.mode, log);
+  const keys = rawKeys && countFailures(rawKeys, 'kms', KMS_OPS, o.metrics);
   const nodes = new NodeRecords(store, clock, cfg.approver.renewalWindowDays);
   const service = new BrokerReleaseService({
     nodes,
@@ -300,6 +304,7 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     ...(cfg.issuanceWindowSeconds ? { issuanceWindowSeconds: cfg.issuanceWindowSeconds } : {}),
     nitroRecipient: cfg.nitroRecipient,
     tpmSeal: cfg.tpmSeal,
+    ...(o.metrics ? { metrics: o.metrics } : {}),
   });
   const names = Object.keys(clusters);
   const sweep = async (): Promise<void> => {

@@ -21,7 +21,7 @@
  * On any failure after step 2 the Secret and token state are deleted and the window claim is
  * released, so the node may retry at once after an outage (a KMS outage → 503, nothing released).
  */
-import type { AuditSink, Clock, Decision, Logger, ReleaseObject, ReleaseRequest, ReleaseService, StateStore, Want } from '../contracts.js';
+import type { AuditSink, Clock, Decision, Logger, Metrics, ReleaseObject, ReleaseRequest, ReleaseService, StateStore, Want } from '../contracts.js';
 import type { Claims } from '../../providers/common/types.js';
 import type { KeyServiceLike } from '../../providers/common/keyservice.js';
 import { AttestError, configError, malformed } from '../../providers/common/errors.js';
@@ -89,7 +89,12 @@ export interface ReleaseOptions {
    * with every bootstrap token; absent → the approver approves first client certificates only.
    */
   nodes?: NodeRecords;
+  /** Failed releases are counted by step and code (attest_broker_release_errors_total). */
+  metrics?: Metrics;
 }
+
+/** The step a release failed in (label `operation` of attest_broker_release_errors_total). */
+type ReleaseStep = 'check' | 'issuance_window' | 'disk_key' | 'bootstrap_token' | 'seal' | 'audit';
 
 const DNS1123_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const MAX_WRAPPED_B64 = 8192;
@@ -172,8 +177,19 @@ export class BrokerReleaseService implements ReleaseService {
   }
 
   async release(req: ReleaseRequest): Promise<string | ReleaseObject> {
+    if (!this.#o.metrics?.dependencyError) return this.#release(req, { step: 'check' });
+    const at: { step: ReleaseStep } = { step: 'check' };
+    try {
+      return await this.#release(req, at);
+    } catch (e) {
+      this.#o.metrics.dependencyError('release', at.step, e instanceof AttestError ? e.code : 'INTERNAL');
+      throw e;
+    }
+  }
+
+  async #release(req: ReleaseRequest, at: { step: ReleaseStep }): Promise<string | ReleaseObject> {
     const { claims, decision } = req;
-    const log = this.#o.logger.child({ requestId: req.requestId, instanceId: claims.identity.instanceId, cluster: decision.cluster });
+    const log = this.#o.logger.child({ requestId: req.requestId, ...req.trace, instanceId: claims.identity.instanceId, cluster: decision.cluster });
 
     // ── 1. preconditions ──
     if (!decision.allow) throw new AttestError(ReleaseCodes.RELEASE_NOT_ALLOWED, 'policy did not allow this node');
@@ -226,6 +242,7 @@ export class BrokerReleaseService implements ReleaseService {
     try {
       // ── 2. one issuance per instance per window ──
       if (want.has('bootstrap-token')) {
+        at.step = 'issuance_window';
         const windowS = this.#o.issuanceWindowSeconds ?? ttl;
         const wk = windowKey(ik, decision.release.tokensPerInstance === 'one-per-cluster' ? decision.cluster : undefined);
         // Unique per attempt, so giving a claim back can only ever give back our own.
@@ -254,6 +271,7 @@ export class BrokerReleaseService implements ReleaseService {
 
       // ── 3a. disk key ──
       if (want.has('disk-key')) {
+        at.step = 'disk_key';
         const keys = this.#o.keys!;
         const ctx = diskKeyContext(claims, decision);
         const doc = claims.release?.nitroDocument;
@@ -286,6 +304,7 @@ export class BrokerReleaseService implements ReleaseService {
       // ── 3b. bootstrap token ──
       let tokenId: string | undefined;
       if (want.has('bootstrap-token')) {
+        at.step = 'bootstrap_token';
         const issued = await this.issuer(decision.cluster).issue({
           ttlSeconds: ttl,
           extraGroups: decision.release.extraGroups,
@@ -325,10 +344,12 @@ export class BrokerReleaseService implements ReleaseService {
       }
 
       // ── 4. seal (before the audit record, so a record always means a release went out) ──
+      at.step = 'seal';
       let result: string | ReleaseObject = seal ? await sealRelease(out, seal) : out;
       if (sealTpm) result = await sealToTpm(typeof result === 'string' ? result : JSON.stringify(result), typeof result === 'string', ekPublic!, akName!);
 
       // ── 5. audit ──
+      at.step = 'audit';
       await this.#o.audit.record({
         type: 'release',
         requestId: req.requestId,

@@ -93,6 +93,9 @@ describe('serve with listen.workers: 2', () => {
     for (let i = 0; i < 4; i++) {
       const m = (await rawRequest(`${url}/metrics`, fresh)).body;
       expect(counter(m, 'attest_broker_challenges_total')).toBe(before + 10);
+      // Values every worker holds alike are taken once, not summed (metrics.node.ts aggregators).
+      expect(m).toMatch(/^attest_broker_build_info\{version="[^"]+",runtime="node"\} 1$/m);
+      expect(m).toMatch(/^attest_broker_policy_reloads_total\{result="failure"\} 0$/m);
     }
   });
 
