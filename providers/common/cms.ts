@@ -40,7 +40,7 @@
  * - the signature verifies (WebCrypto) → `signatureInvalid`.
  */
 import { concat } from './bytes.js';
-import { malformed, rejected, type CodeOfKind } from './errors.js';
+import { CommonCodes, malformed, rejected, type CodeOfKind } from './errors.js';
 import { digest, webHashName, type HashName } from './digest.js';
 import { timingSafeEqual } from './ct.js';
 import { certDer, importPublicKey, X509Codes, type Certificate } from './x509.js';
@@ -143,7 +143,7 @@ export interface ParseOptions {
 export function parseSignedData(der: Uint8Array, o: ParseOptions = {}): SignedData {
   const code = o.code ?? CmsCodes.PKCS7_MALFORMED;
   const limits: CmsLimits = { ...CMS_LIMITS, ...o.limits };
-  if (der.byteLength > limits.bytes) throw malformed('LIMIT_EXCEEDED', `PKCS#7 of ${der.byteLength} bytes exceeds the ${limits.bytes}-byte cap`);
+  if (der.byteLength > limits.bytes) throw malformed(CommonCodes.LIMIT_EXCEEDED, `PKCS#7 of ${der.byteLength} bytes exceeds the ${limits.bytes}-byte cap`);
   return derAs(code, () => readContentInfo(der, limits, (m, offset) => malformed(code, `PKCS#7: ${m}`, offset === undefined ? {} : { offset })));
 }
 
@@ -168,7 +168,7 @@ function readContentInfo(der: Uint8Array, limits: CmsLimits, bad: Bad): SignedDa
   if (eci.length === 1) throw bad('the content is detached; the document must be attached');
   if (eci.length !== 2) throw bad('encapContentInfo has more than two members');
   const content = octetString(explicit(eci[1], 0, 'eContent'), 'eContent');
-  if (content.byteLength > limits.content) throw malformed('LIMIT_EXCEEDED', `PKCS#7 content of ${content.byteLength} bytes exceeds the cap`);
+  if (content.byteLength > limits.content) throw malformed(CommonCodes.LIMIT_EXCEEDED, `PKCS#7 content of ${content.byteLength} bytes exceeds the cap`);
   let certificates: Uint8Array[] = [];
   if (sd[i]?.tag === ctx(0)) {
     certificates = children(sd[i++], 'certificates', limits.certificates).map((c) => want(c, TAG.SEQUENCE, 'Certificate').raw);

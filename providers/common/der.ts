@@ -125,11 +125,6 @@ export function want(t: Tlv | undefined, tag: number, what: string): Tlv {
   return t;
 }
 
-/** Reads the next TLV from `r` and requires `tag`. */
-export function next(r: ByteReader, tag: number, what: string): Tlv {
-  return want(readTlv(r, what), tag, what);
-}
-
 /** A reader over a constructed value's contents, with absolute offsets (end() proves it consumed). */
 export function contents(t: Tlv, what: string): ByteReader {
   if ((t.tag & 0x20) === 0) bad(what, 'is not a constructed value', t.offset);
@@ -356,8 +351,9 @@ export interface CertificateFields {
  *   same algorithm identifier"), and signatureValue has no unused bits;
  * - the optional TBSCertificate members appear at most once, in order, and nothing else follows
  *   (an empty extensions list, which RFC 5280 forbids but @peculiar/x509 writes, is accepted);
- * - `Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }`
- *   with `critical` present only as TRUE (DER omits a default), and no extnID twice (§4.2).
+ * - `Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }`,
+ *   no extnID twice (§4.2). An explicitly encoded critical FALSE is accepted: it is inside the
+ *   signed bytes, and some issuers write it.
  */
 export function certificateFields(der: Uint8Array, what = 'certificate'): CertificateFields {
   const cert = children(want(decodeOne(der, what), TAG.SEQUENCE, what), what, 3);
@@ -389,9 +385,7 @@ export function certificateFields(der: Uint8Array, what = 'certificate'): Certif
       const parts = children(want(e, TAG.SEQUENCE, `${what} extension`), `${what} extension`);
       if (parts.length < 2 || parts.length > 3) bad(what, 'Extension is not SEQUENCE { extnID, critical OPTIONAL, extnValue }', e.offset);
       const id = oid(parts[0], `${what} extnID`);
-      if (parts.length === 3 && !boolean(parts[1], `${what} extension ${id} critical`)) {
-        bad(what, `extension ${id} encodes the default critical FALSE (not DER)`, e.offset);
-      }
+      if (parts.length === 3) boolean(parts[1], `${what} extension ${id} critical`);
       if (extensions.has(id)) bad(what, `extension ${id} appears twice`, e.offset);
       extensions.set(id, octetString(parts[parts.length - 1], `${what} extension ${id} extnValue`));
     }
