@@ -37,13 +37,14 @@
  *   eContentType, and exactly one message-digest value, equal (constant time) to the digest of
  *   the content → `digestMismatch`; the signature then covers the attributes re-encoded with the
  *   SET OF tag (0x31) in place of [0]; without them it covers the content;
- * - the signature verifies (WebCrypto) → `signatureInvalid`.
+ * - the signature verifies (WebCrypto semantics, providers/common/sig.ts) → `signatureInvalid`.
  */
 import { concat } from './bytes.js';
 import { CommonCodes, malformed, rejected, type CodeOfKind } from './errors.js';
 import { digest, webHashName, type HashName } from './digest.js';
 import { timingSafeEqual } from './ct.js';
 import { certDer, importPublicKey, X509Codes, type Certificate } from './x509.js';
+import { verifySignature } from './sig.js';
 import {
   algorithmNoParams,
   certificateFields,
@@ -285,7 +286,7 @@ export async function verifySignerInfo(sd: SignedData, signer: Certificate, code
   if (bits < MIN_RSA_BITS) throw rejected(codes.algorithm, `${what}: an RSA key of ${bits} bits is too small`);
   let ok: boolean;
   try {
-    ok = await crypto.subtle.verify('RSASSA-PKCS1-v1_5', key, s.signature as Uint8Array<ArrayBuffer>, signed as Uint8Array<ArrayBuffer>);
+    ok = await verifySignature('RSASSA-PKCS1-v1_5', key, s.signature, signed);
   } catch {
     ok = false;
   }
