@@ -12,16 +12,7 @@ import { certificateFields, ctx, encodeOid, encodeTlv as tlv, TAG } from '../../
 import { CMS_OID, findSigner, parseSignedData, verifySignerInfo, type CmsVerifyCodes } from '../../providers/common/cms.js';
 import { certDer, x509, type Certificate } from '../../providers/common/x509.js';
 import { utf8 } from '../../providers/common/encoding.js';
-
-async function codeOf(f: () => unknown): Promise<string> {
-  try {
-    await f();
-  } catch (e) {
-    if (e instanceof AttestError) return e.code;
-    throw e;
-  }
-  return 'NO_ERROR';
-}
+import { codeOf } from '../amd-sev-snp/helpers.js';
 
 const CODES: CmsVerifyCodes = { algorithm: 'IDENTITY_ALG_UNSUPPORTED', digestMismatch: 'IDENTITY_DIGEST_MISMATCH', signatureInvalid: 'IDENTITY_SIGNATURE_INVALID' };
 const CONTENT = utf8('{"instanceId":"i-0123456789abcdef0"}');

@@ -33,16 +33,8 @@ import {
   type Tlv,
 } from '../../providers/common/der.js';
 import { toHex, utf8 } from '../../providers/common/encoding.js';
+import { codeOfSync as code } from '../amd-sev-snp/helpers.js';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof AttestError) return e.code;
-    throw e;
-  }
-  return 'NO_ERROR';
-}
 const b = (...x: number[]): Uint8Array => Uint8Array.from(x);
 const one = (...x: number[]): Tlv => decodeOne(b(...x), 'test');
 
