@@ -33,12 +33,11 @@
  * checks (pure functions of the cached bytes) are skipped. The cache is bounded (LRU).
  */
 import { isAttestError, malformed, rejected } from '../common/errors.js';
-import { ByteReader } from '../common/bytes.js';
 import { X509Codes, certDer, parseCertificate, verifyChain, type Certificate, type TrustAnchor, x509 } from '../common/x509.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { ecdsaDerToP1363 } from '../tpm/structures.js';
 import { parseCoseSign1, verifyCoseSign1, type CoseSign1 } from './cose.js';
-import { readTlv } from './pkcs7.js';
+import { certificateFields } from '../common/der.js';
 import {
   decodeDocumentPayload,
   parseAttestationDocument,
@@ -166,19 +165,13 @@ export async function importP384(c: Certificate): Promise<CryptoKey> {
  */
 async function leafSignedBy(leaf: Certificate, issuerKey: CryptoKey): Promise<boolean> {
   try {
-    const outer = readTlv(new ByteReader(certDer(leaf)), 'Certificate');
-    const r = new ByteReader(outer.value);
-    const tbs = readTlv(r, 'tbsCertificate');
-    readTlv(r, 'signatureAlgorithm');
-    const bits = readTlv(r, 'signatureValue');
-    r.end('Certificate');
-    if (tbs.tag !== 0x30 || bits.tag !== 0x03 || bits.value[0] !== 0) return false;
-    const sig = ecdsaDerToP1363(bits.value.subarray(1), 48);
+    const { tbs, signature } = certificateFields(certDer(leaf), 'leaf certificate');
+    const sig = ecdsaDerToP1363(signature, 48);
     return await crypto.subtle.verify(
       { name: 'ECDSA', hash: 'SHA-384' },
       issuerKey,
       sig as Uint8Array<ArrayBuffer>,
-      tbs.raw as Uint8Array<ArrayBuffer>,
+      tbs as Uint8Array<ArrayBuffer>,
     );
   } catch {
     return false;

@@ -236,7 +236,7 @@ export const CODE_KINDS = {
   NONCE_MISSING: 'rejected',
   OPTIONS_INVALID: 'config', // also providers/azure
   PCR_INVALID: 'malformed',
-  PKCS7_MALFORMED: 'malformed',
+  PKCS7_MALFORMED: 'malformed', // also providers/common (cms.ts)
   PUBLIC_KEY_INVALID: 'rejected',
   QUOTE_AK_UNCERTIFIED: 'rejected',
   QUOTE_PCR_BANK_INVALID: 'rejected',
@@ -282,7 +282,7 @@ export const CODE_KINDS = {
   AK_QUALIFIED_NAME_MISMATCH: 'rejected',
   ALGORITHM_NOT_ALLOWED: 'rejected', // also providers/tpm
   ATTESTATION_INCOMPLETE: 'rejected',
-  DER_MALFORMED: 'malformed',
+  DER_MALFORMED: 'malformed', // also providers/common (der.ts)
   DUPLICATE_PCR_BANK: 'rejected',
   EVIDENCE_SCHEMA: 'malformed',
   GCP_OPTIONS_INVALID: 'config',

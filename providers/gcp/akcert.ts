@@ -17,7 +17,7 @@
  * Checks (each has a negative test in test/gcp):
  * - the leaf and every evidence intermediate parse, with strict DER framing: exact length, outer
  *   signatureAlgorithm = tbsCertificate.signature, no unused signature bits, every known extension
- *   decodes, no extension twice (der.ts; CERT_MALFORMED),
+ *   decodes, no extension twice (common/der.ts `certificateFields`; CERT_MALFORMED),
  *   so no unsigned byte of a certificate can change; intermediates come from the
  *   evidence plus the operator's configured Google intermediates; a self-issued certificate in the
  *   evidence (a root) is dropped, so a root is only ever the pinned one;
@@ -35,13 +35,12 @@
  *   isProduction (INSTANCE_NOT_PRODUCTION: go-tpm-tools likewise refuses to return the instance
  *   info of non-production certificates), unless the operator explicitly allows it.
  */
-import { ByteReader } from '../common/bytes.js';
 import { configError, malformed, rejected } from '../common/errors.js';
 import { PinIds } from '../common/pins.js';
 import { toBase64 } from '../common/encoding.js';
 import type { TrustStore } from '../common/types.js';
 import { parseCertificate, verifyChain, x509, X509Codes, type Certificate, type TrustAnchor } from '../common/x509.js';
-import { checkCertificateFraming, DerCodes, expectTag, oid, tlv, utf8String } from './der.js';
+import { certificateFields, children, decodeOne, oid, TAG, utf8String, want } from '../common/der.js';
 import { INSTANCE_INFO_OID, parseGceInstanceInfo, type GceInstanceIdentity } from './instance-info.js';
 
 export const AkCertCodes = {
@@ -101,32 +100,23 @@ const profile = (m: string) => rejected(AkCertCodes.AK_CERT_PROFILE, `AK certifi
 function tpmSanAttributes(value: Uint8Array): Record<string, string> {
   try {
     const out: Record<string, string> = {};
-    const r = new ByteReader(value);
-    const names = tlv(r, 'SubjectAltName');
-    expectTag(names, 0x30, 'SubjectAltName');
-    r.end('SubjectAltName');
-    while (names.body.remaining > 0) {
-      const gn = tlv(names.body, 'GeneralName');
+    for (const gn of children(want(decodeOne(value, 'SubjectAltName'), TAG.SEQUENCE, 'SubjectAltName'), 'SubjectAltName')) {
       if (gn.tag !== 0xa4) continue; // only directoryName [4] carries the TPM attributes
-      const name = tlv(gn.body, 'directoryName');
-      expectTag(name, 0x30, 'Name');
-      while (name.body.remaining > 0) {
-        const rdn = tlv(name.body, 'RDN');
-        expectTag(rdn, 0x31, 'RDN');
-        while (rdn.body.remaining > 0) {
-          const atv = tlv(rdn.body, 'AttributeTypeAndValue');
-          expectTag(atv, 0x30, 'AttributeTypeAndValue');
-          const type = oid(atv.body, 'attribute type');
-          const v = utf8String(atv.body, 'attribute value');
-          atv.body.end('AttributeTypeAndValue');
-          if (type in out) throw profile(`TPM SAN repeats attribute ${type}`);
-          out[type] = v;
+      const [name, ...rest] = children(gn, 'directoryName');
+      if (rest.length > 0) throw profile('the TPM SAN directoryName holds more than one Name');
+      for (const rdn of children(want(name, TAG.SEQUENCE, 'Name'), 'Name')) {
+        for (const atv of children(want(rdn, TAG.SET, 'RDN'), 'RDN')) {
+          const [type, v, ...more] = children(want(atv, TAG.SEQUENCE, 'AttributeTypeAndValue'), 'AttributeTypeAndValue');
+          if (more.length > 0) throw profile('a TPM SAN AttributeTypeAndValue has more than two members');
+          const t = oid(type, 'attribute type');
+          if (t in out) throw profile(`TPM SAN repeats attribute ${t}`);
+          out[t] = utf8String(v, 'attribute value');
         }
       }
     }
     return out;
   } catch (e) {
-    if (e instanceof Error && 'code' in e && (e.code === DerCodes.DER_MALFORMED || e.code === 'TRUNCATED' || e.code === 'TRAILING_BYTES')) {
+    if (e instanceof Error && 'code' in e && (e.code === 'DER_MALFORMED' || e.code === 'TRUNCATED' || e.code === 'TRAILING_BYTES')) {
       throw profile(`the subjectAltName does not decode (${e.message})`);
     }
     throw e;
@@ -156,7 +146,7 @@ function oneField(c: Certificate, name: string): string | undefined {
 const MEMO_MAX = 512;
 const certMemo = new Map<string, Certificate>();
 
-/** Parses a certificate from the evidence with strict DER framing (der.ts) on top. */
+/** Parses a certificate from the evidence with strict DER framing (common/der.ts) on top. */
 function strictCertificate(der: Uint8Array, what: string): Certificate {
   const key = toBase64(der);
   const hit = certMemo.get(key);
@@ -170,7 +160,7 @@ function strictCertificate(der: Uint8Array, what: string): Certificate {
 function parseStrict(der: Uint8Array, what: string): Certificate {
   const c = parseCertificate(der, what);
   try {
-    checkCertificateFraming(der);
+    certificateFields(der, what);
     // The library decodes known extensions lazily and throws plain Errors on malformed ones
     // (e.g. a subjectAltName that does not decode): decode them all here, under a typed error.
     const types = c.extensions.map((e) => e.type);

@@ -24,13 +24,13 @@
  *   } OPTIONAL
  * }
  * ```
- * This is a strict DER reader (X.690 §10): single-byte tags, definite minimal lengths, minimal
- * non-negative INTEGERs (≤ 64 bits, go-tpm-tools additionally rejects negatives), BOOLEAN only
- * 0x00/0xFF, context tags strictly increasing, nothing after the outer SEQUENCE.
+ * Read with the common strict DER reader (providers/common/der.ts): single-byte tags, definite
+ * minimal lengths, minimal non-negative INTEGERs (≤ 64 bits, go-tpm-tools additionally rejects
+ * negatives), BOOLEAN only 0x00/0xFF, context tags strictly increasing, nothing after the outer
+ * SEQUENCE.
  */
-import { ByteReader } from '../common/bytes.js';
 import { malformed } from '../common/errors.js';
-import { boolean, DerCodes, expectTag, tlv, unsignedInteger, utf8String } from './der.js';
+import { boolean, contents, decodeOne, derAs, explicit, readTlv, TAG, unsignedInteger, utf8String, want, type Tlv } from '../common/der.js';
 
 export const INSTANCE_INFO_OID = '1.3.6.1.4.1.11129.2.1.21';
 
@@ -58,61 +58,39 @@ export interface GceInstanceIdentity {
 const bad = (msg: string, offset?: number) =>
   malformed(InstanceInfoCodes.INSTANCE_INFO_MALFORMED, `GCE instance info extension: ${msg}`, offset === undefined ? {} : { offset });
 
-/** The DER readers below throw DER_MALFORMED; here every decoding failure is the extension's. */
-function decoding<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof Error && 'code' in e && e.code === DerCodes.DER_MALFORMED) throw bad(e.message);
-    throw e;
-  }
-}
-
-function securityProperties(r: ByteReader): GceSecurityProperties {
-  const seq = tlv(r, 'securityProperties');
-  expectTag(seq, 0x30, 'securityProperties');
-  r.end('securityProperties wrapper');
-  const s = seq.body;
+function securityProperties(t: Tlv): GceSecurityProperties {
+  const s = contents(want(explicit(t, 0, 'securityProperties'), TAG.SEQUENCE, 'securityProperties'), 'securityProperties');
   let securityVersion: bigint | undefined;
   let isProduction: boolean | undefined;
   const other: Record<number, boolean> = {};
   let last = -1;
   while (s.remaining > 0) {
-    const t = tlv(s, 'security property');
-    if (t.tag < 0xa0 || t.tag > 0xaf) throw bad(`security property: unexpected tag 0x${t.tag.toString(16)}`, t.offset);
-    const n = t.tag - 0xa0;
-    if (n <= last) throw bad('security properties out of order or repeated', t.offset);
+    const p = readTlv(s, 'security property');
+    if (p.tag < 0xa0 || p.tag > 0xaf) throw bad(`security property: unexpected tag 0x${p.tag.toString(16)}`, p.offset);
+    const n = p.tag - 0xa0;
+    if (n <= last) throw bad('security properties out of order or repeated', p.offset);
     last = n;
-    if (n === 0) securityVersion = unsignedInteger(t.body, 'securityVersion');
-    else if (n === 1) isProduction = boolean(t.body, 'isProduction');
-    else other[n] = boolean(t.body, `security property [${n}]`);
-    t.body.end(`security property [${n}]`);
+    const value = explicit(p, n, `security property [${n}]`);
+    if (n === 0) securityVersion = unsignedInteger(value, 'securityVersion');
+    else if (n === 1) isProduction = boolean(value, 'isProduction');
+    else other[n] = boolean(value, `security property [${n}]`);
   }
   return Object.freeze({ securityVersion, isProduction, other: Object.freeze(other) });
 }
 
-/** Decodes the extension's value (the OCTET STRING contents). */
+/** Decodes the extension's value (the OCTET STRING contents); DER violations are INSTANCE_INFO_MALFORMED. */
 export function parseGceInstanceInfo(der: Uint8Array): GceInstanceIdentity {
-  return decoding(() => decode(der));
+  return derAs(InstanceInfoCodes.INSTANCE_INFO_MALFORMED, () => decode(der));
 }
 
 function decode(der: Uint8Array): GceInstanceIdentity {
-  const outer = new ByteReader(der);
-  const seq = tlv(outer, 'GceInstanceInfo');
-  expectTag(seq, 0x30, 'GceInstanceInfo');
-  outer.end('GceInstanceInfo');
-  const r = seq.body;
-  const zone = utf8String(r, 'zone');
-  const projectNumber = unsignedInteger(r, 'projectNumber');
-  const projectId = utf8String(r, 'projectId');
-  const instanceId = unsignedInteger(r, 'instanceId');
-  const instanceName = utf8String(r, 'instanceName');
-  let props: GceSecurityProperties | undefined;
-  if (r.remaining > 0) {
-    const t = tlv(r, 'securityProperties');
-    expectTag(t, 0xa0, 'securityProperties');
-    props = securityProperties(t.body);
-  }
+  const r = contents(want(decodeOne(der, 'GceInstanceInfo'), TAG.SEQUENCE, 'GceInstanceInfo'), 'GceInstanceInfo');
+  const zone = utf8String(readTlv(r, 'zone'), 'zone');
+  const projectNumber = unsignedInteger(readTlv(r, 'projectNumber'), 'projectNumber');
+  const projectId = utf8String(readTlv(r, 'projectId'), 'projectId');
+  const instanceId = unsignedInteger(readTlv(r, 'instanceId'), 'instanceId');
+  const instanceName = utf8String(readTlv(r, 'instanceName'), 'instanceName');
+  const props = r.remaining > 0 ? securityProperties(readTlv(r, 'securityProperties')) : undefined;
   r.end('GceInstanceInfo');
   return Object.freeze({ zone, projectNumber, projectId, instanceId, instanceName, securityProperties: props });
 }

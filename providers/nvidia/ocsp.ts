@@ -37,7 +37,8 @@ import { timingSafeEqual } from '../common/ct.js';
 import { certDer, parseCertificate, x509, type Certificate } from '../common/x509.js';
 import { NvidiaCodes } from './codes.js';
 import { CollateralCache } from './cache.js';
-import { bitStringBytes, certFields, children, decodeOne, encodeOid, generalizedTime, oidOf, smallInt, TAG, tlv, want, type Tlv } from './der.js';
+import { bitStringBytes, certificateFields, children, decodeOne, encodeOid, encodeTlv as tlv, explicit, generalizedTime, oid, smallInt, TAG, want } from '../common/der.js';
+import { ecdsaDerToP1363 } from '../tpm/structures.js';
 
 export type OcspMode = 'off' | 'best-effort' | 'required';
 export type OcspStatus = 'good' | 'revoked' | 'unknown' | 'unavailable';
@@ -73,7 +74,6 @@ export interface OcspCheckerOptions {
   readonly certIdHash: Extract<HashName, 'sha256' | 'sha384'>;
 }
 
-const CODE = 'NVIDIA_OCSP_RESPONSE_MALFORMED';
 const OID = Object.freeze({
   BASIC: '1.3.6.1.5.5.7.48.1.1',
   OCSP_SIGNING: '1.3.6.1.5.5.7.3.9',
@@ -98,20 +98,6 @@ export function ocspTargets(path: readonly Certificate[], chain: 'device' | 'rim
   return out;
 }
 
-/** DER ECDSA-Sig-Value (RFC 3279 §2.2.3) → r ‖ s of `size` bytes each, for WebCrypto. */
-function ecdsaDerToRaw(der: Uint8Array, size: number): Uint8Array {
-  const parts = children(want(decodeOne(der, CODE, 'ECDSA-Sig-Value'), TAG.SEQUENCE, CODE, 'ECDSA-Sig-Value'), CODE, 'ECDSA-Sig-Value');
-  if (parts.length !== 2) throw new Error('ECDSA-Sig-Value is not { r, s }');
-  const out = new Uint8Array(2 * size);
-  parts.forEach((p, k) => {
-    let v = want(p, TAG.INTEGER, CODE, k === 0 ? 'r' : 's').value;
-    while (v.length > 1 && v[0] === 0) v = v.subarray(1);
-    if (v.length > size) throw new Error('ECDSA integer longer than the curve');
-    out.set(v, k * size + size - v.length);
-  });
-  return out;
-}
-
 async function verifyWith(signer: Certificate, algOid: string, tbs: Uint8Array, sig: Uint8Array): Promise<boolean> {
   const alg = SIG_ALGS[algOid];
   if (!alg) return false;
@@ -120,7 +106,7 @@ async function verifyWith(signer: Certificate, algOid: string, tbs: Uint8Array, 
     if (alg.kind === 'ECDSA') {
       if (k.name !== 'ECDSA' || (k.namedCurve !== 'P-256' && k.namedCurve !== 'P-384')) return false;
       const key = await crypto.subtle.importKey('spki', signer.publicKey.rawData, { name: 'ECDSA', namedCurve: k.namedCurve }, false, ['verify']);
-      const raw = ecdsaDerToRaw(sig, k.namedCurve === 'P-256' ? 32 : 48);
+      const raw = ecdsaDerToP1363(sig, k.namedCurve === 'P-256' ? 32 : 48);
       return await crypto.subtle.verify({ name: 'ECDSA', hash: alg.hash }, key, raw as Uint8Array<ArrayBuffer>, tbs as Uint8Array<ArrayBuffer>);
     }
     if (k.name !== 'RSASSA-PKCS1-v1_5' && k.name !== 'RSA-PSS' && k.name !== 'RSA-OAEP') return false;
@@ -156,23 +142,23 @@ class Unavailable extends Error {}
 
 /** Parses and authenticates a response for `certId` (see the module header). */
 async function readResponse(body: Uint8Array, certId: Uint8Array, issuer: Certificate, now: Date): Promise<Parsed> {
-  const top = children(want(decodeOne(body, CODE, 'OCSPResponse'), TAG.SEQUENCE, CODE, 'OCSPResponse'), CODE, 'OCSPResponse');
-  const status = smallInt(top[0] as Tlv, TAG.ENUMERATED, CODE, 'responseStatus');
+  const top = children(want(decodeOne(body, 'OCSPResponse'), TAG.SEQUENCE, 'OCSPResponse'), 'OCSPResponse');
+  const status = smallInt(top[0], 'responseStatus', TAG.ENUMERATED);
   if (status !== 0) throw new Unavailable(`responder status ${status} (${['successful', 'malformedRequest', 'internalError', 'tryLater', '4', 'sigRequired', 'unauthorized'][status] ?? '?'})`);
   if (top.length !== 2 || top[1]?.tag !== 0xa0) throw new Unavailable('a successful response without responseBytes');
-  const rb = children(want(children(top[1], CODE, 'responseBytes')[0], TAG.SEQUENCE, CODE, 'ResponseBytes'), CODE, 'ResponseBytes');
-  if (rb.length !== 2 || oidOf(rb[0] as Tlv, CODE, 'responseType') !== OID.BASIC) throw new Unavailable('not an id-pkix-ocsp-basic response');
-  const basicBytes = want(rb[1], TAG.OCTET_STRING, CODE, 'response').value;
-  const basic = children(want(decodeOne(basicBytes, CODE, 'BasicOCSPResponse'), TAG.SEQUENCE, CODE, 'BasicOCSPResponse'), CODE, 'BasicOCSPResponse');
+  const rb = children(want(explicit(top[1], 0, 'responseBytes'), TAG.SEQUENCE, 'ResponseBytes'), 'ResponseBytes');
+  if (rb.length !== 2 || oid(rb[0], 'responseType') !== OID.BASIC) throw new Unavailable('not an id-pkix-ocsp-basic response');
+  const basicBytes = want(rb[1], TAG.OCTET_STRING, 'response').value;
+  const basic = children(want(decodeOne(basicBytes, 'BasicOCSPResponse'), TAG.SEQUENCE, 'BasicOCSPResponse'), 'BasicOCSPResponse');
   if (basic.length < 3 || basic.length > 4) throw new Unavailable('BasicOCSPResponse has the wrong number of members');
-  const tbs = want(basic[0], TAG.SEQUENCE, CODE, 'tbsResponseData');
-  const algId = children(want(basic[1], TAG.SEQUENCE, CODE, 'signatureAlgorithm'), CODE, 'signatureAlgorithm');
-  const sigAlg = oidOf(algId[0] as Tlv, CODE, 'signatureAlgorithm');
-  const signature = bitStringBytes(basic[2] as Tlv, CODE, 'signature');
+  const tbs = want(basic[0], TAG.SEQUENCE, 'tbsResponseData');
+  const algId = children(want(basic[1], TAG.SEQUENCE, 'signatureAlgorithm'), 'signatureAlgorithm');
+  const sigAlg = oid(algId[0], 'signatureAlgorithm');
+  const signature = bitStringBytes(basic[2], 'signature');
   const responders: Certificate[] = [];
   if (basic[3]) {
     if (basic[3].tag !== 0xa0) throw new Unavailable('unexpected BasicOCSPResponse member');
-    const list = children(want(children(basic[3], CODE, 'certs')[0], TAG.SEQUENCE, CODE, 'certs'), CODE, 'certs');
+    const list = children(want(explicit(basic[3], 0, 'certs'), TAG.SEQUENCE, 'certs'), 'certs');
     if (list.length > MAX_RESPONDER_CERTS) throw new Unavailable('too many responder certificates');
     for (const c of list) responders.push(parseCertificate(c.raw, 'OCSP responder certificate'));
   }
@@ -184,34 +170,34 @@ async function readResponse(body: Uint8Array, certId: Uint8Array, issuer: Certif
   }
   if (!authentic) throw new Unavailable('the response is not signed by the issuer or a responder it authorized');
 
-  const rd = children(tbs, CODE, 'ResponseData');
+  const rd = children(tbs, 'ResponseData');
   let i = 0;
   if (rd[0]?.tag === 0xa0) {
-    if (smallInt(children(rd[0], CODE, 'version')[0] as Tlv, TAG.INTEGER, CODE, 'version') !== 0) throw new Unavailable('ResponseData version is not v1');
+    if (smallInt(explicit(rd[0], 0, 'version'), 'version') !== 0) throw new Unavailable('ResponseData version is not v1');
     i++;
   }
   const rid = rd[i++];
   if (rid?.tag !== 0xa1 && rid?.tag !== 0xa2) throw new Unavailable('bad responderID');
-  generalizedTime(rd[i++] as Tlv, CODE, 'producedAt');
-  const singles = children(want(rd[i], TAG.SEQUENCE, CODE, 'responses'), CODE, 'responses');
+  generalizedTime(rd[i++], 'producedAt');
+  const singles = children(want(rd[i], TAG.SEQUENCE, 'responses'), 'responses');
   const rest = rd.slice(i + 1);
   if (rest.length > 1 || (rest[0] && rest[0].tag !== 0xa1)) throw new Unavailable('unexpected ResponseData members');
   for (const s of singles) {
-    const parts = children(want(s, TAG.SEQUENCE, CODE, 'SingleResponse'), CODE, 'SingleResponse');
-    if (!timingSafeEqual((parts[0] as Tlv).raw, certId)) continue;
-    const cs = parts[1] as Tlv;
-    const thisUpdate = generalizedTime(parts[2] as Tlv, CODE, 'thisUpdate');
+    const parts = children(want(s, TAG.SEQUENCE, 'SingleResponse'), 'SingleResponse');
+    if (!timingSafeEqual(want(parts[0], TAG.SEQUENCE, 'certID').raw, certId)) continue;
+    const cs = parts[1];
+    const thisUpdate = generalizedTime(parts[2], 'thisUpdate');
     let nextUpdate: Date | undefined;
-    if (parts[3]?.tag === 0xa0) nextUpdate = generalizedTime(children(parts[3], CODE, 'nextUpdate')[0] as Tlv, CODE, 'nextUpdate');
+    if (parts[3]?.tag === 0xa0) nextUpdate = generalizedTime(explicit(parts[3], 0, 'nextUpdate'), 'nextUpdate');
     const out: Parsed = { status: 'unknown', thisUpdate, nextUpdate };
-    if (cs.tag === 0x80 && cs.value.length === 0) out.status = 'good';
-    else if (cs.tag === 0x82 && cs.value.length === 0) out.status = 'unknown';
-    else if (cs.tag === 0xa1) {
-      const ri = children(cs, CODE, 'RevokedInfo');
+    if (cs?.tag === 0x80 && cs.value.length === 0) out.status = 'good';
+    else if (cs?.tag === 0x82 && cs.value.length === 0) out.status = 'unknown';
+    else if (cs?.tag === 0xa1) {
+      const ri = children(cs, 'RevokedInfo');
       out.status = 'revoked';
-      out.revokedAt = generalizedTime(ri[0] as Tlv, CODE, 'revocationTime');
+      out.revokedAt = generalizedTime(ri[0], 'revocationTime');
       if (ri[1]?.tag === 0xa0) {
-        const code = smallInt(children(ri[1], CODE, 'revocationReason')[0] as Tlv, TAG.ENUMERATED, CODE, 'revocationReason');
+        const code = smallInt(explicit(ri[1], 0, 'revocationReason'), 'revocationReason', TAG.ENUMERATED);
         out.reason = REASONS[code] ?? `reason ${code}`;
       }
     } else throw new Unavailable('bad certStatus');
@@ -236,14 +222,14 @@ export class OcspChecker {
   /** The status of `cert` (issued by `issuer`) at `now`; never throws for responder trouble. */
   async checkOne(cert: Certificate, issuer: Certificate, now: Date): Promise<OcspCertResult> {
     const o = this.#o;
-    const f = certFields(certDer(cert), CODE, 'certificate');
-    const iss = certFields(certDer(issuer), CODE, 'issuer');
+    const f = certificateFields(certDer(cert), 'certificate');
+    const iss = certificateFields(certDer(issuer), 'issuer');
     const hashOid = o.certIdHash === 'sha384' ? OID.SHA384 : OID.SHA256;
     // CertID (RFC 6960 §4.1.1); SHA-2 AlgorithmIdentifier parameters absent (RFC 5754 §2).
     const certId = tlv(
       TAG.SEQUENCE,
       tlv(TAG.SEQUENCE, encodeOid(hashOid)),
-      tlv(TAG.OCTET_STRING, await digest(o.certIdHash, f.issuerName)),
+      tlv(TAG.OCTET_STRING, await digest(o.certIdHash, f.issuer)),
       tlv(TAG.OCTET_STRING, await digest(o.certIdHash, iss.subjectPublicKey)),
       tlv(TAG.INTEGER, f.serial),
     );

@@ -37,7 +37,7 @@ import { sha256 } from '../common/digest.js';
 import { toHex } from '../common/encoding.js';
 import { X509Codes, certDer, parsePemCertificates, verifyChain, x509, type Certificate, type TrustAnchor } from '../common/x509.js';
 import { NvidiaCodes } from './codes.js';
-import { certFields, children, decodeOne, oidOf, TAG, want, type Tlv } from './der.js';
+import { certificateFields, children, decodeOne, derAs, oid, TAG, want, type Tlv } from '../common/der.js';
 import type { GpuEvidence } from './evidence.js';
 import { parseAttestationReport, signedPart, SPDM, type AttestationReport } from './parse.js';
 
@@ -209,11 +209,11 @@ function firstCn(c: Certificate, what: string): string {
 
 const CERT = X509Codes.CERT_MALFORMED;
 
-function fwidOf(t: Tlv, what: string): Uint8Array {
-  const parts = children(want(t, TAG.SEQUENCE, CERT, what), CERT, what);
+function fwidOf(t: Tlv | undefined, what: string): Uint8Array {
+  const parts = children(want(t, TAG.SEQUENCE, what), what);
   if (parts.length !== 2) throw malformed(CERT, `${what}: an FWID is SEQUENCE { hashAlg, digest }`);
-  const alg = oidOf(parts[0] as Tlv, CERT, `${what} hashAlg`);
-  const digest = want(parts[1], TAG.OCTET_STRING, CERT, `${what} digest`).value;
+  const alg = oid(parts[0], `${what} hashAlg`);
+  const digest = want(parts[1], TAG.OCTET_STRING, `${what} digest`).value;
   if (alg !== OID_SHA384 || digest.length !== SPDM.DIGEST_LENGTH) {
     throw rejected(NvidiaCodes.FWID_MISMATCH, `${what}: the FWID is not a SHA-384 digest (${alg}, ${digest.length} bytes)`);
   }
@@ -227,19 +227,23 @@ function fwidOf(t: Tlv, what: string): Uint8Array {
  * first FWID. Undefined when the leaf has neither extension; both at once is refused.
  */
 export function leafFwid(leaf: Certificate): Uint8Array | undefined {
+  return derAs(CERT, () => readLeafFwid(leaf));
+}
+
+function readLeafFwid(leaf: Certificate): Uint8Array | undefined {
   const what = 'GPU leaf DICE extension';
-  const exts = certFields(certDer(leaf), CERT, 'GPU leaf certificate').extensions;
+  const exts = certificateFields(certDer(leaf), 'GPU leaf certificate').extensions;
   const legacy = exts.get(OID_DICE_TCB_INFO);
   const alias = exts.get(OID_DICE_TCB_INFO_ALIAS);
   if (legacy && alias) throw rejected(NvidiaCodes.FWID_MISMATCH, `${what}: both ${OID_DICE_TCB_INFO} and ${OID_DICE_TCB_INFO_ALIAS} are present`);
   const value = legacy ?? alias;
   if (!value) return undefined;
-  const top = children(want(decodeOne(value, CERT, what), TAG.SEQUENCE, CERT, what), CERT, what);
+  const top = children(want(decodeOne(value, what), TAG.SEQUENCE, what), what);
   if (top[0]?.tag === TAG.INTEGER) {
     // CompositeDeviceID (legacy layout).
     if (top.length !== 3) throw malformed(CERT, `${what}: CompositeDeviceID is SEQUENCE { version, subjectPublicKeyInfo, fwid }`);
-    want(top[1], TAG.SEQUENCE, CERT, `${what} subjectPublicKeyInfo`);
-    return fwidOf(top[2] as Tlv, `${what} fwid`);
+    want(top[1], TAG.SEQUENCE, `${what} subjectPublicKeyInfo`);
+    return fwidOf(top[2], `${what} fwid`);
   }
   // DiceTcbInfo: context-tagged optional members; fwids is [6] constructed.
   let previous = -1;
@@ -251,10 +255,10 @@ export function leafFwid(leaf: Certificate): Uint8Array | undefined {
     if (n === 6) fwids = t;
   }
   if (!fwids || fwids.tag !== 0xa6) throw rejected(NvidiaCodes.FWID_MISSING, `${what}: the DiceTcbInfo carries no fwids`);
-  const list = children(fwids, CERT, `${what} fwids`);
+  const list = children(fwids, `${what} fwids`);
   if (list.length === 0) throw rejected(NvidiaCodes.FWID_MISSING, `${what}: the DiceTcbInfo fwids list is empty`);
   list.forEach((t, i) => fwidOf(t, `${what} fwids[${i}]`));
-  return fwidOf(list[0] as Tlv, `${what} fwids[0]`);
+  return fwidOf(list[0], `${what} fwids[0]`);
 }
 
 /** Big-endian magnitude bytes → decimal string. */
@@ -314,7 +318,7 @@ export async function verifyGpuReport(ev: GpuEvidence, o: VerifyReportOptions): 
   if (ev.vbiosVersion !== undefined && ev.vbiosVersion.toUpperCase() !== report.info.vbiosVersion) {
     throw rejected(NvidiaCodes.EVIDENCE_INCONSISTENT, `GPU ${ev.position}: vbios_version "${ev.vbiosVersion}" is not the signed ${report.info.vbiosVersion}`);
   }
-  const serial = certFields(certDer(leaf), CERT, 'GPU leaf certificate').serial;
+  const serial = derAs(CERT, () => certificateFields(certDer(leaf), 'GPU leaf certificate')).serial;
   // INTEGER contents keep a 0x00 sign octet before a high bit; the serial number is the magnitude.
   const leafSerialBytes = serial.length > 1 && serial[0] === 0 ? serial.subarray(1) : serial;
   return Object.freeze({
