@@ -503,7 +503,17 @@ gather_aws() {
   command -v "$NITRO_TPM_ATTEST" >/dev/null 2>&1 \
     || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST not found (Amazon Linux 2023: dnf install aws-nitro-tpm-tools)"
   hex_to_file "$BINDING" "$WORK/nitro-nonce.bin"
-  "$NITRO_TPM_ATTEST" --nonce "$WORK/nitro-nonce.bin" > "$WORK/nitro.doc" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST failed"
+  set -- --nonce "$WORK/nitro-nonce.bin"
+  if [ -n "$DISK_KEY_OUT" ] && [ -z "$GATHER_ONLY" ]; then
+    # KMS Recipient: a fresh RSA key (this attempt only) whose public half the hypervisor signs
+    # into the document as public_key; KMS encrypts the disk key to it and the broker never sees it.
+    if ! openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/recipient.key" 2>/dev/null \
+      || ! openssl pkey -in "$WORK/recipient.key" -pubout -outform DER -out "$WORK/recipient.spki" 2>/dev/null; then
+      die 1 "JOIN_EVIDENCE_UNAVAILABLE: cannot make the KMS recipient key"
+    fi
+    set -- "$@" --public-key "$WORK/recipient.spki"
+  fi
+  "$NITRO_TPM_ATTEST" "$@" > "$WORK/nitro.doc" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST failed"
   [ -s "$WORK/nitro.doc" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST printed no document"
   FORMAT=nitrotpm
   printf '{"document":"%s"}' "$(openssl base64 -A -in "$WORK/nitro.doc")" > "$WORK/evidence.json"
@@ -706,18 +716,35 @@ write_atomic() {
 
 # The disk key: first of the files, checked before anything is written.
 if [ -n "$DISK_KEY_OUT" ]; then
-  grep -q '"diskKeyForRecipient"' "$WORK/resp" && die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, which this client cannot open; configure the broker with nitroRecipient: false"
-  grep -q '"diskKey"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_DISK_KEY_MISSING: the release carries no disk key (does the policy grant disk-key?)"
-  DK=$(json_exact key) || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
-  DK=${DK%x}
-  DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKey.wrapped"
-  DW=${DW%x}
-  if ! one_line "$DK" '^[A-Za-z0-9_-]{43}$' || ! one_line "$DW" '^[A-Za-z0-9_-]{1,8192}$'; then
-    die 1 "JOIN_RELEASE_INVALID: diskKey is not base64url (a 32-byte key)"
+  if grep -q '"diskKeyForRecipient"[ ]*:[ ]*{' "$WORK/resp"; then
+    # KMS Recipient (AWS NitroTPM): CMS EnvelopedData to this attempt's recipient key,
+    # RSAES-OAEP-SHA-256 / AES-256-CBC, opened with openssl cms.
+    [ -f "$WORK/recipient.key" ] || die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, but this client sent no recipient key (only AWS NitroTPM evidence carries one)"
+    CFR=$(json_exact ciphertextForRecipient) || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.ciphertextForRecipient"
+    CFR=${CFR%x}
+    DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.wrapped"
+    DW=${DW%x}
+    # (The length is checked apart: grep compiles large {m,n} bounds very slowly.)
+    if [ ${#CFR} -gt 16384 ] || ! one_line "$CFR" '^[A-Za-z0-9_-]+$' || ! one_line "$DW" '^[A-Za-z0-9_-]{1,8192}$'; then
+      die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient is not base64url"
+    fi
+    b64url_decode_to "$CFR" "$WORK/cfr.der" || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.ciphertextForRecipient"
+    openssl cms -decrypt -inform DER -in "$WORK/cfr.der" -inkey "$WORK/recipient.key" -binary -out "$WORK/disk.key" 2>/dev/null \
+      || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key does not open with this node's recipient key"
+    rm -f "$WORK/recipient.key" "$WORK/cfr.der"
+  else
+    grep -q '"diskKey"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_DISK_KEY_MISSING: the release carries no disk key (does the policy grant disk-key?)"
+    DK=$(json_exact key) || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
+    DK=${DK%x}
+    DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKey.wrapped"
+    DW=${DW%x}
+    if ! one_line "$DK" '^[A-Za-z0-9_-]{43}$' || ! one_line "$DW" '^[A-Za-z0-9_-]{1,8192}$'; then
+      die 1 "JOIN_RELEASE_INVALID: diskKey is not base64url (a 32-byte key)"
+    fi
+    b64url_decode_to "$DK" "$WORK/disk.key" || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
+    DK=""
   fi
-  b64url_decode_to "$DK" "$WORK/disk.key" || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
-  DK=""
-  [ "$(wc -c < "$WORK/disk.key" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: diskKey.key is not 32 bytes"
+  [ "$(wc -c < "$WORK/disk.key" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: the disk key is not 32 bytes"
   printf '%s' "$DW" > "$WORK/disk.wrapped"
 fi
 if [ -n "$DISK_KEY_ONLY" ]; then

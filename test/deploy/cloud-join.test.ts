@@ -36,6 +36,10 @@ import { join as nodeJoin, type JoinOptions } from '../../deploy/node/client/joi
 import { createPrimaryFromTemplate } from '../../deploy/node/client/evidence.node.js';
 import { createToolRunner, openTpmSession } from '../../deploy/node/client/tpm.node.js';
 import { createTrustStore } from '../../providers/common/trust.js';
+import { AwsKmsKeyService } from '../../providers/aws/kms.js';
+import type { KeyService } from '../../broker/contracts.js';
+import { startAwsKmsServer } from '../servers/aws-kms.js';
+import { KMSClient } from '@aws-sdk/client-kms';
 import type { Claims, ProviderName, TrustStore } from '../../providers/common/types.js';
 import { NOW, baseFields, indefinitePayload, makePki, signDocument } from '../aws/testpki.js';
 import { GCE_ECC_AK_TEMPLATE, layOutAzureSnp, layOutGce } from './cloud-layouts.js';
@@ -46,7 +50,7 @@ const run = promisify(execFile);
 const SCRIPT = 'deploy/node/attest-join.sh';
 
 /** Admits any verified node of `provider` with a proven instance id; names it after it. */
-function policy(provider: ProviderName, allowUnsealed: boolean): PolicyEngine {
+function policy(provider: ProviderName, allowUnsealed: boolean, diskKey = false): PolicyEngine {
   return {
     current: () => ({ hash: '00'.repeat(32) }),
     async evaluate(claims: Claims, cluster?: string): Promise<Decision> {
@@ -58,7 +62,7 @@ function policy(provider: ProviderName, allowUnsealed: boolean): PolicyEngine {
         cluster: cluster ?? 'c1',
         policyHash: '00'.repeat(32),
         rules: [],
-        release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed, diskKey: false },
+        release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed, diskKey },
       };
     },
   };
@@ -78,7 +82,7 @@ afterAll(() => {
   for (const s of servers) s.close();
 });
 
-async function startBroker(provider: ProviderName, trust: TrustStore, allowUnsealed: boolean, clock: Clock = systemClock): Promise<Broker> {
+async function startBroker(provider: ProviderName, trust: TrustStore, allowUnsealed: boolean, clock: Clock = systemClock, keys?: KeyService): Promise<Broker> {
   const store = new MemoryStore();
   const seen: Broker['seen'] = [];
   const logger = createConsoleLogger('error', {}, () => undefined);
@@ -89,14 +93,21 @@ async function startBroker(provider: ProviderName, trust: TrustStore, allowUnsea
     clock,
     logger,
     policy: {
-      ...policy(provider, allowUnsealed),
+      ...policy(provider, allowUnsealed, keys !== undefined),
       evaluate: async (c, cl) => {
         seen.push({ provider: c.provider, format: c.format });
-        return policy(provider, allowUnsealed).evaluate(c, cl);
+        return policy(provider, allowUnsealed, keys !== undefined).evaluate(c, cl);
       },
     },
     // Tokens are issued on the real clock (the verifier's clock may be pinned).
-    release: new BrokerReleaseService({ store, clock: systemClock, logger, audit: { record: async () => undefined }, clusters: { '*': { apiServer: 'https://127.0.0.1:6443' } } }),
+    release: new BrokerReleaseService({
+      store,
+      clock: systemClock,
+      logger,
+      audit: { record: async () => undefined },
+      clusters: { '*': { apiServer: 'https://127.0.0.1:6443' } },
+      ...(keys ? { keys } : {}),
+    }),
   });
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer: createHttpsServer, serverOptions: { cert: tls.leafPem + tls.caPem, key: tls.leafKeyPem } });
   servers.push(server);
@@ -106,10 +117,10 @@ async function startBroker(provider: ProviderName, trust: TrustStore, allowUnsea
 
 const outFile = (): string => pjoin(mkdtempSync(pjoin(tmpdir(), 'cloud-join-')), 'kubelet', 'bootstrap-kubeconfig');
 
-async function shellJoin(tpm: Swtpm, b: Broker, platform: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string; out: string }> {
+async function shellJoin(tpm: Swtpm, b: Broker, platform: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ code: number; stderr: string; out: string }> {
   const out = outFile();
   try {
-    const r = await run('dash', [SCRIPT, '--broker', b.url, '--ca-pin', tls.pin, '--cluster', 'c1', '--out', out, '--deadline', '60', '--no-event-log', '--platform', platform], {
+    const r = await run('dash', [SCRIPT, '--broker', b.url, '--ca-pin', tls.pin, '--cluster', 'c1', '--out', out, '--deadline', '60', '--no-event-log', '--platform', platform, ...args], {
       env: { ...tpm.env, ...env },
       timeout: 90_000,
     });
@@ -124,12 +135,12 @@ function nodeJoinOpts(tpm: Swtpm, b: Broker, platform: JoinOptions['platform'], 
   return { broker: b.url, caPin: tls.pin, cluster: 'c1', platform, out: outFile(), deadlineMs: 90_000, tools: createToolRunner(tpm.env), eventLogPath: '', log: () => undefined, ...o };
 }
 
-async function httpServer(handle: (body: Buffer) => Promise<Buffer>): Promise<{ base: string; server: Server }> {
+async function httpServer(handle: (body: Buffer, url: string) => Promise<Buffer>): Promise<{ base: string; server: Server }> {
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
-      handle(Buffer.concat(parts)).then(
+      handle(Buffer.concat(parts), req.url ?? '').then(
         (b) => res.writeHead(200).end(b),
         () => res.writeHead(500).end(),
       );
@@ -223,14 +234,20 @@ describe('aws: both clients join through the production aws provider (nitrotpm)'
     tpm = await startSwtpm();
     const pki = await makePki();
     trust = createTrustStore([...pki.trust.anchors(pki.trust.ids())]);
-    // The stand-in hypervisor: signs a NitroTPM document for the nonce it is sent.
-    signer = await httpServer(async (nonce) => {
+    // The stand-in hypervisor: signs a NitroTPM document for the nonce (and public key) it is sent.
+    signer = await httpServer(async (nonce, url) => {
       if (nonce.length !== 32) throw new Error('nonce must be 32 bytes');
-      return Buffer.from(await signDocument(indefinitePayload(baseFields(pki, {}, new Uint8Array(nonce))), pki.leafKeys));
+      const pk = new URL(url, 'http://x').searchParams.get('pk');
+      const over = pk ? { public_key: new Uint8Array(Buffer.from(pk, 'hex')) } : {};
+      return Buffer.from(await signDocument(indefinitePayload(baseFields(pki, over, new Uint8Array(nonce))), pki.leafKeys));
     });
     const dir = mkdtempSync(pjoin(tmpdir(), 'nitro-'));
     tool = pjoin(dir, 'nitro-tpm-attest');
-    writeFileSync(tool, `#!/bin/sh\n[ "$#" = 2 ] && [ "$1" = --nonce ] || exit 2\nexec curl -sS --fail --noproxy '*' --data-binary @"$2" '${signer.base}/attest'\n`);
+    // As AWS's tool: --nonce FILE [--public-key FILE] (raw bytes, SPKI DER).
+    writeFileSync(
+      tool,
+      `#!/bin/sh\n[ "$1" = --nonce ] || exit 2\npk=\n[ "$#" = 4 ] && [ "$3" = --public-key ] && pk=$(od -An -v -tx1 "$4" | tr -d ' \\n')\nexec curl -sS --fail --noproxy '*' --data-binary @"$2" '${signer.base}/attest?pk='"$pk"\n`,
+    );
     chmodSync(tool, 0o755);
   }, 60_000);
   afterAll(async () => {
@@ -251,4 +268,31 @@ describe('aws: both clients join through the production aws provider (nitrotpm)'
       { provider: 'aws', format: 'nitrotpm' },
     ]);
   });
+
+  it('disk key in the KMS Recipient form: each client sends a fresh RSA key in the document and opens CiphertextForRecipient; the same key again from the other client’s wrapped form', async () => {
+    const kms = await startAwsKmsServer();
+    try {
+      const keys = new AwsKmsKeyService({
+        keyId: kms.keyArn,
+        client: new KMSClient({ region: kms.region, endpoint: kms.url, credentials: { accessKeyId: kms.accessKeyId, secretAccessKey: kms.secretAccessKey }, maxAttempts: 1 }),
+      });
+      const b = await startBroker('aws', trust, true, clock, keys);
+      const dir = mkdtempSync(pjoin(tmpdir(), 'disk-'));
+      const n = nodeJoinOpts(tpm, b, 'aws', { nitroTpmAttest: tool, diskKeyOut: pjoin(dir, 'node.key'), diskKeyWrappedPath: pjoin(dir, 'disk.wrapped') });
+      await nodeJoin(n);
+      const key = readFileSync(pjoin(dir, 'node.key'));
+      expect(key).toHaveLength(32);
+      // KMS was asked for the Recipient form: the broker never had the plaintext key.
+      expect(kms.calls.filter((c) => c.op === 'GenerateDataKey').map((c) => (c.body.Recipient as { KeyEncryptionAlgorithm: string }).KeyEncryptionAlgorithm)).toEqual(['RSAES_OAEP_SHA_256']);
+      const s = await shellJoin(tpm, b, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool }, ['--disk-key-only', '--disk-key-out', pjoin(dir, 'shell.key'), '--disk-key-wrapped', pjoin(dir, 'disk.wrapped')]);
+      expect(s.code, s.stderr).toBe(0);
+      expect(readFileSync(pjoin(dir, 'shell.key')).equals(key)).toBe(true);
+      expect(kms.calls.filter((c) => c.op === 'Decrypt').map((c) => (c.body.Recipient as { KeyEncryptionAlgorithm: string }).KeyEncryptionAlgorithm)).toEqual(['RSAES_OAEP_SHA_256']);
+      // And back: the Node client opens the key KMS re-encrypted to its own fresh key.
+      await nodeJoin({ ...n, diskKeyOnly: true, diskKeyOut: pjoin(dir, 'node2.key') });
+      expect(readFileSync(pjoin(dir, 'node2.key')).equals(key)).toBe(true);
+    } finally {
+      await kms.close();
+    }
+  }, 150_000);
 });

@@ -56,6 +56,11 @@ export interface GatherOptions {
   imdsBase: string;
   /** The NitroTPM tool (path or name on PATH). */
   nitroTpmAttest: string;
+  /**
+   * AWS: an RSA public key (SPKI DER) for the document's `public_key`, so KMS can encrypt the
+   * disk key to it (`CiphertextForRecipient`); its private key stays in the join client.
+   */
+  recipientSpki?: Uint8Array;
   log: (msg: string) => void;
 }
 
@@ -401,11 +406,17 @@ function tssUnique(parts: Uint8Array[], bufSize: number): Uint8Array {
 /**
  * EC2 NitroTPM (`nitrotpm`): the signed document with the binding as its nonce. AWS's
  * `nitro-tpm-attest` (aws-nitro-tpm-tools) takes the nonce as a *file* of raw bytes
- * (`--nonce FILE`) and writes the COSE_Sign1 document to stdout.
+ * (`--nonce FILE`), the public key likewise (`--public-key FILE`, SPKI DER), and writes the
+ * COSE_Sign1 document to stdout.
  */
 export async function gatherAws(o: GatherOptions): Promise<Gathered> {
   await o.session.write('nitro-nonce.bin', o.binding);
-  const doc = await o.session.tools.run(o.nitroTpmAttest, ['--nonce', o.session.file('nitro-nonce.bin')]);
+  const args = ['--nonce', o.session.file('nitro-nonce.bin')];
+  if (o.recipientSpki) {
+    await o.session.write('nitro-recipient.spki', o.recipientSpki);
+    args.push('--public-key', o.session.file('nitro-recipient.spki'));
+  }
+  const doc = await o.session.tools.run(o.nitroTpmAttest, args);
   if (doc.length === 0) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `${o.nitroTpmAttest} printed no document`);
   const evidence: Record<string, unknown> = { document: toBase64(doc) };
   return { provider: 'aws', format: 'nitrotpm', evidence, canActivate: false };
