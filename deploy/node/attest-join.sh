@@ -1,20 +1,36 @@
 #!/bin/sh
-# attest-join.sh — POSIX shell join client for attest-broker (protocol v1, generic `tpm` format).
+# attest-join.sh — POSIX shell join client for attest-broker (protocol v1).
 #
-# Needs only tpm2-tools, curl and openssl (plus awk, od, sed from the base system). It sends no
-# ephemeral key (binding = nonce, protocol §2); the broker seals the release to this TPM instead
-# (`release.tpmSeal: when-available` or `require`: TPM2_MakeCredential to the EK and the AK that
-# quoted, opened here with tpm2_activatecredential and the openssl command line), so the cluster
-# need not allow unsealed release. Where a cluster's policy does allow it, an unsealed release
-# is accepted too (with a warning). The TypeScript client (`attest-broker join` /
-# attest-join.mjs) additionally seals to an ephemeral key.
+# Needs only tpm2-tools, curl and openssl (plus awk, od, sed, dd from the base system). Evidence
+# per platform (--platform, default auto: SMBIOS strings, as the TypeScript client decides):
+#   generic  `tpm`          EK (+ certificate and chain from NV), fresh AK, quote, event log
+#   azure    `az-snp-vtpm`  binding → HCL user data (NV 0x01400002), HCL report (NV 0x01400001),
+#            `az-tdx-vtpm`  quote by the vTPM AK 0x81000003, VCEK from IMDS THIM (SEV-SNP) or
+#                           the TD quote from IMDS /acc/tdquote (TDX, when the HCL report says so)
+#   gcp      `gotpm`        AK made from GCE's NV template, its certificate from NV, a quote per
+#                           PCR bank, event log: the attest.Attestation protobuf
+#   aws      `nitrotpm`     `nitro-tpm-attest --nonce FILE` (aws-nitro-tpm-tools)
+# The same bytes as the TypeScript client's gatherers (deploy/node/client/evidence.node.ts).
+#
+# It sends no ephemeral key (binding = nonce, protocol §2). For `tpm` evidence the broker seals
+# the release to this TPM instead (`release.tpmSeal: when-available` or `require`:
+# TPM2_MakeCredential to the EK and the AK that quoted, opened here with tpm2_activatecredential
+# and the openssl command line), so the cluster need not allow unsealed release. The cloud
+# formats carry no EK, so their release can be sealed only to an ephemeral key, which this
+# client cannot open (A256GCM is not in the openssl command line): with azure, gcp or aws
+# evidence it joins only clusters whose policy allows unsealed release (the TypeScript client
+# seals to an ephemeral key). An unsealed release is accepted with a warning.
 #
 # Usage:
-#   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic] [--out FILE] [--deadline SECONDS]
+#   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic|azure|gcp|aws] [--out FILE] [--deadline SECONDS]
 #     [--kubelet-config-out FILE.conf] [--kubeadm-config-out FILE] [--node-name-out FILE]
 #     [--disk-key-out FILE [--disk-key-wrapped FILE] [--disk-key-only]]
+#   attest-join.sh --gather-only --binding HEX64 [--platform …]: print the attest request's
+#     {"provider","format","evidence"} for that binding and stop (no broker; for diagnosis)
 # or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE,
-# ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT.
+# ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT, ATTEST_PLATFORM;
+# ATTEST_IMDS (Azure IMDS base, default http://169.254.169.254), ATTEST_NITRO_TPM_ATTEST (the
+# tool's path) and ATTEST_DMI_DIR (default /sys/class/dmi/id) point the gatherers elsewhere.
 #
 # Bootstrap paths (docs/join.md): --kubelet-config-out writes a KubeletConfiguration drop-in for
 # the kubelet's --config-dir, --kubeadm-config-out a kubeadm v1beta4 JoinConfiguration (file
@@ -44,6 +60,11 @@ PLATFORM=${ATTEST_PLATFORM:-auto}
 DISK_KEY_OUT=${ATTEST_DISK_KEY_OUT:-}
 DISK_KEY_WRAPPED=${ATTEST_DISK_KEY_WRAPPED:-}
 DISK_KEY_ONLY=
+GATHER_ONLY=
+GATHER_BINDING=
+IMDS=${ATTEST_IMDS:-http://169.254.169.254}
+NITRO_TPM_ATTEST=${ATTEST_NITRO_TPM_ATTEST:-nitro-tpm-attest}
+DMI_DIR=${ATTEST_DMI_DIR:-/sys/class/dmi/id}
 NL='
 '
 
@@ -66,18 +87,32 @@ while [ $# -gt 0 ]; do
     --disk-key-out) DISK_KEY_OUT=${2:-}; shift 2 ;;
     --disk-key-wrapped) DISK_KEY_WRAPPED=${2:-}; shift 2 ;;
     --disk-key-only) DISK_KEY_ONLY=1; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --gather-only) GATHER_ONLY=1; shift ;;
+    --binding) GATHER_BINDING=${2:-}; shift 2 ;;
+    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
 
-if [ -z "$BROKER" ] || [ -z "$CA_PIN" ] || [ -z "$CLUSTER" ]; then
-  die 2 "--broker, --ca-pin and --cluster are required"
+case $PLATFORM in
+  auto|generic|azure|gcp|aws) ;;
+  *) die 2 "--platform must be auto, generic, azure, gcp or aws" ;;
+esac
+case $IMDS in http://*|https://*) IMDS=${IMDS%/} ;; *) die 2 "ATTEST_IMDS must be an http(s):// URL" ;; esac
+if [ -n "$GATHER_ONLY" ]; then
+  printf '%s' "$GATHER_BINDING" | grep -Eq '^[0-9a-f]{64}$' || die 2 "--gather-only needs --binding <64 lower-case hex digits>"
+else
+  [ -z "$GATHER_BINDING" ] || die 2 "--binding goes with --gather-only (a join takes the binding from the broker's challenge)"
+  if [ -z "$BROKER" ] || [ -z "$CA_PIN" ] || [ -z "$CLUSTER" ]; then
+    die 2 "--broker, --ca-pin and --cluster are required"
+  fi
 fi
+if [ -z "$GATHER_ONLY" ]; then
 case $BROKER in https://*) ;; *) die 2 "--broker must be an https:// URL" ;; esac
 PIN_HEX=$(printf '%s' "$CA_PIN" | sed -n 's/^sha256:\([0-9a-fA-F]\{64\}\)$/\1/p' | tr 'A-F' 'a-f')
 [ -n "$PIN_HEX" ] || die 2 "--ca-pin must be sha256:<64 hex digits>"
 printf '%s' "$CLUSTER" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' || die 2 "--cluster must be 1-128 of [A-Za-z0-9._-]"
+fi
 # Seconds, optionally written 300s or 5m (as the TypeScript client and the systemd unit take it).
 case $DEADLINE in *s) DEADLINE=${DEADLINE%s} ;; *m) case ${DEADLINE%m} in ''|*[!0-9]*) ;; *) DEADLINE=$(( ${DEADLINE%m} * 60 )) ;; esac ;; esac
 case $DEADLINE in ''|*[!0-9]*) die 2 "--deadline must be whole seconds (or Ns, Nm)" ;; esac
@@ -97,12 +132,6 @@ if [ -n "$DISK_KEY_WRAPPED" ] && [ -r "$DISK_KEY_WRAPPED" ]; then
   WRAPPED_IN=$(tr -d ' \n' < "$DISK_KEY_WRAPPED")
   printf '%s' "$WRAPPED_IN" | grep -Eq '^[A-Za-z0-9_-]{1,8192}$' || WRAPPED_IN=""
 fi
-# This client gathers generic TPM 2.0 evidence (EK certificate + AK quote, the `tpm` format).
-case $PLATFORM in
-  auto|generic) ;;
-  azure|gcp|aws) die 2 "--platform $PLATFORM: this shell client gathers generic TPM evidence only; use the single-file client (attest-join.mjs, Node >= 20.19) for $PLATFORM evidence" ;;
-  *) die 2 "--platform must be auto or generic" ;;
-esac
 # Paths that go into YAML: absolute, and nothing YAML could read as syntax.
 yaml_safe_path() { case $1 in /*) ;; *) return 1 ;; esac; case $1 in *[!A-Za-z0-9._/+-]*) return 1 ;; esac; }
 KUBELET_CONFIG_DIR=""
@@ -115,9 +144,24 @@ if [ -n "$KUBEADM_CONFIG_OUT" ]; then
     yaml_safe_path "$p" || die 2 "$p: with --kubeadm-config-out, --out and the --kubelet-config-out directory must be absolute paths of [A-Za-z0-9._/+-]"
   done
 fi
-for t in tpm2_createek tpm2_createak tpm2_quote curl openssl awk od; do
+for t in tpm2_createek tpm2_createak tpm2_quote tpm2_nvreadpublic curl openssl awk od dd; do
   command -v "$t" >/dev/null 2>&1 || die 1 "$t is required"
 done
+# The platform: SMBIOS (DMI) strings only, as the TypeScript client decides (never the network:
+# probing a link-local metadata address on the wrong cloud or on bare metal would hang or reach
+# something else).
+dmi() { head -n1 "$DMI_DIR/$1" 2>/dev/null || :; }
+if [ "$PLATFORM" = auto ]; then
+  VENDOR="$(dmi sys_vendor) $(dmi board_vendor) $(dmi bios_vendor)"
+  PRODUCT=$(dmi product_name)
+  if printf '%s' "$VENDOR" | grep -qi 'Microsoft Corporation' && printf '%s' "$PRODUCT" | grep -qi 'Virtual Machine'; then PLATFORM=azure
+  elif printf '%s' "$VENDOR" | grep -qi 'Google'; then PLATFORM=gcp
+  elif printf '%s' "$VENDOR" | grep -qi 'Amazon EC2'; then PLATFORM=aws
+  else PLATFORM=generic
+  fi
+  log "platform: $PLATFORM (from $DMI_DIR)"
+fi
+case $PLATFORM in generic) PROVIDER=tpm ;; *) PROVIDER=$PLATFORM ;; esac
 
 START=$(date +%s)
 END=$((START + DEADLINE))
@@ -134,6 +178,12 @@ b64url_decode_to() { # $1 text, $2 output file
   printf '%s' "$s" | openssl base64 -d -A > "$2"
 }
 hex_file() { od -An -v -tx1 "$1" | tr -d ' \n'; }
+# hex_to_file HEX FILE: the bytes a lower-case hex string spells (a few KiB at most): one
+# printf whose format is the octal escapes awk writes for each byte.
+hex_to_file() {
+  # shellcheck disable=SC2059 # the format is octal escapes built from checked hex
+  printf "$(printf '%s' "$1" | awk '{ for (i = 1; i < length($0); i += 2) printf "\\%03o", (index("0123456789abcdef", substr($0, i, 1)) - 1) * 16 + index("0123456789abcdef", substr($0, i + 1, 1)) - 1 }')" > "$2"
+}
 
 # json_str FILE KEY: the first string value of "KEY" in FILE, JSON escapes decoded
 # (\" \\ \/ \b \f \n \r \t and \u00XX; the broker's answers are ASCII).
@@ -207,16 +257,280 @@ backoff() { # $1 = minimum seconds (Retry-After); exits 3 past the deadline
 retry_after() { sed -n 's/^[Rr]etry-[Aa]fter:[ ]*\([0-9]\{1,5\}\).*$/\1/p' "$WORK/hdr" 2>/dev/null | head -n1; }
 problem_code() { json_str "$WORK/resp" code 2>/dev/null || echo "(no code)"; }
 
-until discover_ca; do
-  rc=$?
-  [ $rc -eq 4 ] && die 1 "JOIN_TLS_PIN_MISMATCH: no certificate in the broker's chain matches --ca-pin"
-  [ $rc -eq 5 ] && die 1 "JOIN_TLS_VERIFY_FAILED: the broker's certificate does not verify against the pinned CA"
-  backoff 0 "broker unreachable at $HOST:$PORT"
-done
+# --- evidence: one gatherer per platform (the TypeScript client's evidence.node.ts) ----------
+# Each writes the evidence object to $WORK/evidence.json and sets FORMAT; PROVIDER is set below.
+# The binding ($BINDING, 64 hex digits) goes where the format carries the challenge.
+
+# nv_defined INDEX (0x + 8 hex digits): the TPM lists it (tpm2_nvreadpublic of an undefined
+# index crashes some tpm2-tools 5.x builds, so it is asked only about listed ones).
+nv_defined() {
+  want=$(printf '%s' "$1" | tr 'A-F' 'a-f' | sed 's/^0x0*//')
+  tpm2_getcap handles-nv-index 2>/dev/null | tr 'A-F' 'a-f' | sed -n 's/^- *0x0*\([0-9a-f]*\)$/\1/p' | grep -qx "$want"
+}
+# nv_read INDEX FILE: a whole NV index (owner auth first, then the index's own), or status 1.
+nv_read() {
+  nv_defined "$1" || return 1
+  sz=$(tpm2_nvreadpublic "$1" 2>/dev/null | sed -n 's/^ *size: *\([0-9]*\)$/\1/p' | head -n1)
+  [ -n "$sz" ] && [ "$sz" -gt 0 ] || return 1
+  tpm2_nvread "$1" -C o -s "$sz" -o "$2" >/dev/null 2>&1 || tpm2_nvread "$1" -C "$1" -s "$sz" -o "$2" >/dev/null 2>&1
+}
+# le32 FILE OFFSET: the unsigned 32-bit little-endian integer at OFFSET.
+le32() { od -An -v -j "$2" -N4 -tu1 "$1" | awk '{ print $1 + $2 * 256 + $3 * 65536 + $4 * 16777216 }'; }
+# slice FILE OFFSET COUNT OUT: COUNT bytes from OFFSET.
+slice() { dd if="$1" of="$4" bs=1 skip="$2" count="$3" 2>/dev/null; }
+# json_escape_file FILE: the file's text as a JSON string body (\ " CR LF TAB escaped).
+json_escape_file() { awk 'BEGIN { RS = "\001"; ORS = "" } { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\r/, "\\r"); gsub(/\t/, "\\t"); gsub(/\n/, "\\n"); print }' "$1"; }
+# pem_first_der PEMFILE DERFILE: the first certificate's base64 body, decoded (not re-encoded).
+pem_first_der() {
+  awk '/-----END CERTIFICATE-----/ { exit } f { print } /-----BEGIN CERTIFICATE-----/ { f = 1 }' "$1" | tr -d ' \r\t' > "$WORK/pem.b64"
+  [ -s "$WORK/pem.b64" ] && openssl base64 -d -in "$WORK/pem.b64" -out "$2" 2>/dev/null && [ -s "$2" ]
+}
+event_log_file() { # copies the event log to $WORK/evlog if there is one (status 1 if not)
+  [ -n "$EVENT_LOG" ] && [ -r "$EVENT_LOG" ] || return 1
+  cat "$EVENT_LOG" > "$WORK/evlog" || return 1
+  n=$(wc -c < "$WORK/evlog" | tr -d ' ')
+  [ "$n" -le 524288 ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: event log $EVENT_LOG is $n bytes, over 524288"
+  [ "$n" -gt 0 ]
+}
+quote_all() { # quote_all AKCTX BANK SIGFORMAT: q.msg, q.sig, q.pcrs over PCRs 0-23 of BANK
+  tpm2_quote -c "$1" -l "$2:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23" -q "$BINDING" -g sha256 \
+    -m "$WORK/q.msg" -s "$WORK/q.sig" -o "$WORK/q.pcrs" -F values -f "$3" >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_quote ($2)"
+  tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
+}
+
+gather_tpm() { # $1 = extra evidence members (the activation answer)
+  quote_all "$WORK/ak.ctx" sha256 tss
+  PCRS=$(hex_file "$WORK/q.pcrs" | awk '{ for (i = 0; i < 24; i++) printf "%s\"%d\":\"%s\"", (i ? "," : ""), i, substr($0, i * 64 + 1, 64) }')
+  FORMAT=tpm
+  {
+    printf '{"ak_public":"%s",' "$(b64url_file "$WORK/ak.pub")"
+    printf '"quote":{"message":"%s","signature":"%s"},' "$(b64url_file "$WORK/q.msg")" "$(b64url_file "$WORK/q.sig")"
+    printf '"pcrs":{"sha256":{%s}},"ek_public":"%s"' "$PCRS" "$(b64url_file "$WORK/ek.pub")"
+    if event_log_file; then printf ',"event_log":"%s"' "$(b64url_file "$WORK/evlog")"; fi
+    if nv_read 0x01c00002 "$WORK/ekcert.nv"; then
+      # Trim NV padding to the DER length.
+      openssl x509 -inform der -in "$WORK/ekcert.nv" -outform der -out "$WORK/ekcert.der" 2>/dev/null \
+        && printf ',"ek_certificate":"%s"' "$(b64url_file "$WORK/ekcert.der")"
+      # The manufacturer's chain, if the TPM has one (TCG NV range 0x01c00100-0x01c001ff; the
+      # first certificate of each index): intermediates only, the broker pins the roots.
+      sep=""; n=0
+      for idx in $(tpm2_getcap handles-nv-index 2>/dev/null | sed -n 's/^- *0x\(1[Cc]001[0-9A-Fa-f][0-9A-Fa-f]\)$/0x0\1/p'); do
+        [ $n -lt 8 ] || break
+        if ! nv_read "$idx" "$WORK/chain.nv" || ! openssl x509 -inform der -in "$WORK/chain.nv" -outform der -out "$WORK/chain.der" 2>/dev/null; then
+          continue
+        fi
+        if [ $n -eq 0 ]; then printf ',"ek_intermediates":['; fi
+        printf '%s"%s"' "$sep" "$(b64url_file "$WORK/chain.der")"; sep=","; n=$((n + 1))
+      done
+      if [ $n -gt 0 ]; then printf ']'; fi
+    else
+      log "no EK certificate at NV 0x01c00002; the broker must know this EK another way"
+    fi
+    printf '%s}' "$1"
+  } > "$WORK/evidence.json"
+}
+
+# imds GET|POST PATH OUT [BODY]: Azure IMDS, never through a proxy, 10 s, HTTP errors fail.
+imds() {
+  if [ "$1" = POST ]; then
+    curl -sS --fail --noproxy '*' --max-time 10 --max-filesize 65536 -H 'content-type: application/json' --data-binary "$4" -o "$3" "$IMDS$2"
+  else
+    curl -sS --fail --noproxy '*' --max-time 10 --max-filesize 65536 -H 'Metadata: true' -o "$3" "$IMDS$2"
+  fi
+}
+
+gather_azure() {
+  # Refresh the HCL report with the binding as user data (64 bytes to NV 0x01400002; the
+  # paravisor then writes a new report to 0x01400001). Where it cannot, the quote still binds.
+  hex_to_file "${BINDING}0000000000000000000000000000000000000000000000000000000000000000" "$WORK/hcl-ud.bin"
+  if ! { nv_defined 0x01400002 || tpm2_nvdefine 0x01400002 -C o -s 64 -a 'ownerread|ownerwrite|authread|authwrite' >/dev/null 2>&1; } \
+    || ! tpm2_nvwrite 0x01400002 -C o -i "$WORK/hcl-ud.bin" >/dev/null 2>&1; then
+    log "could not write the binding into the HCL user data; the quote still carries it"
+  fi
+  nv_read 0x01400001 "$WORK/hcl.bin" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: no HCL report at NV 0x01400001: not an Azure confidential VM?"
+  n=$(wc -c < "$WORK/hcl.bin" | tr -d ' ')
+  [ "$n" -ge 1228 ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: the HCL report is $n bytes: too short"
+  # IGVM report_type (offset 1224, u32 LE; providers/azure/hcl.ts): 2 SEV-SNP, 4 TDX.
+  rtype=$(le32 "$WORK/hcl.bin" 1224)
+  case $rtype in 2) FORMAT=az-snp-vtpm ;; 4) FORMAT=az-tdx-vtpm ;; *) die 1 "JOIN_EVIDENCE_UNAVAILABLE: the HCL report's type $rtype is neither SEV-SNP (2) nor TDX (4)" ;; esac
+  # The vTPM's AK (HCLAkPub, persistent 0x81000003), bare signature as the format has it.
+  quote_all 0x81000003 sha256 plain
+  PCRS=$(hex_file "$WORK/q.pcrs" | awk '{ for (i = 0; i < 24; i++) printf "%s\"%s\"", (i ? "," : ""), substr($0, i * 64 + 1, 64) }')
+  if [ "$FORMAT" = az-tdx-vtpm ]; then
+    # The TDREPORT (HCL hardware-report slot, offset 32, 1024 bytes) → the host's quoting
+    # enclave through IMDS → the TD quote.
+    slice "$WORK/hcl.bin" 32 1024 "$WORK/tdreport.bin"
+    imds POST /acc/tdquote "$WORK/tdquote.json" "{\"report\":\"$(b64url_file "$WORK/tdreport.bin")\"}" \
+      || die 1 "JOIN_EVIDENCE_UNAVAILABLE: Azure IMDS TD quote service at $IMDS failed"
+    TDQ=$(json_str "$WORK/tdquote.json" quote) || die 1 "JOIN_EVIDENCE_UNAVAILABLE: Azure IMDS TD quote answer has no quote"
+    printf '%s' "$TDQ" | grep -Eq '^[A-Za-z0-9_-]+={0,2}$' || die 1 "JOIN_EVIDENCE_UNAVAILABLE: Azure IMDS TD quote answer has no base64url quote"
+    b64url_decode_to "${TDQ%%=*}" "$WORK/tdquote.bin" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: Azure IMDS TD quote is not base64url"
+  else
+    # The VCEK (and its ASK) for this chip and TCB, from IMDS THIM.
+    imds GET /metadata/THIM/amd/certification "$WORK/thim.json" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: Azure IMDS THIM at $IMDS failed"
+    json_str "$WORK/thim.json" vcekCert > "$WORK/vcek.pem" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: Azure IMDS THIM answer has no vcekCert"
+    pem_first_der "$WORK/vcek.pem" "$WORK/vcek.der" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: not a PEM certificate"
+    # The chain is passed on only as plain PEM text (the TypeScript client's rule).
+    if json_str "$WORK/thim.json" certificateChain > "$WORK/vcek-chain.pem" 2>/dev/null \
+      && grep -q -e '-----BEGIN CERTIFICATE-----' "$WORK/vcek-chain.pem" \
+      && ! LC_ALL=C tr -d 'A-Za-z0-9+/= \r\n-' < "$WORK/vcek-chain.pem" | LC_ALL=C grep -q .; then
+      CHAIN=1
+    else
+      CHAIN=
+    fi
+  fi
+  {
+    printf '{"version":1,"tpm_quote":{"signature":"%s","message":"%s","pcrs":[%s]},' "$(hex_file "$WORK/q.sig")" "$(hex_file "$WORK/q.msg")" "$PCRS"
+    printf '"hcl_report":"%s"' "$(b64url_file "$WORK/hcl.bin")"
+    if [ "$FORMAT" = az-tdx-vtpm ]; then
+      printf ',"td_quote":"%s"' "$(b64url_file "$WORK/tdquote.bin")"
+    else
+      printf ',"vcek":"%s"' "$(b64url_file "$WORK/vcek.der")"
+      if [ -n "$CHAIN" ]; then printf ',"vcek_chain":"%s"' "$(json_escape_file "$WORK/vcek-chain.pem")"; fi
+    fi
+    printf '}'
+  } > "$WORK/evidence.json"
+}
+
+# --- gcp: protobuf (proto3 encoding: key varint, then varint or length-delimited value) -------
+varint_hex() { awk -v n="$1" 'BEGIN { do { b = n % 128; n = int(n / 128); if (n > 0) b += 128; printf "%02x", b } while (n > 0) }'; }
+# pb_field FIELD FILE OUT: appends FIELD (wire type 2) holding FILE's bytes to OUT.
+pb_field() {
+  hex_to_file "$(varint_hex $(($1 * 8 + 2)))$(varint_hex "$(wc -c < "$2" | tr -d ' ')")" "$WORK/pb.hdr"
+  cat "$WORK/pb.hdr" "$2" >> "$3"
+}
+
+# gce_ak TEMPLATE: makes the primary key GCE's TPMT_PUBLIC template describes in the endorsement
+# hierarchy (gce-ak.ctx) and its TPMT_PUBLIC (gce-ak.tpmt). The template is translated to
+# tpm2_createprimary options; only GCE's shapes: RSA-2048 RSASSA/RSAPSS or ECC P-256/P-384 ECDSA
+# signing keys with a null symmetric. The key made must carry the template's bytes up to the
+# unique field, or the options did not express it and nothing is sent.
+gce_ak() {
+  # shellcheck disable=SC2046 # the fields are hex tokens from the awk below
+  set -- $(hex_file "$1" | awk '
+    function u(n,   v) { v = substr(h, p, 2 * n); p += 2 * n; if (length(v) != 2 * n) bad = 1; return v }
+    function num(x,   i, v) { v = 0; for (i = 1; i <= length(x); i++) v = v * 16 + index("0123456789abcdef", substr(x, i, 1)) - 1; return v }
+    function tpm2b(max,   n) { n = num(u(2)); if (n > max) bad = 1; return u(n) }
+    function le16(n) { return sprintf("%02x%02x", n % 256, int(n / 256)) }
+    function tss(x, size,   s) { s = le16(length(x) / 2) x; while (length(s) < 2 * (2 + size)) s = s "00"; return s }
+    function hn(a) { return a == "0004" ? "sha1" : a == "000c" ? "sha384" : a == "000b" ? "sha256" : "" }
+    {
+      h = $0; p = 1; bad = 0
+      type = u(2); nameAlg = u(2); attrs = u(4); policy = tpm2b(64); sym = u(2); scheme = u(2)
+      shash = (scheme == "0010") ? "" : u(2)
+      sh = hn(shash); if (sh == "") sh = "sha256"
+      if (sym != "0010") bad = 1
+      if (type == "0001") {
+        bits = u(2); u(4); head = (p - 1) / 2; n = tpm2b(512)
+        uniq = length(n) ? tss(n, 512) : ""
+        sch = scheme == "0014" ? "rsassa" : scheme == "0016" ? "rsapss" : ""
+        if (sch == "" || bits != "0800") bad = 1
+        alg = "rsa2048:" sch "-" sh ":null"
+      } else if (type == "0023") {
+        curve = u(2); c = curve == "0003" ? "ecc256" : curve == "0004" ? "ecc384" : ""
+        kdf = u(2); if (kdf != "0010") u(2)
+        head = (p - 1) / 2; x = tpm2b(66); y = tpm2b(66)
+        uniq = (length(x) || length(y)) ? tss(x, 128) tss(y, 128) : ""
+        if (c == "" || scheme != "0018") bad = 1
+        alg = c ":ecdsa-" sh ":null"
+      } else bad = 1
+      if (p != length(h) + 1) bad = 1
+      ng = hn(nameAlg); if (ng == "") ng = "sha256"
+      if (bad) { print "bad"; exit }
+      print "ok", alg, ng, "0x" attrs, head, (length(policy) ? policy : "-"), (length(uniq) ? uniq : "-")
+    }')
+  [ "${1:-}" = ok ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: unsupported or malformed GCE AK template in NV"
+  alg=$2 nalg=$3 attrs=$4 hlen=$5 policy=$6 uniq=$7
+  set -- -C e -G "$alg" -g "$nalg" -a "$attrs" -c "$WORK/gce-ak.ctx"
+  if [ "$policy" != - ]; then hex_to_file "$policy" "$WORK/gce-ak.policy"; set -- "$@" -L "$WORK/gce-ak.policy"; fi
+  if [ "$uniq" != - ]; then hex_to_file "$uniq" "$WORK/gce-ak.unique"; set -- "$@" -u "$WORK/gce-ak.unique"; fi
+  tpm2_createprimary "$@" >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createprimary (GCE AK)"
+  tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
+  tpm2_readpublic -c "$WORK/gce-ak.ctx" -o "$WORK/gce-ak.pub" -f tss >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_readpublic (GCE AK)"
+  tpm2_flushcontext -t >/dev/null 2>&1 || :
+  tail -c +3 "$WORK/gce-ak.pub" > "$WORK/gce-ak.tpmt"
+  t=$(hex_file "$WORK/gce-ak.tpmt" | cut -c "1-$((hlen * 2))")
+  if [ ${#t} -ne $((hlen * 2)) ] || [ "$t" != "$(hex_file "$TEMPLATE" | cut -c "1-$((hlen * 2))")" ]; then
+    die 1 "JOIN_EVIDENCE_UNAVAILABLE: the AK made from the NV template does not match the template"
+  fi
+}
+
+gather_gcp() {
+  # GCE's AK template and certificate: ECC (0x01c10003 / 0x01c10002) first, else RSA
+  # (0x01c10001 / 0x01c10000).
+  TEMPLATE=$WORK/gce-ak.template
+  if nv_read 0x01c10003 "$TEMPLATE"; then CERT_IDX=0x01c10002
+  elif nv_read 0x01c10001 "$TEMPLATE"; then CERT_IDX=0x01c10000
+  else die 1 "JOIN_EVIDENCE_UNAVAILABLE: no GCE AK template in NV (0x01c10003 / 0x01c10001): not a Shielded VM with vTPM?"
+  fi
+  gce_ak "$TEMPLATE"
+  # Every allocated bank of SHA-1/256/384, in the order the TPM lists them.
+  BANKS=$(tpm2_getcap pcrs | awk '/^[ \t]*-[ \t]*(sha1|sha256|sha384)[ \t]*:[ \t]*\[[ \t]*[0-9]/ { b = $0; sub(/^[ \t]*-[ \t]*/, "", b); sub(/[ \t]*:.*$/, "", b); print b }')
+  [ -n "$BANKS" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: the TPM reports no allocated PCR bank"
+  : > "$WORK/att.pb"
+  pb_field 1 "$WORK/gce-ak.tpmt" "$WORK/att.pb"
+  for bank in $BANKS; do
+    case $bank in sha1) alg=04 size=20 ;; sha256) alg=0b size=32 ;; sha384) alg=0c size=48 ;; esac
+    quote_all "$WORK/gce-ak.ctx" "$bank" tss
+    [ "$(wc -c < "$WORK/q.pcrs" | tr -d ' ')" -eq $((size * 24)) ] || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_quote wrote the wrong number of $bank PCR bytes"
+    # tpm.PCRs: 1 hash (varint), 2 map<uint32, bytes> as entries {1: index, 2: digest}, ascending.
+    hex_to_file "08$alg$(hex_file "$WORK/q.pcrs" | awk -v s="$size" '{
+      for (i = 0; i < 24; i++) printf "12%02x08%02x12%02x%s", 4 + s, i, s, substr($0, i * 2 * s + 1, 2 * s) }')" "$WORK/pcrs.pb"
+    : > "$WORK/quote.pb"
+    pb_field 1 "$WORK/q.msg" "$WORK/quote.pb"
+    pb_field 2 "$WORK/q.sig" "$WORK/quote.pb"
+    pb_field 3 "$WORK/pcrs.pb" "$WORK/quote.pb"
+    pb_field 2 "$WORK/quote.pb" "$WORK/att.pb"
+  done
+  if event_log_file; then pb_field 3 "$WORK/evlog" "$WORK/att.pb"; fi
+  if nv_read "$CERT_IDX" "$WORK/akcert.nv"; then
+    # Trimmed to the DER length (NV padding), as the bytes are: not re-encoded.
+    len=$(od -An -v -N4 -tu1 "$WORK/akcert.nv" | awk '$1 == 48 { if ($2 < 128) print 2 + $2; else if ($2 == 129) print 3 + $3; else if ($2 == 130) print 4 + $3 * 256 + $4 }')
+    if [ -n "$len" ] && [ "$len" -le "$(wc -c < "$WORK/akcert.nv" | tr -d ' ')" ]; then
+      slice "$WORK/akcert.nv" 0 "$len" "$WORK/akcert.der"
+    else
+      cp "$WORK/akcert.nv" "$WORK/akcert.der"
+    fi
+    pb_field 6 "$WORK/akcert.der" "$WORK/att.pb"
+  fi
+  FORMAT=gotpm
+  printf '{"attestation":"%s"}' "$(openssl base64 -A -in "$WORK/att.pb")" > "$WORK/evidence.json"
+}
+
+gather_aws() {
+  # AWS's nitro-tpm-attest (aws-nitro-tpm-tools) takes the nonce as a file of raw bytes and writes
+  # the COSE_Sign1 attestation document, signed under the AWS Nitro root, to stdout.
+  command -v "$NITRO_TPM_ATTEST" >/dev/null 2>&1 \
+    || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST not found (Amazon Linux 2023: dnf install aws-nitro-tpm-tools)"
+  hex_to_file "$BINDING" "$WORK/nitro-nonce.bin"
+  set -- --nonce "$WORK/nitro-nonce.bin"
+  if [ -n "$DISK_KEY_OUT" ] && [ -z "$GATHER_ONLY" ]; then
+    # KMS Recipient: a fresh RSA key (this attempt only) whose public half the hypervisor signs
+    # into the document as public_key; KMS encrypts the disk key to it and the broker never sees it.
+    if ! openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/recipient.key" 2>/dev/null \
+      || ! openssl pkey -in "$WORK/recipient.key" -pubout -outform DER -out "$WORK/recipient.spki" 2>/dev/null; then
+      die 1 "JOIN_EVIDENCE_UNAVAILABLE: cannot make the KMS recipient key"
+    fi
+    set -- "$@" --public-key "$WORK/recipient.spki"
+  fi
+  "$NITRO_TPM_ATTEST" "$@" > "$WORK/nitro.doc" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST failed"
+  [ -s "$WORK/nitro.doc" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST printed no document"
+  FORMAT=nitrotpm
+  printf '{"document":"%s"}' "$(openssl base64 -A -in "$WORK/nitro.doc")" > "$WORK/evidence.json"
+}
+
+gather() { # $1 = extra members for `tpm` (activation)
+  case $PLATFORM in
+    generic) gather_tpm "$1" ;;
+    azure) gather_azure ;;
+    gcp) gather_gcp ;;
+    aws) gather_aws ;;
+  esac
+}
 
 # --- one attempt: challenge → evidence → attest (→ activation) -------------------------------
 get_challenge() { # sets CH_ID and BINDING
-  printf '{"provider":"tpm","cluster":"%s"}' "$CLUSTER" > "$WORK/ch.json"
+  printf '{"provider":"%s","cluster":"%s"}' "$PROVIDER" "$CLUSTER" > "$WORK/ch.json"
   while :; do
     post /v1/challenge "$WORK/ch.json"
     if [ "$CURL_RC" -ne 0 ]; then backoff 0 "challenge: network error (curl $CURL_RC)"; continue; fi
@@ -243,40 +557,14 @@ make_keys() { # EK (RSA, matches the EK certificate at NV 0x01c00002) and a fres
   tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
 }
 
-build_attest() { # $1 = extra evidence members (e.g. the activation answer), written to attest.json
-  tpm2_quote -c "$WORK/ak.ctx" -l sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23 -q "$BINDING" -g sha256 \
-    -m "$WORK/q.msg" -s "$WORK/q.sig" -o "$WORK/q.pcrs" -F values >/dev/null || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_quote"
-  tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
-  PCRS=$(hex_file "$WORK/q.pcrs" | awk '{ for (i = 0; i < 24; i++) printf "%s\"%d\":\"%s\"", (i ? "," : ""), i, substr($0, i * 64 + 1, 64) }')
+build_attest() { # $1 = extra evidence members for `tpm` (the activation answer); → attest.json
+  gather "$1"
   {
-    printf '{"challengeId":"%s","provider":"tpm","format":"tpm","want":[%s],' "$CH_ID" "$WANT"
+    printf '{"challengeId":"%s","provider":"%s","format":"%s","want":[%s],' "$CH_ID" "$PROVIDER" "$FORMAT" "$WANT"
     [ -n "$WRAPPED_IN" ] && printf '"diskKey":{"wrapped":"%s"},' "$WRAPPED_IN"
-    printf '"evidence":{'
-    printf '"ak_public":"%s","ek_public":"%s",' "$(b64url_file "$WORK/ak.pub")" "$(b64url_file "$WORK/ek.pub")"
-    printf '"quote":{"message":"%s","signature":"%s"},' "$(b64url_file "$WORK/q.msg")" "$(b64url_file "$WORK/q.sig")"
-    printf '"pcrs":{"sha256":{%s}}' "$PCRS"
-    if [ -n "$EVENT_LOG" ] && [ -r "$EVENT_LOG" ]; then cat "$EVENT_LOG" > "$WORK/evlog" && printf ',"event_log":"%s"' "$(b64url_file "$WORK/evlog")"; fi
-    if size=$(tpm2_nvreadpublic 0x01c00002 2>/dev/null | sed -n 's/^ *size: *\([0-9]*\)$/\1/p') && [ -n "$size" ] \
-      && tpm2_nvread 0x01c00002 -C o -s "$size" -o "$WORK/ekcert.nv" >/dev/null 2>&1; then
-      # Trim NV padding to the DER length.
-      openssl x509 -inform der -in "$WORK/ekcert.nv" -outform der -out "$WORK/ekcert.der" 2>/dev/null \
-        && printf ',"ek_certificate":"%s"' "$(b64url_file "$WORK/ekcert.der")"
-      # The manufacturer's chain, if the TPM has one (TCG NV range 0x01c00100-0x01c001ff; the
-      # first certificate of each index): intermediates only, the broker pins the roots.
-      sep=""; n=0
-      for idx in $(tpm2_getcap handles-nv-index 2>/dev/null | sed -n 's/^- *0x\(1[Cc]001[0-9A-Fa-f][0-9A-Fa-f]\)$/0x0\1/p'); do
-        [ $n -lt 8 ] || break
-        isz=$(tpm2_nvreadpublic "$idx" 2>/dev/null | sed -n 's/^ *size: *\([0-9]*\)$/\1/p')
-        if [ -z "$isz" ] || ! tpm2_nvread "$idx" -C o -s "$isz" -o "$WORK/chain.nv" >/dev/null 2>&1 \
-          || ! openssl x509 -inform der -in "$WORK/chain.nv" -outform der -out "$WORK/chain.der" 2>/dev/null; then
-          continue
-        fi
-        if [ $n -eq 0 ]; then printf ',"ek_intermediates":['; fi
-        printf '%s"%s"' "$sep" "$(b64url_file "$WORK/chain.der")"; sep=","; n=$((n + 1))
-      done
-      if [ $n -gt 0 ]; then printf ']'; fi
-    fi
-    printf '%s}}' "$1"
+    printf '"evidence":'
+    cat "$WORK/evidence.json"
+    printf '}'
   } > "$WORK/attest.json"
 }
 
@@ -308,11 +596,12 @@ activate() {
 
 attempt() {
   get_challenge
-  make_keys
+  if [ "$PLATFORM" = generic ]; then make_keys; fi
   build_attest ""
   send_attest
 
   if [ "$(problem_code)" = ACTIVATION_REQUIRED ]; then
+    [ "$PLATFORM" = generic ] || die 1 "JOIN_ACTIVATION_INVALID: the broker asked for credential activation, which the $FORMAT format does not do"
     # docs/tpm.md: activate, then a NEW challenge and a new quote by the same AK, with the
     # recovered secret in evidence.activation.
     log "the broker asked for credential activation"
@@ -333,6 +622,23 @@ attempt() {
   die 1 "JOIN_REJECTED: the broker refused this node: HTTP $HTTP_STATUS $(problem_code)"
 }
 
+if [ -n "$GATHER_ONLY" ]; then
+  BINDING=$GATHER_BINDING
+  if [ "$PLATFORM" = generic ]; then make_keys; fi
+  gather ""
+  printf '{"provider":"%s","format":"%s","evidence":' "$PROVIDER" "$FORMAT"
+  cat "$WORK/evidence.json"
+  printf '}\n'
+  exit 0
+fi
+
+until discover_ca; do
+  rc=$?
+  [ $rc -eq 4 ] && die 1 "JOIN_TLS_PIN_MISMATCH: no certificate in the broker's chain matches --ca-pin"
+  [ $rc -eq 5 ] && die 1 "JOIN_TLS_VERIFY_FAILED: the broker's certificate does not verify against the pinned CA"
+  backoff 0 "broker unreachable at $HOST:$PORT"
+done
+
 while :; do
   rc=0; attempt || rc=$?
   [ $rc -eq 0 ] && break
@@ -346,16 +652,6 @@ done
 json_exact() { json_str "$WORK/resp" "$1" && echo x; }
 # one_line VALUE REGEX: VALUE is a single line matching the extended REGEX.
 one_line() { case $1 in *"$NL"*) return 1 ;; esac; printf '%s' "$1" | grep -Eq "$2"; }
-
-# hex_to_file HEX FILE: the bytes a lower-case hex string spells (short inputs only).
-hex_to_file() {
-  h=$1; : > "$2"
-  while [ -n "$h" ]; do
-    b=${h%"${h#??}"}; h=${h#??}
-    # shellcheck disable=SC2059 # the format is an octal escape built from checked hex
-    printf "\\$(printf '%03o' "0x$b")" >> "$2"
-  done
-}
 
 # open_tpm_sealed JWE: the release sealed to this TPM (broker release.tpmSeal; docs/protocol.md §4):
 # compact JWE, alg dir, enc A128CBC-HS256 (RFC 7518 §5.2.3), the 32-byte key recovered with
@@ -420,18 +716,35 @@ write_atomic() {
 
 # The disk key: first of the files, checked before anything is written.
 if [ -n "$DISK_KEY_OUT" ]; then
-  grep -q '"diskKeyForRecipient"' "$WORK/resp" && die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, which this client cannot open; configure the broker with nitroRecipient: false"
-  grep -q '"diskKey"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_DISK_KEY_MISSING: the release carries no disk key (does the policy grant disk-key?)"
-  DK=$(json_exact key) || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
-  DK=${DK%x}
-  DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKey.wrapped"
-  DW=${DW%x}
-  if ! one_line "$DK" '^[A-Za-z0-9_-]{43}$' || ! one_line "$DW" '^[A-Za-z0-9_-]{1,8192}$'; then
-    die 1 "JOIN_RELEASE_INVALID: diskKey is not base64url (a 32-byte key)"
+  if grep -q '"diskKeyForRecipient"[ ]*:[ ]*{' "$WORK/resp"; then
+    # KMS Recipient (AWS NitroTPM): CMS EnvelopedData to this attempt's recipient key,
+    # RSAES-OAEP-SHA-256 / AES-256-CBC, opened with openssl cms.
+    [ -f "$WORK/recipient.key" ] || die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, but this client sent no recipient key (only AWS NitroTPM evidence carries one)"
+    CFR=$(json_exact ciphertextForRecipient) || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.ciphertextForRecipient"
+    CFR=${CFR%x}
+    DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.wrapped"
+    DW=${DW%x}
+    # (The length is checked apart: grep compiles large {m,n} bounds very slowly.)
+    if [ ${#CFR} -gt 16384 ] || ! one_line "$CFR" '^[A-Za-z0-9_-]+$' || ! one_line "$DW" '^[A-Za-z0-9_-]{1,8192}$'; then
+      die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient is not base64url"
+    fi
+    b64url_decode_to "$CFR" "$WORK/cfr.der" || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.ciphertextForRecipient"
+    openssl cms -decrypt -inform DER -in "$WORK/cfr.der" -inkey "$WORK/recipient.key" -binary -out "$WORK/disk.key" 2>/dev/null \
+      || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key does not open with this node's recipient key"
+    rm -f "$WORK/recipient.key" "$WORK/cfr.der"
+  else
+    grep -q '"diskKey"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_DISK_KEY_MISSING: the release carries no disk key (does the policy grant disk-key?)"
+    DK=$(json_exact key) || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
+    DK=${DK%x}
+    DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKey.wrapped"
+    DW=${DW%x}
+    if ! one_line "$DK" '^[A-Za-z0-9_-]{43}$' || ! one_line "$DW" '^[A-Za-z0-9_-]{1,8192}$'; then
+      die 1 "JOIN_RELEASE_INVALID: diskKey is not base64url (a 32-byte key)"
+    fi
+    b64url_decode_to "$DK" "$WORK/disk.key" || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
+    DK=""
   fi
-  b64url_decode_to "$DK" "$WORK/disk.key" || die 1 "JOIN_RELEASE_INVALID: diskKey.key"
-  DK=""
-  [ "$(wc -c < "$WORK/disk.key" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: diskKey.key is not 32 bytes"
+  [ "$(wc -c < "$WORK/disk.key" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: the disk key is not 32 bytes"
   printf '%s' "$DW" > "$WORK/disk.wrapped"
 fi
 if [ -n "$DISK_KEY_ONLY" ]; then

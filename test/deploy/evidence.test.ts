@@ -111,7 +111,8 @@ d('cloud evidence gatherers (swtpm)', () => {
     execFileSync('tpm2_flushcontext', ['-s'], { env });
     execFileSync('tpm2_evictcontrol', ['-C', 'o', '-c', join(dir, 'ak.ctx'), '0x81000003'], { env });
     execFileSync('tpm2_flushcontext', ['-t'], { env });
-    const hcl = randomBytes(1024);
+    const hcl = randomBytes(1300);
+    hcl.writeUInt32LE(2, 1224); // IGVM report_type: SEV-SNP (the gatherer picks the format by it)
     nvWrite(NV.AZURE_HCL_REPORT, hcl);
     const tls = makeTls('vcek');
     let seenMetadataHeader = false;
@@ -152,14 +153,18 @@ d('cloud evidence gatherers (swtpm)', () => {
     }
   });
 
-  it('AWS: runs nitro-tpm-attest with the binding as nonce and posts the document', async () => {
+  it('AWS: runs nitro-tpm-attest with the binding as the nonce file and posts the document', async () => {
     const dir = mkdtempSync(join(work, 'aws-'));
     const tool = join(dir, 'nitro-tpm-attest');
-    // Stand-in for the EC2-only tool: records its argv, prints a document.
-    writeFileSync(tool, `#!/bin/sh\nprintf '%s\\n' "$@" > "${dir}/argv"\nprintf 'COSE-DOC'\n`);
+    // Stand-in for the EC2-only tool, which takes `--nonce FILE` (raw bytes): records its argv and
+    // the nonce file's bytes, prints a document.
+    writeFileSync(tool, `#!/bin/sh\nprintf '%s\\n' "$@" > "${dir}/argv"\ncat "$2" > "${dir}/nonce"\nprintf 'COSE-DOC'\n`);
     chmodSync(tool, 0o755);
     const g = await gatherAws(await opts({ nitroTpmAttest: tool }));
-    expect(readFileSync(join(dir, 'argv'), 'utf8').trim().split('\n')).toEqual(['--nonce', binding.toString('hex')]);
+    const argv = readFileSync(join(dir, 'argv'), 'utf8').trim().split('\n');
+    expect(argv).toHaveLength(2);
+    expect(argv[0]).toBe('--nonce');
+    expect(readFileSync(join(dir, 'nonce')).equals(binding)).toBe(true);
     expect(g).toMatchObject({ provider: 'aws', format: 'nitrotpm', evidence: { document: Buffer.from('COSE-DOC').toString('base64') } });
   });
 });

@@ -7,9 +7,13 @@
  * | platform | format | binding goes into | sources |
  * |---|---|---|---|
  * | generic | `tpm` | TPMS_ATTEST.extraData (`tpm2_quote -q`) | EK (+ cert NV 0x01c00002 / 0x01c0000a), fresh AK, PCRs, event log |
- * | azure | `az-snp-vtpm` | quote extraData; HCL user-data (NV 0x01400002) where writable | AK 0x81000003, HCL report NV 0x01400001, VCEK from IMDS THIM |
+ * | azure | `az-snp-vtpm` | quote extraData; HCL user-data (NV 0x01400002) where writable | AK 0x81000003, HCL report NV 0x01400001 (SEV-SNP), VCEK from IMDS THIM |
+ * | azure | `az-tdx-vtpm` | the same | the same, HCL report holding a TDREPORT; TD quote from IMDS `POST /acc/tdquote` |
  * | gcp | `gotpm` | each quote's extraData | AK template/cert NV 0x01c10001/0x01c10000 (RSA) or 0x01c10003/0x01c10002 (ECC), quotes per bank, event log |
- * | aws | `nitrotpm` | the document's `nonce` | `nitro-tpm-attest --nonce` |
+ * | aws | `nitrotpm` | the document's `nonce` | `nitro-tpm-attest --nonce FILE` (the binding's 32 bytes in FILE) |
+ *
+ * deploy/node/attest-join.sh gathers the same formats; test/deploy/gather-both.test.ts checks
+ * that both clients send the same evidence for the same TPM.
  *
  * Cloud gatherers are best effort where the cloud is: an optional source that is missing is
  * left out (the broker's policy then decides); a required one fails with
@@ -52,12 +56,17 @@ export interface GatherOptions {
   imdsBase: string;
   /** The NitroTPM tool (path or name on PATH). */
   nitroTpmAttest: string;
+  /**
+   * AWS: an RSA public key (SPKI DER) for the document's `public_key`, so KMS can encrypt the
+   * disk key to it (`CiphertextForRecipient`); its private key stays in the join client.
+   */
+  recipientSpki?: Uint8Array;
   log: (msg: string) => void;
 }
 
 export interface Gathered {
   provider: 'tpm' | 'azure' | 'gcp' | 'aws';
-  format: 'tpm' | 'az-snp-vtpm' | 'gotpm' | 'nitrotpm';
+  format: 'tpm' | 'az-snp-vtpm' | 'az-tdx-vtpm' | 'gotpm' | 'nitrotpm';
   evidence: Record<string, unknown>;
   /** True when an EK and AK were made in `session` and credential activation can run. */
   canActivate: boolean;
@@ -174,7 +183,16 @@ export function stripNvPadding(b: Uint8Array): Uint8Array {
   return n === undefined ? b : b.slice(0, n);
 }
 
-/** Azure SEV-SNP CVM (`az-snp-vtpm`). */
+/** HCL report_type (IGVM request header, offset 1224, u32 LE; providers/azure/hcl.ts): 2 SEV-SNP, 4 TDX. */
+const HCL_REPORT_TYPE_OFFSET = 1224;
+/** The TDREPORT in the HCL report's hardware-report slot (offset 32, 1024 bytes). */
+const HCL_TDREPORT = { offset: 32, size: 1024 } as const;
+
+/**
+ * Azure confidential VM: `az-snp-vtpm` (SEV-SNP) or `az-tdx-vtpm` (TDX), as the HCL report says.
+ * No event log is sent: the azure verifier does not replay one and refuses evidence that carries
+ * one (EVENTLOG_UNSUPPORTED) rather than ignore it.
+ */
 export async function gatherAzure(o: GatherOptions): Promise<Gathered> {
   const s = o.session;
   // Refresh the HCL report with the binding as user data (Azure confidential VM guest
@@ -191,6 +209,9 @@ export async function gatherAzure(o: GatherOptions): Promise<Gathered> {
   }
   const hcl = await nvReadIfPresent(s, NV.AZURE_HCL_REPORT);
   if (!hcl) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `no HCL report at NV ${hexHandle(NV.AZURE_HCL_REPORT)}: not an Azure confidential VM?`);
+  if (hcl.length < HCL_REPORT_TYPE_OFFSET + 4) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `the HCL report is ${hcl.length} bytes: too short`);
+  const reportType = new DataView(hcl.buffer, hcl.byteOffset, hcl.byteLength).getUint32(HCL_REPORT_TYPE_OFFSET, true);
+  if (reportType !== 2 && reportType !== 4) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `the HCL report's type ${reportType} is neither SEV-SNP (2) nor TDX (4)`);
   const q = await quote(s, hexHandle(AZURE_AK_HANDLE), 'sha256', o.binding, ALL_PCRS, 'sha256', 'plain');
   const pcrs = ALL_PCRS.map((i) => toHex(q.pcrs.get(i)!));
   const evidence: Record<string, unknown> = {
@@ -198,13 +219,48 @@ export async function gatherAzure(o: GatherOptions): Promise<Gathered> {
     tpm_quote: { signature: toHex(q.signature), message: toHex(q.message), pcrs },
     hcl_report: toBase64Url(hcl),
   };
+  if (reportType === 4) {
+    const tdReport = hcl.slice(HCL_TDREPORT.offset, HCL_TDREPORT.offset + HCL_TDREPORT.size);
+    evidence.td_quote = toBase64Url(await fetchTdQuote(o, tdReport));
+    return { provider: 'azure', format: 'az-tdx-vtpm', evidence, canActivate: false };
+  }
   const thim = await fetchThim(o);
   evidence.vcek = toBase64Url(thim.vcekDer);
   if (thim.chainPem) evidence.vcek_chain = thim.chainPem;
-  const log = await readEventLog(o);
-  if (log) evidence.event_log = toBase64Url(log);
   return { provider: 'azure', format: 'az-snp-vtpm', evidence, canActivate: false };
 }
+
+/** At most this many bytes are read from an IMDS answer (a TD quote is about 5 KiB). */
+const MAX_IMDS_ANSWER = 64 << 10;
+
+/**
+ * Azure IMDS TD quote: `POST /acc/tdquote` with `{"report": base64url(TDREPORT)}` answers
+ * `{"quote": base64url(TD quote)}` — the host's quoting enclave signs the TDREPORT the paravisor
+ * put in the HCL report (whose REPORTDATA is the hash of the runtime data naming the vTPM AK).
+ */
+async function fetchTdQuote(o: GatherOptions, tdReport: Uint8Array): Promise<Uint8Array> {
+  const url = new URL('/acc/tdquote', o.imdsBase);
+  let res: Response;
+  try {
+    res = await o.fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ report: toBase64Url(tdReport) }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (cause) {
+    throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `Azure IMDS TD quote service unreachable at ${url.href}`, { cause });
+  }
+  if (!res.ok) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `Azure IMDS TD quote service answered HTTP ${res.status}`);
+  const text = await res.text();
+  if (text.length > MAX_IMDS_ANSWER) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'Azure IMDS TD quote answer is too large');
+  const j = JSON.parse(text) as { quote?: unknown };
+  if (typeof j.quote !== 'string' || !/^[A-Za-z0-9_-]+={0,2}$/.test(j.quote)) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'Azure IMDS TD quote answer has no base64url quote');
+  return new Uint8Array(Buffer.from(j.quote, 'base64url'));
+}
+
+/** A certificate chain is passed on only as plain PEM text (no other characters to escape). */
+const PLAIN_PEM = /^[A-Za-z0-9+/=\r\n -]*$/;
 
 /**
  * Azure IMDS THIM: `GET /metadata/THIM/amd/certification` with `Metadata: true` returns JSON
@@ -222,7 +278,8 @@ async function fetchThim(o: GatherOptions): Promise<{ vcekDer: Uint8Array; chain
   const j = (await res.json()) as { vcekCert?: unknown; certificateChain?: unknown };
   if (typeof j.vcekCert !== 'string') throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, 'Azure IMDS THIM answer has no vcekCert');
   const der = pemToDer(j.vcekCert);
-  return typeof j.certificateChain === 'string' && j.certificateChain.includes('BEGIN CERTIFICATE') ? { vcekDer: der, chainPem: j.certificateChain } : { vcekDer: der };
+  const chain = j.certificateChain;
+  return typeof chain === 'string' && chain.includes('-----BEGIN CERTIFICATE-----') && PLAIN_PEM.test(chain) ? { vcekDer: der, chainPem: chain } : { vcekDer: der };
 }
 
 function pemToDer(pem: string): Uint8Array {
@@ -346,9 +403,20 @@ function tssUnique(parts: Uint8Array[], bufSize: number): Uint8Array {
   return out;
 }
 
-/** EC2 NitroTPM (`nitrotpm`): the signed document with the binding as its nonce. */
+/**
+ * EC2 NitroTPM (`nitrotpm`): the signed document with the binding as its nonce. AWS's
+ * `nitro-tpm-attest` (aws-nitro-tpm-tools) takes the nonce as a *file* of raw bytes
+ * (`--nonce FILE`), the public key likewise (`--public-key FILE`, SPKI DER), and writes the
+ * COSE_Sign1 document to stdout.
+ */
 export async function gatherAws(o: GatherOptions): Promise<Gathered> {
-  const doc = await o.session.tools.run(o.nitroTpmAttest, ['--nonce', toHex(o.binding)]);
+  await o.session.write('nitro-nonce.bin', o.binding);
+  const args = ['--nonce', o.session.file('nitro-nonce.bin')];
+  if (o.recipientSpki) {
+    await o.session.write('nitro-recipient.spki', o.recipientSpki);
+    args.push('--public-key', o.session.file('nitro-recipient.spki'));
+  }
+  const doc = await o.session.tools.run(o.nitroTpmAttest, args);
   if (doc.length === 0) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `${o.nitroTpmAttest} printed no document`);
   const evidence: Record<string, unknown> = { document: toBase64(doc) };
   return { provider: 'aws', format: 'nitrotpm', evidence, canActivate: false };

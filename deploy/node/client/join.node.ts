@@ -31,6 +31,7 @@ import { ACTIVATION_REQUIRED, parseActivation } from './activation.js';
 import { computeBinding, createEphemeralKey } from './binding.js';
 import { KUBELET_DROPIN_SUFFIX, YAML_SAFE_PATH, kubeadmJoinYaml, kubeletConfigYaml, nodeNameFile } from './bootstrap.js';
 import { JoinCodes, joinError } from './codes.js';
+import { openKmsRecipient } from './cms.js';
 import { DEFAULT_EVENT_LOG, DEFAULT_IMDS, detectPlatform, gather, gatherTpm, type GatherOptions, type Platform } from './evidence.node.js';
 import { writeFileAtomic } from './files.node.js';
 import { createPinnedTransport, parsePin, TransportError, type BrokerTransport, type HttpResponse } from './http.node.js';
@@ -281,6 +282,10 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
 
   async function oneAttempt(): Promise<Release | DiskKeyRelease> {
     const key = sealed ? await createEphemeralKey() : undefined;
+    // AWS with a disk key: a fresh RSA key for the NitroTPM document's public_key, so KMS encrypts
+    // the disk key to it (KMS Recipient) and the broker never sees it. Non-extractable; this
+    // attempt only.
+    const recipient = platform === 'aws' && o.diskKeyOut ? await createRecipientKey() : undefined;
     const want = o.diskKeyOnly ? ['disk-key'] : o.diskKeyOut ? ['bootstrap-token', 'disk-key'] : ['bootstrap-token'];
     const envelope = (challengeId: string, g: { provider: string; format: string; evidence: Record<string, unknown> }): Record<string, unknown> => {
       const body: Record<string, unknown> = { challengeId, provider: g.provider, format: g.format, evidence: g.evidence, want };
@@ -299,6 +304,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         eventLogPath: o.eventLogPath ?? DEFAULT_EVENT_LOG,
         imdsBase: o.imdsBase ?? DEFAULT_IMDS,
         nitroTpmAttest: o.nitroTpmAttest ?? 'nitro-tpm-attest',
+        ...(recipient ? { recipientSpki: recipient.spki } : {}),
         log,
       });
       const ch = await challenge();
@@ -335,16 +341,30 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
       // A release sealed to this TPM too (broker release.tpmSeal): open that layer with the EK and
       // AK of this session first.
       const inner = await openTpmLayer(j.release, g.canActivate ? (cred) => activateCredential(session, cred) : undefined);
-      return o.diskKeyOnly ? await openRelease(inner, key?.privateKey, clock.now(), nonces, 'disk-key') : await openRelease(inner, key?.privateKey, clock.now(), nonces);
+      const rel = o.diskKeyOnly ? await openRelease(inner, key?.privateKey, clock.now(), nonces, 'disk-key') : await openRelease(inner, key?.privateKey, clock.now(), nonces);
+      if (rel.diskKey || !rel.diskKeyForRecipient || !recipient) return rel;
+      // KMS Recipient: CMS EnvelopedData to the recipient key made above; from here on the same
+      // as a plain disk key (raw bytes out, the wrapped form kept for the next boot).
+      const dk = await openKmsRecipient(fromBase64Url(rel.diskKeyForRecipient.ciphertextForRecipient, 'ciphertextForRecipient'), recipient.privateKey);
+      try {
+        return { ...rel, diskKey: { key: toBase64Url(dk), wrapped: rel.diskKeyForRecipient.wrapped } };
+      } finally {
+        dk.fill(0);
+      }
     } finally {
       await session.close();
     }
   }
 
+  async function createRecipientKey(): Promise<{ privateKey: CryptoKey; spki: Uint8Array }> {
+    const kp = (await crypto.subtle.generateKey({ name: 'RSA-OAEP', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, false, ['encrypt', 'decrypt'])) as CryptoKeyPair;
+    return { privateKey: kp.privateKey, spki: new Uint8Array(await crypto.subtle.exportKey('spki', kp.publicKey)) };
+  }
+
   async function writeDiskKey(r: Release | DiskKeyRelease): Promise<void> {
     if (!o.diskKeyOut) return;
     if (!r.diskKey && r.diskKeyForRecipient) {
-      throw joinError(JoinCodes.DISK_KEY_MISSING, 'the broker sent the disk key encrypted to the NitroTPM (KMS Recipient form), which this client cannot open yet; configure the broker with nitroRecipient: false');
+      throw joinError(JoinCodes.DISK_KEY_MISSING, 'the broker sent the disk key in the KMS Recipient form, but this client sent no recipient key (only AWS NitroTPM evidence carries one)');
     }
     if (!r.diskKey) throw joinError(JoinCodes.DISK_KEY_MISSING, '--disk-key-out was given but the release carries no disk key (does the policy grant disk-key?)');
     // Raw key bytes, as `cryptsetup --key-file` reads them; the wrapped form beside it (not

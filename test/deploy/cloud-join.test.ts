@@ -1,0 +1,298 @@
+/**
+ * Whole joins with cloud evidence, both clients, against the real broker app (broker/app.ts
+ * `createBroker`) with the production gcp, azure and aws providers and the real release service,
+ * over pinned HTTPS, on swtpm laid out like each cloud's vTPM (test/deploy/cloud-layouts.ts):
+ * challenge for the platform's provider → evidence gathered with the broker's binding →
+ * verification → policy → release → bootstrap kubeconfig written.
+ *
+ * - The Node client seals to its ephemeral key, so the cluster need not allow unsealed release.
+ * - The shell client has no ephemeral key and cloud evidence has no EK to seal to: it joins where
+ *   the policy allows unsealed release, and is refused (RELEASE_UNSEALED_FORBIDDEN, nothing
+ *   written) where it does not — the limit docs/join.md states.
+ *
+ * Simulated links are those of gather-both.test.ts (Google's AK CA, AMD's VCEK signature, the
+ * Nitro hypervisor's signature); here the stand-in `nitro-tpm-attest` asks a local signer for a
+ * document carrying the nonce file's bytes, as the hypervisor would, and the aws broker verifies
+ * at the test PKI's time (its certificates are valid around that fixed time; tokens are issued on
+ * the real clock).
+ */
+import { execFile } from 'node:child_process';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer, type Server } from 'node:http';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as pjoin } from 'node:path';
+import { promisify } from 'node:util';
+import { serve, type ServerType } from '@hono/node-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import '../../broker/builtins.js';
+import { createBroker } from '../../broker/app.js';
+import { systemClock, type Clock, type Decision, type PolicyEngine } from '../../broker/contracts.js';
+import { PROVIDER_FACTORIES } from '../../broker/providers.js';
+import { BrokerReleaseService } from '../../broker/release/service.js';
+import { MemoryStore } from '../../broker/store/memory.js';
+import { createConsoleLogger } from '../../broker/observability/console-logger.js';
+import { join as nodeJoin, type JoinOptions } from '../../deploy/node/client/join.node.js';
+import { createPrimaryFromTemplate } from '../../deploy/node/client/evidence.node.js';
+import { createToolRunner, openTpmSession } from '../../deploy/node/client/tpm.node.js';
+import { createTrustStore } from '../../providers/common/trust.js';
+import { AwsKmsKeyService } from '../../providers/aws/kms.js';
+import type { KeyService } from '../../broker/contracts.js';
+import { startAwsKmsServer } from '../servers/aws-kms.js';
+import { KMSClient } from '@aws-sdk/client-kms';
+import type { Claims, ProviderName, TrustStore } from '../../providers/common/types.js';
+import { NOW, baseFields, indefinitePayload, makePki, signDocument } from '../aws/testpki.js';
+import { GCE_ECC_AK_TEMPLATE, layOutAzureSnp, layOutGce } from './cloud-layouts.js';
+import { startSwtpm, type Swtpm } from './swtpm.js';
+import { makeTls, type TlsMaterial } from './test-broker.js';
+
+const run = promisify(execFile);
+const SCRIPT = 'deploy/node/attest-join.sh';
+
+/** Admits any verified node of `provider` with a proven instance id; names it after it. */
+function policy(provider: ProviderName, allowUnsealed: boolean, diskKey = false): PolicyEngine {
+  return {
+    current: () => ({ hash: '00'.repeat(32) }),
+    async evaluate(claims: Claims, cluster?: string): Promise<Decision> {
+      const ok = claims.provider === provider && claims.identity.proven.includes('instanceId');
+      return {
+        allow: ok,
+        ...(ok ? {} : { denyCode: 'POLICY_PROVIDER_NOT_ALLOWED' }),
+        nodeName: `node-${claims.identity.instanceId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 12)}`,
+        cluster: cluster ?? 'c1',
+        policyHash: '00'.repeat(32),
+        rules: [],
+        release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed, diskKey },
+      };
+    },
+  };
+}
+
+interface Broker {
+  url: string;
+  seen: Array<{ provider: string; format: string }>;
+}
+
+let tls: TlsMaterial;
+const servers: ServerType[] = [];
+beforeAll(() => {
+  tls = makeTls('cloud-join');
+});
+afterAll(() => {
+  for (const s of servers) s.close();
+});
+
+async function startBroker(provider: ProviderName, trust: TrustStore, allowUnsealed: boolean, clock: Clock = systemClock, keys?: KeyService): Promise<Broker> {
+  const store = new MemoryStore();
+  const seen: Broker['seen'] = [];
+  const logger = createConsoleLogger('error', {}, () => undefined);
+  const app = createBroker({
+    store,
+    providers: [PROVIDER_FACTORIES[provider]!({}, { store })],
+    trust,
+    clock,
+    logger,
+    policy: {
+      ...policy(provider, allowUnsealed, keys !== undefined),
+      evaluate: async (c, cl) => {
+        seen.push({ provider: c.provider, format: c.format });
+        return policy(provider, allowUnsealed, keys !== undefined).evaluate(c, cl);
+      },
+    },
+    // Tokens are issued on the real clock (the verifier's clock may be pinned).
+    release: new BrokerReleaseService({
+      store,
+      clock: systemClock,
+      logger,
+      audit: { record: async () => undefined },
+      clusters: { '*': { apiServer: 'https://127.0.0.1:6443' } },
+      ...(keys ? { keys } : {}),
+    }),
+  });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer: createHttpsServer, serverOptions: { cert: tls.leafPem + tls.caPem, key: tls.leafKeyPem } });
+  servers.push(server);
+  await new Promise<void>((r) => (server.listening ? r() : server.once('listening', () => r())));
+  return { url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, seen };
+}
+
+const outFile = (): string => pjoin(mkdtempSync(pjoin(tmpdir(), 'cloud-join-')), 'kubelet', 'bootstrap-kubeconfig');
+
+async function shellJoin(tpm: Swtpm, b: Broker, platform: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<{ code: number; stderr: string; out: string }> {
+  const out = outFile();
+  try {
+    const r = await run('dash', [SCRIPT, '--broker', b.url, '--ca-pin', tls.pin, '--cluster', 'c1', '--out', out, '--deadline', '60', '--no-event-log', '--platform', platform, ...args], {
+      env: { ...tpm.env, ...env },
+      timeout: 90_000,
+    });
+    return { code: 0, stderr: r.stderr, out };
+  } catch (e) {
+    const x = e as { code: number; stderr: string };
+    return { code: x.code, stderr: x.stderr, out };
+  }
+}
+
+function nodeJoinOpts(tpm: Swtpm, b: Broker, platform: JoinOptions['platform'], o: Partial<JoinOptions> = {}): JoinOptions {
+  return { broker: b.url, caPin: tls.pin, cluster: 'c1', platform, out: outFile(), deadlineMs: 90_000, tools: createToolRunner(tpm.env), eventLogPath: '', log: () => undefined, ...o };
+}
+
+async function httpServer(handle: (body: Buffer, url: string) => Promise<Buffer>): Promise<{ base: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      handle(Buffer.concat(parts), req.url ?? '').then(
+        (b) => res.writeHead(200).end(b),
+        () => res.writeHead(500).end(),
+      );
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { base: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server };
+}
+
+describe('gcp: both clients join through the production gcp provider', () => {
+  let tpm: Swtpm;
+  let trust: TrustStore;
+  beforeAll(async () => {
+    tpm = await startSwtpm({ banks: 'sha1,sha256' });
+    ({ trust } = await layOutGce(tpm, async () => {
+      const s = await openTpmSession(createToolRunner(tpm.env));
+      try {
+        await createPrimaryFromTemplate(s, GCE_ECC_AK_TEMPLATE, 'e', 'probe-ak');
+        await run('tpm2_readpublic', ['-c', s.file('probe-ak.ctx'), '-f', 'pem', '-o', s.file('ak.pem')], { env: tpm.env });
+        return readFileSync(s.file('ak.pem'), 'utf8');
+      } finally {
+        await s.close();
+      }
+    }));
+  }, 60_000);
+  afterAll(async () => tpm?.stop());
+
+  it('Node (sealed to its ephemeral key) and shell (unsealed, allowed by policy) join', async () => {
+    const sealed = await startBroker('gcp', trust, false);
+    const n = nodeJoinOpts(tpm, sealed, 'gcp');
+    const r = await nodeJoin(n);
+    expect(r.platform).toBe('gcp');
+    expect(readFileSync(n.out, 'utf8')).toContain('token:');
+    const open = await startBroker('gcp', trust, true);
+    const s = await shellJoin(tpm, open, 'gcp');
+    expect(s.code, s.stderr).toBe(0);
+    expect(readFileSync(s.out, 'utf8')).toContain('token:');
+    expect(s.stderr).toContain('unsealed');
+    expect([...sealed.seen, ...open.seen]).toEqual([
+      { provider: 'gcp', format: 'gotpm' },
+      { provider: 'gcp', format: 'gotpm' },
+    ]);
+  });
+
+  it('the shell is refused where the policy does not allow unsealed release, and writes nothing', async () => {
+    const sealed = await startBroker('gcp', trust, false);
+    const s = await shellJoin(tpm, sealed, 'gcp');
+    expect(s.code).toBe(1);
+    expect(s.stderr).toContain('RELEASE_UNSEALED_FORBIDDEN');
+    expect(existsSync(s.out)).toBe(false);
+  });
+});
+
+describe('azure: both clients join through the production azure provider (az-snp-vtpm)', () => {
+  let tpm: Swtpm;
+  let lay: Awaited<ReturnType<typeof layOutAzureSnp>>;
+  let imds: { base: string; server: Server };
+  beforeAll(async () => {
+    tpm = await startSwtpm();
+    lay = await layOutAzureSnp(tpm);
+    imds = await httpServer(async () => Buffer.from(JSON.stringify({ vcekCert: lay.vcekPem, certificateChain: lay.chainPem, tcbm: 'DB18000000000004' })));
+  }, 60_000);
+  afterAll(async () => {
+    imds?.server.close();
+    await tpm?.stop();
+  });
+
+  it('Node (sealed) and shell (unsealed, allowed by policy) join as the VM the HCL report names', async () => {
+    const sealed = await startBroker('azure', lay.trust, false);
+    const n = nodeJoinOpts(tpm, sealed, 'azure', { imdsBase: imds.base });
+    const r = await nodeJoin(n);
+    expect(r.nodeName).toBe(`node-${lay.vmUniqueId.toLowerCase().replace(/-/g, '').slice(0, 12)}`);
+    const open = await startBroker('azure', lay.trust, true);
+    const s = await shellJoin(tpm, open, 'azure', { ATTEST_IMDS: imds.base });
+    expect(s.code, s.stderr).toBe(0);
+    expect(readFileSync(s.out, 'utf8')).toContain('token:');
+    expect([...sealed.seen, ...open.seen]).toEqual([
+      { provider: 'azure', format: 'az-snp-vtpm' },
+      { provider: 'azure', format: 'az-snp-vtpm' },
+    ]);
+  });
+});
+
+describe('aws: both clients join through the production aws provider (nitrotpm)', () => {
+  let tpm: Swtpm;
+  let signer: { base: string; server: Server };
+  let trust: TrustStore;
+  let tool: string;
+  const clock: Clock = { now: () => new Date(NOW) };
+  beforeAll(async () => {
+    tpm = await startSwtpm();
+    const pki = await makePki();
+    trust = createTrustStore([...pki.trust.anchors(pki.trust.ids())]);
+    // The stand-in hypervisor: signs a NitroTPM document for the nonce (and public key) it is sent.
+    signer = await httpServer(async (nonce, url) => {
+      if (nonce.length !== 32) throw new Error('nonce must be 32 bytes');
+      const pk = new URL(url, 'http://x').searchParams.get('pk');
+      const over = pk ? { public_key: new Uint8Array(Buffer.from(pk, 'hex')) } : {};
+      return Buffer.from(await signDocument(indefinitePayload(baseFields(pki, over, new Uint8Array(nonce))), pki.leafKeys));
+    });
+    const dir = mkdtempSync(pjoin(tmpdir(), 'nitro-'));
+    tool = pjoin(dir, 'nitro-tpm-attest');
+    // As AWS's tool: --nonce FILE [--public-key FILE] (raw bytes, SPKI DER).
+    writeFileSync(
+      tool,
+      `#!/bin/sh\n[ "$1" = --nonce ] || exit 2\npk=\n[ "$#" = 4 ] && [ "$3" = --public-key ] && pk=$(od -An -v -tx1 "$4" | tr -d ' \\n')\nexec curl -sS --fail --noproxy '*' --data-binary @"$2" '${signer.base}/attest?pk='"$pk"\n`,
+    );
+    chmodSync(tool, 0o755);
+  }, 60_000);
+  afterAll(async () => {
+    signer?.server.close();
+    await tpm?.stop();
+  });
+
+  it('Node (sealed) and shell (unsealed, allowed by policy) join as the instance the chain names', async () => {
+    const sealed = await startBroker('aws', trust, false, clock);
+    const n = nodeJoinOpts(tpm, sealed, 'aws', { nitroTpmAttest: tool });
+    expect((await nodeJoin(n)).nodeName).toBe('node-i0123456789a');
+    const open = await startBroker('aws', trust, true, clock);
+    const s = await shellJoin(tpm, open, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool });
+    expect(s.code, s.stderr).toBe(0);
+    expect(readFileSync(s.out, 'utf8')).toContain('token:');
+    expect([...sealed.seen, ...open.seen]).toEqual([
+      { provider: 'aws', format: 'nitrotpm' },
+      { provider: 'aws', format: 'nitrotpm' },
+    ]);
+  });
+
+  it('disk key in the KMS Recipient form: each client sends a fresh RSA key in the document and opens CiphertextForRecipient; the same key again from the other client’s wrapped form', async () => {
+    const kms = await startAwsKmsServer();
+    try {
+      const keys = new AwsKmsKeyService({
+        keyId: kms.keyArn,
+        client: new KMSClient({ region: kms.region, endpoint: kms.url, credentials: { accessKeyId: kms.accessKeyId, secretAccessKey: kms.secretAccessKey }, maxAttempts: 1 }),
+      });
+      const b = await startBroker('aws', trust, true, clock, keys);
+      const dir = mkdtempSync(pjoin(tmpdir(), 'disk-'));
+      const n = nodeJoinOpts(tpm, b, 'aws', { nitroTpmAttest: tool, diskKeyOut: pjoin(dir, 'node.key'), diskKeyWrappedPath: pjoin(dir, 'disk.wrapped') });
+      await nodeJoin(n);
+      const key = readFileSync(pjoin(dir, 'node.key'));
+      expect(key).toHaveLength(32);
+      // KMS was asked for the Recipient form: the broker never had the plaintext key.
+      expect(kms.calls.filter((c) => c.op === 'GenerateDataKey').map((c) => (c.body.Recipient as { KeyEncryptionAlgorithm: string }).KeyEncryptionAlgorithm)).toEqual(['RSAES_OAEP_SHA_256']);
+      const s = await shellJoin(tpm, b, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool }, ['--disk-key-only', '--disk-key-out', pjoin(dir, 'shell.key'), '--disk-key-wrapped', pjoin(dir, 'disk.wrapped')]);
+      expect(s.code, s.stderr).toBe(0);
+      expect(readFileSync(pjoin(dir, 'shell.key')).equals(key)).toBe(true);
+      expect(kms.calls.filter((c) => c.op === 'Decrypt').map((c) => (c.body.Recipient as { KeyEncryptionAlgorithm: string }).KeyEncryptionAlgorithm)).toEqual(['RSAES_OAEP_SHA_256']);
+      // And back: the Node client opens the key KMS re-encrypted to its own fresh key.
+      await nodeJoin({ ...n, diskKeyOnly: true, diskKeyOut: pjoin(dir, 'node2.key') });
+      expect(readFileSync(pjoin(dir, 'node2.key')).equals(key)).toBe(true);
+    } finally {
+      await kms.close();
+    }
+  }, 150_000);
+});
