@@ -102,6 +102,7 @@ export async function attest(d: AttestDeps, req: AttestRequest, requestId: strin
     decision,
     want: req.want,
     ...(req.ephemeralKey ? { ephemeralKey: req.ephemeralKey as JsonWebKey } : {}),
+    ...(req.sealEnc ? { sealEnc: req.sealEnc } : {}),
     ...(req.diskKey ? { diskKey: req.diskKey } : {}),
     requestId,
     ...(trace ? { trace } : {}),

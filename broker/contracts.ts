@@ -140,6 +140,8 @@ export interface ReleaseRequest {
   want: readonly Want[];
   /** The node's ephemeral public JWK bound into the binding (release is sealed to it). */
   ephemeralKey?: JsonWebKey;
+  /** JWE `enc` of the release sealed to `ephemeralKey` (default A256GCM). */
+  sealEnc?: 'A256GCM' | 'A128CBC-HS256';
   diskKey?: { wrapped: string };
   requestId: string;
   /** The W3C trace of the request (traceparent), for log lines only. */

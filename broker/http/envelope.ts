@@ -67,6 +67,11 @@ export const AttestRequest = z
     format: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be a format name such as "tpm" or "gotpm"'),
     evidence: EvidenceObject,
     ephemeralKey: EphemeralKey.optional(),
+    /**
+     * Content encryption of the release sealed to `ephemeralKey` (protocol §3): A256GCM (default),
+     * or A128CBC-HS256 for clients that open it with the openssl command line (the shell client).
+     */
+    sealEnc: z.enum(['A256GCM', 'A128CBC-HS256']).optional(),
     want: z
       .array(z.enum(['bootstrap-token', 'disk-key']))
       .min(1)

@@ -11,7 +11,8 @@
  *
  * The release is a compact JWE (RFC 7516) made with jose:
  * - EC P-256 → `alg: ECDH-ES+A256KW` (RFC 7518 §4.6), `enc: A256GCM`;
- * - RSA ≥ 2048 bits → `alg: RSA-OAEP-256` (RFC 7518 §4.3), `enc: A256GCM`.
+ * - RSA ≥ 2048 bits → `alg: RSA-OAEP-256` (RFC 7518 §4.3), `enc: A256GCM`;
+ * - `enc: A128CBC-HS256` instead when the request's `sealEnc` asks for it.
  * The protected header carries `kid` = the thumbprint and `cty`; the payload carries the
  * challenge nonce, so the node can reject a response replayed from another attempt (whose key
  * it no longer holds anyway) and any bit flipped in transit fails the GCM tag.
@@ -92,10 +93,14 @@ export async function verifyKeyBinding(key: SealKey, nonceB64u: string | undefin
   }
 }
 
-/** Compact JWE of `payload` to `key`. */
-export async function sealRelease(payload: unknown, key: SealKey): Promise<string> {
+/**
+ * Compact JWE of `payload` to `key`. `enc` is A256GCM unless the node asked for A128CBC-HS256
+ * (RFC 7518 §5.2.3: AES-CBC + HMAC-SHA-256, authenticated like GCM), which the openssl command
+ * line can open where it cannot open GCM — the shell client's choice (docs/join.md).
+ */
+export async function sealRelease(payload: unknown, key: SealKey, enc: 'A256GCM' | 'A128CBC-HS256' = 'A256GCM'): Promise<string> {
   const pub = await importJWK(key.jwk, key.alg);
   return new CompactEncrypt(utf8(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: key.alg, enc: 'A256GCM', cty: RELEASE_CTY, kid: key.thumbprint })
+    .setProtectedHeader({ alg: key.alg, enc, cty: RELEASE_CTY, kid: key.thumbprint })
     .encrypt(pub);
 }

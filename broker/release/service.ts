@@ -345,7 +345,7 @@ export class BrokerReleaseService implements ReleaseService {
 
       // ── 4. seal (before the audit record, so a record always means a release went out) ──
       at.step = 'seal';
-      let result: string | ReleaseObject = seal ? await sealRelease(out, seal) : out;
+      let result: string | ReleaseObject = seal ? await sealRelease(out, seal, req.sealEnc) : out;
       if (sealTpm) result = await sealToTpm(typeof result === 'string' ? result : JSON.stringify(result), typeof result === 'string', ekPublic!, akName!);
 
       // ── 5. audit ──

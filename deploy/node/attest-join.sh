@@ -12,14 +12,15 @@
 #   aws      `nitrotpm`     `nitro-tpm-attest --nonce FILE` (aws-nitro-tpm-tools)
 # The same bytes as the TypeScript client's gatherers (deploy/node/client/evidence.node.ts).
 #
-# It sends no ephemeral key (binding = nonce, protocol §2). For `tpm` evidence the broker seals
-# the release to this TPM instead (`release.tpmSeal: when-available` or `require`:
-# TPM2_MakeCredential to the EK and the AK that quoted, opened here with tpm2_activatecredential
-# and the openssl command line), so the cluster need not allow unsealed release. The cloud
-# formats carry no EK, so their release can be sealed only to an ephemeral key, which this
-# client cannot open (A256GCM is not in the openssl command line): with azure, gcp or aws
-# evidence it joins only clusters whose policy allows unsealed release (the TypeScript client
-# seals to an ephemeral key). An unsealed release is accepted with a warning.
+# Sealed release on every platform, so no cluster has to allow unsealed release for it:
+# - `tpm` evidence: binding = nonce (protocol §2); the broker seals the release to this TPM
+#   (`release.tpmSeal`: TPM2_MakeCredential to the EK and the AK that quoted), opened here with
+#   tpm2_activatecredential and the openssl command line. Without release.tpmSeal, an unsealed
+#   release (where the cluster's policy allows it) is accepted with a warning.
+# - cloud evidence (no EK): a fresh RSA-2048 key per attempt (openssl genpkey), bound into the
+#   evidence (binding = SHA-256(nonce ‖ RFC 7638 thumbprint)); the broker seals to it with
+#   RSA-OAEP-256 and A128CBC-HS256 (`sealEnc`), opened with openssl pkeyutl and openssl enc +
+#   HMAC; an unsealed answer is refused.
 #
 # Usage:
 #   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic|azure|gcp|aws] [--out FILE] [--deadline SECONDS]
@@ -545,8 +546,33 @@ get_challenge() { # sets CH_ID and BINDING
   printf '%s' "$CH_ID" | grep -Eq '^[A-Za-z0-9_.:-]{1,256}$' || die 1 "JOIN_BAD_RESPONSE: odd challengeId"
   b64url_decode_to "$NONCE" "$WORK/nonce.bin" || die 1 "JOIN_BAD_RESPONSE: nonce is not base64url"
   [ "$(wc -c < "$WORK/nonce.bin" | tr -d ' ')" = 32 ] || die 1 "JOIN_BAD_RESPONSE: nonce is not 32 bytes"
-  # Unsealed mode: binding = nonce (protocol §2).
-  BINDING=$(hex_file "$WORK/nonce.bin")
+  if [ "$PLATFORM" = generic ]; then
+    # binding = nonce (protocol §2): the release is sealed to this TPM by credential activation
+    # (broker release.tpmSeal), or sent unsealed where the cluster's policy allows it.
+    BINDING=$(hex_file "$WORK/nonce.bin")
+  else
+    # Cloud evidence carries no EK: the release is sealed to a fresh key of this attempt instead.
+    ephemeral_key
+  fi
+}
+
+# ephemeral_key: a fresh RSA-2048 key for this attempt (0600 in the private work directory,
+# removed at exit); its public JWK in $EPH_JWK and binding = SHA-256(nonce ‖ RFC 7638 thumbprint)
+# (protocol §2). The broker seals the release to it with RSA-OAEP-256 and A128CBC-HS256, which
+# the openssl command line opens (open_ephemeral_sealed).
+ephemeral_key() {
+  (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/eph.key" 2>/dev/null) \
+    || die 1 "JOIN_TOOL_FAILED: openssl genpkey (RSA-2048)"
+  [ "$(openssl rsa -in "$WORK/eph.key" -noout -text 2>/dev/null | sed -n 's/^publicExponent: \([0-9]*\).*/\1/p')" = 65537 ] \
+    || die 1 "JOIN_TOOL_FAILED: the ephemeral key's exponent is not 65537"
+  N_HEX=$(openssl rsa -in "$WORK/eph.key" -noout -modulus 2>/dev/null | sed -n 's/^Modulus=//p' | tr 'A-F' 'a-f')
+  [ ${#N_HEX} -eq 512 ] || die 1 "JOIN_TOOL_FAILED: the ephemeral key is not 2048 bits"
+  hex_to_file "$N_HEX" "$WORK/eph.n"
+  # RFC 7638: the required members in lexicographic order, no whitespace — the JWK sent is that text.
+  EPH_JWK="{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"$(b64url_file "$WORK/eph.n")\"}"
+  printf '%s' "$EPH_JWK" | openssl dgst -sha256 -binary > "$WORK/eph.tp"
+  cat "$WORK/nonce.bin" "$WORK/eph.tp" | openssl dgst -sha256 -binary > "$WORK/binding.bin"
+  BINDING=$(hex_file "$WORK/binding.bin")
 }
 
 make_keys() { # EK (RSA, matches the EK certificate at NV 0x01c00002) and a fresh AK under it
@@ -562,6 +588,7 @@ build_attest() { # $1 = extra evidence members for `tpm` (the activation answer)
   {
     printf '{"challengeId":"%s","provider":"%s","format":"%s","want":[%s],' "$CH_ID" "$PROVIDER" "$FORMAT" "$WANT"
     [ -n "$WRAPPED_IN" ] && printf '"diskKey":{"wrapped":"%s"},' "$WRAPPED_IN"
+    [ "$PLATFORM" = generic ] || printf '"ephemeralKey":%s,"sealEnc":"A128CBC-HS256",' "$EPH_JWK"
     printf '"evidence":'
     cat "$WORK/evidence.json"
     printf '}'
@@ -653,11 +680,30 @@ json_exact() { json_str "$WORK/resp" "$1" && echo x; }
 # one_line VALUE REGEX: VALUE is a single line matching the extended REGEX.
 one_line() { case $1 in *"$NL"*) return 1 ;; esac; printf '%s' "$1" | grep -Eq "$2"; }
 
+# open_cbc_hs256 KEYHEX H IV CT TAG: the content of a compact JWE with enc A128CBC-HS256
+# (RFC 7518 §5.2.2.2): the tag (HMAC-SHA-256 over AAD ‖ IV ‖ ciphertext ‖ AL, first 16 bytes) is
+# checked before anything is decrypted; the plaintext (the release JSON) goes to $WORK/resp.
+open_cbc_hs256() {
+  [ ${#1} -eq 64 ] || die 1 "JOIN_RELEASE_INVALID: the content key is not 32 bytes"
+  MAC_KEY=$(printf '%s' "$1" | cut -c1-32); ENC_KEY=$(printf '%s' "$1" | cut -c33-64)
+  for part in "$3:iv" "$4:ct" "$5:tag"; do
+    b64url_decode_to "${part%:*}" "$WORK/jwe.${part##*:}" || die 1 "JOIN_RELEASE_INVALID: JWE ${part##*:} is not base64url"
+  done
+  for f in iv tag; do [ "$(wc -c < "$WORK/jwe.$f" | tr -d ' ')" = 16 ] || die 1 "JOIN_RELEASE_INVALID: JWE $f is not 16 bytes"; done
+  printf '%s' "$2" > "$WORK/jwe.mac"
+  cat "$WORK/jwe.iv" "$WORK/jwe.ct" >> "$WORK/jwe.mac"
+  hex_to_file "$(printf '%016x' $((${#2} * 8)))" "$WORK/jwe.al"
+  cat "$WORK/jwe.al" >> "$WORK/jwe.mac"
+  want=$(openssl dgst -sha256 -mac HMAC -macopt "hexkey:$MAC_KEY" -binary "$WORK/jwe.mac" | od -An -v -tx1 | tr -d ' \n' | cut -c1-32)
+  [ "$want" = "$(hex_file "$WORK/jwe.tag")" ] || die 1 "JOIN_RELEASE_INVALID: the sealed release's tag does not verify"
+  openssl enc -d -aes-128-cbc -K "$ENC_KEY" -iv "$(hex_file "$WORK/jwe.iv")" -in "$WORK/jwe.ct" -out "$WORK/resp" \
+    || die 1 "JOIN_RELEASE_INVALID: cannot decrypt the sealed release"
+  MAC_KEY=""; ENC_KEY=""
+}
+
 # open_tpm_sealed JWE: the release sealed to this TPM (broker release.tpmSeal; docs/protocol.md §4):
-# compact JWE, alg dir, enc A128CBC-HS256 (RFC 7518 §5.2.3), the 32-byte key recovered with
-# tpm2_activatecredential from the header's tpm_cred — only this TPM, with the AK that quoted,
-# can. The tag (HMAC-SHA-256 over AAD ‖ IV ‖ ciphertext ‖ AL, first 16 bytes) is checked before
-# anything is decrypted. Writes the release JSON to $WORK/resp.
+# compact JWE, alg dir, enc A128CBC-HS256, the 32-byte key recovered with tpm2_activatecredential
+# from the header's tpm_cred — only this TPM, with the AK that quoted, can.
 open_tpm_sealed() {
   jwe=$1
   printf '%s' "$jwe" | grep -Eq '^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' \
@@ -670,28 +716,40 @@ open_tpm_sealed() {
   b64url_decode_to "$(json_str "$WORK/jwe.hdr" tpm_cred)" "$WORK/seal.blob" || die 1 "JOIN_RELEASE_INVALID: tpm_cred"
   activate "JOIN_RELEASE_INVALID: the sealed release" "$WORK/seal.blob" "$WORK/seal.key"
   K=$(hex_file "$WORK/seal.key"); rm -f "$WORK/seal.key"
-  [ ${#K} -eq 64 ] || die 1 "JOIN_RELEASE_INVALID: the sealed key is not 32 bytes"
-  MAC_KEY=$(printf '%s' "$K" | cut -c1-32); ENC_KEY=$(printf '%s' "$K" | cut -c33-64); K=""
-  for part in "$IV:iv" "$CT:ct" "$TAG:tag"; do
-    b64url_decode_to "${part%:*}" "$WORK/jwe.${part##*:}" || die 1 "JOIN_RELEASE_INVALID: JWE ${part##*:} is not base64url"
+  open_cbc_hs256 "$K" "$H" "$IV" "$CT" "$TAG"; K=""
+}
+
+# open_ephemeral_sealed JWE: the release sealed to this attempt's key (protocol §3): compact JWE,
+# alg RSA-OAEP-256 (the content key unwrapped by openssl pkeyutl with OAEP, SHA-256 and
+# MGF1-SHA-256), enc A128CBC-HS256, kid = the key's thumbprint.
+open_ephemeral_sealed() {
+  jwe=$1
+  printf '%s' "$jwe" | grep -Eq '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' \
+    || die 1 "JOIN_RELEASE_INVALID: the sealed release is not a compact JWE with an encrypted key"
+  H=${jwe%%.*}; rest=${jwe#*.}; EK=${rest%%.*}; rest=${rest#*.}; IV=${rest%%.*}; rest=${rest#*.}; CT=${rest%%.*}; TAG=${rest#*.}
+  b64url_decode_to "$H" "$WORK/jwe.hdr" || die 1 "JOIN_RELEASE_INVALID: JWE header"
+  for kv in alg=RSA-OAEP-256 enc=A128CBC-HS256 cty=application/attest-broker.release+json "kid=$(b64url_file "$WORK/eph.tp")"; do
+    [ "$(json_str "$WORK/jwe.hdr" "${kv%%=*}")" = "${kv#*=}" ] || die 1 "JOIN_RELEASE_INVALID: not a release sealed to this attempt's key (${kv%%=*})"
   done
-  for f in iv tag; do [ "$(wc -c < "$WORK/jwe.$f" | tr -d ' ')" = 16 ] || die 1 "JOIN_RELEASE_INVALID: JWE $f is not 16 bytes"; done
-  printf '%s' "$H" > "$WORK/jwe.mac"
-  cat "$WORK/jwe.iv" "$WORK/jwe.ct" >> "$WORK/jwe.mac"
-  hex_to_file "$(printf '%016x' $((${#H} * 8)))" "$WORK/jwe.al"
-  cat "$WORK/jwe.al" >> "$WORK/jwe.mac"
-  want=$(openssl dgst -sha256 -mac HMAC -macopt "hexkey:$MAC_KEY" -binary "$WORK/jwe.mac" | od -An -v -tx1 | tr -d ' \n' | cut -c1-32)
-  [ "$want" = "$(hex_file "$WORK/jwe.tag")" ] || die 1 "JOIN_RELEASE_INVALID: the sealed release's tag does not verify"
-  openssl enc -d -aes-128-cbc -K "$ENC_KEY" -iv "$(hex_file "$WORK/jwe.iv")" -in "$WORK/jwe.ct" -out "$WORK/resp" \
-    || die 1 "JOIN_RELEASE_INVALID: cannot decrypt the sealed release"
-  MAC_KEY=""; ENC_KEY=""
+  b64url_decode_to "$EK" "$WORK/jwe.ek" || die 1 "JOIN_RELEASE_INVALID: JWE encrypted key"
+  openssl pkeyutl -decrypt -inkey "$WORK/eph.key" -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 \
+    -in "$WORK/jwe.ek" -out "$WORK/jwe.cek" 2>/dev/null || die 1 "JOIN_RELEASE_INVALID: this attempt's key cannot unwrap the content key"
+  K=$(hex_file "$WORK/jwe.cek"); rm -f "$WORK/jwe.cek"
+  open_cbc_hs256 "$K" "$H" "$IV" "$CT" "$TAG"; K=""
 }
 
 if grep -q '"release"[ ]*:[ ]*"' "$WORK/resp"; then
-  open_tpm_sealed "$(json_str "$WORK/resp" release)"
-  log "release sealed to this TPM opened"
+  if [ "$PLATFORM" = generic ]; then
+    open_tpm_sealed "$(json_str "$WORK/resp" release)"
+    log "release sealed to this TPM opened"
+  else
+    open_ephemeral_sealed "$(json_str "$WORK/resp" release)"
+    log "release sealed to this attempt's key opened"
+  fi
 else
   grep -q '"release"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_RELEASE_INVALID: no release in the answer"
+  # A node that sent a key never accepts the release in the clear (a stripped seal).
+  [ "$PLATFORM" = generic ] || die 1 "JOIN_RELEASE_INVALID: the broker answered unsealed although this node sent a key to seal to"
   log "warning: the broker sent the release unsealed (the cluster's policy allows it); set release.tpmSeal on the broker to seal it to this TPM"
 fi
 NODE=$(json_exact nodeName) || die 1 "JOIN_RELEASE_INVALID: no nodeName"

@@ -5,10 +5,9 @@
  * challenge for the platform's provider → evidence gathered with the broker's binding →
  * verification → policy → release → bootstrap kubeconfig written.
  *
- * - The Node client seals to its ephemeral key, so the cluster need not allow unsealed release.
- * - The shell client has no ephemeral key and cloud evidence has no EK to seal to: it joins where
- *   the policy allows unsealed release, and is refused (RELEASE_UNSEALED_FORBIDDEN, nothing
- *   written) where it does not — the limit docs/join.md states.
+ * Both clients seal, so the cluster need not allow unsealed release: the Node client to its
+ * ephemeral P-256 key (A256GCM), the shell to a fresh RSA-2048 key per attempt (RSA-OAEP-256 with
+ * A128CBC-HS256, opened with the openssl command line) — cloud evidence has no EK to seal to.
  *
  * Simulated links are those of gather-both.test.ts (Google's AK CA, AMD's VCEK signature, the
  * Nitro hypervisor's signature); here the stand-in `nitro-tpm-attest` asks a local signer for a
@@ -82,7 +81,7 @@ afterAll(() => {
   for (const s of servers) s.close();
 });
 
-async function startBroker(provider: ProviderName, trust: TrustStore, allowUnsealed: boolean, clock: Clock = systemClock, keys?: KeyService): Promise<Broker> {
+async function startBroker(provider: ProviderName, trust: TrustStore, allowUnsealed: boolean, clock: Clock = systemClock, keys?: KeyService, tamper?: (body: string) => string): Promise<Broker> {
   const store = new MemoryStore();
   const seen: Broker['seen'] = [];
   const logger = createConsoleLogger('error', {}, () => undefined);
@@ -109,7 +108,13 @@ async function startBroker(provider: ProviderName, trust: TrustStore, allowUnsea
       ...(keys ? { keys } : {}),
     }),
   });
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer: createHttpsServer, serverOptions: { cert: tls.leafPem + tls.caPem, key: tls.leafKeyPem } });
+  // `tamper`: a man in the middle rewriting the attest answer (the pinned TLS is the test's own).
+  const fetchFn = async (req: Request, env: unknown): Promise<Response> => {
+    const res = await app.fetch(req, env);
+    if (!tamper || new URL(req.url).pathname !== '/v1/attest' || res.status !== 200) return res;
+    return new Response(tamper(await res.text()), { status: 200, headers: res.headers });
+  };
+  const server = serve({ fetch: fetchFn, port: 0, hostname: '127.0.0.1', createServer: createHttpsServer, serverOptions: { cert: tls.leafPem + tls.caPem, key: tls.leafKeyPem } });
   servers.push(server);
   await new Promise<void>((r) => (server.listening ? r() : server.once('listening', () => r())));
   return { url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, seen };
@@ -168,29 +173,44 @@ describe('gcp: both clients join through the production gcp provider', () => {
   }, 60_000);
   afterAll(async () => tpm?.stop());
 
-  it('Node (sealed to its ephemeral key) and shell (unsealed, allowed by policy) join', async () => {
+  it('Node (sealed to its ephemeral key) and shell (sealed to its RSA key) join where unsealed release is not allowed', async () => {
     const sealed = await startBroker('gcp', trust, false);
     const n = nodeJoinOpts(tpm, sealed, 'gcp');
     const r = await nodeJoin(n);
     expect(r.platform).toBe('gcp');
     expect(readFileSync(n.out, 'utf8')).toContain('token:');
-    const open = await startBroker('gcp', trust, true);
-    const s = await shellJoin(tpm, open, 'gcp');
+    // A second broker: one node holds one live token per broker (ISSUANCE_CONFLICT otherwise).
+    const sealed2 = await startBroker('gcp', trust, false);
+    const s = await shellJoin(tpm, sealed2, 'gcp');
     expect(s.code, s.stderr).toBe(0);
     expect(readFileSync(s.out, 'utf8')).toContain('token:');
-    expect(s.stderr).toContain('unsealed');
-    expect([...sealed.seen, ...open.seen]).toEqual([
+    expect(s.stderr).toContain("release sealed to this attempt's key opened");
+    expect(s.stderr).not.toContain('unsealed');
+    expect([...sealed.seen, ...sealed2.seen]).toEqual([
       { provider: 'gcp', format: 'gotpm' },
       { provider: 'gcp', format: 'gotpm' },
     ]);
   });
 
-  it('the shell is refused where the policy does not allow unsealed release, and writes nothing', async () => {
-    const sealed = await startBroker('gcp', trust, false);
-    const s = await shellJoin(tpm, sealed, 'gcp');
+  it('the shell refuses a sealed release with one ciphertext bit flipped, and one answered unsealed, writing nothing', async () => {
+    const flip = (body: string): string => {
+      const { release } = JSON.parse(body) as { release: string };
+      const parts = release.split('.');
+      const ct = Buffer.from(parts[3]!, 'base64url');
+      ct[0]! ^= 1;
+      parts[3] = ct.toString('base64url');
+      return JSON.stringify({ release: parts.join('.') });
+    };
+    const s = await shellJoin(tpm, await startBroker('gcp', trust, false, systemClock, undefined, flip), 'gcp');
     expect(s.code).toBe(1);
-    expect(s.stderr).toContain('RELEASE_UNSEALED_FORBIDDEN');
+    expect(s.stderr).toContain("JOIN_RELEASE_INVALID: the sealed release's tag does not verify");
     expect(existsSync(s.out)).toBe(false);
+    // A stripped seal: the answer carries a release object in the clear.
+    const strip = (): string => JSON.stringify({ release: { nodeName: 'evil', expiresAt: new Date(Date.now() + 600_000).toISOString(), bootstrapToken: 'abcdef.0123456789abcdef', kubeconfig: 'x' } });
+    const u = await shellJoin(tpm, await startBroker('gcp', trust, true, systemClock, undefined, strip), 'gcp');
+    expect(u.code).toBe(1);
+    expect(u.stderr).toContain('JOIN_RELEASE_INVALID: the broker answered unsealed although this node sent a key to seal to');
+    expect(existsSync(u.out)).toBe(false);
   });
 });
 
@@ -208,16 +228,17 @@ describe('azure: both clients join through the production azure provider (az-snp
     await tpm?.stop();
   });
 
-  it('Node (sealed) and shell (unsealed, allowed by policy) join as the VM the HCL report names', async () => {
+  it('Node and shell, both sealed, join as the VM the HCL report names', async () => {
     const sealed = await startBroker('azure', lay.trust, false);
     const n = nodeJoinOpts(tpm, sealed, 'azure', { imdsBase: imds.base });
     const r = await nodeJoin(n);
     expect(r.nodeName).toBe(`node-${lay.vmUniqueId.toLowerCase().replace(/-/g, '').slice(0, 12)}`);
-    const open = await startBroker('azure', lay.trust, true);
-    const s = await shellJoin(tpm, open, 'azure', { ATTEST_IMDS: imds.base });
+    const sealed2 = await startBroker('azure', lay.trust, false);
+    const s = await shellJoin(tpm, sealed2, 'azure', { ATTEST_IMDS: imds.base });
     expect(s.code, s.stderr).toBe(0);
     expect(readFileSync(s.out, 'utf8')).toContain('token:');
-    expect([...sealed.seen, ...open.seen]).toEqual([
+    expect(s.stderr).toContain("release sealed to this attempt's key opened");
+    expect([...sealed.seen, ...sealed2.seen]).toEqual([
       { provider: 'azure', format: 'az-snp-vtpm' },
       { provider: 'azure', format: 'az-snp-vtpm' },
     ]);
@@ -255,15 +276,16 @@ describe('aws: both clients join through the production aws provider (nitrotpm)'
     await tpm?.stop();
   });
 
-  it('Node (sealed) and shell (unsealed, allowed by policy) join as the instance the chain names', async () => {
+  it('Node and shell, both sealed, join as the instance the chain names', async () => {
     const sealed = await startBroker('aws', trust, false, clock);
     const n = nodeJoinOpts(tpm, sealed, 'aws', { nitroTpmAttest: tool });
     expect((await nodeJoin(n)).nodeName).toBe('node-i0123456789a');
-    const open = await startBroker('aws', trust, true, clock);
-    const s = await shellJoin(tpm, open, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool });
+    const sealed2 = await startBroker('aws', trust, false, clock);
+    const s = await shellJoin(tpm, sealed2, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool });
     expect(s.code, s.stderr).toBe(0);
     expect(readFileSync(s.out, 'utf8')).toContain('token:');
-    expect([...sealed.seen, ...open.seen]).toEqual([
+    expect(s.stderr).toContain("release sealed to this attempt's key opened");
+    expect([...sealed.seen, ...sealed2.seen]).toEqual([
       { provider: 'aws', format: 'nitrotpm' },
       { provider: 'aws', format: 'nitrotpm' },
     ]);
