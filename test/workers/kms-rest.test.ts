@@ -7,11 +7,14 @@
  * - AWS KMS: wrap/unwrap through AwsKmsKeyService over the SigV4 client; the test server
  *   recomputes every signature, so a wrong secret is InvalidSignatureException → KMS_DENIED;
  *   another context is InvalidCiphertextException → KMS_UNWRAP_FAILED;
+ * - AWS KMS NitroTPM `Recipient` (GenerateDataKey / Decrypt with an attestation document):
+ *   CiphertextForRecipient comes back, no plaintext; another context is refused;
  * - Cloud KMS: the REST transport with the service-account JWT grant (providers/gcp/kms.ts).
  * Key Vault is not exercised here: its test server (test/servers/azure.ts) speaks TLS with a
  * test CA that workerd's outbound fetch does not trust; its REST adapter is tested on Node.
  */
 import { describe, expect, inject, it } from 'vitest';
+import { encode } from 'cborg';
 import { signV4, amzDateOf, awsKmsRest } from '../../broker/release/aws-kms-rest.js';
 import { AwsKmsKeyService } from '../../providers/aws/kms.js';
 import { GcpKmsKeyService, cloudKmsRest, serviceAccountTokenSource } from '../../providers/gcp/kms.js';
@@ -52,6 +55,20 @@ describe('AWS KMS over SigV4 REST (test/servers/aws-kms.ts)', () => {
     const wrapped = await service().wrap(key, ctx);
     expect(await service().unwrap(wrapped, ctx)).toEqual(key);
     await expect(service().unwrap(wrapped, { ...ctx, 'attest-broker:instance': 'i-other' })).rejects.toMatchObject({ code: 'KMS_UNWRAP_FAILED' });
+  });
+
+  it('NitroTPM Recipient: the document travels, KMS answers CiphertextForRecipient and never a plaintext', async () => {
+    // A COSE_Sign1-shaped attestation document whose payload carries an RSA public_key (the
+    // test server reads it, seals with `openssl cms`; real KMS also verifies the document).
+    const rsa = (await crypto.subtle.generateKey({ name: 'RSA-OAEP', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['encrypt', 'decrypt'])) as CryptoKeyPair;
+    const spki = new Uint8Array((await crypto.subtle.exportKey('spki', rsa.publicKey)) as ArrayBuffer);
+    const payload = encode(new Map<string, unknown>([['module_id', 'i-0abc'], ['public_key', spki], ['nonce', new Uint8Array(32)]]));
+    const doc = encode([encode(new Map([[1, -35]])), new Map(), payload, new Uint8Array(96)]);
+    const r = await service().generateForRecipient!(ctx, doc);
+    expect(r.ciphertextForRecipient[0]).toBe(0x30); // DER SEQUENCE: CMS ContentInfo
+    const again = await service().unwrapForRecipient!(r.wrapped, ctx, doc);
+    expect(again[0]).toBe(0x30);
+    await expect(service().unwrapForRecipient!(r.wrapped, { ...ctx, 'attest-broker:instance': 'i-other' }, doc)).rejects.toMatchObject({ code: 'KMS_UNWRAP_FAILED' });
   });
 
   it('a wrong secret key fails the server signature check: KMS_DENIED', async () => {
