@@ -16,6 +16,7 @@
  *   small for the AMD roots). Each root is checked against its built-in pin; one matching no pin
  *   is ignored here (the admin call refuses it);
  * - `CONFIG_REFRESH_SECONDS` — how often an isolate checks the stored version (default 5);
+ * - release (./release/runtime.worker.ts): `RELEASE_*`, `TOKENREVIEW_*`, `KMS_*`, `AWS_*`;
  * - `CHALLENGE_TTL_SECONDS`, `BODY_LIMIT_BYTES`, `LOG_LEVEL`.
  *
  * Each isolate builds the app once per stored configuration version (checked at most every
@@ -39,11 +40,12 @@ import { systemClock, type Logger, type StateStore } from './contracts.js';
 import { WORKER_HOOKS } from './worker-hooks.js';
 import { ADMIN_PREFIX, handleAdmin } from './worker-admin.js';
 import { configVersion, readConfig } from './worker-config.js';
+import { buildWorkerRelease, type WorkerReleaseEnv } from './release/runtime.worker.js';
 import './builtins.js';
 
 export { StateStoreObject };
 
-export interface Env {
+export interface Env extends WorkerReleaseEnv {
   STATE: DurableObjectNamespace<StateStoreObject>;
   PROVIDERS?: string;
   PROVIDER_OPTIONS?: string;
@@ -110,7 +112,7 @@ async function build(env: Env, store: StateStore, logger: Logger): Promise<{ app
   const policyYaml = stored?.policyYaml ?? env.POLICY_YAML;
   const policy = policyYaml && WORKER_HOOKS.policyFromText ? await WORKER_HOOKS.policyFromText(policyYaml) : undefined;
   if (!policy) notReady.push('no join policy loaded; PUT /v1/admin/policy');
-  const release = WORKER_HOOKS.buildRelease ? await WORKER_HOOKS.buildRelease(env as unknown as Record<string, unknown>, store, logger) : undefined;
+  const rel = await buildWorkerRelease(env, store, logger);
 
   const app = createBroker({
     store,
@@ -124,13 +126,13 @@ async function build(env: Env, store: StateStore, logger: Logger): Promise<{ app
       return address ? { address } : {};
     },
     ...(policy ? { policy } : {}),
-    ...(release ? { release } : {}),
+    ...(rel ? { release: rel.release, audit: rel.audit, ...(rel.tokenReview ? { tokenReview: rel.tokenReview } : {}) } : {}),
     readiness: notReady.map((why) => async () => {
       throw new Error(why);
     }),
     options: { challengeTtlSeconds: cfg.challenge.ttlSeconds, bodyLimitBytes: cfg.limits.bodyBytes },
   }) as unknown as Hono;
-  logger.info({ version, providers: usable, notReady, roots: trust.ids(), policy: Boolean(policy), release: Boolean(release) }, 'worker configuration loaded');
+  logger.info({ version, providers: usable, notReady, roots: trust.ids(), policy: Boolean(policy), release: Boolean(rel) }, 'worker configuration loaded');
   return { app, version };
 }
 

@@ -4,12 +4,23 @@
  * - /readyz is 503 without a provider, without an enabled provider's pinned roots, and without
  *   a policy, and stops naming the roots once they were loaded through the admin endpoint;
  * - the admin endpoints refuse when ADMIN_TOKEN is unset, without a token and with a wrong one,
- *   refuse a certificate that is no built-in pinned root and a policy that does not compile.
+ *   refuse a certificate that is no built-in pinned root and a policy that does not compile;
+ * - a node with a (software) TPM AK is admitted under a policy loaded with PUT /v1/admin/policy
+ *   and gets, sealed to its ephemeral key, a webhook-mode bootstrap token + kubeconfig and a disk
+ *   key wrapped by AWS KMS through the SigV4 REST client (test/servers/aws-kms.ts, which checks
+ *   every signature); POST /v1/tokenreview authenticates that token for the configured API-server
+ *   credential only; the next boot gets the same disk key back (KMS Decrypt).
  */
 import { env, createExecutionContext } from 'cloudflare:test';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
+import { compactDecrypt, exportJWK, generateKeyPair } from 'jose';
 import worker from '../../broker/worker.js';
-import { toBase64Url } from '../../providers/common/encoding.js';
+import { createTpmProvider } from '../../providers/tpm/provider.js';
+import { computeBinding } from '../../broker/binding.js';
+import { capturePolicy } from '../../broker/policy/capture.js';
+import { fromBase64Url, toBase64Url, toHex } from '../../providers/common/encoding.js';
+import type { ReleaseObject } from '../../broker/contracts.js';
+import { attest, pcrDigest, softwareAk, tpm2bPublic, type SoftwareAk } from '../tpm/build.js';
 
 const roots = import.meta.glob<string>(['../vectors/vaportpm/certs/aws-nitro-root.pem', '../vectors/trustee/amd-roots/milan_ask_ark_asvk.pem'], {
   eager: true,
@@ -23,6 +34,7 @@ const file = (tail: string): string => {
 };
 
 const ADMIN = 'admin-' + toBase64Url(crypto.getRandomValues(new Uint8Array(24)));
+const APISERVER = 'apiserver-' + toBase64Url(crypto.getRandomValues(new Uint8Array(24)));
 type Bindings = Record<string, unknown>;
 
 async function call(b: Bindings, path: string, init: RequestInit = {}): Promise<Response> {
@@ -30,6 +42,26 @@ async function call(b: Bindings, path: string, init: RequestInit = {}): Promise<
 }
 const admin = (b: Bindings, path: string, body: string, token = ADMIN): Promise<Response> =>
   call(b, path, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body });
+const post = (b: Bindings, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
+  call(b, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+/** A TPM "node": a software AK quoting PCRs 0 and 7 over whatever binding it is given. */
+async function tpmNode(): Promise<{ ak: SoftwareAk; evidence(binding: Uint8Array): Promise<unknown> }> {
+  const ak = await softwareAk('p256');
+  const values = [crypto.getRandomValues(new Uint8Array(32)), crypto.getRandomValues(new Uint8Array(32))];
+  const digest = await pcrDigest('sha256', values);
+  return {
+    ak,
+    async evidence(binding) {
+      const message = attest({ extraData: binding, selection: [{ hash: 'sha256', pcrs: [0, 7] }], pcrDigest: digest });
+      return {
+        ak_public: toBase64Url(tpm2bPublic(ak.tpmtPublic)),
+        quote: { message: toBase64Url(message), signature: toBase64Url(await ak.sign(message)) },
+        pcrs: { sha256: { 0: toHex(values[0]!), 7: toHex(values[1]!) } },
+      };
+    },
+  };
+}
 
 describe('Worker readiness and admin endpoints', () => {
   it('/readyz is 503 without providers, roots or policy; the admin calls refuse bad tokens, unpinned roots and broken policies', async () => {
@@ -79,5 +111,99 @@ describe('Worker readiness and admin endpoints', () => {
     const r2 = await call(aws, '/readyz');
     const d2 = r2.status === 503 ? ((await r2.json()) as { detail: string }).detail : '';
     expect(d2).not.toContain('pinned roots');
+  });
+});
+
+describe('release on Workers: webhook-mode token and AWS KMS disk key', () => {
+  it('admits a TPM node, releases a sealed token + kubeconfig + KMS-wrapped disk key, reviews the token, unwraps on the next boot', async () => {
+    const kms = inject('awsKms');
+    const node = await tpmNode();
+    // The policy is captured from the node's own claims (as `policy capture` does), with disk keys on.
+    const probe = await createTpmProvider().verify('tpm', await node.evidence(new Uint8Array(32)), {
+      binding: new Uint8Array(32),
+      now: new Date(),
+      fetch,
+      trust: { anchors: () => [], ids: () => [] },
+      options: {},
+    });
+    const akSha256 = probe.tpm!.akSha256;
+    const captured = await capturePolicy(
+      { ...probe, identity: { ...probe.identity, proven: ['instanceId'] }, tpm: { ...probe.tpm!, akTrust: 'pinned' }, evidenceSha256: '0'.repeat(64) },
+      { now: new Date(), cluster: 'prod' },
+    );
+    const policyYaml = captured.yaml.replace(/diskKey: false/, 'diskKey: true');
+    expect(policyYaml).toContain('diskKey: true');
+
+    const b: Bindings = {
+      ...env,
+      LOG_LEVEL: 'error',
+      PROVIDERS: 'tpm',
+      PROVIDER_OPTIONS: JSON.stringify({ tpm: { pinnedAkSha256: [akSha256] } }),
+      ADMIN_TOKEN: ADMIN,
+      RELEASE_CLUSTER: 'prod',
+      RELEASE_API_SERVER: 'https://api.prod.test:6443',
+      TOKENREVIEW_BEARER_TOKEN: APISERVER,
+      KMS_KIND: 'aws-kms',
+      AWS_KMS_KEY_ID: kms.keyArn,
+      AWS_REGION: kms.region,
+      AWS_ACCESS_KEY_ID: kms.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: kms.secretAccessKey,
+      AWS_KMS_ENDPOINT: kms.url,
+    };
+    expect((await admin(b, '/v1/admin/policy', policyYaml)).status).toBe(200);
+    const ready = await call(b, '/readyz');
+    expect(ready.status, await ready.clone().text()).toBe(200);
+
+    const { publicKey, privateKey } = await generateKeyPair('ECDH-ES+A256KW', { extractable: true });
+    const { kty, crv, x, y } = await exportJWK(publicKey);
+    const ephemeralKey = { kty: kty!, crv: crv!, x: x!, y: y! };
+    const attestOnce = async (extra: Record<string, unknown>): Promise<Response> => {
+      const ch = (await (await post(b, '/v1/challenge', { provider: 'tpm' })).json()) as { challengeId: string; nonce: string };
+      const binding = await computeBinding(fromBase64Url(ch.nonce), ephemeralKey);
+      return post(b, '/v1/attest', { challengeId: ch.challengeId, provider: 'tpm', format: 'tpm', ephemeralKey, evidence: await node.evidence(binding), ...extra });
+    };
+    const open = async (r: Response): Promise<ReleaseObject> => {
+      const { release } = (await r.json()) as { release: string };
+      return JSON.parse(new TextDecoder().decode((await compactDecrypt(release, privateKey)).plaintext)) as ReleaseObject;
+    };
+
+    const r1 = await attestOnce({ want: ['bootstrap-token', 'disk-key'] });
+    expect(r1.status, await r1.clone().text()).toBe(200);
+    const rel = await open(r1);
+    expect(rel.bootstrapToken).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    expect(rel.apiServer).toBe('https://api.prod.test:6443');
+    expect(rel.kubeconfig).toContain(`token: ${rel.bootstrapToken}`);
+    expect(rel.nodeName).toContain(probe.identity.instanceId);
+    expect(fromBase64Url(rel.diskKey!.key)).toHaveLength(32);
+    // The wrapped key is the AWS KMS test server's blob for its key (magic "TKMS" + the key ARN).
+    const blob = fromBase64Url(rel.diskKey!.wrapped);
+    expect(new TextDecoder().decode(blob.subarray(0, 4))).toBe('TKMS');
+    expect(new TextDecoder().decode(blob)).toContain(kms.keyArn);
+
+    // TokenReview: the configured API-server credential gets the bootstrap identity; anyone else 401.
+    const review = (bearer: string) =>
+      post(b, '/v1/tokenreview', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: rel.bootstrapToken } }, { authorization: `Bearer ${bearer}` });
+    const tr = await review(APISERVER);
+    expect(tr.status).toBe(200);
+    const st = ((await tr.json()) as { status: { authenticated: boolean; user: { username: string; groups: string[] } } }).status;
+    expect(st.authenticated).toBe(true);
+    expect(st.user.username).toBe(`system:bootstrap:${rel.bootstrapToken!.split('.')[0]}`);
+    expect(st.user.groups).toContain('system:bootstrappers');
+    expect((await review(APISERVER + 'x')).status).toBe(401);
+    // A token this broker never issued is not authenticated.
+    const forged = await post(b, '/v1/tokenreview', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: 'abcdef.0123456789abcdef' } }, { authorization: `Bearer ${APISERVER}` });
+    expect(((await forged.json()) as { status: { authenticated: boolean } }).status.authenticated).toBe(false);
+
+    // Next boot: the node sends its wrapped key back and gets the same key (KMS Decrypt, same context).
+    const r2 = await attestOnce({ want: ['disk-key'], diskKey: { wrapped: rel.diskKey!.wrapped } });
+    expect(r2.status, await r2.clone().text()).toBe(200);
+    expect((await open(r2)).diskKey!.key).toBe(rel.diskKey!.key);
+  });
+
+  it('release configured without a TokenReview credential is refused (500 naming the binding), never served open', async () => {
+    const b: Bindings = { ...env, LOG_LEVEL: 'error', PROVIDERS: 'tpm', RELEASE_CLUSTER: 'prod', RELEASE_API_SERVER: 'https://api.prod.test:6443' };
+    const r = await call(b, '/readyz');
+    expect(r.status).toBe(500);
+    expect(((await r.json()) as { detail: string }).detail).toContain('TOKENREVIEW_BEARER_TOKEN');
   });
 });
