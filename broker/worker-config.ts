@@ -69,7 +69,9 @@ export async function updateConfig(store: StateStore, clock: Clock, patch: Parti
     const rawHead = await store.get(HEAD);
     const head = parseHead(rawHead);
     const prevRaw = head ? await store.get(head.doc) : null;
-    if (head && prevRaw === null) continue; // moved under us; read again
+    // Moved under us: read again. A head whose document stays gone (never written by this code,
+    // but a store can lose a key) is replaced rather than blocking every later update.
+    if (head && prevRaw === null && attempt < 3) continue;
     const prev = prevRaw ? (JSON.parse(prevRaw) as StoredConfig) : undefined;
     const next: StoredConfig = { ...prev, ...patch, version: (head?.version ?? 0) + 1, updatedAt: clock.now().toISOString() };
     const docKey = `worker-config:doc:${next.version}:${toBase64Url(crypto.getRandomValues(new Uint8Array(9)))}`;

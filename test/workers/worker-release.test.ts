@@ -15,6 +15,8 @@ import { env, createExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import { compactDecrypt, exportJWK, generateKeyPair } from 'jose';
 import worker from '../../broker/worker.js';
+import { DurableObjectStore } from '../../broker/store/durable-object.worker.js';
+import { configVersion, readConfig, updateConfig } from '../../broker/worker-config.js';
 import { createTpmProvider } from '../../providers/tpm/provider.js';
 import { computeBinding } from '../../broker/binding.js';
 import { capturePolicy } from '../../broker/policy/capture.js';
@@ -205,5 +207,23 @@ describe('release on Workers: webhook-mode token and AWS KMS disk key', () => {
     const r = await call(b, '/readyz');
     expect(r.status).toBe(500);
     expect(((await r.json()) as { detail: string }).detail).toContain('TOKENREVIEW_BEARER_TOKEN');
+  });
+});
+
+describe('stored configuration (broker/worker-config.ts)', () => {
+  it('concurrent updates serialise: each gets its own version, none is lost, the head names a whole document', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const store = new DurableObjectStore((env as any).STATE);
+    const clock = { now: () => new Date() };
+    const v0 = await configVersion(store);
+    const before = await readConfig(store);
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => updateConfig(store, clock, { policyYaml: `p${i}`, policySha256: String(i) })));
+    expect(new Set(results.map((r) => r.version))).toEqual(new Set([1, 2, 3, 4, 5, 6].map((n) => v0 + n)));
+    const last = results.find((r) => r.version === v0 + 6)!;
+    const now = await readConfig(store);
+    expect(now).toEqual(last);
+    // A policy update keeps the roots stored before it.
+    expect(now!.trustPem).toBe(before?.trustPem);
+    expect(now!.policySha256).toBe(last.policySha256);
   });
 });
