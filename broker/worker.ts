@@ -45,7 +45,11 @@ import './builtins.js';
 
 export { StateStoreObject };
 
-export interface Env extends WorkerReleaseEnv {
+/**
+ * Every binding the Worker reads, spelled out (deployment tooling such as the Terraform
+ * broker-cloudflare module mirrors this list); the release ones are WorkerReleaseEnv's.
+ */
+export interface Env {
   STATE: DurableObjectNamespace<StateStoreObject>;
   PROVIDERS?: string;
   PROVIDER_OPTIONS?: string;
@@ -56,7 +60,36 @@ export interface Env extends WorkerReleaseEnv {
   CHALLENGE_TTL_SECONDS?: string;
   BODY_LIMIT_BYTES?: string;
   LOG_LEVEL?: string;
+  RELEASE_CLUSTER?: string;
+  RELEASE_API_SERVER?: string;
+  RELEASE_CA_PEM?: string;
+  RELEASE_ISSUANCE_WINDOW_SECONDS?: string;
+  TOKENREVIEW_BEARER_TOKEN?: string;
+  TOKENREVIEW_BEARER_SHA256?: string;
+  TOKENREVIEW_AUDIENCES?: string;
+  TOKENREVIEW_MAX_REVIEWS?: string;
+  KMS_KIND?: string;
+  KMS_LOCAL_KEK?: string;
+  AWS_KMS_KEY_ID?: string;
+  AWS_REGION?: string;
+  AWS_ACCESS_KEY_ID?: string;
+  AWS_SECRET_ACCESS_KEY?: string;
+  AWS_SESSION_TOKEN?: string;
+  AWS_KMS_ENDPOINT?: string;
+  GCP_KMS_KEY_NAME?: string;
+  GCP_SERVICE_ACCOUNT_JSON?: string;
+  GCP_KMS_ENDPOINT?: string;
+  AZURE_KEYVAULT_URL?: string;
+  AZURE_KEY_NAME?: string;
+  AZURE_KEY_VERSION?: string;
+  AZURE_TENANT_ID?: string;
+  AZURE_CLIENT_ID?: string;
+  AZURE_CLIENT_SECRET?: string;
+  AZURE_AUTHORITY_HOST?: string;
 }
+
+/** Compile-time check that Env lists every release binding (Pick fails on a missing key). */
+export type ReleaseBindings = Pick<Env, keyof WorkerReleaseEnv>;
 
 async function trustFrom(pem: string | undefined, what: string): Promise<TrustAnchor[]> {
   if (!pem || !pem.trim()) return [];
