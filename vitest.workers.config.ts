@@ -12,5 +12,6 @@ export default defineConfig({
   test: {
     name: 'workers',
     include: ['test/workers/**/*.test.ts'],
+    globalSetup: ['test/workers/kms-servers.setup.ts'],
   },
 });

@@ -1,11 +1,11 @@
 /**
  * @module broker/worker-hooks
  *
- * Hooks the policy and release modules fill in for the Workers entry (Web APIs only).
+ * Hooks the policy module fills in for the Workers entry (Web APIs only). Release on Workers is
+ * built by the entry itself (broker/release/runtime.worker.ts).
  */
-import type { Logger, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
+import type { PolicyEngine } from './contracts.js';
 
 export const WORKER_HOOKS: {
   policyFromText?: (yaml: string) => Promise<PolicyEngine>;
-  buildRelease?: (env: Record<string, unknown>, store: StateStore, logger: Logger) => Promise<ReleaseService>;
 } = {};

@@ -93,7 +93,9 @@ export class AzureKeyVaultKeyService implements KeyServiceLike {
         method: 'POST',
         headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify({ alg: 'RSA-OAEP-256', value: toBase64Url(value) }),
-        redirect: 'error',
+        // Never followed: a 3xx is not ok and fails below ('error' is what is meant, but
+        // Workers' fetch refuses that value).
+        redirect: 'manual',
         signal: AbortSignal.timeout(this.#o.timeoutMs ?? 10_000),
       });
     } catch (e) {
@@ -228,7 +230,9 @@ export function clientSecretTokenSource(o: ClientSecretTokenOptions): TokenSourc
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ client_id: o.clientId, client_secret: o.clientSecret, scope, grant_type: 'client_credentials' }).toString(),
-        redirect: 'error',
+        // Never followed: a 3xx is not ok and fails below ('error' is what is meant, but
+        // Workers' fetch refuses that value).
+        redirect: 'manual',
         signal: AbortSignal.timeout(10_000),
       });
     } catch (e) {

@@ -31,6 +31,11 @@ export const CODE_KINDS = {
   RELEASE_UNAVAILABLE: 'unavailable',
   SCHEMA_INVALID: 'malformed',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported-media-type',
+  // ── broker/worker-admin (Workers: roots and policy loaded into the Durable Object) ──
+  ADMIN_DISABLED: 'not-found',
+  ADMIN_POLICY_INVALID: 'malformed',
+  ADMIN_ROOT_NOT_PINNED: 'malformed',
+  ADMIN_UNAUTHENTICATED: 'unauthenticated',
   // ── broker/builtins ──
   CONFIG_INVALID: 'config', // also broker/store, broker/release
   // ── broker/policy ──

@@ -96,7 +96,9 @@ export function cloudKmsRest(o: CloudKmsRestOptions): CloudKmsTransport {
         method: 'POST',
         headers: { authorization: `Bearer ${await o.accessToken()}`, 'content-type': 'application/json', accept: 'application/json' },
         body: JSON.stringify(body),
-        redirect: 'error',
+        // Never followed: a 3xx is not ok and fails below ('error' is what is meant, but
+        // Workers' fetch refuses that value).
+        redirect: 'manual',
         signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
       });
     } catch (e) {
@@ -236,7 +238,9 @@ export function serviceAccountTokenSource(o: ServiceAccountTokenOptions): () => 
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }).toString(),
-        redirect: 'error',
+        // Never followed: a 3xx is not ok and fails below ('error' is what is meant, but
+        // Workers' fetch refuses that value).
+        redirect: 'manual',
         signal: AbortSignal.timeout(10_000),
       });
     } catch (e) {

@@ -1,9 +1,10 @@
 declare module 'cloudflare:test' {
   export const env: Record<string, unknown>;
   export const SELF: { fetch(input: string | Request, init?: RequestInit): Promise<Response> };
+  export function createExecutionContext(): ExecutionContext;
 }
 
 interface ImportMeta {
   /** Vite's build-time glob import (bundles files of test/vectors into the workerd tests). */
-  glob<T = unknown>(pattern: string, options: { eager: true; import?: string; query?: string }): Record<string, T>;
+  glob<T = unknown>(pattern: string | string[], options: { eager: true; import?: string; query?: string }): Record<string, T>;
 }

@@ -22,7 +22,9 @@ describe('Worker entry', () => {
     expect(raw.length).toBe(32);
     const rz = await SELF.fetch('https://broker.test/readyz');
     expect(rz.status).toBe(503);
-    expect(await rz.json()).toMatchObject({ code: 'NOT_READY', detail: 'not ready: no provider enabled' });
+    const body = (await rz.json()) as { code: string; detail: string };
+    expect(body.code).toBe('NOT_READY');
+    expect(body.detail).toContain('no provider enabled');
   });
 
   it('a format nobody registered is PROVIDER_UNAVAILABLE in workerd too', async () => {
