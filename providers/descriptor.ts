@@ -12,8 +12,8 @@
  * - `platform` (tpm, azure, gcp, aws): verifies the evidence of an attest request into `Claims`;
  * - `device` (nvidia): verifies device evidence attached to the request into `gpus` claims.
  *
- * Descriptors are data plus a factory: nothing here registers itself, and nothing runs at import.
- * Web APIs only (the Workers build includes every descriptor).
+ * Descriptors are data plus a factory: nothing registers itself, and no provider is built until
+ * the broker builds the enabled ones. Web APIs only (the Workers build includes every descriptor).
  */
 import type { z } from 'zod';
 import { configError } from './common/errors.js';
