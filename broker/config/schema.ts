@@ -42,118 +42,120 @@ function togglesOf<N extends string>(list: readonly { readonly name: N }[]): Tog
   return z.object(shape).strict().prefault({}) as unknown as Toggles<N>;
 }
 
-/**
- * The configuration schema for a provider catalog: `providers.<name>` and `devices.<name>` come
- * from the descriptors (providers/catalog.ts); `ConfigSchema` is the one for this build's catalog.
- */
-export function configSchemaFor<P extends string, D extends string>(providers: readonly ProviderDescriptor<P>[], devices: readonly DeviceDescriptor<D>[]) {
-  return z
-    .object({
-      apiVersion: z.literal('attest-broker/v1').default('attest-broker/v1'),
-      listen: z
-        .object({
-          host: z.string().min(1).default('0.0.0.0'),
-          port: z.number().int().min(0).max(65535).default(8080),
-          /** Serve HTTPS directly (else plain HTTP behind a TLS-terminating proxy or ingress). */
-          tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict().optional(),
-          /**
-           * Proxies whose X-Forwarded-For is believed (CIDRs or addresses), e.g. the ingress
-           * controller's pod range. Empty (default): the TCP peer is the client.
-           */
-          trustedProxies: z
-            .array(z.string().refine(isCidr, 'must be an IP address or CIDR range such as 10.0.0.0/8'))
-            .max(64)
-            .default([]),
-        })
-        .strict()
-        .prefault({}),
-      challenge: z.object({ ttlSeconds: z.number().int().min(10).max(3600).default(120) }).strict().prefault({}),
-      limits: z
-        .object({
-          bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
-          /** Live challenges the memory store holds at most (beyond: 503 STORE_FULL). */
-          maxLiveChallenges: z.number().int().min(100).max(10_000_000).default(250_000),
-          /** Requests per window per client address / per attested identity (0 = off). */
-          challengesPerAddress: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.challenge.limit, windowSeconds: DEFAULT_RATE_LIMITS.challenge.windowSeconds }),
-          attestsPerAddress: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.attest.limit, windowSeconds: DEFAULT_RATE_LIMITS.attest.windowSeconds }),
-          attestsPerIdentity: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.identity.limit, windowSeconds: DEFAULT_RATE_LIMITS.identity.windowSeconds }),
-          /** Node HTTP server limits (seconds): whole headers, whole request, idle keep-alive. */
-          headersTimeoutSeconds: z.number().int().min(1).max(300).default(10),
-          requestTimeoutSeconds: z.number().int().min(1).max(600).default(30),
-          keepAliveTimeoutSeconds: z.number().int().min(1).max(600).default(5),
-          /** Open connections at most, in all and per client address. */
-          maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
-          maxConnectionsPerAddress: z.number().int().min(1).max(100_000).default(64),
-        })
-        .strict()
-        .prefault({}),
-      store: z
-        .object({
-          /** `memory://`, `redis://…`, `rediss://…`, `redis+sentinel://…`, `redis+cluster://…` */
-          url: z
-            .string()
-            .regex(/^(memory:\/\/|rediss?:\/\/|redis\+sentinel:\/\/|redis\+cluster:\/\/)/, 'must start with memory://, redis://, rediss://, redis+sentinel:// or redis+cluster://')
-            .default('memory://'),
-          keyPrefix: z.string().max(64).default('attest-broker:'),
-        })
-        .strict()
-        .prefault({}),
-      trust: z
-        .object({
-          /** Directory written by `attest-broker trust fetch|import` (one `<pin-id>.pem` per root). */
-          dir: z.string().default('/var/lib/attest-broker/trust'),
-          /** Operator roots beyond the built-in pins (e.g. TPM vendors' EK roots), each pinned. */
-          anchors: z
-            .array(
-              z
-                .object({
-                  id: z
-                    .string()
-                    .regex(/^[a-z0-9][a-z0-9-]{1,62}$/)
-                    .refine((id) => !BUILTIN_PINS.some((p) => p.id === id), 'is the id of a built-in pinned root; operator anchors need their own id (a built-in root cannot be replaced)'),
-                  file: z.string().min(1),
-                  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lower-case hex SHA-256 of the DER certificate'),
-                  source: z.string().min(1).default('operator'),
-                })
-                .strict(),
-            )
-            .max(256)
-            .refine((a) => new Set(a.map((x) => x.id)).size === a.length, 'anchor ids must be unique')
-            .default([]),
-        })
-        .strict()
-        .prefault({}),
-      providers: togglesOf(providers),
-      /**
-       * Verifiers of device evidence nodes attach to their attest request (GPUs: docs/nvidia.md).
-       * Disabled: such evidence is refused (DEVICE_UNSUPPORTED), never ignored.
-       */
-      devices: togglesOf(devices),
-      policy: z
-        .object({
-          /** The join policy file (docs/policy.md). Without one, no node is admitted. */
-          file: z.string().optional(),
-          /** Reload the policy when the file changes (keeps the old one if the new one is invalid). */
-          watch: z.boolean().default(true),
-        })
-        .strict()
-        .prefault({}),
-      /**
-       * The node clients served at `GET /v1/client/<name>` (attest-join.sh, attest-join.mjs), so a
-       * node fetches its client over the pinned TLS connection at boot (deploy/cloud-init). `dir`
-       * defaults to the package's dist/clients (written by the build).
-       */
-      clients: z.object({ enabled: z.boolean().default(true), dir: z.string().optional() }).strict().prefault({}),
-      /** Release settings (Kubernetes API, KMS); validated by the release module. */
-      release: z.record(z.string(), z.unknown()).default({}),
-      log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).strict().prefault({}),
-    })
-    .strict();
-}
-
-export const ConfigSchema = configSchemaFor(PROVIDERS, DEVICES);
+export const ConfigSchema = z
+  .object({
+    apiVersion: z.literal('attest-broker/v1').default('attest-broker/v1'),
+    listen: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Serve HTTPS directly (else plain HTTP behind a TLS-terminating proxy or ingress). */
+        tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict().optional(),
+        /**
+         * Proxies whose X-Forwarded-For is believed (CIDRs or addresses), e.g. the ingress
+         * controller's pod range. Empty (default): the TCP peer is the client.
+         */
+        trustedProxies: z
+          .array(z.string().refine(isCidr, 'must be an IP address or CIDR range such as 10.0.0.0/8'))
+          .max(64)
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
+    challenge: z.object({ ttlSeconds: z.number().int().min(10).max(3600).default(120) }).strict().prefault({}),
+    limits: z
+      .object({
+        bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+        /** Live challenges the memory store holds at most (beyond: 503 STORE_FULL). */
+        maxLiveChallenges: z.number().int().min(100).max(10_000_000).default(250_000),
+        /** Requests per window per client address / per attested identity (0 = off). */
+        challengesPerAddress: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.challenge.limit, windowSeconds: DEFAULT_RATE_LIMITS.challenge.windowSeconds }),
+        attestsPerAddress: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.attest.limit, windowSeconds: DEFAULT_RATE_LIMITS.attest.windowSeconds }),
+        attestsPerIdentity: RateLimitSchema.prefault({ limit: DEFAULT_RATE_LIMITS.identity.limit, windowSeconds: DEFAULT_RATE_LIMITS.identity.windowSeconds }),
+        /** Node HTTP server limits (seconds): whole headers, whole request, idle keep-alive. */
+        headersTimeoutSeconds: z.number().int().min(1).max(300).default(10),
+        requestTimeoutSeconds: z.number().int().min(1).max(600).default(30),
+        keepAliveTimeoutSeconds: z.number().int().min(1).max(600).default(5),
+        /** Open connections at most, in all and per client address. */
+        maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+        maxConnectionsPerAddress: z.number().int().min(1).max(100_000).default(64),
+      })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        /** `memory://`, `redis://…`, `rediss://…`, `redis+sentinel://…`, `redis+cluster://…` */
+        url: z
+          .string()
+          .regex(/^(memory:\/\/|rediss?:\/\/|redis\+sentinel:\/\/|redis\+cluster:\/\/)/, 'must start with memory://, redis://, rediss://, redis+sentinel:// or redis+cluster://')
+          .default('memory://'),
+        keyPrefix: z.string().max(64).default('attest-broker:'),
+      })
+      .strict()
+      .prefault({}),
+    trust: z
+      .object({
+        /** Directory written by `attest-broker trust fetch|import` (one `<pin-id>.pem` per root). */
+        dir: z.string().default('/var/lib/attest-broker/trust'),
+        /** Operator roots beyond the built-in pins (e.g. TPM vendors' EK roots), each pinned. */
+        anchors: z
+          .array(
+            z
+              .object({
+                id: z
+                  .string()
+                  .regex(/^[a-z0-9][a-z0-9-]{1,62}$/)
+                  .refine((id) => !BUILTIN_PINS.some((p) => p.id === id), 'is the id of a built-in pinned root; operator anchors need their own id (a built-in root cannot be replaced)'),
+                file: z.string().min(1),
+                sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the lower-case hex SHA-256 of the DER certificate'),
+                source: z.string().min(1).default('operator'),
+              })
+              .strict(),
+          )
+          .max(256)
+          .refine((a) => new Set(a.map((x) => x.id)).size === a.length, 'anchor ids must be unique')
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
+    /** `providers.<name>` for every provider in providers/catalog.ts (docs/providers.md). */
+    providers: togglesOf(PROVIDERS),
+    /**
+     * Verifiers of device evidence nodes attach to their attest request (GPUs: docs/nvidia.md),
+     * one per device descriptor in providers/catalog.ts.
+     * Disabled: such evidence is refused (DEVICE_UNSUPPORTED), never ignored.
+     */
+    devices: togglesOf(DEVICES),
+    policy: z
+      .object({
+        /** The join policy file (docs/policy.md). Without one, no node is admitted. */
+        file: z.string().optional(),
+        /** Reload the policy when the file changes (keeps the old one if the new one is invalid). */
+        watch: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * The node clients served at `GET /v1/client/<name>` (attest-join.sh, attest-join.mjs), so a
+     * node fetches its client over the pinned TLS connection at boot (deploy/cloud-init). `dir`
+     * defaults to the package's dist/clients (written by the build).
+     */
+    clients: z.object({ enabled: z.boolean().default(true), dir: z.string().optional() }).strict().prefault({}),
+    /** Release settings (Kubernetes API, KMS); validated by the release module. */
+    release: z.record(z.string(), z.unknown()).default({}),
+    log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).strict().prefault({}),
+  })
+  .strict();
 
 export type BrokerConfig = z.infer<typeof ConfigSchema>;
+
+/**
+ * The configuration schema for another provider catalog (tests: a provider added by its
+ * descriptor alone): `ConfigSchema` with `providers.<name>` / `devices.<name>` from those lists.
+ */
+export function configSchemaFor<P extends string, D extends string>(providers: readonly ProviderDescriptor<P>[], devices: readonly DeviceDescriptor<D>[]) {
+  return ConfigSchema.extend({ providers: togglesOf(providers), devices: togglesOf(devices) }).strict();
+}
 
 /** Environment overrides (documented in README): variable → config path. */
 export const ENV_OVERRIDES: Readonly<Record<string, { path: readonly string[]; type: 'string' | 'int' | 'bool' }>> = {
