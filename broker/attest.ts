@@ -9,7 +9,9 @@
  */
 import { AttestError } from '../providers/common/errors.js';
 import { fromBase64Url, toBase64Url } from '../providers/common/encoding.js';
-import type { GpuClaims, TrustStore } from '../providers/common/types.js';
+import type { TrustStore } from '../providers/common/types.js';
+import type { DeviceVerifier } from '../providers/descriptor.js';
+import { DEVICES } from '../providers/catalog.js';
 import type { AuditSink, Clock, Metrics, PolicyEngine, ReleaseObject, ReleaseService, StateStore } from './contracts.js';
 import type { AttestRequest, DeviceKind } from './http/envelope.js';
 import type { RateLimiter } from './http/ratelimit.js';
@@ -36,10 +38,8 @@ export interface AttestDeps {
   devices?: Partial<Record<DeviceKind, DeviceVerifier>>;
 }
 
-/** Verifies one kind of attached device evidence against the attest's binding. */
-export interface DeviceVerifier {
-  verify(evidence: unknown, ctx: { binding: Uint8Array; now: Date; trust: TrustStore }): Promise<GpuClaims[]>;
-}
+/** Verifies one kind of attached device evidence against the attest's binding (a device descriptor's `create`). */
+export type { DeviceVerifier };
 
 /** `trace`: the W3C trace the request belongs to (app.ts), carried into release's log lines. */
 export async function attest(d: AttestDeps, req: AttestRequest, requestId: string, trace?: { traceId: string; spanId: string }): Promise<string | ReleaseObject> {
@@ -74,7 +74,10 @@ export async function attest(d: AttestDeps, req: AttestRequest, requestId: strin
   let claims = platformClaims;
   for (const dev of req.devices ?? []) {
     const v = d.devices?.[dev.kind];
-    if (!v) throw new AttestError('DEVICE_UNSUPPORTED', `this broker verifies no ${dev.kind} evidence (configure devices.nvidia), so it cannot admit a node that relies on it`);
+    if (!v) {
+      const name = DEVICES.find((x) => x.evidence === dev.kind)?.name ?? dev.kind;
+      throw new AttestError('DEVICE_UNSUPPORTED', `this broker verifies no ${dev.kind} evidence (configure devices.${name}), so it cannot admit a node that relies on it`);
+    }
     const gpus = await v.verify(dev.evidence, { binding, now, trust: d.trust });
     claims = { ...claims, gpus: [...(claims.gpus ?? []), ...gpus] };
   }

@@ -6,16 +6,18 @@
  */
 import { AttestError } from '../providers/common/errors.js';
 import type { Provider, ProviderName } from '../providers/common/types.js';
+import { PROVIDERS } from '../providers/catalog.js';
+import type { ProviderDescriptor } from '../providers/descriptor.js';
 
 export const PROVIDER_UNAVAILABLE = 'PROVIDER_UNAVAILABLE';
 
-/** Formats the protocol defines, by provider (protocol.md §3). */
-export const PROTOCOL_FORMATS: Readonly<Record<ProviderName, readonly string[]>> = {
-  azure: ['az-snp-vtpm', 'az-tdx-vtpm'],
-  gcp: ['gotpm', 'gotpm-json', 'vaportpm-gcp'],
-  aws: ['nitrotpm'],
-  tpm: ['tpm'],
-};
+/** Formats by provider, as the descriptors declare them. */
+export function formatsOf<N extends string>(catalog: readonly ProviderDescriptor<N>[]): Readonly<Record<N, readonly string[]>> {
+  return Object.freeze(Object.fromEntries(catalog.map((d) => [d.name, Object.freeze(Object.keys(d.formats))]))) as Record<N, readonly string[]>;
+}
+
+/** Formats the protocol defines, by provider (protocol.md §3): the catalog's. */
+export const PROTOCOL_FORMATS: Readonly<Record<ProviderName, readonly string[]>> = formatsOf(PROVIDERS);
 
 export class ProviderRegistry {
   readonly #byFormat = new Map<string, Provider>();

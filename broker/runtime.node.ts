@@ -8,7 +8,6 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { nvidiaDeviceVerifier } from '../providers/nvidia/index.js';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -18,7 +17,7 @@ import { applyEnv, ConfigProblem, parseConfig, type BrokerConfig } from './confi
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.node.js';
 import { loadTrustIntermediates, loadTrustStore } from './trust/store.node.js';
-import { buildProviders, PROVIDER_FACTORIES } from './providers.js';
+import { buildDevices, buildProviders } from './providers.js';
 import { createPinoLogger } from './observability/pino.node.js';
 import { createPromMetrics } from './observability/metrics.node.js';
 import { clusterMetrics, workerIndex } from './cluster.node.js';
@@ -40,7 +39,7 @@ export function devDefaults(): Record<string, unknown> {
     listen: { host: '127.0.0.1', port: 8080 },
     store: { url: 'memory://' },
     trust: { dir: resolve(PACKAGE_ROOT, '.cache/trust') },
-    providers: { tpm: { enabled: PROVIDER_FACTORIES.tpm !== undefined, options: {} } },
+    providers: { tpm: { enabled: true, options: {} } },
     policy: existsSync(DEV_POLICY) ? { file: DEV_POLICY } : {},
     release: { mode: 'dev' },
   };
@@ -165,6 +164,8 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
   );
   const intermediates = await loadTrustIntermediates(cfg.trust);
   const providers = buildProviders(cfg, trust, { store, intermediates });
+  // Device verifiers (GPUs): enabled ones need their pinned roots too.
+  const devices = buildDevices(cfg, trust, { fetch: (...a: Parameters<typeof fetch>) => fetch(...a) });
   const closers: (() => Promise<void>)[] = [() => store.close()];
   let policy: PolicyEngine | undefined;
   if (cfg.policy.file) {
@@ -190,7 +191,7 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     ...(release ? { release } : {}),
     ...(rel?.audit ? { audit: rel.audit } : {}),
     ...(clients ? { clients } : {}),
-    ...(cfg.devices.nvidia.enabled ? { devices: { 'nvidia-gpu': nvidiaDeviceVerifier(cfg.devices.nvidia.options, { fetch: (...a: Parameters<typeof fetch>) => fetch(...a) }) } } : {}),
+    ...(devices ? { devices } : {}),
     ...(rel?.tokenReview && !rel.tokenReviewListen ? { tokenReview: rel.tokenReview } : {}),
     options: {
       challengeTtlSeconds: cfg.challenge.ttlSeconds,

@@ -16,7 +16,9 @@ import { fromHex } from '../../providers/common/encoding.js';
 import { createTrustStore } from '../../providers/common/trust.js';
 import { isAttestError } from '../../providers/common/errors.js';
 import { loadTrustIntermediates, loadTrustStore } from '../trust/store.node.js';
-import { PROVIDER_FACTORIES, intermediatesOf } from '../providers.js';
+import { intermediatesOf } from '../providers.js';
+import { PROVIDERS } from '../../providers/catalog.js';
+import { factoryOf } from '../../providers/descriptor.js';
 import { detectEvidence, DetectError, type Detected } from '../detect.js';
 import { RUNTIME_HOOKS } from '../runtime.node.js';
 import { parseConfig } from '../config/schema.js';
@@ -42,24 +44,6 @@ const ALL_FORMATS = Object.values(PROTOCOL_FORMATS).flat();
 
 function providerOf(format: string): ProviderName | undefined {
   return (Object.entries(PROTOCOL_FORMATS) as [ProviderName, readonly string[]][]).find(([, fs]) => fs.includes(format))?.[0];
-}
-
-/**
- * Provider options for an offline verdict: the intermediates the operator gave (and those
- * `trust fetch` installed), and SHA-1 banks when asked for. Everything else is the provider's
- * default, exactly as `serve` runs it.
- */
-function optionsFor(provider: ProviderName, o: { intermediatesPem: string; allowSha1: boolean }): Record<string, unknown> {
-  switch (provider) {
-    case 'gcp':
-      return { ...(o.intermediatesPem ? { intermediates: [o.intermediatesPem] } : {}), ...(o.allowSha1 ? { allowSha1: true, requiredBanks: [] } : {}) };
-    case 'azure':
-      return o.intermediatesPem ? { amdIntermediatesPem: o.intermediatesPem } : {};
-    case 'tpm':
-      return o.allowSha1 ? { pcrBanks: ['sha1', 'sha256', 'sha384'], signatureHashes: ['sha1', 'sha256', 'sha384', 'sha512'] } : {};
-    default:
-      return {};
-  }
 }
 
 export function register(program: Command): void {
@@ -127,14 +111,16 @@ export function register(program: Command): void {
           usage(`cannot read --intermediates ${f}: ${(e as Error).message}`);
         }
       }
-      const factory = PROVIDER_FACTORIES[provider];
-      if (!factory) usage(`this build has no "${provider}" provider`);
+      // Options for an offline verdict: the intermediates the operator gave (and those `trust
+      // fetch` installed for the provider's vendor), and SHA-1 banks when asked for. Everything
+      // else is the provider's default, exactly as `serve` runs it.
+      const d = PROVIDERS.find((x) => x.name === provider);
+      if (!d) usage(`this build has no "${provider}" provider`);
       const env = { store: new MemoryStore(), intermediates: installed };
-      const vendor = provider === 'gcp' ? 'google-' : provider === 'azure' ? 'amd-' : '\0';
-      const intermediatesPem = given + intermediatesOf(env, vendor);
+      const intermediatesPem = given + (d.intermediates ? intermediatesOf(env, d.intermediates) : '');
       let registry: ProviderRegistry;
       try {
-        registry = new ProviderRegistry([factory(optionsFor(provider, { intermediatesPem, allowSha1: !!o.allowSha1 }), env)]);
+        registry = new ProviderRegistry([factoryOf(d)(d.offlineOptions?.({ intermediatesPem, allowSha1: !!o.allowSha1 }) ?? {}, env)]);
       } catch (e) {
         usage(isAttestError(e) ? `${e.code}: ${e.message}` : String(e));
       }

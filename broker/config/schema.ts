@@ -8,6 +8,8 @@
  */
 import { z } from 'zod';
 import { BUILTIN_PINS } from '../../providers/common/pins.js';
+import { DEVICES, PROVIDERS } from '../../providers/catalog.js';
+import type { DeviceDescriptor, ProviderDescriptor } from '../../providers/descriptor.js';
 import { parseCidr } from '../http/address.js';
 import { DEFAULT_RATE_LIMITS } from '../http/ratelimit.js';
 
@@ -27,10 +29,18 @@ const RateLimitSchema = z
 const ProviderToggle = z
   .object({
     enabled: z.boolean().default(false),
-    /** Provider-specific options, validated by the provider itself. */
+    /** Provider-specific options, validated by the provider's descriptor schema at start-up. */
     options: z.record(z.string(), z.unknown()).default({}),
   })
   .strict();
+
+type Toggles<N extends string> = z.ZodPrefault<z.ZodObject<{ [K in N]: z.ZodPrefault<typeof ProviderToggle> }, z.core.$strict>>;
+
+/** `{<name>: {enabled, options}}` for every descriptor of the list, strict (an unknown provider is a typo). */
+function togglesOf<N extends string>(list: readonly { readonly name: N }[]): Toggles<N> {
+  const shape = Object.fromEntries(list.map((d) => [d.name, ProviderToggle.prefault({})]));
+  return z.object(shape).strict().prefault({}) as unknown as Toggles<N>;
+}
 
 export const ConfigSchema = z
   .object({
@@ -119,23 +129,14 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
-    providers: z
-      .object({
-        tpm: ProviderToggle.prefault({}),
-        azure: ProviderToggle.prefault({}),
-        gcp: ProviderToggle.prefault({}),
-        aws: ProviderToggle.prefault({}),
-      })
-      .strict()
-      .prefault({}),
+    /** `providers.<name>` for every provider in providers/catalog.ts (docs/providers.md). */
+    providers: togglesOf(PROVIDERS),
     /**
-     * Verifiers of device evidence nodes attach to their attest request (GPUs: docs/nvidia.md).
+     * Verifiers of device evidence nodes attach to their attest request (GPUs: docs/nvidia.md),
+     * one per device descriptor in providers/catalog.ts.
      * Disabled: such evidence is refused (DEVICE_UNSUPPORTED), never ignored.
      */
-    devices: z
-      .object({ nvidia: z.object({ enabled: z.boolean().default(false), options: z.record(z.string(), z.unknown()).default({}) }).strict().prefault({}) })
-      .strict()
-      .prefault({}),
+    devices: togglesOf(DEVICES),
     policy: z
       .object({
         /** The join policy file (docs/policy.md). Without one, no node is admitted. */
@@ -169,6 +170,14 @@ export const ConfigSchema = z
   .strict();
 
 export type BrokerConfig = z.infer<typeof ConfigSchema>;
+
+/**
+ * The configuration schema for another provider catalog (tests: a provider added by its
+ * descriptor alone): `ConfigSchema` with `providers.<name>` / `devices.<name>` from those lists.
+ */
+export function configSchemaFor<P extends string, D extends string>(providers: readonly ProviderDescriptor<P>[], devices: readonly DeviceDescriptor<D>[]) {
+  return ConfigSchema.extend({ providers: togglesOf(providers), devices: togglesOf(devices) }).strict();
+}
 
 /** Environment overrides (documented in README): variable → config path. */
 export const ENV_OVERRIDES: Readonly<Record<string, { path: readonly string[]; type: 'string' | 'int' | 'bool' }>> = {
@@ -214,8 +223,8 @@ export class ConfigProblem extends Error {
   }
 }
 
-export function parseConfig(raw: unknown): BrokerConfig {
-  const r = ConfigSchema.safeParse(raw ?? {});
+export function parseConfig(raw: unknown, schema: z.ZodType<BrokerConfig, unknown> = ConfigSchema): BrokerConfig {
+  const r = schema.safeParse(raw ?? {});
   if (r.success) return r.data;
   throw new ConfigProblem(
     r.error.issues.map((i) => {

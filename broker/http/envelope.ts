@@ -8,11 +8,10 @@
  * provider; here it only has to be a JSON object.
  */
 import { z } from 'zod';
-import { PROVIDER_NAMES } from '../../providers/common/types.js';
+import { DEVICE_KINDS, PROVIDER_NAMES, type DeviceKind } from '../../providers/catalog.js';
 
-/** Device evidence kinds an attest request may attach (broker deps `devices`). */
-export const DEVICE_KINDS = ['nvidia-gpu'] as const;
-export type DeviceKind = (typeof DEVICE_KINDS)[number];
+/** Device evidence kinds an attest request may attach (broker deps `devices`): the catalog's devices. */
+export { DEVICE_KINDS, type DeviceKind };
 
 const b64url = z.string().regex(/^[A-Za-z0-9_-]*$/, 'must be base64url without padding');
 
@@ -85,7 +84,7 @@ export const AttestRequest = z
      * JSON array nvtrust / the attestation SDK emit, unchanged (one entry per GPU).
      */
     devices: z
-      .array(z.object({ kind: z.enum(DEVICE_KINDS), evidence: z.array(EvidenceObject).min(1).max(16) }).strict())
+      .array(z.object({ kind: z.enum(DEVICE_KINDS as [DeviceKind, ...DeviceKind[]]), evidence: z.array(EvidenceObject).min(1).max(16) }).strict())
       .min(1)
       .max(4)
       .refine((a) => new Set(a.map((d) => d.kind)).size === a.length, 'one entry per device kind')

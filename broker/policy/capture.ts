@@ -23,81 +23,88 @@
 import { z } from 'zod';
 import { configError, malformed } from '../../providers/common/errors.js';
 import type { Claims } from '../../providers/common/types.js';
-import { API_VERSION, type ClusterPolicy, type NodeNameSource, type PolicyDocument } from './schema.js';
+import { API_VERSION, type ClusterPolicy, type PolicyDocument } from './schema.js';
 import { checkPolicyText, stringifyPolicy, type LoadedPolicy } from './load.js';
 import { evaluatePolicy, versionAtLeast } from './evaluate.js';
+import { policyCatalog, type Catalog } from './catalog.js';
+import { PROVIDER_NAMES } from '../../providers/catalog.js';
 
 const hexString = z.string().regex(/^[0-9a-f]*$/);
 const pcrBankSchema = z.record(z.string().regex(/^\d{1,2}$/), hexString);
 
 /** Runtime shape of the claims capture reads (a verdict is JSON from another process: checked, not cast). */
-export const claimsInputSchema = z.object({
-  provider: z.enum(['azure', 'gcp', 'aws', 'tpm']),
-  format: z.string().min(1),
-  platform: z.object({
-    tee: z.enum(['sev-snp', 'tdx', 'nitro', 'none']),
-    debug: z.boolean(),
-    tcb: z.record(z.string(), z.int()).optional(),
-    measurement: hexString.optional(),
-    chipId: hexString.optional(),
-    fields: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
-  }),
-  identity: z.object({
-    cloud: z.string(),
-    account: z.string().optional(),
-    region: z.string().optional(),
-    zone: z.string().optional(),
-    instanceId: z.string(),
-    instanceName: z.string().optional(),
-    extra: z.record(z.string(), z.string()).optional(),
-    proven: z.array(z.string()),
-  }),
-  tpm: z
-    .object({
-      akSha256: hexString,
-      akName: hexString.optional(),
-      pcrs: z.object({ sha1: pcrBankSchema.optional(), sha256: pcrBankSchema.optional(), sha384: pcrBankSchema.optional() }),
-      akTrust: z.enum(['cloud-certified', 'hardware-report', 'ek-credential', 'pinned', 'evidence-only']),
-    })
-    .optional(),
-  boot: z
-    .object({
-      secureBoot: z.boolean().optional(),
-      verityRootHash: hexString.optional(),
-      verityUsrHash: hexString.optional(),
-      bootApps: z.array(hexString).optional(),
-    })
-    .loose()
-    .optional(),
-  gpus: z
-    .array(
-      z
-        .object({
-          vendor: z.literal('nvidia'),
-          arch: z.enum(['hopper', 'blackwell']),
-          chip: z.string(),
-          ccMode: z.boolean(),
-          ppcie: z.boolean(),
-          driverVersion: z.string(),
-          vbiosVersion: z.string(),
-          boardId: z.string().optional(),
-        })
-        .loose(),
-    )
-    .max(64)
-    .optional(),
-  evidenceSha256: hexString.optional(),
-}).loose();
+export const claimsInputSchema = claimsInputSchemaFor(PROVIDER_NAMES);
 
-/** Accepts a verdict (`{ok, claims, …}`) or bare claims; returns the claims. */
-export function claimsFromJson(raw: unknown): Claims {
+/** The claims shape for a list of provider names (the catalog's). */
+export function claimsInputSchemaFor(names: readonly string[]) {
+  return z.object({
+    provider: z.enum(names as [string, ...string[]]),
+    format: z.string().min(1),
+    platform: z.object({
+      tee: z.enum(['sev-snp', 'tdx', 'nitro', 'none']),
+      debug: z.boolean(),
+      tcb: z.record(z.string(), z.int()).optional(),
+      measurement: hexString.optional(),
+      chipId: hexString.optional(),
+      fields: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+    }),
+    identity: z.object({
+      cloud: z.string(),
+      account: z.string().optional(),
+      region: z.string().optional(),
+      zone: z.string().optional(),
+      instanceId: z.string(),
+      instanceName: z.string().optional(),
+      extra: z.record(z.string(), z.string()).optional(),
+      proven: z.array(z.string()),
+    }),
+    tpm: z
+      .object({
+        akSha256: hexString,
+        akName: hexString.optional(),
+        pcrs: z.object({ sha1: pcrBankSchema.optional(), sha256: pcrBankSchema.optional(), sha384: pcrBankSchema.optional() }),
+        akTrust: z.enum(['cloud-certified', 'hardware-report', 'ek-credential', 'pinned', 'evidence-only']),
+      })
+      .optional(),
+    boot: z
+      .object({
+        secureBoot: z.boolean().optional(),
+        verityRootHash: hexString.optional(),
+        verityUsrHash: hexString.optional(),
+        bootApps: z.array(hexString).optional(),
+      })
+      .loose()
+      .optional(),
+    gpus: z
+      .array(
+        z
+          .object({
+            vendor: z.literal('nvidia'),
+            arch: z.enum(['hopper', 'blackwell']),
+            chip: z.string(),
+            ccMode: z.boolean(),
+            ppcie: z.boolean(),
+            driverVersion: z.string(),
+            vbiosVersion: z.string(),
+            boardId: z.string().optional(),
+          })
+          .loose(),
+      )
+      .max(64)
+      .optional(),
+    evidenceSha256: hexString.optional(),
+  }).loose();
+}
+
+/** Accepts a verdict (`{ok, claims, …}`) or bare claims; returns the claims (`catalog`: the provider list, default this build's). */
+export function claimsFromJson(raw: unknown, catalog?: Catalog): Claims {
   let c: unknown = raw;
   if (raw !== null && typeof raw === 'object' && 'claims' in raw) {
     const v = raw as { ok?: unknown; claims: unknown };
     if (v.ok !== true) throw malformed('CAPTURE_VERDICT_REJECTED', 'the verdict is not ok: capture a policy only from evidence that verified');
     c = v.claims;
   }
-  const parsed = claimsInputSchema.safeParse(c);
+  const parsed = (catalog ? claimsInputSchemaFor(policyCatalog(catalog).names) : claimsInputSchema).safeParse(c);
   if (!parsed.success) {
     throw malformed('CAPTURE_CLAIMS_INVALID', `not a verdict or claims JSON: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
@@ -112,41 +119,22 @@ export interface CaptureOptions {
   /** Optional image expiry (RFC 3339). */
   expires?: string;
   now: Date;
+  /** The provider list (default: this build's, providers/catalog.ts). */
+  catalog?: Catalog;
 }
 
-const has = (c: Claims, f: string) => c.identity.proven.includes(f);
-
-function nodeNameFor(c: Claims): NodeNameSource {
-  switch (c.provider) {
-    case 'gcp':
-      return 'gce-instance-name';
-    case 'aws':
-      return has(c, 'extra.privateDnsName') ? 'ec2-private-dns-name' : 'ec2-instance-id';
-    case 'azure':
-      return has(c, 'instanceName') ? 'azure-vm-name' : 'azure-vm-id';
-    case 'tpm':
-      return has(c, 'instanceName') ? 'tpm-instance-name' : 'tpm-instance-id';
-  }
+/** The claims' provider's descriptor: its identity rule and node-name source come from there. */
+function descriptorOf(c: Claims, catalog: Catalog | undefined) {
+  const d = policyCatalog(catalog).byName(c.provider);
+  if (!d) throw malformed('CAPTURE_CLAIMS_INVALID', `provider '${c.provider}' is not one this broker knows`);
+  return d;
 }
 
-function pinIf(c: Claims, field: 'account' | 'zone' | 'region', extraKey?: string): string[] | 'any' {
-  const name = extraKey ? `extra.${extraKey}` : field;
-  const v = extraKey ? c.identity.extra?.[extraKey] : c.identity[field];
-  return has(c, name) && v ? [v] : 'any';
-}
-
-function identityFor(c: Claims): ClusterPolicy['identity'] {
-  const collapse = <T extends Record<string, unknown>>(r: T): T | 'any' => (Object.values(r).every((v) => v === 'any') ? 'any' : r);
-  switch (c.provider) {
-    case 'gcp':
-      return { gcp: collapse({ projects: pinIf(c, 'account'), zones: pinIf(c, 'zone'), instanceNames: 'any' as const }) };
-    case 'aws':
-      return { aws: collapse({ accounts: pinIf(c, 'account'), regions: pinIf(c, 'region'), instanceNames: 'any' as const }) };
-    case 'azure':
-      return { azure: collapse({ subscriptions: pinIf(c, 'account'), resourceGroups: pinIf(c, 'account', 'resourceGroup'), instanceNames: 'any' as const }) };
-    case 'tpm':
-      return { tpm: 'any' }; // a bare TPM proves only its AK, pinned under tpm.pinnedAks
-  }
+/** The identity rule pinning what the node proved; a rule whose every field is 'any' is written 'any'. */
+function identityFor(c: Claims, catalog: Catalog | undefined): ClusterPolicy['identity'] {
+  const r = descriptorOf(c, catalog).identity.capture(c);
+  const collapsed = r === 'any' || Object.values(r).every((v) => v === 'any') ? 'any' : r;
+  return { [c.provider]: collapsed } as ClusterPolicy['identity'];
 }
 
 const SNP_TCB = ['bootloader', 'tee', 'snp', 'microcode'] as const;
@@ -197,11 +185,11 @@ export function capturePolicyDocument(c: Claims, o: CaptureOptions): PolicyDocum
           ? { tdAttributes: [p.fields.tdAttributes], xfam: typeof p.fields.xfam === 'string' ? [p.fields.xfam] : 'any' }
           : 'any',
     },
-    identity: identityFor(c),
+    identity: identityFor(c, o.catalog),
     boot: { secureBoot: c.boot?.secureBoot === true ? { required: true } : 'any' },
     images: checksSomething ? [image as never] : 'any',
     ...(c.gpus?.length ? { gpus: gpusFor(c.gpus) } : {}),
-    nodeName: { [c.provider]: { from: nodeNameFor(c) } } as ClusterPolicy['nodeName'],
+    nodeName: { [c.provider]: { from: descriptorOf(c, o.catalog).nodeName.capture(c) } } as ClusterPolicy['nodeName'],
     release: { tokenTtlSeconds: 900, extraGroups: [], allowUnsealed: false, diskKey: false, tokensPerInstance: 'one' },
     explain: false,
   };
@@ -240,12 +228,12 @@ export async function capturePolicy(c: Claims, o: CaptureOptions): Promise<{ yam
     ...(c.platform.debug ? ['- WARNING: this node runs with debug enabled, so platform.debug is any. Do not use in production.'] : []),
   ].join('\n');
   const yaml = stringifyPolicy(doc, header);
-  const r = await checkPolicyText(yaml, o.now);
+  const r = await checkPolicyText(yaml, o.now, o.catalog);
   if (!r.policy) {
     throw configError('CAPTURE_POLICY_INVALID', `the claims cannot be expressed as a valid policy: ${r.issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`).join(' | ')}`);
   }
   // Self-check: a captured policy must admit the node it was captured from.
-  const d = evaluatePolicy(r.policy, c, doc.defaultCluster, o.now);
+  const d = evaluatePolicy(r.policy, c, doc.defaultCluster, o.now, o.catalog);
   if (!d.allow) {
     const why = d.rules.filter((x) => x.outcome === 'fail').map((x) => `${x.rule}: ${x.reason ?? x.code}`);
     throw configError('CAPTURE_NOT_ADMITTED', `the captured policy would not admit this node (${why.join(' | ')}); edit the policy by hand`);

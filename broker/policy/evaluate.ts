@@ -37,15 +37,13 @@
 import type { Decision, RuleResult } from '../contracts.js';
 import type { Claims } from '../../providers/common/types.js';
 import type { CodeOfKind } from '../../providers/common/codes.js';
-import { NODE_NAME_SOURCES, type ClusterPolicy, type ImagePolicy, type RuleMode } from './schema.js';
+import type { ClusterPolicy, IdentityRule, ImagePolicy, RuleMode } from './schema.js';
 import { parseExpiry } from './semantic.js';
 import type { LoadedPolicy } from './load.js';
+import { policyCatalog, type Catalog, type PolicyCatalog } from './catalog.js';
 
 /** The coarse code returned to a denied node: which rule failed is for the audit log only. */
 export const DENY_CODE = 'POLICY_DENIED';
-
-/** Claims `identity.cloud` expected for each provider (the tpm provider may run anywhere). */
-const CLOUD_OF: Readonly<Record<string, string | undefined>> = { gcp: 'gcp', aws: 'aws', azure: 'azure', tpm: undefined };
 
 type Mode = RuleMode | undefined;
 
@@ -184,25 +182,13 @@ function checkPlatform(r: Rules, c: ClusterPolicy, claims: Claims): void {
   }
 }
 
-/** identity field name in the policy → claims field (as listed in `identity.proven`). */
-const IDENTITY_FIELDS: Record<string, { field: string; glob?: true }> = {
-  projects: { field: 'account' },
-  accounts: { field: 'account' },
-  subscriptions: { field: 'account' },
-  zones: { field: 'zone' },
-  regions: { field: 'region' },
-  resourceGroups: { field: 'extra.resourceGroup' },
-  instanceIds: { field: 'instanceId' },
-  instanceNames: { field: 'instanceName', glob: true },
-};
-
-function checkIdentity(r: Rules, c: ClusterPolicy, claims: Claims): void {
+function checkIdentity(r: Rules, c: ClusterPolicy, claims: Claims, cat: PolicyCatalog): void {
   if (c.identity === 'any') {
     r.skip('identity', UNCHECKED);
     return;
   }
   const p = claims.provider;
-  const rule = own(c.identity as Record<string, unknown>, p) as Exclude<ClusterPolicy['identity'], 'any'>['gcp'] | undefined;
+  const rule = own(c.identity as Record<string, IdentityRule | 'any' | undefined>, p);
   const at = `identity.${p}`;
   if (rule === undefined) {
     r.fail(at, 'enforce', 'POLICY_IDENTITY_RULE_MISSING', `no identity rule for provider '${p}'`);
@@ -212,7 +198,9 @@ function checkIdentity(r: Rules, c: ClusterPolicy, claims: Claims): void {
     r.skip(at, UNCHECKED);
     return;
   }
-  const cloud = own(CLOUD_OF, p);
+  // The cloud the provider's evidence proves (descriptor identity.cloud; a bare TPM may run anywhere).
+  const descriptor = cat.byName(p);
+  const cloud = descriptor?.identity.cloud;
   if (cloud !== undefined && claims.identity.cloud !== cloud) {
     r.fail(at, rule.mode, 'POLICY_IDENTITY_MISMATCH', `identity cloud '${claims.identity.cloud}' does not match provider '${p}'`);
   } else {
@@ -225,7 +213,9 @@ function checkIdentity(r: Rules, c: ClusterPolicy, claims: Claims): void {
       r.skip(path, UNCHECKED);
       continue;
     }
-    const spec = IDENTITY_FIELDS[key];
+    // identity rule field name → claims field (as listed in `identity.proven`), from the descriptor.
+    const f = descriptor && Object.hasOwn(descriptor.identity.rule, key) ? descriptor.identity.rule[key] : undefined;
+    const spec = f ? { field: f.claim, glob: f.match === 'glob' } : undefined;
     if (!spec) {
       r.fail(path, 'enforce', 'POLICY_INTERNAL', `unknown identity field '${key}'`); // unreachable: schema is strict
       continue;
@@ -378,14 +368,14 @@ function checkImages(r: Rules, c: ClusterPolicy, claims: Claims, now: Date): str
   return undefined;
 }
 
-function deriveNodeName(r: Rules, c: ClusterPolicy, claims: Claims): string {
-  const rule = own(c.nodeName as Record<string, { from: keyof typeof NODE_NAME_SOURCES; prefix?: string } | undefined>, claims.provider);
+function deriveNodeName(r: Rules, c: ClusterPolicy, claims: Claims, cat: PolicyCatalog): string {
+  const rule = own(c.nodeName as Record<string, { from: string; prefix?: string } | undefined>, claims.provider);
   if (!rule) {
     r.fail('nodeName', 'enforce', 'POLICY_NODE_NAME_RULE_MISSING', `no nodeName rule for provider '${claims.provider}'`);
     return '';
   }
-  const src = NODE_NAME_SOURCES[rule.from];
-  if (src.provider !== claims.provider) {
+  const src = own(cat.nodeNames, rule.from);
+  if (!src || src.provider !== claims.provider) {
     r.fail('nodeName', 'enforce', 'POLICY_NODE_NAME_RULE_MISSING', `nodeName source '${rule.from}' does not apply to provider '${claims.provider}'`);
     return '';
   }
@@ -398,9 +388,9 @@ function deriveNodeName(r: Rules, c: ClusterPolicy, claims: Claims): string {
     r.fail('nodeName', 'enforce', 'POLICY_NODE_NAME_MISSING', `'${src.field}' is absent from the claims`);
     return '';
   }
-  // Azure vmId is a GUID, case-insensitive by definition (RFC 9562 §4): lower-case it. Names
-  // are used exactly as proven: changing them could make two instances collide.
-  if (rule.from === 'azure-vm-id') base = base.toLowerCase();
+  // A source its descriptor marks case-insensitive (Azure's vmId, a GUID: RFC 9562 §4) is
+  // lower-cased. Names are used exactly as proven: changing them could make two instances collide.
+  if (src.lowercase) base = base.toLowerCase();
   const name = `${rule.prefix ?? ''}${base}`;
   if (!isDns1123Subdomain(name)) {
     r.fail('nodeName', 'enforce', 'POLICY_NODE_NAME_INVALID', `derived node name '${name.slice(0, 300)}' is not a DNS-1123 subdomain`);
@@ -412,7 +402,9 @@ function deriveNodeName(r: Rules, c: ClusterPolicy, claims: Claims): string {
 
 // ───────────────────────────── entry ─────────────────────────────
 
-export function evaluatePolicy(policy: LoadedPolicy, claims: Claims, cluster: string | undefined, now: Date): Decision {
+/** `catalog`: the provider list the policy was loaded with (default: this build's, providers/catalog.ts). */
+export function evaluatePolicy(policy: LoadedPolicy, claims: Claims, cluster: string | undefined, now: Date, catalog?: Catalog): Decision {
+  const cat = policyCatalog(catalog);
   const name = cluster ?? policy.doc.defaultCluster;
   const base = { cluster: name, policyHash: policy.hash, policyVersion: policy.version };
   const c = Object.hasOwn(policy.doc.clusters, name) ? policy.doc.clusters[name] : undefined;
@@ -433,11 +425,11 @@ export function evaluatePolicy(policy: LoadedPolicy, claims: Claims, cluster: st
     checkProviders(r, c, claims);
     checkTpm(r, c, claims);
     checkPlatform(r, c, claims);
-    checkIdentity(r, c, claims);
+    checkIdentity(r, c, claims, cat);
     checkBoot(r, c, claims);
     image = checkImages(r, c, claims, now);
     checkGpus(r, c, claims);
-    nodeName = deriveNodeName(r, c, claims);
+    nodeName = deriveNodeName(r, c, claims, cat);
   } catch (e) {
     // Claims that break the Claims type (a provider bug) deny, audibly, instead of throwing.
     r.fail('claims', 'enforce', 'POLICY_CLAIMS_MALFORMED', `claims do not have the normalized shape: ${(e as Error).message}`);

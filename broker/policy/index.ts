@@ -12,7 +12,8 @@
  * ```
  * On Workers, load the policy text from configuration with `loadPolicyText`.
  */
-export { API_VERSION, policySchema, clusterSchema, type PolicyDocument, type ClusterPolicy, type ImagePolicy } from './schema.js';
+export { API_VERSION, policySchema, clusterSchema, policySchemaFor, type PolicyDocument, type ClusterPolicy, type ImagePolicy } from './schema.js';
+export type { Catalog } from './catalog.js';
 export { checkPolicyText, loadPolicyText, formatIssue, MAX_POLICY_BYTES, type LoadedPolicy, type CheckResult } from './load.js';
 export type { PolicyIssue } from './semantic.js';
 export { evaluatePolicy, DENY_CODE, isDns1123Subdomain, globMatch } from './evaluate.js';

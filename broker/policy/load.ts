@@ -19,8 +19,9 @@ import type { z } from 'zod';
 import { configError } from '../../providers/common/errors.js';
 import { sha256 } from '../../providers/common/digest.js';
 import { toHex, utf8 } from '../../providers/common/encoding.js';
-import { policySchema, type PolicyDocument } from './schema.js';
+import type { PolicyDocument } from './schema.js';
 import { semanticIssues, type PolicyIssue } from './semantic.js';
+import { policyCatalog, type Catalog } from './catalog.js';
 
 /** Cap on policy size: a policy is reviewed by people; 1 MiB is far beyond any real one. */
 export const MAX_POLICY_BYTES = 1 << 20;
@@ -100,7 +101,7 @@ function zodIssues(error: z.ZodError, raw: unknown): PolicyIssue[] {
  * Parses and checks a policy without throwing for policy errors: every issue, with its path and
  * a fix, for `policy check`. `now` is only used to warn about expired images.
  */
-export async function checkPolicyText(text: string, now: Date): Promise<CheckResult> {
+export async function checkPolicyText(text: string, now: Date, catalog?: Catalog): Promise<CheckResult> {
   const bytes = utf8(text);
   if (bytes.length > MAX_POLICY_BYTES) {
     return { issues: [{ severity: 'error', path: '(document)', code: 'POLICY_TOO_LARGE', message: `policy is ${bytes.length} bytes; the limit is ${MAX_POLICY_BYTES}` }] };
@@ -133,17 +134,19 @@ export async function checkPolicyText(text: string, now: Date): Promise<CheckRes
   } catch (e) {
     return { issues: [{ severity: 'error', path: '(yaml)', code: 'POLICY_YAML', message: (e as Error).message }] };
   }
-  const parsed = policySchema.safeParse(raw);
+  // The schema of the provider catalog (default: this build's, providers/catalog.ts).
+  const parsed = policyCatalog(catalog).schema.policy.safeParse(raw);
   if (!parsed.success) return { issues: zodIssues(parsed.error, raw) };
-  const issues = semanticIssues(parsed.data, now);
+  const doc = parsed.data as PolicyDocument;
+  const issues = semanticIssues(doc, now, catalog);
   const hash = toHex(await sha256(bytes));
   if (issues.some((i) => i.severity === 'error')) return { issues };
-  return { policy: { doc: parsed.data, hash, version: parsed.data.version, warnings: issues }, issues };
+  return { policy: { doc, hash, version: doc.version, warnings: issues }, issues };
 }
 
 /** Loads a policy or throws POLICY_INVALID (kind 'config') listing every error. */
-export async function loadPolicyText(text: string, now: Date): Promise<LoadedPolicy> {
-  const r = await checkPolicyText(text, now);
+export async function loadPolicyText(text: string, now: Date, catalog?: Catalog): Promise<LoadedPolicy> {
+  const r = await checkPolicyText(text, now, catalog);
   if (!r.policy) {
     const errors = r.issues.filter((i) => i.severity === 'error');
     throw configError('POLICY_INVALID', `policy rejected: ${errors.map((i) => `${i.path}: ${i.message}`).join(' | ')}`, {

@@ -23,28 +23,22 @@
  * `semantic.ts`; they are errors at load time too.
  */
 import { z } from 'zod';
+import { PROVIDERS, type ProviderName } from '../../providers/catalog.js';
+import type { ProviderDescriptor } from '../../providers/descriptor.js';
+import { formatsOf } from '../registry.js';
 
 export const API_VERSION = 'attest-broker/v1';
 
 /** Known formats per provider (protocol.md §3). A format not listed here is an impossible rule. */
-export const PROVIDER_FORMATS = {
-  azure: ['az-snp-vtpm', 'az-tdx-vtpm'],
-  gcp: ['gotpm', 'gotpm-json', 'vaportpm-gcp'],
-  aws: ['nitrotpm'],
-  tpm: ['tpm'],
-} as const;
+export const PROVIDER_FORMATS = formatsOf(PROVIDERS);
 
 /** Which `platform.tee` values each format can produce (used to find impossible TEE rules). */
-export const FORMAT_TEES: Readonly<Record<string, readonly string[]>> = {
-  'az-snp-vtpm': ['sev-snp'],
-  'az-tdx-vtpm': ['tdx'],
-  // TDX reports in gotpm evidence are refused today (TEE_REPORT_UNSUPPORTED), so a TDX rule is impossible.
-  gotpm: ['sev-snp', 'none'],
-  'gotpm-json': ['sev-snp', 'none'],
-  'vaportpm-gcp': ['none'],
-  nitrotpm: ['nitro', 'none'],
-  tpm: ['none'],
-};
+export const FORMAT_TEES: Readonly<Record<string, readonly string[]>> = teesOf(PROVIDERS);
+
+/** `platform.tee` values by format, as the descriptors declare them. */
+export function teesOf(catalog: readonly ProviderDescriptor[]): Readonly<Record<string, readonly string[]>> {
+  return Object.freeze(Object.fromEntries(catalog.flatMap((d) => Object.entries(d.formats).map(([f, x]) => [f, x.tees]))));
+}
 
 export const ANY = z.literal('any').describe("Written out to leave this check unchecked: an absent key is an error, never 'skip'.");
 
@@ -80,21 +74,22 @@ const identityValue = z.string().min(1).max(256);
 
 // ───────────────────────────── providers ─────────────────────────────
 
-const providerEntry = (name: keyof typeof PROVIDER_FORMATS) =>
+const providerEntry = (d: ProviderDescriptor) =>
   z
     .strictObject({
-      formats: nonEmpty(z.enum(PROVIDER_FORMATS[name]), `providers.${name}.formats`).describe(`Evidence formats accepted from ${name} nodes.`),
+      formats: nonEmpty(z.enum(Object.keys(d.formats) as [string, ...string[]]), `providers.${d.name}.formats`).describe(`Evidence formats accepted from ${d.name} nodes.`),
     })
-    .describe(`Admit ${name} nodes presenting one of these formats.`);
+    .describe(`Admit ${d.name} nodes presenting one of these formats.`);
 
-const providers = z
-  .strictObject({
-    azure: providerEntry('azure').optional(),
-    gcp: providerEntry('gcp').optional(),
-    aws: providerEntry('aws').optional(),
-    tpm: providerEntry('tpm').optional(),
-  })
-  .describe('Allowed providers and formats. A provider not listed here is denied (POLICY_PROVIDER_NOT_ALLOWED).');
+/** `{<name>: f(descriptor)}` over a catalog, keyed by its names. */
+function perProvider<N extends string, T extends z.ZodType>(catalog: readonly ProviderDescriptor<N>[], f: (d: ProviderDescriptor<N>) => T): { [K in N]: T } {
+  return Object.fromEntries(catalog.map((d) => [d.name, f(d)])) as { [K in N]: T };
+}
+
+const providersOf = <N extends string>(catalog: readonly ProviderDescriptor<N>[]) =>
+  z
+    .strictObject(perProvider(catalog, (d) => providerEntry(d).optional()))
+    .describe('Allowed providers and formats. A provider not listed here is denied (POLICY_PROVIDER_NOT_ALLOWED).');
 
 // ───────────────────────────── TPM ─────────────────────────────
 
@@ -164,43 +159,27 @@ const platform = z
 const idList = (what: string) => z.union([ANY, nonEmpty(identityValue, what)]);
 const patternList = (what: string) => z.union([ANY, nonEmpty(namePattern, what)]);
 
-const gcpIdentity = z.strictObject({
-  mode,
-  projects: idList('identity.gcp.projects').describe('GCP project ids (claims.identity.account).'),
-  zones: idList('identity.gcp.zones').describe('GCE zones (claims.identity.zone).'),
-  instanceNames: patternList('identity.gcp.instanceNames').describe('Patterns over the GCE instance name (claims.identity.instanceName).'),
-});
-const awsIdentity = z.strictObject({
-  mode,
-  accounts: idList('identity.aws.accounts').describe('AWS account ids (claims.identity.account).'),
-  regions: idList('identity.aws.regions').describe('AWS regions (claims.identity.region).'),
-  instanceNames: patternList('identity.aws.instanceNames').describe('Patterns over the proven instance name (claims.identity.instanceName).'),
-});
-const azureIdentity = z.strictObject({
-  mode,
-  subscriptions: idList('identity.azure.subscriptions').describe('Azure subscription ids (claims.identity.account).'),
-  resourceGroups: idList('identity.azure.resourceGroups').describe("Resource groups (claims.identity.extra.resourceGroup, proven as 'extra.resourceGroup')."),
-  instanceNames: patternList('identity.azure.instanceNames').describe('Patterns over the VM name (claims.identity.instanceName).'),
-});
-const tpmIdentity = z.strictObject({
-  mode,
-  instanceIds: idList('identity.tpm.instanceIds').describe('Allowed bare-metal instance ids (claims.identity.instanceId).'),
-  instanceNames: patternList('identity.tpm.instanceNames').describe('Patterns over claims.identity.instanceName.'),
-});
+/** Rule values: allow-lists of values or of name patterns. */
+type IdentityValues = z.ZodUnion<[typeof ANY, z.ZodArray<z.ZodString>]>;
 
-const identity = z
-  .union([
-    ANY,
-    z.strictObject({
-      gcp: z.union([ANY, gcpIdentity]).optional(),
-      aws: z.union([ANY, awsIdentity]).optional(),
-      azure: z.union([ANY, azureIdentity]).optional(),
-      tpm: z.union([ANY, tpmIdentity]).optional(),
-    }),
-  ])
-  .describe(
-    "Who may join, per provider. Every enabled provider needs an entry (or the whole block written as 'any'). A rule may only pin a field the provider lists in claims.identity.proven.",
-  );
+/** `identity.<name>`: `mode` plus the fields the descriptor declares (providers/<name>/descriptor.ts). */
+const identityRuleOf = (d: ProviderDescriptor) =>
+  z.strictObject({
+    mode,
+    ...(Object.fromEntries(
+      Object.entries(d.identity.rule).map(([k, f]) => [k, (f.match === 'glob' ? patternList : idList)(`identity.${d.name}.${k}`).describe(f.description)]),
+    ) as Record<string, IdentityValues>),
+  }) as unknown as z.ZodType<IdentityRule>;
+
+/** A provider's identity rule: `mode` and, per field the descriptor declares, a list or 'any'. */
+export type IdentityRule = { mode?: RuleMode } & { [field: string]: readonly string[] | 'any' | RuleMode | undefined };
+
+const identityOf = <N extends string>(catalog: readonly ProviderDescriptor<N>[]) =>
+  z
+    .union([ANY, z.strictObject(perProvider(catalog, (d) => z.union([ANY, identityRuleOf(d)]).optional()))])
+    .describe(
+      "Who may join, per provider. Every enabled provider needs an entry (or the whole block written as 'any'). A rule may only pin a field the provider lists in claims.identity.proven.",
+    );
 
 // ───────────────────────────── boot ─────────────────────────────
 
@@ -274,34 +253,30 @@ const image = z
 
 // ───────────────────────────── node name, release ─────────────────────────────
 
-export const NODE_NAME_SOURCES = {
-  'gce-instance-name': { provider: 'gcp', field: 'instanceName' },
-  'ec2-private-dns-name': { provider: 'aws', field: 'extra.privateDnsName' },
-  'ec2-instance-id': { provider: 'aws', field: 'instanceId' },
-  'azure-vm-name': { provider: 'azure', field: 'instanceName' },
-  'azure-vm-id': { provider: 'azure', field: 'instanceId' },
-  'tpm-instance-id': { provider: 'tpm', field: 'instanceId' },
-  'tpm-instance-name': { provider: 'tpm', field: 'instanceName' },
-} as const;
-export type NodeNameSource = keyof typeof NODE_NAME_SOURCES;
+/** Node-name sources by `from` value: the provider they belong to and the proven field they read. */
+export function nodeNameSourcesOf<N extends string>(catalog: readonly ProviderDescriptor<N>[]): Readonly<Record<string, { provider: N; field: string; lowercase?: true }>> {
+  return Object.freeze(Object.fromEntries(catalog.flatMap((d) => Object.entries(d.nodeName.sources).map(([k, v]) => [k, { provider: d.name, ...v }]))));
+}
 
-const nodeNameRule = z.strictObject({
-  from: z.enum(Object.keys(NODE_NAME_SOURCES) as [NodeNameSource, ...NodeNameSource[]]).describe('Proven identity field the node name is taken from.'),
-  prefix: z
-    .string()
-    .regex(/^[a-z0-9]([a-z0-9.-]{0,30})?$/, 'prefix: up to 31 lower-case letters, digits, . -, starting alphanumeric')
-    .optional()
-    .describe('Prepended to the derived name (e.g. to keep bare-metal names apart).'),
-});
+export const NODE_NAME_SOURCES = nodeNameSourcesOf(PROVIDERS);
+export type NodeNameSource = string;
 
-const nodeName = z
-  .strictObject({
-    gcp: nodeNameRule.optional(),
-    aws: nodeNameRule.optional(),
-    azure: nodeNameRule.optional(),
-    tpm: nodeNameRule.optional(),
-  })
-  .describe('Node-name derivation per provider, from the verified identity only (DNS-1123 subdomain checked).');
+const nodeNameRuleOf = (sources: readonly string[]) =>
+  z.strictObject({
+    from: z.enum(sources as [string, ...string[]]).describe('Proven identity field the node name is taken from.'),
+    prefix: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9.-]{0,30})?$/, 'prefix: up to 31 lower-case letters, digits, . -, starting alphanumeric')
+      .optional()
+      .describe('Prepended to the derived name (e.g. to keep bare-metal names apart).'),
+  });
+
+const nodeNameOf = <N extends string>(catalog: readonly ProviderDescriptor<N>[]) => {
+  const rule = nodeNameRuleOf(Object.keys(nodeNameSourcesOf(catalog)));
+  return z
+    .strictObject(perProvider(catalog, () => rule.optional()))
+    .describe('Node-name derivation per provider, from the verified identity only (DNS-1123 subdomain checked).');
+};
 
 const release = z
   .strictObject({
@@ -356,44 +331,59 @@ const gpus = z
 
 // ───────────────────────────── cluster, document ─────────────────────────────
 
-export const clusterSchema = z
-  .strictObject({
-    providers,
-    tpm,
-    platform,
-    identity,
-    boot,
-    images: z
-      .union([ANY, nonEmpty(image, 'images').max(64)])
-      .describe("Reference values as named images; claims must match at least one unexpired image. 'any' only for labs."),
-    gpus: gpus.optional(),
-    nodeName,
-    release,
-    explain: z
-      .boolean()
-      .default(false)
-      .describe(
-        'Tell a refused node which rules failed (rule path, code and reason) in its problem response, instead of only POLICY_DENIED. Off by default: the reasons show what the policy expects (e.g. the PCR values it pins), which helps whoever probes it; turn it on while bringing up images, off in production.',
-      ),
-  })
-  .describe('Join policy of one cluster.');
+const clusterOf = <N extends string>(catalog: readonly ProviderDescriptor<N>[]) =>
+    z
+    .strictObject({
+      providers: providersOf(catalog),
+      tpm,
+      platform,
+      identity: identityOf(catalog),
+      boot,
+      images: z
+        .union([ANY, nonEmpty(image, 'images').max(64)])
+        .describe("Reference values as named images; claims must match at least one unexpired image. 'any' only for labs."),
+      gpus: gpus.optional(),
+      nodeName: nodeNameOf(catalog),
+      release,
+      explain: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Tell a refused node which rules failed (rule path, code and reason) in its problem response, instead of only POLICY_DENIED. Off by default: the reasons show what the policy expects (e.g. the PCR values it pins), which helps whoever probes it; turn it on while bringing up images, off in production.',
+        ),
+    })
+    .describe('Join policy of one cluster.');
 
-export const policySchema = z
-  .strictObject({
-    apiVersion: z.literal(API_VERSION),
-    kind: z.literal('JoinPolicy'),
-    version: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(/^[A-Za-z0-9._:+-]+$/)
-      .describe('Operator-declared version of this document, recorded in every decision with its SHA-256.'),
-    defaultCluster: z.string().describe('Cluster used when a request names none.'),
-    clusters: z
-      .record(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'cluster names are DNS-1123 labels'), clusterSchema)
-      .describe('Policies by cluster name.'),
-  })
-  .describe('attest-broker join policy (docs/policy.md).');
+const policyOf = <C extends z.ZodType>(cluster: C) =>
+    z
+    .strictObject({
+      apiVersion: z.literal(API_VERSION),
+      kind: z.literal('JoinPolicy'),
+      version: z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[A-Za-z0-9._:+-]+$/)
+        .describe('Operator-declared version of this document, recorded in every decision with its SHA-256.'),
+      defaultCluster: z.string().describe('Cluster used when a request names none.'),
+      clusters: z
+        .record(z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'cluster names are DNS-1123 labels'), cluster)
+        .describe('Policies by cluster name.'),
+    })
+    .describe('attest-broker join policy (docs/policy.md).');
+
+/**
+ * The policy schema for a provider catalog: the `providers`, `identity` and `nodeName` sections
+ * come from the descriptors. `policySchema` is the one for this build's catalog (providers/catalog.ts).
+ */
+export function policySchemaFor<N extends string>(catalog: readonly ProviderDescriptor<N>[]) {
+  const cluster = clusterOf(catalog);
+  return { cluster, policy: policyOf(cluster) };
+}
+
+const BUILT = policySchemaFor<ProviderName>(PROVIDERS);
+export const clusterSchema = BUILT.cluster;
+export const policySchema = BUILT.policy;
 
 export type PolicyDocument = z.infer<typeof policySchema>;
 export type ClusterPolicy = z.infer<typeof clusterSchema>;

@@ -20,9 +20,9 @@
  * SNP/TDX rules no enabled format can produce, `evidence-only` AKs without pinned digests, unsealed release, SHA-1 banks, duplicate
  * list entries, images already expired at check time.
  */
-import { FORMAT_TEES, NODE_NAME_SOURCES, type ClusterPolicy, type PolicyDocument } from './schema.js';
-import type { ProviderName } from '../../providers/common/types.js';
+import type { ClusterPolicy, PolicyDocument } from './schema.js';
 import type { Code } from '../../providers/common/codes.js';
+import { policyCatalog, type Catalog, type PolicyCatalog } from './catalog.js';
 
 export interface PolicyIssue {
   severity: 'error' | 'warning';
@@ -33,8 +33,6 @@ export interface PolicyIssue {
   /** What is wrong and how to fix it, for the operator. */
   message: string;
 }
-
-const PROVIDERS: readonly ProviderName[] = ['azure', 'gcp', 'aws', 'tpm'];
 
 /** Parses an image expiry (RFC 3339 date or date-time); a bare date means 00:00 UTC that day. */
 export function parseExpiry(s: string): Date {
@@ -48,7 +46,9 @@ function dupes(list: readonly string[]): string[] {
   return [...out];
 }
 
-export function semanticIssues(doc: PolicyDocument, now: Date): PolicyIssue[] {
+/** `catalog`: the provider list (default: this build's, providers/catalog.ts). */
+export function semanticIssues(doc: PolicyDocument, now: Date, catalog?: Catalog): PolicyIssue[] {
+  const cat = policyCatalog(catalog);
   const issues: PolicyIssue[] = [];
   const err = (path: string, code: Code, message: string) => issues.push({ severity: 'error', path, code, message });
   const warn = (path: string, code: Code, message: string) => issues.push({ severity: 'warning', path, code, message });
@@ -58,31 +58,35 @@ export function semanticIssues(doc: PolicyDocument, now: Date): PolicyIssue[] {
   if (!Object.hasOwn(doc.clusters, doc.defaultCluster)) {
     err('defaultCluster', 'POLICY_DEFAULT_CLUSTER_UNKNOWN', `defaultCluster '${doc.defaultCluster}' is not defined under clusters: (have: ${names.join(', ') || 'none'})`);
   }
-  for (const name of names) clusterIssues(`clusters.${name}`, doc.clusters[name]!, now, err, warn);
+  for (const name of names) clusterIssues(`clusters.${name}`, doc.clusters[name]!, now, err, warn, cat);
   return issues;
 }
 
 type Report = (path: string, code: Code, message: string) => void;
 
-function clusterIssues(at: string, c: ClusterPolicy, now: Date, err: Report, warn: Report): void {
-  const enabled = PROVIDERS.filter((p) => c.providers[p] !== undefined);
-  const formats = enabled.flatMap((p) => c.providers[p]!.formats as readonly string[]);
-  if (enabled.length === 0) err(`${at}.providers`, 'POLICY_NO_PROVIDER', 'enable at least one provider (azure, gcp, aws or tpm) with its formats');
+function clusterIssues(at: string, c: ClusterPolicy, now: Date, err: Report, warn: Report, cat: PolicyCatalog): void {
+  const PROVIDERS = cat.names;
+  const providers = c.providers as Readonly<Record<string, { formats: readonly string[] } | undefined>>;
+  const identity = c.identity as 'any' | Readonly<Record<string, Readonly<Record<string, unknown>> | 'any' | undefined>>;
+  const nodeName = c.nodeName as Readonly<Record<string, { from: string } | undefined>>;
+  const enabled = PROVIDERS.filter((p) => providers[p] !== undefined);
+  const formats = enabled.flatMap((p) => providers[p]!.formats);
+  if (enabled.length === 0) err(`${at}.providers`, 'POLICY_NO_PROVIDER', `enable at least one provider (${orList(PROVIDERS)}) with its formats`);
   for (const p of enabled) {
-    for (const d of dupes(c.providers[p]!.formats)) warn(`${at}.providers.${p}.formats`, 'POLICY_DUPLICATE_VALUE', `'${d}' is listed twice`);
+    for (const d of dupes(providers[p]!.formats)) warn(`${at}.providers.${p}.formats`, 'POLICY_DUPLICATE_VALUE', `'${d}' is listed twice`);
   }
 
   // ── identity: fail closed for every enabled provider
-  if (c.identity === 'any') {
+  if (identity === 'any') {
     warn(`${at}.identity`, 'POLICY_IDENTITY_UNCHECKED', "identity: any admits nodes of every account/project/subscription whose evidence verifies");
   } else {
     for (const p of enabled) {
-      const rule = c.identity[p];
+      const rule = identity[p];
       if (rule === undefined) {
         err(
           `${at}.identity.${p}`,
           'POLICY_IDENTITY_RULE_MISSING',
-          `provider '${p}' is enabled but has no identity rule: add identity.${p} (e.g. the ${hint(p)} allowed to join) or write 'identity.${p}: any' to admit every ${p} identity explicitly`,
+          `provider '${p}' is enabled but has no identity rule: add identity.${p} (e.g. the ${cat.byName(p)?.identity.hint ?? 'identities'} allowed to join) or write 'identity.${p}: any' to admit every ${p} identity explicitly`,
         );
         continue;
       }
@@ -96,24 +100,26 @@ function clusterIssues(at: string, c: ClusterPolicy, now: Date, err: Report, war
       }
     }
     for (const p of PROVIDERS) {
-      if (c.identity[p] !== undefined && !enabled.includes(p)) warn(`${at}.identity.${p}`, 'POLICY_RULE_UNUSED', `identity.${p} is set but provider '${p}' is not enabled under providers:`);
+      if (identity[p] !== undefined && !enabled.includes(p)) warn(`${at}.identity.${p}`, 'POLICY_RULE_UNUSED', `identity.${p} is set but provider '${p}' is not enabled under providers:`);
     }
   }
 
   // ── node names
+  const sourcesFor = (p: string): string[] => Object.keys(cat.nodeNames).filter((k) => cat.nodeNames[k]!.provider === p);
   for (const p of enabled) {
-    const rule = c.nodeName[p];
+    const rule = nodeName[p];
     if (rule === undefined) {
       err(`${at}.nodeName.${p}`, 'POLICY_NODE_NAME_RULE_MISSING', `provider '${p}' is enabled but nodeName.${p} is not set: choose a source (${sourcesFor(p).join(', ')})`);
-    } else if (NODE_NAME_SOURCES[rule.from].provider !== p) {
+    } else if (!Object.hasOwn(cat.nodeNames, rule.from) || cat.nodeNames[rule.from]!.provider !== p) {
       err(`${at}.nodeName.${p}.from`, 'POLICY_NODE_NAME_SOURCE_INVALID', `'${rule.from}' is not a ${p} identity field; use one of ${sourcesFor(p).join(', ')}`);
     }
   }
   for (const p of PROVIDERS) {
-    if (c.nodeName[p] !== undefined && !enabled.includes(p)) warn(`${at}.nodeName.${p}`, 'POLICY_RULE_UNUSED', `nodeName.${p} is set but provider '${p}' is not enabled`);
+    if (nodeName[p] !== undefined && !enabled.includes(p)) warn(`${at}.nodeName.${p}`, 'POLICY_RULE_UNUSED', `nodeName.${p} is set but provider '${p}' is not enabled`);
   }
 
   // ── platform: impossible or inapplicable rules
+  const FORMAT_TEES = cat.tees;
   const producible = new Set(formats.flatMap((f) => FORMAT_TEES[f] ?? []));
   const tee = c.platform.tee;
   if (tee !== 'any' && tee.mode !== 'warn') {
@@ -186,12 +192,7 @@ function clusterIssues(at: string, c: ClusterPolicy, now: Date, err: Report, war
   }
 }
 
-function sourcesFor(p: ProviderName): string[] {
-  return Object.entries(NODE_NAME_SOURCES)
-    .filter(([, v]) => v.provider === p)
-    .map(([k]) => k);
-}
-
-function hint(p: ProviderName): string {
-  return { gcp: 'projects and zones', aws: 'accounts and regions', azure: 'subscriptions and resource groups', tpm: 'instance ids' }[p];
+/** 'a, b, c or d' */
+function orList(names: readonly string[]): string {
+  return names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
 }

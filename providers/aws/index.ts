@@ -215,8 +215,7 @@ export const AwsProviderConfigSchema = AwsVerifyOptionsSchema.extend({
 });
 
 /**
- * Builds the provider from configuration (for `broker/builtins.ts`):
- * `PROVIDER_FACTORIES.aws = (raw) => createAwsProviderFromConfig(raw);`
+ * Builds the provider from configuration (its descriptor's `create`, providers/aws/descriptor.ts).
  */
 export function createAwsProviderFromConfig(raw: unknown): AwsProvider {
   const r = AwsProviderConfigSchema.safeParse(raw ?? {});

@@ -102,7 +102,7 @@ export interface AzureProviderOptions {
 
 /**
  * The provider's configuration block (`providers.azure.options`), for the broker's factory:
- * `PROVIDER_FACTORIES.azure = (raw) => createAzureProviderFromConfig(raw)`.
+ * its descriptor's `create` (providers/azure/descriptor.ts).
  */
 export const AzureProviderOptionsSchema = z.strictObject({
   kdsBaseUrl: z.url().optional(),

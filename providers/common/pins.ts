@@ -29,7 +29,7 @@ export interface Pin {
   readonly source: string;
   readonly format: PinFormat;
   readonly description: string;
-  /** Which provider needs it (for start-up checks: an enabled provider needs its roots). */
+  /** The vendor it belongs to (which provider needs it is its descriptor's `pins`, providers/catalog.ts). */
   readonly provider: 'azure' | 'gcp' | 'aws' | 'amd' | 'intel' | 'nvidia';
 }
 
@@ -162,11 +162,3 @@ export const BUILTIN_INTERMEDIATES: readonly IntermediatePin[] = Object.freeze([
     issuer: PinIds.GOOGLE_TPM_EK_ROOT_1,
   },
 ]);
-
-/** Roots each provider cannot work without (at least one of each group must be loaded). */
-export const REQUIRED_PINS: Readonly<Record<'azure' | 'gcp' | 'aws', readonly (readonly string[])[]>> = {
-  // Azure SNP needs an AMD ARK; Azure TDX an Intel root. One family suffices to start.
-  azure: [[PinIds.AMD_ARK_MILAN, PinIds.AMD_ARK_GENOA, PinIds.AMD_ARK_TURIN, PinIds.INTEL_SGX_ROOT]],
-  gcp: [[PinIds.GOOGLE_TPM_EK_ROOT_1, PinIds.GOOGLE_EKAK_ROOT]],
-  aws: [[PinIds.AWS_NITRO_ROOT_G1]],
-};

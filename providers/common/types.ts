@@ -9,9 +9,10 @@
  * sees only the policy `Decision`: nothing after the provider re-reads evidence.
  */
 import type { TrustAnchor } from './x509.js';
+import type { ProviderName } from '../catalog.js';
 
-export type ProviderName = 'azure' | 'gcp' | 'aws' | 'tpm';
-export const PROVIDER_NAMES: readonly ProviderName[] = ['azure', 'gcp', 'aws', 'tpm'];
+/** The names of the providers in `providers/catalog.ts` (the list is the only place they are written). */
+export type { ProviderName };
 
 export type PcrBank = 'sha1' | 'sha256' | 'sha384';
 

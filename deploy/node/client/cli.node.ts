@@ -10,7 +10,7 @@ import { AttestError } from '../../../providers/common/errors.js';
 import { exitStatusFor } from './codes.js';
 import { join } from './join.node.js';
 import { parseDuration } from './retry.js';
-import type { Platform } from './evidence.node.js';
+import { PLATFORMS, type Platform } from './evidence.node.js';
 
 export const DEFAULT_KUBECONFIG = '/var/lib/kubelet/bootstrap-kubeconfig';
 
@@ -37,7 +37,7 @@ export function configureJoinCommand(cmd: Command): Command {
     .requiredOption('--broker <url>', 'broker base URL (https://…)')
     .requiredOption('--ca-pin <sha256:hex>', "SHA-256 of the broker CA's SubjectPublicKeyInfo (kubeadm-style)")
     .requiredOption('--cluster <name>', 'cluster name the broker admits this node to')
-    .addOption(new Option('--platform <platform>', 'evidence source').choices(['auto', 'generic', 'azure', 'gcp', 'aws']).default('auto'))
+    .addOption(new Option('--platform <platform>', 'evidence source').choices(['auto', ...PLATFORMS]).default('auto'))
     .option('--out <file>', 'where to write the bootstrap kubeconfig (mode 0600)', DEFAULT_KUBECONFIG)
     .option('--disk-key-out <file>', 'also ask for the disk key and write its raw bytes here (mode 0600; use tmpfs, e.g. /run/attest-join/disk.key)')
     .option('--disk-key-only', 'ask for the disk key alone (every boot after the first join): no token, no kubeconfig; needs --disk-key-out')

@@ -26,7 +26,9 @@ import { JoinCodes, joinError } from './codes.js';
 import { encodeAttestation, type GotpmQuote } from './protobuf.js';
 import { ALL_PCRS, allocatedBanks, createEkAndAk, hexHandle, nvIndices, nvReadIfPresent, quote, type PcrBank, type TpmSession } from './tpm.node.js';
 
-export type Platform = 'generic' | 'azure' | 'gcp' | 'aws';
+/** The `--platform` values (each gatherer's; test/broker/descriptor.test.ts keeps them equal to the descriptors' `client`). */
+export const PLATFORMS = ['generic', 'azure', 'gcp', 'aws'] as const;
+export type Platform = (typeof PLATFORMS)[number];
 
 /** TCG NV indices (TCG EK Credential Profile 2.0 §2.2.1.4; cloud docs for the vendor ranges). */
 export const NV = {
