@@ -32,8 +32,8 @@ import { DurableObjectStore, StateStoreObject } from './store/durable-object.wor
 import { createConsoleLogger, type LogLevel } from './observability/console-logger.js';
 import { createSimpleMetrics } from './observability/metrics.js';
 import { parseConfig, ConfigProblem } from './config/schema.js';
-import { buildProviders } from './providers.js';
-import { BUILTIN_PINS, REQUIRED_PINS } from '../providers/common/pins.js';
+import { buildProviders, REQUIRED_PINS } from './providers.js';
+import { BUILTIN_PINS } from '../providers/common/pins.js';
 import { createTrustStore } from '../providers/common/trust.js';
 import { fingerprint, parsePemCertificates, anchorFromPin, type TrustAnchor } from '../providers/common/x509.js';
 import { systemClock, type Logger, type StateStore } from './contracts.js';

@@ -627,11 +627,22 @@ describe('terraform modules: static checks (HCL parsed with @cdktf/hcl2json)', (
   it('broker-cloudflare: the bindings broker/worker.ts reads and wrangler.toml declares, with its Durable Object migration', () => {
     const hcl = get('modules/broker-cloudflare').hcl;
     const script = (hcl.resource as Json).cloudflare_workers_script.broker[0] as Json;
-    const bindings = script.bindings as Json[];
+    // Fixed bindings in local.fixed_bindings; the rest by name through var.settings / var.secrets,
+    // each name checked by the script's precondition against local.setting_names / secret_names.
+    const locals = Object.assign({}, ...((hcl.locals as Json[] | undefined) ?? [])) as Json;
+    const bindings = locals.fixed_bindings as Json[];
+    const settingNames = locals.setting_names as string[];
+    const secretNames = locals.secret_names as string[];
+    expect(String(script.bindings)).toMatch(/concat\(\s*local\.fixed_bindings,[\s\S]*var\.settings[\s\S]*var\.secrets/);
+    const pre = JSON.stringify(script.lifecycle);
+    expect(pre).toContain('local.setting_names');
+    expect(pre).toContain('local.secret_names');
     const worker = readFileSync(join(ROOT, 'broker/worker.ts'), 'utf8');
     const env = /export interface Env \{([\s\S]*?)\n\}/.exec(worker)![1]!;
-    const fields = [...env.matchAll(/^\s+([A-Z_]+)\??:/gm)].map((m) => m[1]!);
-    expect(bindings.map((b) => b.name as string).sort()).toEqual(fields.sort());
+    const fields = [...env.matchAll(/^\s+([A-Z][A-Z0-9_]*)\??:/gm)].map((m) => m[1]!);
+    expect([...bindings.map((b) => b.name as string), ...settingNames, ...secretNames].sort()).toEqual(fields.sort());
+    // Credentials and tokens only ever as secrets.
+    for (const n of [...settingNames]) expect(n, `${n} looks like a credential`).not.toMatch(/SECRET|TOKEN$|KEK|ACCESS_KEY|SESSION|SERVICE_ACCOUNT_JSON/);
     const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
     const doName = /\[\[durable_objects\.bindings\]\]\s*name = "([A-Z_]+)"\s*class_name = "(\w+)"/.exec(toml)!;
     expect(bindings.find((b) => b.type === 'durable_object_namespace')).toMatchObject({ name: doName[1], class_name: doName[2] });

@@ -56,7 +56,7 @@ variable "providers_enabled" {
 }
 
 variable "trust_roots_pem" {
-  description = "The pinned vendor roots as concatenated PEM (TRUST_ROOTS_PEM secret binding; each is checked against its built-in pin). Workers limit a binding to 5 KB, which the AMD roots alone exceed: loading roots from Durable Object storage is planned (issue 18), not built."
+  description = "The pinned vendor roots as concatenated PEM (TRUST_ROOTS_PEM secret binding; each is checked against its built-in pin). Workers limit a binding to 5 KB, which the AMD roots alone exceed: load larger root sets after the deploy with the Worker's admin API (PUT /v1/admin/trust), which stores them in the Durable Object."
   type        = string
   sensitive   = true
   validation {
@@ -138,5 +138,26 @@ variable "route_pattern" {
   validation {
     condition     = var.route_pattern == "" || can(regex("^(\\*\\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}/[A-Za-z0-9._~/*-]*$", var.route_pattern))
     error_message = "route_pattern must be empty or host/path with an optional leading *. and * wildcards."
+  }
+}
+
+variable "settings" {
+  description = "Plain-text bindings beyond the fixed ones: release (RELEASE_*, TOKENREVIEW_* but the token), KMS (KMS_KIND, AWS_*/GCP_*/AZURE_* but credentials), PROVIDER_OPTIONS, CONFIG_REFRESH_SECONDS. Names are checked against local.setting_names."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition     = alltrue([for k in keys(var.settings) : can(regex("^[A-Z][A-Z0-9_]*$", k))])
+    error_message = "settings keys are binding names in upper case (e.g. RELEASE_API_SERVER)."
+  }
+}
+
+variable "secrets" {
+  description = "Secret bindings: ADMIN_TOKEN (>= 32 characters; enables PUT /v1/admin/trust|policy), TOKENREVIEW_BEARER_TOKEN, KMS_LOCAL_KEK and cloud credentials. Names are checked against local.secret_names."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+  validation {
+    condition     = alltrue([for k in keys(nonsensitive(var.secrets)) : can(regex("^[A-Z][A-Z0-9_]*$", k))])
+    error_message = "secrets keys are binding names in upper case (e.g. ADMIN_TOKEN)."
   }
 }
