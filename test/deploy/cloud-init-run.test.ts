@@ -42,7 +42,7 @@ interface CloudConfig {
 
 /** What a Debian/Ubuntu/AL2023/RHEL node has from its distribution (and node for the .mjs). */
 const TOOLS = [
-  'sh', 'cat', 'cp', 'mv', 'rm', 'mkdir', 'mktemp', 'chmod', 'date', 'sleep', 'sed', 'awk', 'od', 'tr', 'cut', 'grep', 'head', 'tail', 'wc',
+  'sh', 'cat', 'cp', 'mv', 'rm', 'mkdir', 'mktemp', 'chmod', 'date', 'sleep', 'sed', 'awk', 'od', 'dd', 'tr', 'cut', 'grep', 'head', 'tail', 'wc',
   'dirname', 'basename', 'sync', 'env', 'ls', 'curl', 'openssl', 'node',
 ];
 
