@@ -309,7 +309,8 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
       if (v === undefined) throw rejected(TpmCodes.PCR_SELECTION_MISMATCH, `PCR ${bank}:${idx} is selected but not supplied`);
       const b = decodePcr(bank, idx, v);
       ordered.push(b);
-      bankOut[idx] = toHex(b);
+      // A lower-case hex value is already its canonical text (fromHex checked it): no re-encoding.
+      bankOut[idx] = typeof v === 'string' && !/[A-F]/.test(v) ? v : toHex(b);
       if (++total > MAX_PCR_VALUES) throw malformed('LIMIT_EXCEEDED', 'too many PCR values');
     }
     out[bank] = bankOut;
