@@ -39,7 +39,7 @@ export const TpmOptionsSchema = z
     ekRoots: z.array(z.string().min(1)).max(64).optional(),
     /** SHA-256 of AK SPKIs admitted without activation (labs). */
     pinnedAkSha256: z.array(hex64).max(10_000).optional(),
-    activationTtlSeconds: z.number().int().min(10).max(900).default(120),
+    activationTtlSeconds: z.number().int().min(10).max(600).default(120),
     signatureHashes: z.array(z.enum(['sha1', 'sha256', 'sha384', 'sha512'])).min(1).optional(),
     pcrBanks: z.array(z.enum(['sha1', 'sha256', 'sha384'])).min(1).optional(),
     /** Boot phases systemd-pcrphase extended into PCR 11 before the node quotes (UKI boots). */

@@ -226,3 +226,11 @@ describe('device descriptors', () => {
     expect(buildDevices(parseConfig({}), createTrustStore([]), { fetch })).toBeUndefined();
   });
 });
+
+describe('tpm options agree with the provider', () => {
+  it('activationTtlSeconds is refused above the provider\'s own 10-minute limit, at configuration', async () => {
+    const { TpmOptionsSchema } = await import('../../providers/tpm/descriptor.js');
+    expect(TpmOptionsSchema.safeParse({ activationTtlSeconds: 600 }).success).toBe(true);
+    expect(TpmOptionsSchema.safeParse({ activationTtlSeconds: 601 }).success).toBe(false);
+  });
+});

@@ -129,7 +129,8 @@ export async function gatherTpm(o: GatherOptions, reuseKeys = false): Promise<Ga
 }
 
 /** At most this many intermediates are sent (the broker caps chains too). */
-const MAX_EK_INTERMEDIATES = 8;
+/** The broker takes at most 4 (providers/tpm/provider.ts): more would only get the attest refused. */
+const MAX_EK_INTERMEDIATES = 4;
 
 /**
  * The manufacturer's EK certificate chain, when the TPM carries it: NV indices 0x01c00100 to
