@@ -46,7 +46,9 @@ function hashOf(h: unknown): string | undefined {
 
 function trySync(n: NodeCrypto, params: Params, key: CryptoKey, sig: Uint8Array, data: Uint8Array): boolean | undefined {
   const name = typeof params === 'string' ? params : params.name;
-  if (key.type !== 'public' || !key.usages.includes('verify') || key.algorithm.name !== name) return undefined;
+  // KeyObject.from needs an extractable key (Node 24 deprecates it otherwise: DEP0204); a public
+  // key being extractable reveals nothing, so the broker imports its public keys extractable.
+  if (key.type !== 'public' || !key.extractable || !key.usages.includes('verify') || key.algorithm.name !== name) return undefined;
   try {
     let ko = KEY_OBJECTS.get(key);
     if (ko === undefined) {

@@ -200,11 +200,12 @@ export async function importVerifyKey(k: NormalizedKey, scheme: SignScheme, hash
   if (hit) return { key: hit, verifyAlg };
   try {
     // EC keys go in as a raw SEC1 point: WebCrypto validates the point either way, and on Node
-    // the raw import costs about half of a JWK import (bench/tpm-quote.bench.mjs).
+    // the raw import costs about half of a JWK import (bench/tpm-quote.bench.mjs). Extractable:
+    // it is a public key, and common/sig.ts verifies synchronously only with extractable keys.
     const key =
       k.kty === 'EC'
-        ? await crypto.subtle.importKey('raw', concat(new Uint8Array([4]), k.x, k.y) as Uint8Array<ArrayBuffer>, importAlg, false, ['verify'])
-        : await crypto.subtle.importKey('jwk', keyToJwk(k), importAlg, false, ['verify']);
+        ? await crypto.subtle.importKey('raw', concat(new Uint8Array([4]), k.x, k.y) as Uint8Array<ArrayBuffer>, importAlg, true, ['verify'])
+        : await crypto.subtle.importKey('jwk', keyToJwk(k), importAlg, true, ['verify']);
     VERIFY_KEYS.set(memoKey, key);
     return { key, verifyAlg };
   } catch (cause) {

@@ -59,3 +59,25 @@ describe('verifySignature agrees with crypto.subtle.verify', () => {
     setSyncVerify(true);
   });
 });
+
+describe('verifySignature and non-extractable keys', () => {
+  it('leaves a non-extractable key to WebCrypto (KeyObject.from would warn on Node 24, DEP0204), with the same verdict', async () => {
+    const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const spki = await crypto.subtle.exportKey('spki', keys.publicKey);
+    const locked = await crypto.subtle.importKey('spki', spki, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+    const data = new Uint8Array([7, 7, 7]);
+    const sig = new Uint8Array(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keys.privateKey, data));
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      expect(await verifySignature({ name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams, locked, sig, data)).toBe(true);
+      sig[5]! ^= 1;
+      expect(await verifySignature({ name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams, locked, sig, data)).toBe(false);
+      await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+});
