@@ -93,6 +93,7 @@ export function runPrimary(n: number, log: Logger): void {
   const byIndex = new Map<number, Worker>();
   const crashes = new Map<number, number>();
   let stopping = false;
+  let exitWith = 0;
 
   const fork = (index: number): void => {
     const startedAt = Date.now();
@@ -108,7 +109,7 @@ export function runPrimary(n: number, log: Logger): void {
     w.on('exit', (code, signal) => {
       byIndex.delete(index);
       if (stopping) {
-        if (byIndex.size === 0) process.exit(0);
+        if (byIndex.size === 0) process.exit(exitWith);
         return;
       }
       const quick = Date.now() - startedAt < CRASH_WINDOW_MS;
@@ -120,13 +121,17 @@ export function runPrimary(n: number, log: Logger): void {
         return;
       }
       log.error({ worker: index, code, signal }, `worker ${index} exited; starting it again`);
-      setTimeout(() => fork(index), quick ? 1000 * count : 0).unref();
+      // Not unref'd: with every worker down, this timer is what keeps the primary alive.
+      setTimeout(() => fork(index), quick ? 1000 * count : 0);
     });
   };
 
   const stop = (why: string, exitCode = 0): void => {
     if (stopping) return;
     stopping = true;
+    // A crash loop ends the broker with a failure, so a supervisor (systemd Restart=on-failure,
+    // a container runtime) sees one.
+    exitWith = exitCode;
     log.info({ reason: why, workers: byIndex.size }, 'shutting down the workers');
     if (byIndex.size === 0) process.exit(exitCode);
     for (const w of byIndex.values()) w.process.kill('SIGTERM');

@@ -117,6 +117,23 @@ describe('serve with listen.workers: 2', () => {
   }, 20_000);
 });
 
+describe('listen.workers: a worker that cannot start', () => {
+  it('stops the broker with a failure after a crash loop, so a supervisor sees one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ab-cluster-loop-'));
+    mkdirSync(join(dir, 'trust'));
+    const port = await freePort();
+    // The primary only checks the worker count; each worker then refuses to start (gcp enabled
+    // without its pinned roots), five times within seconds of starting.
+    const file = writeConfig(
+      { listen: { host: '127.0.0.1', port, workers: 2 }, store: { url: 'redis://127.0.0.1:1' }, trust: { dir: join(dir, 'trust') }, providers: { gcp: { enabled: true } } },
+      dir,
+    );
+    const r = runCli(['serve', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(/exited 5 times within 10 s of starting: stopping the broker/);
+  }, 60_000);
+});
+
 describe('listen.workers with the memory store', () => {
   it('is refused at start, saying what to set', async () => {
     const port = await freePort();
