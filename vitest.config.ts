@@ -1,4 +1,13 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+
+/**
+ * Test files run in parallel processes. Most of the node suite waits on the programs it drives
+ * (swtpm, redis-server, tpm2-tools, the broker it starts), so it runs one file more than the
+ * machine has cores (Vitest's own default, cores - 1, is a single process on a 2-core CI
+ * machine). ATTEST_TEST_WORKERS overrides it.
+ */
+const testWorkers = Number(process.env.ATTEST_TEST_WORKERS) || availableParallelism() + 1;
 
 /**
  * Two projects:
@@ -19,6 +28,7 @@ export default defineConfig({
           globalSetup: ['test/global-setup.ts'],
           hookTimeout: 60_000,
           pool: 'forks',
+          maxWorkers: testWorkers,
         },
       },
       './vitest.workers.config.ts',

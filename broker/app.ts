@@ -267,10 +267,21 @@ export function createWebhookApp(deps: { logger: Logger; tokenReview: TokenRevie
   return app;
 }
 
-/** `GET /metrics` (Prometheus text) from `metrics.render`; 404 when this runtime has none. */
+/**
+ * `GET /metrics` (Prometheus text) from `metrics.render`; 404 when this runtime has none.
+ * Scrapes that arrive while a render is running share it, so a flood of `/metrics` requests
+ * costs one render at a time (in a cluster, one collection over every worker).
+ */
 function mountMetrics(app: Hono<Env>, metrics: Metrics | undefined): void {
+  type Rendered = Awaited<ReturnType<NonNullable<Metrics['render']>>>;
+  let inFlight: Promise<Rendered> | undefined;
+  const render = (): Promise<Rendered> | undefined => {
+    if (!metrics?.render) return undefined;
+    inFlight ??= metrics.render().finally(() => (inFlight = undefined));
+    return inFlight;
+  };
   app.get('/metrics', async (c) => {
-    const m = await metrics?.render?.();
+    const m = await render();
     if (!m) throw new AttestError(Codes.NOT_FOUND, 'metrics are not enabled on this runtime');
     return c.body(m.body, 200, { 'content-type': m.contentType });
   });

@@ -5,7 +5,7 @@
  * burst of joins uses every core. The primary only supervises: it forks the workers, restarts one
  * that dies (each keeps its index; the approver runs in worker 0 only), forwards SIGTERM/SIGINT
  * so every worker drains its connections, and answers the workers' requests for the cluster-wide
- * metrics (prom-client's AggregatorRegistry), so `/metrics` on any worker is one view of all.
+ * metrics (merged with prom-client's aggregators), so `/metrics` on any worker is one view of all.
  *
  * All shared state lives in the store, so more than one worker needs a shared store: the memory
  * store would give each process its own challenges. That is refused at start.
@@ -19,8 +19,10 @@ import type { Logger, Metrics } from './contracts.js';
 
 const METRICS_REQ = 'attest-broker:cluster-metrics';
 const METRICS_RES = 'attest-broker:cluster-metrics-result';
-/** How long the primary waits for its workers' metrics (prom-client's own limit is 5 s). */
-const METRICS_TIMEOUT_MS = 6000;
+const COLLECT_REQ = 'attest-broker:collect-metrics';
+const COLLECT_RES = 'attest-broker:collect-metrics-result';
+/** How long the primary waits for one worker's metrics. */
+const METRICS_TIMEOUT_MS = 5000;
 /** A worker that dies this soon after its start, this many times in a row, stops the broker. */
 const CRASH_WINDOW_MS = 10_000;
 const CRASH_LIMIT = 5;
@@ -48,18 +50,28 @@ export function workerIndex(): number | undefined {
   return cluster.isWorker && v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
+/** A worker's registry as prom-client's `getMetricsAsJSON()` gives it (what `aggregate` takes). */
+type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+type CollectReply = { type: typeof COLLECT_RES; id: number; metrics?: MetricsJson; error?: string };
+
 /**
  * In a worker: `/metrics` renders the whole cluster (asked of the primary over IPC), and this
- * worker's own registry answers the primary's collection requests.
+ * worker answers the primary's collection requests with its own registry.
  */
 export function clusterMetrics(local: Metrics & { registry: Registry }): Metrics {
-  AggregatorRegistry.setRegistries([local.registry]);
-  // Registers the worker-side listener that answers the primary's collection requests.
-  new AggregatorRegistry();
   let seq = 0;
   const waiting = new Map<number, (m: { body?: string; error?: string }) => void>();
   process.on('message', (m: { type?: string; id?: number; body?: string; error?: string }) => {
-    if (m?.type !== METRICS_RES || typeof m.id !== 'number') return;
+    if (typeof m?.id !== 'number') return;
+    if (m.type === COLLECT_REQ) {
+      const id = m.id;
+      local.registry.getMetricsAsJSON().then(
+        (metrics) => process.send?.({ type: COLLECT_RES, id, metrics } satisfies CollectReply),
+        (e: unknown) => process.send?.({ type: COLLECT_RES, id, error: e instanceof Error ? e.message : String(e) } satisfies CollectReply),
+      );
+      return;
+    }
+    if (m.type !== METRICS_RES) return;
     waiting.get(m.id)?.(m);
     waiting.delete(m.id);
   });
@@ -71,7 +83,7 @@ export function clusterMetrics(local: Metrics & { registry: Registry }): Metrics
         const t = setTimeout(() => {
           waiting.delete(id);
           resolve({ error: 'the primary did not answer' });
-        }, METRICS_TIMEOUT_MS);
+        }, METRICS_TIMEOUT_MS + 1000);
         waiting.set(id, (m) => {
           clearTimeout(t);
           resolve(m);
@@ -85,11 +97,57 @@ export function clusterMetrics(local: Metrics & { registry: Registry }): Metrics
 }
 
 /**
+ * The primary's side of `/metrics`: asks every worker that is serving (has emitted `listening`,
+ * so its collection listener is in place) for its registry and merges them with prom-client's
+ * aggregators. A worker still starting is not asked: it would not answer, and it has counted
+ * nothing yet. Scrapes that arrive while a collection is running share it, so any number of
+ * concurrent `/metrics` requests cost one collection.
+ */
+class ClusterCollector {
+  readonly serving = new Set<Worker>();
+  private seq = 0;
+  private readonly pending = new Map<number, (r: CollectReply) => void>();
+  private inFlight: Promise<string> | undefined;
+
+  onReply(r: CollectReply): void {
+    this.pending.get(r.id)?.(r);
+  }
+
+  collect(): Promise<string> {
+    this.inFlight ??= this.run().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  private async run(): Promise<string> {
+    const targets = [...this.serving].filter((w) => w.isConnected());
+    const parts = await Promise.all(targets.map((w) => this.ask(w)));
+    return AggregatorRegistry.aggregate(parts).metrics();
+  }
+
+  private ask(w: Worker): Promise<MetricsJson> {
+    const id = this.seq++;
+    return new Promise<MetricsJson>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`worker process ${w.process.pid ?? '?'} did not send its metrics within ${METRICS_TIMEOUT_MS / 1000} s`));
+      }, METRICS_TIMEOUT_MS);
+      this.pending.set(id, (r) => {
+        clearTimeout(t);
+        this.pending.delete(id);
+        if (r.metrics) resolve(r.metrics);
+        else reject(new Error(`a worker could not render its metrics: ${r.error ?? 'no metrics'}`));
+      });
+      w.send({ type: COLLECT_REQ, id });
+    });
+  }
+}
+
+/**
  * The primary: forks `n` workers running this same program, keeps them up, and stops them all on
  * SIGTERM/SIGINT (each drains its listeners; the primary exits when they have).
  */
 export function runPrimary(n: number, log: Logger): void {
-  const aggregator = new AggregatorRegistry();
+  const collector = new ClusterCollector();
   const byIndex = new Map<number, Worker>();
   const crashes = new Map<number, number>();
   let stopping = false;
@@ -99,15 +157,19 @@ export function runPrimary(n: number, log: Logger): void {
     const startedAt = Date.now();
     const w = cluster.fork({ ATTEST_BROKER_WORKER_INDEX: String(index) });
     byIndex.set(index, w);
+    w.on('listening', () => collector.serving.add(w));
     w.on('message', (m: { type?: string; id?: number }) => {
-      if (m?.type !== METRICS_REQ || typeof m.id !== 'number') return;
-      aggregator.clusterMetrics().then(
+      if (typeof m?.id !== 'number') return;
+      if (m.type === COLLECT_RES) return collector.onReply(m as CollectReply);
+      if (m.type !== METRICS_REQ) return;
+      collector.collect().then(
         (body) => w.isConnected() && w.send({ type: METRICS_RES, id: m.id, body }),
         (e: unknown) => w.isConnected() && w.send({ type: METRICS_RES, id: m.id, error: e instanceof Error ? e.message : String(e) }),
       );
     });
     w.on('exit', (code, signal) => {
       byIndex.delete(index);
+      collector.serving.delete(w);
       if (stopping) {
         if (byIndex.size === 0) process.exit(exitWith);
         return;

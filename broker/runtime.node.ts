@@ -149,7 +149,10 @@ export async function loadClients(dir: string, logger: Logger): Promise<Map<stri
 }
 
 export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {}): Promise<Runtime> {
-  const logger = o.logger ?? createPinoLogger(cfg.log.level);
+  const base = o.logger ?? createPinoLogger(cfg.log.level);
+  // In a cluster every line says which worker wrote it.
+  const index = workerIndex();
+  const logger = index !== undefined ? base.child({ worker: index }) : base;
   const metrics = createPromMetrics({ version: pkg.version, runtime: 'node' });
   const trust = await loadTrustStore(cfg.trust);
   metrics.trustRoots?.(trust.anchors(trust.ids()).map((a) => ({ id: a.id, notAfter: a.cert.notAfter })));

@@ -296,3 +296,35 @@ describe('dependency errors by operation and code', () => {
     expect(types(b)).toEqual(types(a));
   });
 });
+
+describe('/metrics under a flood of scrapes', () => {
+  it('concurrent scrapes share one render, and each gets the whole exposition', async () => {
+    const { createMetricsApp } = await import('../../broker/app.js');
+    const inner = createPromMetrics({ version: pkg.version, runtime: 'node' });
+    let renders = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const metrics: Metrics = {
+      ...inner,
+      async render() {
+        renders++;
+        await gate;
+        return inner.render!();
+      },
+    };
+    const log = captureLogger();
+    const app = createMetricsApp({ logger: log, metrics });
+    const all = Promise.all(Array.from({ length: 50 }, () => app.request('/metrics')));
+    await new Promise((r) => setTimeout(r, 20));
+    open();
+    const answers = await all;
+    expect(renders).toBe(1);
+    for (const a of answers) {
+      expect(a.status).toBe(200);
+      expect(await a.text()).toMatch(/^attest_broker_build_info\{/m);
+    }
+    // The next scrape renders again (nothing is cached past the shared render).
+    expect((await app.request('/metrics')).status).toBe(200);
+    expect(renders).toBe(2);
+  });
+});

@@ -34,11 +34,23 @@ export async function serveInProcess(file: string): Promise<Served & { logs: str
  * `attest-broker serve --config FILE` as a child process (log level warn, so a flood does not
  * fill a pipe); resolves once `/healthz` answers on `url` (the config's listen address).
  */
-export async function serveChild(file: string, url: string, ca?: string): Promise<{ proc: ChildProcess; url: string; stop(): Promise<void>; rssMb(): number }> {
+export async function serveChild(
+  file: string,
+  url: string,
+  ca?: string,
+  opts: { logLevel?: string; onLine?: (line: string) => void } = {},
+): Promise<{ proc: ChildProcess; url: string; stop(): Promise<void>; rssMb(): number }> {
   // Started as the image starts it (same heap limit), so its memory is the deployed broker's.
-  const proc = spawnCli(['serve', '--config', file], { ATTEST_BROKER_LOG_LEVEL: 'warn' }, SERVE_NODE_ARGS);
+  const proc = spawnCli(['serve', '--config', file], { ATTEST_BROKER_LOG_LEVEL: opts.logLevel ?? 'warn' }, SERVE_NODE_ARGS);
   let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+  let partial = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    out = (out + d.toString()).slice(-4000);
+    if (!opts.onLine) return;
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) opts.onLine(l);
+  });
   proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
   const t0 = Date.now();
   for (;;) {

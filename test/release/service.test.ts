@@ -132,6 +132,33 @@ describe('sealed release', () => {
     }
   });
 
+  it('sealEnc A128CBC-HS256 (what the shell client asks for): the same release in CBC+HMAC, and a flipped bit fails its tag', async () => {
+    const e = await env();
+    const n = await nodeKey('RSA');
+    const jwe = (await e.svc.release({ claims: claimsFor('i-cbc'), decision: decisionFor(), want: ['bootstrap-token', 'disk-key'], ephemeralKey: n.jwk, nonce: n.nonce, binding: n.binding, sealEnc: 'A128CBC-HS256', requestId: 'r' })) as string;
+    const { plaintext, protectedHeader } = await compactDecrypt(jwe, n.priv);
+    expect(protectedHeader).toMatchObject({ alg: 'RSA-OAEP-256', enc: 'A128CBC-HS256', cty: 'application/attest-broker.release+json' });
+    const rel = JSON.parse(Buffer.from(plaintext).toString()) as ReleaseObject;
+    expect(rel.nonce).toBe(n.nonce);
+    expect(rel.bootstrapToken).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    expect(Buffer.from(rel.diskKey!.key, 'base64url')).toHaveLength(32);
+    // 256-bit CEK wrapped (RSA-2048 → 256-byte encrypted key), 16-byte IV, 16-byte truncated HMAC tag.
+    const [, ek, iv, ct, tag] = jwe.split('.');
+    expect(Buffer.from(ek!, 'base64url')).toHaveLength(256);
+    expect(Buffer.from(iv!, 'base64url')).toHaveLength(16);
+    expect(Buffer.from(ct!, 'base64url').length % 16).toBe(0);
+    expect(Buffer.from(tag!, 'base64url')).toHaveLength(16);
+    for (const i of [0, 2, 3, 4]) {
+      const raw = Buffer.from(jwe.split('.')[i]!, 'base64url');
+      raw[raw.length - 1]! ^= 0x01;
+      await expect(compactDecrypt(jwe.split('.').map((p, j) => (j === i ? b64u(raw) : p)).join('.'), n.priv)).rejects.toThrow();
+    }
+    // The default stays A256GCM.
+    const n2 = await nodeKey('RSA');
+    const gcm = (await e.svc.release({ claims: claimsFor('i-gcm'), decision: decisionFor(), want: ['disk-key'], ephemeralKey: n2.jwk, nonce: n2.nonce, binding: n2.binding, requestId: 'r2' })) as string;
+    expect((await compactDecrypt(gcm, n2.priv)).protectedHeader.enc).toBe('A256GCM');
+  });
+
   it('a replayed response is useless to the next attempt: sealed to the old key, carrying the old nonce', async () => {
     const e = await env({ issuanceWindowSeconds: 60 });
     const first = await nodeKey();
