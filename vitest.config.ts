@@ -17,6 +17,7 @@ const testWorkers = Number(process.env.ATTEST_TEST_WORKERS) || availableParallel
  */
 export default defineConfig({
   test: {
+    maxWorkers: testWorkers,
     projects: [
       {
         test: {
@@ -28,7 +29,6 @@ export default defineConfig({
           globalSetup: ['test/global-setup.ts'],
           hookTimeout: 60_000,
           pool: 'forks',
-          maxWorkers: testWorkers,
         },
       },
       './vitest.workers.config.ts',
