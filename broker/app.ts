@@ -218,7 +218,14 @@ function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
     c.set('logFields', fields);
     const t0 = performance.now();
     await next();
-    c.header('x-request-id', requestId);
+    // Set on the response's own headers: `c.header()` after the handler re-creates the response
+    // from its body stream, which turns @hono/node-server's direct write of a string body into
+    // a stream copy (a few % of every request).
+    try {
+      c.res.headers.set('x-request-id', requestId);
+    } catch {
+      c.header('x-request-id', requestId); // immutable headers (a fetched response)
+    }
     deps.logger.info(
       { ...fields, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - t0) * 10) / 10 },
       'request',
