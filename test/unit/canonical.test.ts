@@ -1,0 +1,44 @@
+/**
+ * Canonical JSON (providers/common/canonical.ts): the audit hash of evidence must not depend on
+ * how the node ordered or spaced its JSON. Checked against fixed expectations and, on random
+ * values, against a plain reference written with map/join.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, canonicalSha256 } from '../../providers/common/canonical.js';
+
+/** The plain reading: keys sorted by UTF-16 code units at every level, members joined by commas. */
+const reference = (v: unknown): string => {
+  if (Array.isArray(v)) return `[${v.map(reference).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${reference(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+};
+
+function randomValue(depth: number): unknown {
+  const r = Math.random();
+  if (depth === 0 || r < 0.3) return [null, true, false, 0, -1.5, 1e21, 'x', 'é"\\\n\u2028', randomBytes(6).toString('base64')][Math.floor(Math.random() * 9)];
+  if (r < 0.6) return Array.from({ length: Math.floor(Math.random() * 4) }, () => randomValue(depth - 1));
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i < Math.floor(Math.random() * 5); i++) o[['b', 'a', 'B', 'ä', '10', '9', 'a b', randomBytes(2).toString('hex')][Math.floor(Math.random() * 8)]!] = Math.random() < 0.1 ? undefined : randomValue(depth - 1);
+  return o;
+}
+
+describe('canonicalJson', () => {
+  it('sorts keys at every level, drops undefined members, no whitespace', () => {
+    expect(canonicalJson({ b: 1, a: [{ d: null, c: 'x' }, []], e: undefined, f: {} })).toBe('{"a":[{"c":"x","d":null},[]],"b":1,"f":{}}');
+    expect(canonicalJson({ é: 1, z: 2, Z: 3, '10': 4, '9': 5 })).toBe('{"10":4,"9":5,"Z":3,"z":2,"é":1}');
+    expect(canonicalJson('a"b')).toBe('"a\\"b"');
+    expect(() => canonicalJson({ a: [undefined] })).toThrow(TypeError);
+  });
+  it('equals the reference on 2,000 random values, and the hash ignores member order', async () => {
+    for (let i = 0; i < 2000; i++) {
+      const v = randomValue(4);
+      expect(canonicalJson(v)).toBe(reference(v));
+    }
+    expect(await canonicalSha256({ a: 1, b: [2, { c: 3, d: 4 }] })).toBe(await canonicalSha256(JSON.parse('{ "b": [2, {"d":4, "c":3}], "a": 1 }')));
+  });
+});
