@@ -8,7 +8,10 @@
 #            `az-tdx-vtpm`  quote by the vTPM AK 0x81000003, VCEK from IMDS THIM (SEV-SNP) or
 #                           the TD quote from IMDS /acc/tdquote (TDX, when the HCL report says so)
 #   gcp      `gotpm`        AK made from GCE's NV template, its certificate from NV, a quote per
-#                           PCR bank, event log: the attest.Attestation protobuf
+#                           PCR bank, event log: the attest.Attestation protobuf; on a SEV-SNP
+#                           Confidential VM also the report (sev_snp_attestation, REPORT_DATA =
+#                           binding ‖ zeros) and the host's certificate table, read through
+#                           configfs-tsm (Linux >= 6.7, configfs mounted at /sys/kernel/config)
 #   aws      `nitrotpm`     `nitro-tpm-attest --nonce FILE` (aws-nitro-tpm-tools)
 # The same bytes as the TypeScript client's gatherers (deploy/node/client/evidence.node.ts).
 #
@@ -32,6 +35,14 @@
 # ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT, ATTEST_PLATFORM;
 # ATTEST_IMDS (Azure IMDS base, default http://169.254.169.254), ATTEST_NITRO_TPM_ATTEST (the
 # tool's path) and ATTEST_DMI_DIR (default /sys/class/dmi/id) point the gatherers elsewhere.
+#
+# GCP Confidential VM: ATTEST_TSM_REPORT_DIR (default /sys/kernel/config/tsm/report) is the
+# configfs-tsm report root, ATTEST_TEE_DEV_DIR (default /dev) where sev-guest / tdx_guest appear.
+# No report entry can be made and no guest device: a Shielded VM, vTPM part only (as before).
+# A guest device but no configfs-tsm (kernel < 6.7, or configfs not mounted; the device's ioctl
+# is out of reach from sh), an entry that fails to give a report, or a TDX guest (the broker's
+# gcp verifier refuses TDX quotes in gotpm evidence): exit 1, JOIN_TEE_REPORT_UNAVAILABLE, never
+# a silent join without the report. ATTEST_GCP_TEE=none sends the vTPM part only, knowingly.
 #
 # Bootstrap paths (docs/join.md): --kubelet-config-out writes a KubeletConfiguration drop-in for
 # the kubelet's --config-dir, --kubeadm-config-out a kubeadm v1beta4 JoinConfiguration (file
@@ -94,7 +105,7 @@ while [ $# -gt 0 ]; do
     --disk-key-only) DISK_KEY_ONLY=1; shift ;;
     --gather-only) GATHER_ONLY=1; shift ;;
     --binding) GATHER_BINDING=${2:-}; shift 2 ;;
-    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,58p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
