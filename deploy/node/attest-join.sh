@@ -37,7 +37,8 @@
 # tool's path) and ATTEST_DMI_DIR (default /sys/class/dmi/id) point the gatherers elsewhere.
 #
 # GCP Confidential VM: ATTEST_TSM_REPORT_DIR (default /sys/kernel/config/tsm/report) is the
-# configfs-tsm report root, ATTEST_TEE_DEV_DIR (default /dev) where sev-guest / tdx_guest appear.
+# configfs-tsm report root, ATTEST_TEE_DEV_DIR (default /dev) where sev-guest / tdx_guest appear,
+# ATTEST_CPUINFO (default /proc/cpuinfo) the CPU family/model for the report's product hint.
 # No report entry can be made and no guest device: a Shielded VM, vTPM part only (as before).
 # A guest device but no configfs-tsm (kernel < 6.7, or configfs not mounted; the device's ioctl
 # is out of reach from sh), an entry that fails to give a report, or a TDX guest (the broker's
@@ -79,6 +80,7 @@ NITRO_TPM_ATTEST=${ATTEST_NITRO_TPM_ATTEST:-nitro-tpm-attest}
 DMI_DIR=${ATTEST_DMI_DIR:-/sys/class/dmi/id}
 TSM_REPORT_DIR=${ATTEST_TSM_REPORT_DIR:-/sys/kernel/config/tsm/report}
 TEE_DEV_DIR=${ATTEST_TEE_DEV_DIR:-/dev}
+CPUINFO=${ATTEST_CPUINFO:-/proc/cpuinfo}
 GCP_TEE=${ATTEST_GCP_TEE:-auto}
 TSM_ENTRY=
 NL='
@@ -105,7 +107,7 @@ while [ $# -gt 0 ]; do
     --disk-key-only) DISK_KEY_ONLY=1; shift ;;
     --gather-only) GATHER_ONLY=1; shift ;;
     --binding) GATHER_BINDING=${2:-}; shift 2 ;;
-    -h|--help) sed -n '2,58p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,59p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
@@ -593,6 +595,18 @@ gcp_tee() {
   : > "$WORK/snp.pb"
   pb_field 1 "$WORK/snp-report.pb" "$WORK/snp.pb"
   if [ -s "$WORK/snp-chain.pb" ]; then pb_field 2 "$WORK/snp-chain.pb" "$WORK/snp.pb"; fi
+  # 3 product (sevsnp.SevProduct name: 1 Milan, 2 Genoa, 3 Turin) from the CPU's family and
+  # model, as go-tpm-tools fills it from CPUID: an unsigned hint the broker checks against the
+  # report and the VCEK; it needs it only to fetch the VCEK for a version 2 report.
+  prod=$(awk -F: '
+    /^cpu family[ \t]*:[ \t]*[0-9]+[ \t]*$/ && f == "" { f = $2 + 0 }
+    /^model[ \t]*:[ \t]*[0-9]+[ \t]*$/ && m == "" { m = $2 + 0 }
+    END {
+      if (f == "" || m == "") exit
+      hi = int(m / 16)
+      if (f == 25 && hi == 0) print 1; else if (f == 25 && (hi == 1 || hi == 10)) print 2; else if (f == 26 && hi <= 1) print 3
+    }' "$CPUINFO" 2>/dev/null || :)
+  if [ -n "$prod" ]; then hex_to_file "1a02080$prod" "$WORK/snp-product.pb"; cat "$WORK/snp-product.pb" >> "$WORK/snp.pb"; fi
   SNP_PB=$WORK/snp.pb
 }
 

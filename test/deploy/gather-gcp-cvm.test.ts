@@ -54,7 +54,8 @@ interface Sent {
 
 const pb = protobuf.parse(`syntax = "proto3"; package attest;
 message Attestation { bytes ak_pub = 1; bytes ak_cert = 6; bytes sev_snp_attestation = 8; bytes tdx_attestation = 9; }
-message SevSnpAttestation { bytes report = 1; CertificateChain certificate_chain = 2; }
+message SevSnpAttestation { bytes report = 1; CertificateChain certificate_chain = 2; SevProduct product = 3; }
+message SevProduct { uint32 name = 1; }
 message CertificateChain { bytes vcek_cert = 1; bytes ask_cert = 2; bytes ark_cert = 3; bytes vlek_cert = 6; }`).root;
 const Attestation = pb.lookupType('attest.Attestation');
 const SevSnp = pb.lookupType('attest.SevSnpAttestation');
@@ -71,6 +72,13 @@ const scratch = mkdtempSync(join(tmpdir(), 'gcp-cvm-'));
 /** An empty directory: no /dev/sev-guest, no /dev/tdx_guest. */
 const noDevices = join(scratch, 'dev-none');
 mkdirSync(noDevices);
+/** /proc/cpuinfo stand-ins (the product hint; this test machine's own CPU must not matter). */
+const cpuinfo = (family: number, model: number): string => {
+  const p = join(scratch, `cpuinfo-${family}-${model}`);
+  writeFileSync(p, `processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: ${family}\nmodel\t\t: ${model}\nmodel name\t: AMD EPYC\n`);
+  return p;
+};
+const MILAN = cpuinfo(25, 1);
 
 beforeAll(async () => {
   tpm = await startSwtpm({ banks: 'sha1,sha256' });
@@ -93,12 +101,12 @@ afterAll(async () => {
 async function nodeOpts(binding: Uint8Array, o: Partial<GatherOptions>): Promise<GatherOptions> {
   const session = await openTpmSession(createToolRunner(tpm.env));
   sessions.push(session);
-  return { session, binding, fetch, eventLogPath: '', imdsBase: 'http://127.0.0.1:1', nitroTpmAttest: 'nitro-tpm-attest', teeDevDir: noDevices, log: () => undefined, ...o };
+  return { session, binding, fetch, eventLogPath: '', imdsBase: 'http://127.0.0.1:1', nitroTpmAttest: 'nitro-tpm-attest', teeDevDir: noDevices, cpuinfoPath: MILAN, log: () => undefined, ...o };
 }
 /** The shell client's evidence for `binding` (dash, `--gather-only`, no event log). */
 async function shellGather(binding: Uint8Array, env: NodeJS.ProcessEnv): Promise<Sent> {
   const { stdout } = await run('dash', [SCRIPT, '--gather-only', '--binding', Buffer.from(binding).toString('hex'), '--platform', 'gcp', '--no-event-log'], {
-    env: { ...tpm.env, ATTEST_TEE_DEV_DIR: noDevices, ...env },
+    env: { ...tpm.env, ATTEST_TEE_DEV_DIR: noDevices, ATTEST_CPUINFO: MILAN, ...env },
     encoding: 'utf8',
   });
   return JSON.parse(stdout) as Sent;
@@ -205,15 +213,41 @@ describe('gcp Confidential VM (SEV-SNP through configfs-tsm): shell and Node gat
     for (const ev of [sh, nd]) expect((await verifier(binding, { acceptNonceBoundTee: true }, trust3)(ev)).platform).toMatchObject({ tee: 'sev-snp' });
   });
 
-  it('no certificate table (auxblob absent): the report goes alone; the broker then needs AMD KDS (v3: product from CPUID, KDS_* with the network off) or cannot tell the product (v2: SNP_PRODUCT_UNKNOWN)', async () => {
-    for (const [version, want] of [
-      [3, /^KDS_/],
-      [2, /^SNP_PRODUCT_UNKNOWN$/],
+  it('the product hint (sevsnp.SevProduct from the CPU family/model, as go-tpm-tools sends it): the same from both; needed for a v2 report without certificates; a wrong one is refused', async () => {
+    const binding = randomBytes(32);
+    const [rootSh, rootNd] = [fresh('tsm-sh'), fresh('tsm-nd')];
+    await layOutTsmEntry(rootSh, binding, amd);
+    await layOutTsmEntry(rootNd, binding, amd);
+    const sh = (await shellGather(binding, { ATTEST_TSM_REPORT_DIR: rootSh })).evidence;
+    const nd = sent(await gatherGcp(await nodeOpts(binding, { tsmReportDir: rootNd }))).evidence;
+    for (const ev of [sh, nd]) expect((SevSnp.toObject(SevSnp.decode(field8(ev)!)) as { product?: { name: number } }).product).toEqual({ name: 1 });
+    // Turin's family (1Ah) and Genoa's models (1xh) give 3 and 2; an Intel CPU gives none.
+    for (const [file, want] of [
+      [cpuinfo(26, 2), { name: 3 }],
+      [cpuinfo(25, 17), { name: 2 }],
+      [cpuinfo(6, 143), undefined],
+    ] as const) {
+      const [r1, r2] = [fresh('tsm-sh'), fresh('tsm-nd')];
+      await layOutTsmEntry(r1, binding, amd);
+      await layOutTsmEntry(r2, binding, amd);
+      const a = (await shellGather(binding, { ATTEST_TSM_REPORT_DIR: r1, ATTEST_CPUINFO: file })).evidence;
+      const b = sent(await gatherGcp(await nodeOpts(binding, { tsmReportDir: r2, cpuinfoPath: file }))).evidence;
+      for (const ev of [a, b]) expect((SevSnp.toObject(SevSnp.decode(field8(ev)!)) as { product?: unknown }).product).toEqual(want);
+      // The hint disagrees with the (Milan) VCEK: refused, it cannot steer the chain.
+      if (want?.name === 3) expect(await codeOf(verifier(binding)(a))).toBe('SNP_PRODUCT_MISMATCH');
+    }
+  });
+
+  it('no certificate table (auxblob absent): the report goes alone and the broker needs AMD KDS (KDS_* with the network off); a v2 report with no product hint cannot be placed (SNP_PRODUCT_UNKNOWN)', async () => {
+    for (const [version, cpu, want] of [
+      [3, MILAN, /^KDS_/],
+      [2, MILAN, /^KDS_/],
+      [2, cpuinfo(6, 143), /^SNP_PRODUCT_UNKNOWN$/],
     ] as const) {
       const binding = randomBytes(32);
       const root = fresh('tsm');
       await layOutTsmEntry(root, binding, amd, { auxblob: false, version });
-      const ev = (await shellGather(binding, { ATTEST_TSM_REPORT_DIR: root })).evidence;
+      const ev = (await shellGather(binding, { ATTEST_TSM_REPORT_DIR: root, ATTEST_CPUINFO: cpu })).evidence;
       const m = SevSnp.toObject(SevSnp.decode(field8(ev)!), { defaults: false }) as { certificateChain?: unknown };
       expect(m.certificateChain).toBeUndefined();
       expect(await codeOf(verifier(binding)(ev))).toMatch(want);

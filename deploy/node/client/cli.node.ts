@@ -79,6 +79,7 @@ export function configureJoinCommand(cmd: Command): Command {
           ...(flags.eventLog === false ? { eventLogPath: '' } : flags.eventLog ? { eventLogPath: flags.eventLog } : {}),
           ...(env.ATTEST_TSM_REPORT_DIR ? { tsmReportDir: env.ATTEST_TSM_REPORT_DIR } : {}),
           ...(env.ATTEST_TEE_DEV_DIR ? { teeDevDir: env.ATTEST_TEE_DEV_DIR } : {}),
+          ...(env.ATTEST_CPUINFO ? { cpuinfoPath: env.ATTEST_CPUINFO } : {}),
           gcpTee,
         });
         process.stdout.write(JSON.stringify({ ok: true, ...r }) + '\n');

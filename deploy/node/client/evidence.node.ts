@@ -24,7 +24,7 @@ import { ByteReader } from '../../../providers/common/bytes.js';
 import { toBase64, toBase64Url, toHex } from '../../../providers/common/encoding.js';
 import { JoinCodes, joinError } from './codes.js';
 import { encodeAttestation, encodeSevSnpAttestation, type GotpmQuote } from './protobuf.js';
-import { DEFAULT_TEE_DEV_DIR, DEFAULT_TSM_REPORT_DIR, parseCertTable, readTsmReport, snpReportFields } from './tsm.node.js';
+import { DEFAULT_CPUINFO, DEFAULT_TEE_DEV_DIR, DEFAULT_TSM_REPORT_DIR, parseCertTable, readTsmReport, snpProductFromCpuinfo, snpReportFields } from './tsm.node.js';
 import { ALL_PCRS, allocatedBanks, createEkAndAk, hexHandle, nvIndices, nvReadIfPresent, quote, type PcrBank, type TpmSession } from './tpm.node.js';
 
 /** The `--platform` values (each gatherer's; test/broker/descriptor.test.ts keeps them equal to the descriptors' `client`). */
@@ -68,6 +68,8 @@ export interface GatherOptions {
   tsmReportDir?: string;
   /** GCP: where the kernel's TEE guest devices appear (default /dev; tests point it elsewhere). */
   teeDevDir?: string;
+  /** GCP: the CPU's family and model for the SEV-SNP product hint (ATTEST_CPUINFO; default /proc/cpuinfo). */
+  cpuinfoPath?: string;
   /** GCP: `none` sends the vTPM attestation only, even on a Confidential VM (ATTEST_GCP_TEE). */
   gcpTee?: 'auto' | 'none';
   log: (msg: string) => void;
@@ -312,7 +314,10 @@ export async function gatherGcp(o: GatherOptions): Promise<Gathered> {
     o.log('ATTEST_GCP_TEE=none: sending the vTPM attestation only, without any TEE report');
   } else {
     const tsm = await readTsmReport({ reportDir: o.tsmReportDir ?? DEFAULT_TSM_REPORT_DIR, devDir: o.teeDevDir ?? DEFAULT_TEE_DEV_DIR, binding: o.binding, log: o.log });
-    if (tsm) sevSnpAttestation = encodeSevSnpAttestation(snpReportFields(tsm.outblob), parseCertTable(tsm.auxblob));
+    if (tsm) {
+      const product = await snpProductFromCpuinfo(o.cpuinfoPath ?? DEFAULT_CPUINFO);
+      sevSnpAttestation = encodeSevSnpAttestation(snpReportFields(tsm.outblob), parseCertTable(tsm.auxblob), product);
+    }
   }
   let template = await nvReadIfPresent(s, NV.GCE_AK_TEMPLATE_ECC);
   let certIdx: number = NV.GCE_AK_CERT_ECC;

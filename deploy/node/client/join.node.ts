@@ -77,6 +77,7 @@ export interface JoinOptions {
   /** GCP Confidential VM: configfs-tsm root, guest-device directory, `none` to send no TEE report. */
   tsmReportDir?: string;
   teeDevDir?: string;
+  cpuinfoPath?: string;
   gcpTee?: 'auto' | 'none';
   dmiDir?: string;
   backoff?: BackoffOptions;
@@ -310,6 +311,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         nitroTpmAttest: o.nitroTpmAttest ?? 'nitro-tpm-attest',
         ...(o.tsmReportDir ? { tsmReportDir: o.tsmReportDir } : {}),
         ...(o.teeDevDir ? { teeDevDir: o.teeDevDir } : {}),
+        ...(o.cpuinfoPath ? { cpuinfoPath: o.cpuinfoPath } : {}),
         ...(o.gcpTee ? { gcpTee: o.gcpTee } : {}),
         ...(recipient ? { recipientSpki: recipient.spki } : {}),
         log,

@@ -124,10 +124,13 @@ export interface SnpCertificates {
  * go-sev-guest `sevsnp.Attestation` (proto/sevsnp.proto; the broker's providers/gcp/sevsnp.ts
  * holds the field table): 1 report (sevsnp.Report, fields in ascending number, integers omitted
  * when zero, byte strings always written since they are fixed-size), 2 certificate_chain
- * (1 vcek_cert, 2 ask_cert, 3 ark_cert, 6 vlek_cert) when the table had any. No 3 product:
- * go-tpm-tools takes it from the host's CPUID, the broker from the report and the VCEK.
+ * (1 vcek_cert, 2 ask_cert, 3 ark_cert, 6 vlek_cert) when the table had any, 3 product
+ * (sevsnp.SevProduct: 1 name, 1 Milan 2 Genoa 3 Turin) when the CPU's family and model name one —
+ * as go-tpm-tools fills it from CPUID. An unsigned hint: the broker needs it only to fetch the
+ * VCEK for a version 2 report sent without certificates, and refuses it when it disagrees with
+ * the report or the VCEK (SNP_PRODUCT_MISMATCH).
  */
-export function encodeSevSnpAttestation(report: SnpReportFields, certs: SnpCertificates): Uint8Array {
+export function encodeSevSnpAttestation(report: SnpReportFields, certs: SnpCertificates, product?: 1 | 2 | 3): Uint8Array {
   const r = new ProtoWriter();
   for (const f of [...report.fields.keys()].sort((x, y) => x - y)) {
     const v = report.fields.get(f)!;
@@ -137,5 +140,6 @@ export function encodeSevSnpAttestation(report: SnpReportFields, certs: SnpCerti
   const w = new ProtoWriter().message(1, r);
   const chain = new ProtoWriter().bytes(1, certs.vcek).bytes(2, certs.ask).bytes(3, certs.ark).bytes(6, certs.vlek);
   if (certs.vcek || certs.ask || certs.ark || certs.vlek) w.message(2, chain);
+  if (product) w.message(3, new ProtoWriter().uint(1, product));
   return w.finish();
 }

@@ -27,12 +27,14 @@ import { mkdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ByteReader } from '../../../providers/common/bytes.js';
 import { SNP_LAYOUT, type SnpField } from '../../../providers/amd-sev-snp/layout.js';
+import { productFromCpuid } from '../../../providers/amd-sev-snp/parse.js';
 import { toHex } from '../../../providers/common/encoding.js';
 import { JoinCodes, joinError } from './codes.js';
 import type { SnpCertificates, SnpReportFields } from './protobuf.js';
 
 export const DEFAULT_TSM_REPORT_DIR = '/sys/kernel/config/tsm/report';
 export const DEFAULT_TEE_DEV_DIR = '/dev';
+export const DEFAULT_CPUINFO = '/proc/cpuinfo';
 /** The kernel's TEE guest devices (drivers/virt/coco): present on a Confidential VM. */
 const GUEST_DEVICES = ['sev-guest', 'tdx_guest'] as const;
 /** ATTESTATION_REPORT size (SEV-SNP Firmware ABI, "ATTESTATION_REPORT Structure"). */
@@ -214,4 +216,18 @@ export function parseCertTable(aux: Uint8Array): SnpCertificates {
     throw unavailable(`the certificate table in auxblob is malformed: ${(e as Error).message}`, e);
   }
   return out;
+}
+
+/**
+ * sevsnp.SevProduct name (1 Milan, 2 Genoa, 3 Turin) from the first `cpu family` and `model`
+ * lines of /proc/cpuinfo (decimal), with the broker's own family/model table; undefined when
+ * the file is unreadable or names no SEV-SNP product.
+ */
+export async function snpProductFromCpuinfo(path: string): Promise<1 | 2 | 3 | undefined> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  const family = /^cpu family\s*:\s*([0-9]{1,3})\s*$/m.exec(text)?.[1];
+  const model = /^model\s*:\s*([0-9]{1,3})\s*$/m.exec(text)?.[1];
+  if (family === undefined || model === undefined) return undefined;
+  const p = productFromCpuid({ family: Number(family), model: Number(model), stepping: 0 });
+  return p === 'Milan' ? 1 : p === 'Genoa' ? 2 : p === 'Turin' ? 3 : undefined;
 }
