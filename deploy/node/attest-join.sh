@@ -8,7 +8,10 @@
 #            `az-tdx-vtpm`  quote by the vTPM AK 0x81000003, VCEK from IMDS THIM (SEV-SNP) or
 #                           the TD quote from IMDS /acc/tdquote (TDX, when the HCL report says so)
 #   gcp      `gotpm`        AK made from GCE's NV template, its certificate from NV, a quote per
-#                           PCR bank, event log: the attest.Attestation protobuf
+#                           PCR bank, event log: the attest.Attestation protobuf; on a SEV-SNP
+#                           Confidential VM also the report (sev_snp_attestation, REPORT_DATA =
+#                           binding ‖ zeros) and the host's certificate table, read through
+#                           configfs-tsm (Linux >= 6.7, configfs mounted at /sys/kernel/config)
 #   aws      `nitrotpm`     `nitro-tpm-attest --nonce FILE` (aws-nitro-tpm-tools)
 # The same bytes as the TypeScript client's gatherers (deploy/node/client/evidence.node.ts).
 #
@@ -32,6 +35,15 @@
 # ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT, ATTEST_PLATFORM;
 # ATTEST_IMDS (Azure IMDS base, default http://169.254.169.254), ATTEST_NITRO_TPM_ATTEST (the
 # tool's path) and ATTEST_DMI_DIR (default /sys/class/dmi/id) point the gatherers elsewhere.
+#
+# GCP Confidential VM: ATTEST_TSM_REPORT_DIR (default /sys/kernel/config/tsm/report) is the
+# configfs-tsm report root, ATTEST_TEE_DEV_DIR (default /dev) where sev-guest / tdx_guest appear,
+# ATTEST_CPUINFO (default /proc/cpuinfo) the CPU family/model for the report's product hint.
+# No report entry can be made and no guest device: a Shielded VM, vTPM part only (as before).
+# A guest device but no configfs-tsm (kernel < 6.7, or configfs not mounted; the device's ioctl
+# is out of reach from sh), an entry that fails to give a report, or a TDX guest (the broker's
+# gcp verifier refuses TDX quotes in gotpm evidence): exit 1, JOIN_TEE_REPORT_UNAVAILABLE, never
+# a silent join without the report. ATTEST_GCP_TEE=none sends the vTPM part only, knowingly.
 #
 # Bootstrap paths (docs/join.md): --kubelet-config-out writes a KubeletConfiguration drop-in for
 # the kubelet's --config-dir, --kubeadm-config-out a kubeadm v1beta4 JoinConfiguration (file
@@ -66,6 +78,11 @@ GATHER_BINDING=
 IMDS=${ATTEST_IMDS:-http://169.254.169.254}
 NITRO_TPM_ATTEST=${ATTEST_NITRO_TPM_ATTEST:-nitro-tpm-attest}
 DMI_DIR=${ATTEST_DMI_DIR:-/sys/class/dmi/id}
+TSM_REPORT_DIR=${ATTEST_TSM_REPORT_DIR:-/sys/kernel/config/tsm/report}
+TEE_DEV_DIR=${ATTEST_TEE_DEV_DIR:-/dev}
+CPUINFO=${ATTEST_CPUINFO:-/proc/cpuinfo}
+GCP_TEE=${ATTEST_GCP_TEE:-auto}
+TSM_ENTRY=
 NL='
 '
 
@@ -90,7 +107,7 @@ while [ $# -gt 0 ]; do
     --disk-key-only) DISK_KEY_ONLY=1; shift ;;
     --gather-only) GATHER_ONLY=1; shift ;;
     --binding) GATHER_BINDING=${2:-}; shift 2 ;;
-    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,59p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
@@ -100,6 +117,7 @@ case $PLATFORM in
   *) die 2 "--platform must be auto, generic, azure, gcp or aws" ;;
 esac
 case $IMDS in http://*|https://*) IMDS=${IMDS%/} ;; *) die 2 "ATTEST_IMDS must be an http(s):// URL" ;; esac
+case $GCP_TEE in auto|none) ;; *) die 2 "ATTEST_GCP_TEE must be auto or none" ;; esac
 if [ -n "$GATHER_ONLY" ]; then
   printf '%s' "$GATHER_BINDING" | grep -Eq '^[0-9a-f]{64}$' || die 2 "--gather-only needs --binding <64 lower-case hex digits>"
 else
@@ -167,7 +185,7 @@ case $PLATFORM in generic) PROVIDER=tpm ;; *) PROVIDER=$PLATFORM ;; esac
 START=$(date +%s)
 END=$((START + DEADLINE))
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/attest-join.XXXXXX")
-trap 'tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; rm -rf "$WORK"' EXIT INT TERM
+trap 'tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; if [ -n "$TSM_ENTRY" ]; then rmdir "$TSM_ENTRY" 2>/dev/null || :; fi; rm -rf "$WORK"' EXIT INT TERM
 
 remaining() { echo $((END - $(date +%s))); }
 
@@ -456,7 +474,145 @@ gce_ak() {
   fi
 }
 
+# --- gcp Confidential VM: the SEV-SNP report through configfs-tsm (Linux >= 6.7) ---------------
+# The TypeScript client's tsm.node.ts, step for step: an entry per challenge under
+# $TSM_REPORT_DIR (named from the binding; one that already exists is used), REPORT_DATA =
+# binding ‖ zeros written to inblob (what go-tpm-tools asks for and the broker's gcp verifier
+# checks), the report from outblob, the host's certificate table from auxblob, `generation`
+# unchanged across the reads, the entry removed. No entry possible: with /dev/sev-guest or
+# /dev/tdx_guest present that is a Confidential VM whose report this client cannot read
+# (kernel < 6.7 or configfs not mounted; the device's ioctl is out of reach from sh) and it
+# fails; without, a Shielded VM. Sets SNP_PB to the sevsnp.Attestation file, or leaves it empty.
+TEE_FIX='set ATTEST_GCP_TEE=none to join knowingly with the vTPM attestation only (the broker then sees a Shielded VM)'
+tee_fail() { die 1 "JOIN_TEE_REPORT_UNAVAILABLE: $*; $TEE_FIX"; }
+# snp_report_hex REPORT: sevsnp.Report (go-sev-guest proto, fields ascending; the broker's
+# providers/gcp/sevsnp.ts) as hex, from the 1184-byte ATTESTATION_REPORT; "reserved" when bytes
+# the proto cannot carry are set. Integers become varints through bit strings (awk's numbers
+# cannot hold 64 bits); zero integers are omitted, byte strings always written.
+snp_report_hex() {
+  hex_file "$1" | awk '
+    function vhex(n,   s, b) { s = ""; do { b = n % 128; n = int(n / 128); if (n > 0) b += 128; s = s sprintf("%02x", b) } while (n > 0); return s }
+    function byte(o) { return (index(D, substr(h, 2 * o + 1, 1)) - 1) * 16 + index(D, substr(h, 2 * o + 2, 1)) - 1 }
+    function le(o, n,   i, k, v, bits, out, chunk) {
+      bits = ""
+      for (i = n - 1; i >= 0; i--) { v = byte(o + i); for (k = 7; k >= 0; k--) bits = bits (int(v / 2 ^ k) % 2) }
+      sub(/^0+/, "", bits); out = ""
+      while (length(bits) > 0) {
+        if (length(bits) > 7) { chunk = substr(bits, length(bits) - 6); bits = substr(bits, 1, length(bits) - 7) } else { chunk = bits; bits = "" }
+        v = 0; for (k = 1; k <= length(chunk); k++) v = v * 2 + substr(chunk, k, 1)
+        if (length(bits) > 0) v += 128
+        out = out sprintf("%02x", v)
+      }
+      return out
+    }
+    function i(f, o, n,   v) { v = le(o, n); if (v != "") printf "%s%s", vhex(f * 8), v }
+    function b(f, o, n) { printf "%s%s%s", vhex(f * 8 + 2), vhex(n), substr(h, 2 * o + 1, 2 * n) }
+    function zero(o, n) { return substr(h, 2 * o + 1, 2 * n) ~ /^0*$/ }
+    {
+      D = "0123456789abcdef"; h = $0
+      if (length(h) != 2368 || !zero(76, 4) || !zero(395, 21) || !zero(491, 1) || !zero(495, 1) || !zero(520, 152)) { print "reserved"; exit }
+      version = byte(0) + byte(1) * 256 + byte(2) * 65536 + byte(3) * 16777216
+      eax = 0
+      if (version >= 3) {
+        fam = byte(392); model = byte(393); step = byte(394)
+        if (step > 15) { print "reserved"; exit }
+        if (fam >= 15) { ext = fam - 15; base = 15 } else { ext = 0; base = fam }
+        eax = ext * 1048576 + int(model / 16) * 65536 + base * 256 + (model % 16) * 16 + step
+      } else if (!zero(392, 3)) { print "reserved"; exit }
+      i(1, 0, 4); i(2, 4, 4); i(3, 8, 8); b(4, 16, 16); b(5, 32, 16); i(6, 48, 4); i(7, 52, 4); i(8, 56, 8)
+      i(9, 64, 8); i(10, 72, 4); b(11, 80, 64); b(12, 144, 48); b(13, 192, 32); b(14, 224, 48); b(15, 272, 48)
+      b(16, 320, 32); b(17, 352, 32); i(18, 384, 8); b(19, 416, 64); i(20, 480, 8); i(21, 488, 1); i(22, 489, 1)
+      i(23, 490, 1); i(24, 492, 1); i(25, 493, 1); i(26, 494, 1); i(27, 496, 8); b(28, 672, 512)
+      if (eax > 0) printf "%s%s", vhex(29 * 8), vhex(eax)
+      i(30, 504, 8); i(31, 512, 8)
+      print ""
+    }'
+}
+gcp_tee() {
+  SNP_PB=
+  if [ "$GCP_TEE" = none ]; then log "ATTEST_GCP_TEE=none: sending the vTPM attestation only, without any TEE report"; return 0; fi
+  entry="$TSM_REPORT_DIR/attest-join-$(printf '%s' "$BINDING" | cut -c 1-16)"
+  if ! mkdir "$entry" 2>"$WORK/mkdir.err" && [ ! -d "$entry" ]; then
+    for d in sev-guest tdx_guest; do
+      if [ -e "$TEE_DEV_DIR/$d" ]; then
+        tee_fail "$TEE_DEV_DIR/$d exists (a Confidential VM) but no configfs-tsm report entry can be made under $TSM_REPORT_DIR ($(head -c 200 "$WORK/mkdir.err" | tr '\n' ' ')): the report is read through configfs-tsm, which needs Linux >= 6.7 with configfs mounted (mount -t configfs none /sys/kernel/config)"
+      fi
+    done
+    log "no configfs-tsm report entry under $TSM_REPORT_DIR and no TEE guest device: a Shielded VM, sending the vTPM attestation only"
+    return 0
+  fi
+  TSM_ENTRY=$entry
+  provider=$(head -n1 "$entry/provider" 2>/dev/null) || tee_fail "cannot read the TSM provider $entry/provider"
+  case $provider in
+    sev_guest) ;;
+    tdx_guest) tee_fail "this is an Intel TDX Confidential VM: the broker's gcp verifier cannot verify a TDX quote in gotpm evidence yet and refuses it (TEE_REPORT_UNSUPPORTED)" ;;
+    *) tee_fail "unknown TSM provider '$provider' in $entry" ;;
+  esac
+  [ ${#BINDING} -le 128 ] || tee_fail "the binding is longer than REPORT_DATA (64 bytes)"
+  hex_to_file "$(printf '%s' "$BINDING" | awk '{ s = $0; while (length(s) < 128) s = s "0"; print s }')" "$WORK/inblob"
+  cat "$WORK/inblob" 2>/dev/null > "$entry/inblob" || tee_fail "cannot write $entry/inblob"
+  gen1=$(cat "$entry/generation" 2>/dev/null) || tee_fail "cannot read $entry/generation"
+  cat "$entry/outblob" 2>/dev/null > "$WORK/report.bin" || tee_fail "cannot read the TEE report $entry/outblob"
+  n=$(wc -c < "$WORK/report.bin" | tr -d ' ')
+  [ "$n" -eq 1184 ] || tee_fail "the SEV-SNP report $entry/outblob is $n bytes, not 1184"
+  : > "$WORK/aux.bin"
+  if [ -e "$entry/auxblob" ]; then cat "$entry/auxblob" 2>/dev/null > "$WORK/aux.bin" || tee_fail "cannot read the certificate table $entry/auxblob"; fi
+  gen2=$(cat "$entry/generation" 2>/dev/null) || tee_fail "cannot read $entry/generation"
+  [ "$gen1" = "$gen2" ] || tee_fail "$entry was written by someone else while the report was read (generation $gen1 -> $gen2); try again"
+  rmdir "$entry" 2>/dev/null || log "could not remove $entry"
+  TSM_ENTRY=
+  rhex=$(snp_report_hex "$WORK/report.bin")
+  case $rhex in reserved|'') tee_fail "the SEV-SNP report cannot be carried in sevsnp.Report (reserved bytes set, or CPUID stepping over 15)" ;; esac
+  hex_to_file "$rhex" "$WORK/snp-report.pb"
+  # The certificate table: GUID (16) | offset u32 LE | length u32 LE entries, an all-zero entry
+  # last; VCEK, ASK, ARK, VLEK kept (sevsnp.CertificateChain 1, 2, 3, 6), other GUIDs skipped.
+  n=$(wc -c < "$WORK/aux.bin" | tr -d ' ')
+  [ "$n" -le 131072 ] || tee_fail "the certificate table $entry/auxblob is $n bytes, over 131072"
+  rm -f "$WORK"/snp-cert-*.der
+  k=0
+  while [ "$n" -gt 0 ]; do
+    [ "$k" -le 16 ] || tee_fail "the certificate table in auxblob is malformed: more than 16 entries"
+    o=$((k * 24))
+    [ $((o + 24)) -le "$n" ] || tee_fail "the certificate table in auxblob is malformed: truncated at entry $k"
+    guid=$(od -An -v -j "$o" -N16 -tx1 "$WORK/aux.bin" | tr -d ' \n')
+    off=$(le32 "$WORK/aux.bin" $((o + 16))); len=$(le32 "$WORK/aux.bin" $((o + 20)))
+    if [ "$guid" = 00000000000000000000000000000000 ] && [ "$off" -eq 0 ] && [ "$len" -eq 0 ]; then break; fi
+    case $guid in
+      63da758de6644564adc5f4b93be8accd) f=1 ;; 4ab7b379bbac4fe4a02f05aef327c782) f=2 ;;
+      c0b406a4a803495297433fb6014cd0ae) f=3 ;; a8074bc2a25a483eaae639c045a0b8a1) f=6 ;; *) f= ;;
+    esac
+    if [ -n "$f" ] && [ "$len" -gt 0 ]; then
+      [ "$len" -le 16384 ] || tee_fail "the certificate table in auxblob is malformed: a certificate of $len bytes, over 16384"
+      [ $((off + len)) -le "$n" ] || tee_fail "the certificate table in auxblob is malformed: a certificate past its end"
+      slice "$WORK/aux.bin" "$off" "$len" "$WORK/snp-cert-$f.der"
+    fi
+    k=$((k + 1))
+  done
+  : > "$WORK/snp-chain.pb"
+  for f in 1 2 3 6; do
+    if [ -f "$WORK/snp-cert-$f.der" ]; then pb_field "$f" "$WORK/snp-cert-$f.der" "$WORK/snp-chain.pb"; fi
+  done
+  : > "$WORK/snp.pb"
+  pb_field 1 "$WORK/snp-report.pb" "$WORK/snp.pb"
+  if [ -s "$WORK/snp-chain.pb" ]; then pb_field 2 "$WORK/snp-chain.pb" "$WORK/snp.pb"; fi
+  # 3 product (sevsnp.SevProduct name: 1 Milan, 2 Genoa, 3 Turin) from the CPU's family and
+  # model, as go-tpm-tools fills it from CPUID: an unsigned hint the broker checks against the
+  # report and the VCEK; it needs it only to fetch the VCEK for a version 2 report.
+  prod=$(awk -F: '
+    /^cpu family[ \t]*:[ \t]*[0-9]+[ \t]*$/ && f == "" { f = $2 + 0 }
+    /^model[ \t]*:[ \t]*[0-9]+[ \t]*$/ && m == "" { m = $2 + 0 }
+    END {
+      if (f == "" || m == "") exit
+      hi = int(m / 16)
+      if (f == 25 && hi == 0) print 1; else if (f == 25 && (hi == 1 || hi == 10)) print 2; else if (f == 26 && hi <= 1) print 3
+    }' "$CPUINFO" 2>/dev/null || :)
+  if [ -n "$prod" ]; then hex_to_file "1a02080$prod" "$WORK/snp-product.pb"; cat "$WORK/snp-product.pb" >> "$WORK/snp.pb"; fi
+  SNP_PB=$WORK/snp.pb
+}
+
 gather_gcp() {
+  # A Confidential VM's report first: one that cannot be had fails before any TPM work.
+  gcp_tee
   # GCE's AK template and certificate: ECC (0x01c10003 / 0x01c10002) first, else RSA
   # (0x01c10001 / 0x01c10000).
   TEMPLATE=$WORK/gce-ak.template
@@ -494,6 +650,8 @@ gather_gcp() {
     fi
     pb_field 6 "$WORK/akcert.der" "$WORK/att.pb"
   fi
+  # oneof tee_attestation: 8 sev_snp_attestation (go-sev-guest sevsnp.Attestation).
+  if [ -n "$SNP_PB" ]; then pb_field 8 "$SNP_PB" "$WORK/att.pb"; fi
   FORMAT=gotpm
   printf '{"attestation":"%s"}' "$(openssl base64 -A -in "$WORK/att.pb")" > "$WORK/evidence.json"
 }

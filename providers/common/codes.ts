@@ -163,6 +163,7 @@ export const CODE_KINDS = {
   JOIN_REJECTED: 'rejected',
   JOIN_RELEASE_INVALID: 'rejected',
   JOIN_RELEASE_NOT_SEALED: 'rejected',
+  JOIN_TEE_REPORT_UNAVAILABLE: 'rejected',
   JOIN_TLS_PIN_MISMATCH: 'rejected',
   JOIN_TLS_VERIFY_FAILED: 'rejected',
   JOIN_TPM_TOOL_FAILED: 'rejected',

@@ -46,6 +46,10 @@ describe('bundled client (dist/attest-join.mjs)', () => {
     const r = await runBundle(['--broker', 'https://127.0.0.1:1', '--ca-pin', 'nope', '--cluster', 'c', '--platform', 'generic']);
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout.trim())).toMatchObject({ ok: false, code: 'JOIN_USAGE' });
+    // ATTEST_GCP_TEE takes auto or none only (as the shell client): checked before any network.
+    const t = await runBundle(['--broker', 'https://127.0.0.1:1', '--ca-pin', `sha256:${'0'.repeat(64)}`, '--cluster', 'c', '--platform', 'gcp'], { ...process.env, ATTEST_GCP_TEE: 'maybe' });
+    expect(t.code).toBe(2);
+    expect(JSON.parse(t.stdout.trim())).toMatchObject({ ok: false, code: 'JOIN_USAGE' });
   });
 
   describe('end to end with swtpm', () => {

@@ -14,10 +14,16 @@
  * - Azure TDX: an HCL report made from a real one (trustee/az-tdx-vtpm/hcl-report.bin) with the
  *   real TDREPORT and this swtpm's AK in the runtime data (Intel's quoting enclave is not
  *   simulated; see the test for what that leaves).
+ * - GCE Confidential VM (SEV-SNP): a directory laid out like one configfs-tsm report entry
+ *   (`layOutTsmEntry`). A plain directory cannot react to the `inblob` write the way the
+ *   kernel does, so the entry is laid out in advance for the binding the test will use: its
+ *   `outblob` is the real Milan report of trustee/az-snp-vtpm/hcl-report.bin with REPORT_DATA
+ *   set and re-signed by the stand-in VCEK (as for Azure), `auxblob` the certificate table
+ *   holding the stand-in VCEK, ASK and ARK.
  */
 import { createHash, createPublicKey, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SNP_LAYOUT } from '../../providers/amd-sev-snp/layout.js';
@@ -245,4 +251,72 @@ export async function layOutAzureSnp(tpm: Swtpm): Promise<StandInAmd & { hcl: Bu
   nvDefineWrite(tpm, 0x01400001, hcl);
   const vc = (JSON.parse(runtime.toString('utf8')) as { 'vm-configuration': { vmUniqueId: string } })['vm-configuration'];
   return { ...amd, hcl, vmUniqueId: vc.vmUniqueId };
+}
+
+/** Certificate table GUIDs (GHCB specification, SNP extended guest request), RFC 4122 byte order. */
+export const SNP_CERT_GUIDS = {
+  vcek: '63da758d-e664-4564-adc5-f4b93be8accd',
+  ask: '4ab7b379-bbac-4fe4-a02f-05aef327c782',
+  ark: 'c0b406a4-a803-4952-9743-3fb6014cd0ae',
+} as const;
+
+/** An SNP extended-report certificate table: 24-byte entries, an all-zero one, then the DER blobs. */
+export function certTable(certs: ReadonlyArray<readonly [guid: string, der: Uint8Array]>): Buffer {
+  const head = Buffer.alloc(24 * (certs.length + 1));
+  let off = head.length;
+  certs.forEach(([guid, der], i) => {
+    Buffer.from(guid.replace(/-/g, ''), 'hex').copy(head, i * 24);
+    head.writeUInt32LE(off, i * 24 + 16);
+    head.writeUInt32LE(der.length, i * 24 + 20);
+    off += der.length;
+  });
+  return Buffer.concat([head, ...certs.map(([, d]) => Buffer.from(d))]);
+}
+
+const pemDer = (pem: string): Buffer[] => [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+
+/**
+ * A real Milan SNP report (1184 bytes) with REPORT_DATA = `reportData` ‖ zeros, re-signed by
+ * `amd`: version 2 from trustee/az-snp-vtpm/hcl-report.bin, or version 3 (CPUID family/model
+ * bytes set) from the HCL report in trustee/az-snp-vtpm/evidence-v1.json (the same chip).
+ */
+export async function standInSnpReport(amd: StandInAmd, reportData: Uint8Array, version: 2 | 3 = 2): Promise<Buffer> {
+  const hcl =
+    version === 2
+      ? readVector('trustee/az-snp-vtpm/hcl-report.bin')
+      : Buffer.from((JSON.parse(readVectorText('trustee/az-snp-vtpm/evidence-v1.json')) as { hcl_report: string }).hcl_report, 'base64url');
+  const report = Buffer.from(hcl.subarray(HCL.slot, HCL.slot + 1184));
+  if (report.readUInt32LE(0) !== version) throw new Error(`expected a version ${version} report`);
+  const rd = SNP_LAYOUT.REPORT_DATA;
+  report.fill(0, rd.off, rd.off + rd.len);
+  Buffer.from(reportData).copy(report, rd.off);
+  await amd.sign(report);
+  return report;
+}
+
+/**
+ * One configfs-tsm report entry under `root`, laid out in advance as the kernel's sev_guest
+ * provider would answer an `inblob` of `reportData` ‖ zeros (the entry name is the join
+ * clients': `attest-join-` + the binding's first 8 bytes in hex). `inblob` starts empty: the
+ * client under test writes it, and the test reads back what it wrote.
+ */
+export async function layOutTsmEntry(
+  root: string,
+  binding: Uint8Array,
+  amd: StandInAmd,
+  o: { reportData?: Uint8Array; outblob?: boolean; auxblob?: boolean; provider?: string; version?: 2 | 3 } = {},
+): Promise<{ entry: string; report: Buffer }> {
+  const entry = join(root, `attest-join-${Buffer.from(binding.subarray(0, 8)).toString('hex')}`);
+  mkdirSync(entry, { recursive: true });
+  const report = await standInSnpReport(amd, o.reportData ?? binding, o.version);
+  writeFileSync(join(entry, 'provider'), (o.provider ?? 'sev_guest') + '\n');
+  writeFileSync(join(entry, 'generation'), '1\n');
+  writeFileSync(join(entry, 'inblob'), '');
+  if (o.outblob !== false) writeFileSync(join(entry, 'outblob'), report);
+  if (o.auxblob !== false) {
+    const [ask, ark] = pemDer(amd.chainPem);
+    const [vcek] = pemDer(amd.vcekPem);
+    writeFileSync(join(entry, 'auxblob'), certTable([[SNP_CERT_GUIDS.vcek, vcek!], [SNP_CERT_GUIDS.ask, ask!], [SNP_CERT_GUIDS.ark, ark!]]));
+  }
+  return { entry, report };
 }

@@ -7,7 +7,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AttestError } from '../../../providers/common/errors.js';
-import { exitStatusFor } from './codes.js';
+import { exitStatusFor, JoinCodes, joinError } from './codes.js';
 import { join } from './join.node.js';
 import { parseDuration } from './retry.js';
 import { PLATFORMS, type Platform } from './evidence.node.js';
@@ -60,6 +60,9 @@ export function configureJoinCommand(cmd: Command): Command {
     .option('--no-event-log', 'send no event log')
     .action(async (flags: Flags) => {
       try {
+        const env = process.env;
+        const gcpTee = env.ATTEST_GCP_TEE || 'auto';
+        if (gcpTee !== 'auto' && gcpTee !== 'none') throw joinError(JoinCodes.USAGE, 'ATTEST_GCP_TEE must be auto or none');
         const r = await join({
           broker: flags.broker,
           caPin: flags.caPin,
@@ -74,6 +77,10 @@ export function configureJoinCommand(cmd: Command): Command {
           ...(flags.kubeadmConfigOut ? { kubeadmConfigOut: flags.kubeadmConfigOut } : {}),
           ...(flags.nodeNameOut ? { nodeNameOut: flags.nodeNameOut } : {}),
           ...(flags.eventLog === false ? { eventLogPath: '' } : flags.eventLog ? { eventLogPath: flags.eventLog } : {}),
+          ...(env.ATTEST_TSM_REPORT_DIR ? { tsmReportDir: env.ATTEST_TSM_REPORT_DIR } : {}),
+          ...(env.ATTEST_TEE_DEV_DIR ? { teeDevDir: env.ATTEST_TEE_DEV_DIR } : {}),
+          ...(env.ATTEST_CPUINFO ? { cpuinfoPath: env.ATTEST_CPUINFO } : {}),
+          gcpTee,
         });
         process.stdout.write(JSON.stringify({ ok: true, ...r }) + '\n');
       } catch (e) {

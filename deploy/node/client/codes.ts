@@ -37,6 +37,13 @@ export const JoinCodes = {
   TPM_TOOL_FAILED: 'JOIN_TPM_TOOL_FAILED',
   /** A platform source the chosen platform requires is absent (NV index, IMDS, device). */
   EVIDENCE_UNAVAILABLE: 'JOIN_EVIDENCE_UNAVAILABLE',
+  /**
+   * A Confidential VM whose TEE report (SEV-SNP / TDX) cannot be gathered or sent: configfs-tsm
+   * missing or failing while the kernel's guest device exists, an unreadable or malformed
+   * report, a race on the report entry, or a TEE the broker cannot verify in this format. The
+   * report is never silently left out; `ATTEST_GCP_TEE=none` joins knowingly without it.
+   */
+  TEE_REPORT_UNAVAILABLE: 'JOIN_TEE_REPORT_UNAVAILABLE',
   /** The release could not be opened or is malformed (wrong key, algorithm, shape). */
   RELEASE_INVALID: 'JOIN_RELEASE_INVALID',
   /** The broker sent an unsealed release although the client sent an ephemeral key. */

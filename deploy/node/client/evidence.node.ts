@@ -9,7 +9,7 @@
  * | generic | `tpm` | TPMS_ATTEST.extraData (`tpm2_quote -q`) | EK (+ cert NV 0x01c00002 / 0x01c0000a), fresh AK, PCRs, event log |
  * | azure | `az-snp-vtpm` | quote extraData; HCL user-data (NV 0x01400002) where writable | AK 0x81000003, HCL report NV 0x01400001 (SEV-SNP), VCEK from IMDS THIM |
  * | azure | `az-tdx-vtpm` | the same | the same, HCL report holding a TDREPORT; TD quote from IMDS `POST /acc/tdquote` |
- * | gcp | `gotpm` | each quote's extraData | AK template/cert NV 0x01c10001/0x01c10000 (RSA) or 0x01c10003/0x01c10002 (ECC), quotes per bank, event log |
+ * | gcp | `gotpm` | each quote's extraData; on a Confidential VM also the SEV-SNP REPORT_DATA (binding ‖ zeros) | AK template/cert NV 0x01c10001/0x01c10000 (RSA) or 0x01c10003/0x01c10002 (ECC), quotes per bank, event log; SEV-SNP report + certificate table from configfs-tsm (tsm.node.ts) |
  * | aws | `nitrotpm` | the document's `nonce` | `nitro-tpm-attest --nonce FILE` (the binding's 32 bytes in FILE) |
  *
  * deploy/node/attest-join.sh gathers the same formats; test/deploy/gather-both.test.ts checks
@@ -23,7 +23,8 @@ import { readFile } from 'node:fs/promises';
 import { ByteReader } from '../../../providers/common/bytes.js';
 import { toBase64, toBase64Url, toHex } from '../../../providers/common/encoding.js';
 import { JoinCodes, joinError } from './codes.js';
-import { encodeAttestation, type GotpmQuote } from './protobuf.js';
+import { encodeAttestation, encodeSevSnpAttestation, type GotpmQuote } from './protobuf.js';
+import { DEFAULT_CPUINFO, DEFAULT_TEE_DEV_DIR, DEFAULT_TSM_REPORT_DIR, parseCertTable, readTsmReport, snpProductFromCpuinfo, snpReportFields } from './tsm.node.js';
 import { ALL_PCRS, allocatedBanks, createEkAndAk, hexHandle, nvIndices, nvReadIfPresent, quote, type PcrBank, type TpmSession } from './tpm.node.js';
 
 /** The `--platform` values (each gatherer's; test/broker/descriptor.test.ts keeps them equal to the descriptors' `client`). */
@@ -63,6 +64,14 @@ export interface GatherOptions {
    * disk key to it (`CiphertextForRecipient`); its private key stays in the join client.
    */
   recipientSpki?: Uint8Array;
+  /** GCP: the configfs-tsm report root (ATTEST_TSM_REPORT_DIR; default /sys/kernel/config/tsm/report). */
+  tsmReportDir?: string;
+  /** GCP: where the kernel's TEE guest devices appear (default /dev; tests point it elsewhere). */
+  teeDevDir?: string;
+  /** GCP: the CPU's family and model for the SEV-SNP product hint (ATTEST_CPUINFO; default /proc/cpuinfo). */
+  cpuinfoPath?: string;
+  /** GCP: `none` sends the vTPM attestation only, even on a Confidential VM (ATTEST_GCP_TEE). */
+  gcpTee?: 'auto' | 'none';
   log: (msg: string) => void;
 }
 
@@ -291,9 +300,25 @@ function pemToDer(pem: string): Uint8Array {
   return new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
 }
 
-/** GCE Shielded / Confidential VM (`gotpm`): same bytes `gotpm attest --nonce <binding>` emits. */
+/**
+ * GCE Shielded / Confidential VM (`gotpm`): same bytes `gotpm attest --nonce <binding>` emits.
+ * On a Confidential VM with SEV-SNP the report goes into `sev_snp_attestation` with REPORT_DATA
+ * = binding ‖ zeros, as go-tpm-tools requests it and the broker's gcp verifier checks it
+ * (providers/gcp/sevsnp.ts `expectedReportData`). It is read first: a Confidential VM whose
+ * report cannot be had fails (JOIN_TEE_REPORT_UNAVAILABLE) before any TPM work.
+ */
 export async function gatherGcp(o: GatherOptions): Promise<Gathered> {
   const s = o.session;
+  let sevSnpAttestation: Uint8Array | undefined;
+  if (o.gcpTee === 'none') {
+    o.log('ATTEST_GCP_TEE=none: sending the vTPM attestation only, without any TEE report');
+  } else {
+    const tsm = await readTsmReport({ reportDir: o.tsmReportDir ?? DEFAULT_TSM_REPORT_DIR, devDir: o.teeDevDir ?? DEFAULT_TEE_DEV_DIR, binding: o.binding, log: o.log });
+    if (tsm) {
+      const product = await snpProductFromCpuinfo(o.cpuinfoPath ?? DEFAULT_CPUINFO);
+      sevSnpAttestation = encodeSevSnpAttestation(snpReportFields(tsm.outblob), parseCertTable(tsm.auxblob), product);
+    }
+  }
   let template = await nvReadIfPresent(s, NV.GCE_AK_TEMPLATE_ECC);
   let certIdx: number = NV.GCE_AK_CERT_ECC;
   if (!template) {
@@ -316,6 +341,7 @@ export async function gatherGcp(o: GatherOptions): Promise<Gathered> {
     quotes,
     ...(eventLog ? { eventLog } : {}),
     ...(akCertRaw ? { akCert: stripNvPadding(akCertRaw) } : {}),
+    ...(sevSnpAttestation ? { sevSnpAttestation } : {}),
   });
   return { provider: 'gcp', format: 'gotpm', evidence: { attestation: toBase64(att) }, canActivate: false };
 }

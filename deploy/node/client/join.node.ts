@@ -74,6 +74,11 @@ export interface JoinOptions {
   eventLogPath?: string;
   imdsBase?: string;
   nitroTpmAttest?: string;
+  /** GCP Confidential VM: configfs-tsm root, guest-device directory, `none` to send no TEE report. */
+  tsmReportDir?: string;
+  teeDevDir?: string;
+  cpuinfoPath?: string;
+  gcpTee?: 'auto' | 'none';
   dmiDir?: string;
   backoff?: BackoffOptions;
   log?: (msg: string) => void;
@@ -304,6 +309,10 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         eventLogPath: o.eventLogPath ?? DEFAULT_EVENT_LOG,
         imdsBase: o.imdsBase ?? DEFAULT_IMDS,
         nitroTpmAttest: o.nitroTpmAttest ?? 'nitro-tpm-attest',
+        ...(o.tsmReportDir ? { tsmReportDir: o.tsmReportDir } : {}),
+        ...(o.teeDevDir ? { teeDevDir: o.teeDevDir } : {}),
+        ...(o.cpuinfoPath ? { cpuinfoPath: o.cpuinfoPath } : {}),
+        ...(o.gcpTee ? { gcpTee: o.gcpTee } : {}),
         ...(recipient ? { recipientSpki: recipient.spki } : {}),
         log,
       });

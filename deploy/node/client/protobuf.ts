@@ -36,8 +36,8 @@ export class ProtoWriter {
     return this;
   }
   /** Wire type 0; omitted when 0 (proto3 default). */
-  uint(field: number, v: number, always = false): this {
-    if (v === 0 && !always) return this;
+  uint(field: number, v: number | bigint, always = false): this {
+    if (BigInt(v) === 0n && !always) return this;
     return this.push([...varint((field << 3) | 0), ...varint(v)]);
   }
   /** Wire type 2; omitted when empty unless `always` (repeated bytes keep empty elements). */
@@ -81,11 +81,14 @@ export interface GotpmAttestation {
   /** DER. */
   akCert?: Uint8Array;
   intermediateCerts?: readonly Uint8Array[];
+  /** The encoded `sevsnp.Attestation` (oneof tee_attestation, field 8); see encodeSevSnpAttestation. */
+  sevSnpAttestation?: Uint8Array;
 }
 
 /**
  * attest.Attestation: 1 ak_pub, 2 quotes (tpm.Quote: 1 quote, 2 raw_sig, 3 pcrs
- * (tpm.PCRs: 1 hash, 2 map<uint32, bytes> pcrs)), 3 event_log, 6 ak_cert, 7 intermediate_certs.
+ * (tpm.PCRs: 1 hash, 2 map<uint32, bytes> pcrs)), 3 event_log, 6 ak_cert, 7 intermediate_certs,
+ * 8 sev_snp_attestation (go-sev-guest sevsnp.Attestation, encodeSevSnpAttestation).
  */
 export function encodeAttestation(a: GotpmAttestation): Uint8Array {
   const w = new ProtoWriter().bytes(1, a.akPub);
@@ -99,5 +102,44 @@ export function encodeAttestation(a: GotpmAttestation): Uint8Array {
   w.bytes(3, a.eventLog);
   w.bytes(6, a.akCert);
   for (const c of a.intermediateCerts ?? []) w.bytes(7, c, true);
+  if (a.sevSnpAttestation) w.bytes(8, a.sevSnpAttestation, true);
+  return w.finish();
+}
+
+/** The fields of a SEV-SNP ATTESTATION_REPORT, as sevsnp.Report carries them (see encodeSevSnpAttestation). */
+export interface SnpReportFields {
+  /** Field number → value: integers as bigint, byte strings as bytes (sizes already checked). */
+  readonly fields: ReadonlyMap<number, bigint | Uint8Array>;
+}
+
+/** Certificates from the extended report's certificate table (DER), by role. */
+export interface SnpCertificates {
+  vcek?: Uint8Array;
+  ask?: Uint8Array;
+  ark?: Uint8Array;
+  vlek?: Uint8Array;
+}
+
+/**
+ * go-sev-guest `sevsnp.Attestation` (proto/sevsnp.proto; the broker's providers/gcp/sevsnp.ts
+ * holds the field table): 1 report (sevsnp.Report, fields in ascending number, integers omitted
+ * when zero, byte strings always written since they are fixed-size), 2 certificate_chain
+ * (1 vcek_cert, 2 ask_cert, 3 ark_cert, 6 vlek_cert) when the table had any, 3 product
+ * (sevsnp.SevProduct: 1 name, 1 Milan 2 Genoa 3 Turin) when the CPU's family and model name one —
+ * as go-tpm-tools fills it from CPUID. An unsigned hint: the broker needs it only to fetch the
+ * VCEK for a version 2 report sent without certificates, and refuses it when it disagrees with
+ * the report or the VCEK (SNP_PRODUCT_MISMATCH).
+ */
+export function encodeSevSnpAttestation(report: SnpReportFields, certs: SnpCertificates, product?: 1 | 2 | 3): Uint8Array {
+  const r = new ProtoWriter();
+  for (const f of [...report.fields.keys()].sort((x, y) => x - y)) {
+    const v = report.fields.get(f)!;
+    if (v instanceof Uint8Array) r.bytes(f, v, true);
+    else r.uint(f, v);
+  }
+  const w = new ProtoWriter().message(1, r);
+  const chain = new ProtoWriter().bytes(1, certs.vcek).bytes(2, certs.ask).bytes(3, certs.ark).bytes(6, certs.vlek);
+  if (certs.vcek || certs.ask || certs.ark || certs.vlek) w.message(2, chain);
+  if (product) w.message(3, new ProtoWriter().uint(1, product));
   return w.finish();
 }
