@@ -41,9 +41,10 @@
 # ATTEST_CPUINFO (default /proc/cpuinfo) the CPU family/model for the report's product hint.
 # No report entry can be made and no guest device: a Shielded VM, vTPM part only (as before).
 # A guest device but no configfs-tsm (kernel < 6.7, or configfs not mounted; the device's ioctl
-# is out of reach from sh), an entry that fails to give a report, or a TDX guest (the broker's
-# gcp verifier refuses TDX quotes in gotpm evidence): exit 1, JOIN_TEE_REPORT_UNAVAILABLE, never
-# a silent join without the report. ATTEST_GCP_TEE=none sends the vTPM part only, knowingly.
+# is out of reach from sh), or an entry that fails to give a report: exit 1,
+# JOIN_TEE_REPORT_UNAVAILABLE, never a silent join without the report. A TDX guest sends the vTPM
+# part with a warning (the broker's gcp verifier cannot check TD quotes in gotpm evidence; its
+# policy decides). ATTEST_GCP_TEE=none sends the vTPM part only, knowingly.
 #
 # Bootstrap paths (docs/join.md): --kubelet-config-out writes a KubeletConfiguration drop-in for
 # the kubelet's --config-dir, --kubeadm-config-out a kubeadm v1beta4 JoinConfiguration (file
@@ -545,7 +546,14 @@ gcp_tee() {
   provider=$(head -n1 "$entry/provider" 2>/dev/null) || tee_fail "cannot read the TSM provider $entry/provider"
   case $provider in
     sev_guest) ;;
-    tdx_guest) tee_fail "this is an Intel TDX Confidential VM: the broker's gcp verifier cannot verify a TDX quote in gotpm evidence yet and refuses it (TEE_REPORT_UNSUPPORTED)" ;;
+    tdx_guest)
+      # Nothing on the broker can check a TD quote in gotpm evidence (TEE_REPORT_UNSUPPORTED), so
+      # sending one would only get the join refused: the vTPM part goes alone, and the broker's
+      # policy decides whether a node without a verified TEE may join.
+      rmdir "$entry" 2>/dev/null || :
+      TSM_ENTRY=
+      log "warning: an Intel TDX Confidential VM: the broker's gcp verifier cannot check a TD quote in gotpm evidence yet, so the vTPM attestation goes alone (the broker's policy decides)"
+      return 0 ;;
     *) tee_fail "unknown TSM provider '$provider' in $entry" ;;
   esac
   [ ${#BINDING} -le 128 ] || tee_fail "the binding is longer than REPORT_DATA (64 bytes)"

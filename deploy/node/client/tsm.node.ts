@@ -107,7 +107,10 @@ export async function readTsmReport(o: TsmOptions): Promise<TsmReport | undefine
   try {
     const provider = new TextDecoder().decode(await readSmall(join(entry, 'provider'), 64, 'the TSM provider')).trim();
     if (provider === 'tdx_guest') {
-      throw unavailable(`this is an Intel TDX Confidential VM: the broker's gcp verifier cannot verify a TDX quote in gotpm evidence yet and refuses it (TEE_REPORT_UNSUPPORTED); ${FIX}`);
+      // Nothing on the broker can check a TD quote in gotpm evidence (TEE_REPORT_UNSUPPORTED):
+      // the vTPM part goes alone, and the broker's policy decides.
+      o.log(`warning: an Intel TDX Confidential VM: the broker's gcp verifier cannot check a TD quote in gotpm evidence yet, so the vTPM attestation goes alone (the broker's policy decides)`);
+      return undefined;
     }
     if (provider !== 'sev_guest') throw unavailable(`unknown TSM provider ${JSON.stringify(provider)} in ${entry}`);
     const inblob = new Uint8Array(64);
