@@ -9,9 +9,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { kubeClientFor, kubeconfigAccess, type KubeconfigOptions } from '../../broker/release/kube.node.js';
-import { parseExecCredential, redactedSummary } from '../../broker/release/kube-exec.node.js';
+import { parseExecConfig, parseExecCredential, redactedSummary } from '../../broker/release/kube-exec.node.js';
 import { makeTestPki, type TestPki } from '../servers/tls.js';
 import { startKubeServer, type KubeTestServer } from '../servers/kube-apiserver.js';
 import { captureLogger, fixedClock } from './helpers.js';
@@ -281,6 +281,20 @@ describe('kubeconfig exec validation at load time', () => {
 
   it('refuses auth-provider with a pointer at exec plugins', () => {
     expect(load(undefined, { user: { 'auth-provider': { name: 'gcp' } } })).toThrow(expect.objectContaining({ code: 'KUBE_CONFIG_INVALID', message: expect.stringMatching(/auth-provider gcp is not supported.*exec credential plugin.*gke-gcloud-auth-plugin/) }));
+  });
+});
+
+describe('docs/deploy.md', () => {
+  it('its EKS, GKE and AKS exec examples pass the load-time checks', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/deploy.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('### The broker outside the cluster'), doc.indexOf('## Terraform'));
+    const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const execs = blocks.map((b) => {
+      const y = parseYaml(b.startsWith('    ') ? b.replace(/^ {4}/gm, '') : b) as Record<string, unknown>;
+      return (y.users as Array<{ user: { exec: unknown } }> | undefined)?.[0]?.user.exec ?? y.exec;
+    });
+    expect(execs).toHaveLength(3);
+    expect(execs.map((e) => parseExecConfig(e, 'docs', '/').commandName)).toEqual(['aws', 'gke-gcloud-auth-plugin', 'kubelogin']);
   });
 });
 
