@@ -24,7 +24,9 @@
  *   RFC 3339 `status.expirationTimestamp`. Without an expiry the credential is used until the API
  *   server answers 401; with one it is renewed shortly before it (refreshBeforeMs, at most half
  *   its lifetime). A 401 renews it once (KubeClient then retries the request once).
- * - Concurrent callers share one plugin run (single flight). Failures are not cached.
+ * - Concurrent callers share one plugin run (single flight). A failure is answered again for
+ *   failureHoldMs (default 5 s) without running the plugin, so a broken plugin under load is not
+ *   started once per request.
  * - Bounded: stdout at most maxOutputBytes (KUBE_EXEC_OUTPUT_TOO_LARGE), a timeout
  *   (KUBE_EXEC_TIMEOUT; the plugin is killed). stderr is never logged or reported verbatim: only
  *   a short summary with anything token-like redacted. The credential never reaches a log.
@@ -134,6 +136,8 @@ export interface ExecSourceOptions {
   maxOutputBytes?: number;
   /** Renew this long before expirationTimestamp (default 60 s, at most half the lifetime). */
   refreshBeforeMs?: number;
+  /** After a failed run, answer the same error for this long without running again (default 5 s). */
+  failureHoldMs?: number;
   /** The environment the plugin's env is merged over (default process.env). */
   baseEnv?: NodeJS.ProcessEnv;
   logger?: Logger;
@@ -213,6 +217,7 @@ export class ExecCredentialSource {
   readonly #now: () => Date;
   #cred: (ExecCredential & { obtainedAt: number }) | undefined;
   #inflight: Promise<ExecCredential> | undefined;
+  #failure: { error: unknown; until: number } | undefined;
 
   constructor(cfg: ExecConfig, cluster: ExecCluster, o: ExecSourceOptions = {}) {
     this.#cfg = cfg;
@@ -254,11 +259,13 @@ export class ExecCredentialSource {
 
   #refresh(): Promise<ExecCredential> {
     if (this.#inflight) return this.#inflight;
+    if (this.#failure && this.#now().getTime() < this.#failure.until) return Promise.reject(this.#failure.error);
     const log = this.#o.logger;
     const p = this.#run().then(
       (c) => {
         this.#cred = { ...c, obtainedAt: this.#now().getTime() };
         this.#inflight = undefined;
+        this.#failure = undefined;
         log?.info(
           { plugin: this.plugin, credential: c.token ? (c.cert ? 'token+clientCertificate' : 'token') : 'clientCertificate', expiresAt: c.expiresAt === undefined ? null : new Date(c.expiresAt).toISOString() },
           'kubernetes exec credential obtained',
@@ -267,6 +274,7 @@ export class ExecCredentialSource {
       },
       (e: unknown) => {
         this.#inflight = undefined;
+        this.#failure = { error: e, until: this.#now().getTime() + (this.#o.failureHoldMs ?? 5_000) };
         log?.warn({ plugin: this.plugin, code: e instanceof AttestError ? e.code : 'INTERNAL', error: e instanceof Error ? e.message : String(e) }, 'kubernetes exec credential failed');
         throw e;
       },

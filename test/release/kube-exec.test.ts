@@ -183,6 +183,16 @@ describe('exec credential plugin through the real Kubernetes client', () => {
     expect(runs()).toHaveLength(2);
   });
 
+  it('the approver\'s CSR watch also renews once on a 401', async () => {
+    setPlugin({ tokens: ['stale-watch-token', goodToken] });
+    const kube = client();
+    const before = srv.requests.length;
+    const ac = new AbortController();
+    expect(await kube.watchCsrs('', ac.signal, async () => undefined, 1)).toBe('ended');
+    expect(srv.requests.slice(before).map((r) => r.status)).toEqual([401, 200]);
+    expect(runs()).toHaveLength(2);
+  });
+
   it('concurrent requests run the plugin once (single flight), also on a shared 401', async () => {
     setPlugin({ tokens: [goodToken], delayMs: 300 });
     const kube = client();
@@ -228,6 +238,19 @@ describe('exec plugin failures are typed, bounded and redacted', () => {
     expect(logs).toContain('KUBE_EXEC_FAILED');
     expect(logs).not.toContain(secretish);
     expect(logs).not.toContain('eyJhbGci');
+  });
+
+  it('a failure is answered again for a few seconds without running the plugin (injected clock), then retried', async () => {
+    const clock = fixedClock('2026-12-01T10:00:00Z');
+    setPlugin({ mode: 'exit', stderr: 'boom' });
+    const kube = client(execBlock(), { now: () => clock.now() });
+    await expect(kube.ready()).rejects.toMatchObject({ code: 'KUBE_EXEC_FAILED' });
+    await expect(kube.ready()).rejects.toMatchObject({ code: 'KUBE_EXEC_FAILED' });
+    expect(runs()).toHaveLength(1);
+    clock.set(new Date('2026-12-01T10:00:06Z'));
+    writeFileSync(join(dir, 'state.json'), JSON.stringify({ apiVersion: V1, tokens: [goodToken] }));
+    await kube.ready();
+    expect(runs()).toHaveLength(2);
   });
 
   it('garbage on stdout → KUBE_EXEC_OUTPUT_INVALID (the output is not quoted)', async () => {
