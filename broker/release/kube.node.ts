@@ -6,8 +6,10 @@
  * - in-cluster: `KUBERNETES_SERVICE_HOST`/`_PORT`, the projected service-account token
  *   (re-read on every call: bound tokens rotate hourly) and its `ca.crt`
  *   (https://kubernetes.io/docs/tasks/run-application/access-api-from-pod/);
- * - a kubeconfig file (current context; `certificate-authority(-data)`, `token`/`tokenFile` or
- *   `client-certificate(-data)`/`client-key(-data)`).
+ * - a kubeconfig file (current context; `certificate-authority(-data)`, `token`/`tokenFile`,
+ *   `client-certificate(-data)`/`client-key(-data)`, or an `exec` credential plugin —
+ *   kube-exec.node.ts — for a broker outside the cluster; `auth-provider` is refused: it was
+ *   removed from client-go and kubectl, exec plugins replace it).
  *
  * Global `fetch` on Node cannot be told to trust one extra CA without a dispatcher from the
  * `undici` package (not a dependency here), so `caFetch` speaks HTTP/1.1 through `node:https`
@@ -19,12 +21,16 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { configError } from '../../providers/common/errors.js';
+import type { Logger } from '../contracts.js';
 import { KubeClient } from './kube.js';
+import { ExecCredentialSource, parseExecConfig, type ExecCluster, type ExecSourceOptions } from './kube-exec.node.js';
 
 export interface TlsMaterial {
   ca: string;
   cert?: string;
   key?: string;
+  /** A client certificate that can change (an exec plugin's), asked for on each request; wins over cert/key. */
+  clientCert?: () => Promise<{ cert: string; key: string } | undefined>;
 }
 
 /** A fetch over node:https that trusts only `tls.ca` (and presents `tls.cert`/`tls.key`). */
@@ -36,12 +42,13 @@ export function caFetch(tls: TlsMaterial, maxBody = 8 * 1024 * 1024): typeof fet
     new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
     const body = typeof init?.body === 'string' ? Buffer.from(init.body) : init?.body == null ? undefined : Buffer.from(init.body as Uint8Array);
     if (body) headers['content-length'] = String(body.length);
+    const cc = tls.clientCert ? await tls.clientCert() : undefined;
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
       method,
       headers,
       ca: tls.ca,
-      cert: tls.cert,
-      key: tls.key,
+      cert: cc?.cert ?? tls.cert,
+      key: cc?.key ?? tls.key,
       rejectUnauthorized: true,
       signal: init?.signal ?? undefined,
     });
@@ -103,6 +110,8 @@ export interface ClusterAccess {
   token?: () => string;
   cert?: string;
   key?: string;
+  /** An exec credential plugin (token and/or client certificate, renewed as they expire). */
+  exec?: ExecCredentialSource;
 }
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -122,14 +131,37 @@ export function inClusterAccess(env: NodeJS.ProcessEnv = process.env, dir = SA_D
 interface KubeconfigDoc {
   'current-context'?: string;
   contexts?: Array<{ name: string; context: { cluster: string; user: string } }>;
-  clusters?: Array<{ name: string; cluster: { server: string; 'certificate-authority-data'?: string; 'certificate-authority'?: string } }>;
+  clusters?: Array<{
+    name: string;
+    cluster: {
+      server: string;
+      'certificate-authority-data'?: string;
+      'certificate-authority'?: string;
+      'tls-server-name'?: string;
+      'proxy-url'?: string;
+      'disable-compression'?: boolean;
+      extensions?: Array<{ name?: string; extension?: unknown }>;
+    };
+  }>;
   users?: Array<{
     name: string;
-    user: { token?: string; tokenFile?: string; 'client-certificate-data'?: string; 'client-certificate'?: string; 'client-key-data'?: string; 'client-key'?: string };
+    user: {
+      token?: string;
+      tokenFile?: string;
+      'client-certificate-data'?: string;
+      'client-certificate'?: string;
+      'client-key-data'?: string;
+      'client-key'?: string;
+      exec?: unknown;
+      'auth-provider'?: { name?: string };
+    };
   }>;
 }
 
-export function kubeconfigAccess(file: string, contextName?: string): ClusterAccess {
+/** Options for an exec credential plugin named by the kubeconfig (clock, timeout, caps, logger). */
+export type KubeconfigOptions = Omit<ExecSourceOptions, 'logger'> & { logger?: Logger };
+
+export function kubeconfigAccess(file: string, contextName?: string, o: KubeconfigOptions = {}): ClusterAccess {
   const doc = parse(readFileSync(file, 'utf8')) as KubeconfigDoc;
   const base = dirname(file);
   const b64 = (s: string): string => Buffer.from(s, 'base64').toString('utf8');
@@ -143,6 +175,30 @@ export function kubeconfigAccess(file: string, contextName?: string): ClusterAcc
   const caPem = cluster['certificate-authority-data'] ? b64(cluster['certificate-authority-data']) : cluster['certificate-authority'] ? rel(cluster['certificate-authority']) : undefined;
   if (!caPem) throw configError('KUBE_CONFIG_INVALID', `kubeconfig ${file}: the cluster CA is required (no insecure-skip-tls-verify)`);
   const access: ClusterAccess = { server: cluster.server, caPem };
+  const where = `kubeconfig ${file}: user ${ctx.user}`;
+  if (user['auth-provider']) {
+    throw configError(
+      'KUBE_CONFIG_INVALID',
+      `${where}: auth-provider ${user['auth-provider'].name ?? ''} is not supported (it was removed from kubectl and client-go): use the provider's exec credential plugin instead (EKS: aws eks get-token, GKE: gke-gcloud-auth-plugin, AKS: kubelogin), see docs/deploy.md`,
+    );
+  }
+  if (user.exec !== undefined) {
+    if (user.token || user.tokenFile || user['client-certificate-data'] || user['client-certificate'] || user['client-key-data'] || user['client-key']) {
+      throw configError('KUBE_CONFIG_INVALID', `${where}: exec together with a token or client certificate; keep only one way to authenticate`);
+    }
+    const cfg = parseExecConfig(user.exec, where, base);
+    const ext = cluster.extensions?.find((e) => e.name === 'client.authentication.k8s.io/exec')?.extension;
+    const info: ExecCluster = {
+      server: cluster.server,
+      ...(cluster['tls-server-name'] ? { 'tls-server-name': cluster['tls-server-name'] } : {}),
+      'certificate-authority-data': Buffer.from(caPem).toString('base64'),
+      ...(cluster['proxy-url'] ? { 'proxy-url': cluster['proxy-url'] } : {}),
+      ...(cluster['disable-compression'] ? { 'disable-compression': true } : {}),
+      ...(ext !== undefined ? { config: ext } : {}),
+    };
+    access.exec = new ExecCredentialSource(cfg, info, o);
+    return access;
+  }
   if (user.token) {
     const t = user.token;
     access.token = () => t;
@@ -161,6 +217,22 @@ export function kubeconfigAccess(file: string, contextName?: string): ClusterAcc
 }
 
 export function kubeClientFor(access: ClusterAccess, o: { attempts?: number; sleep?: (ms: number) => Promise<void>; timeoutMs?: number } = {}): KubeClient {
+  const exec = access.exec;
+  if (exec) {
+    return new KubeClient({
+      server: access.server,
+      token: async () => (await exec.get()).token,
+      onUnauthorized: (sent) => exec.renewAfterUnauthorized(sent),
+      fetch: caFetch({
+        ca: access.caPem,
+        clientCert: async () => {
+          const c = await exec.get();
+          return c.cert && c.key ? { cert: c.cert, key: c.key } : undefined;
+        },
+      }),
+      ...o,
+    });
+  }
   return new KubeClient({
     server: access.server,
     token: access.token,

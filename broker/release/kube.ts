@@ -17,7 +17,9 @@
  *   AlreadyExists and the caller then GETs the object and proves (constant-time compare of the
  *   token secret) that it is its own. A 409 for an object that is not ours is surfaced as
  *   KUBE_CONFLICT so the caller picks a new token id.
- * - 401/403 are never retried (RBAC or credentials are wrong: KUBE_FORBIDDEN, a config fault).
+ * - 401/403 are never retried (RBAC or credentials are wrong: KUBE_FORBIDDEN, a config fault),
+ *   except that with renewable credentials (`onUnauthorized`, an exec plugin's) a 401 renews them
+ *   once and the request is sent once more — a 401 means the server did not act on it.
  * - After the last attempt: KUBE_UNAVAILABLE (kind 'unavailable', HTTP 503 to the node).
  */
 import { AttestError, configError, unavailable, rejected } from '../../providers/common/errors.js';
@@ -34,8 +36,13 @@ export const KubeCodes = {
 export interface KubeClientOptions {
   /** API server URL as the broker reaches it, e.g. https://kubernetes.default.svc. */
   server: string;
-  /** Bearer token for each request (re-read by the caller, e.g. a rotating service-account token). */
-  token?: () => Promise<string> | string;
+  /** Bearer token for each request (re-read by the caller, e.g. a rotating service-account token); none when it gives undefined. */
+  token?: () => Promise<string | undefined> | string | undefined;
+  /**
+   * Renewable credentials (kubeconfig exec plugins): called on a 401 with the token that was
+   * sent; the request is then retried once. Not set: a 401 is final (KUBE_FORBIDDEN).
+   */
+  onUnauthorized?: (sentToken: string | undefined) => Promise<void>;
   /** fetch that trusts the cluster CA (Node: kube.node.ts); defaults to global fetch. */
   fetch?: typeof fetch;
   /** Attempts for retryable calls (default 4). */
@@ -65,10 +72,11 @@ export class KubeClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let last: unknown;
+    let renewed = false;
     for (let attempt = 0; attempt < this.#o.attempts; attempt++) {
       if (attempt > 0) await this.#sleep(100 * 2 ** (attempt - 1));
       try {
-        if (this.#o.token) headers.authorization = `Bearer ${await this.#o.token()}`;
+        const sent = await this.#authorize(headers);
         const res = await this.#fetch(this.#o.server + path, {
           method,
           headers,
@@ -86,8 +94,14 @@ export class KubeClient {
             json = undefined;
           }
         }
+        if (res.status === 401 && this.#o.onUnauthorized && !renewed) {
+          renewed = true;
+          await this.#o.onUnauthorized(sent);
+          attempt--; // the renewal's retry is not one of the attempts
+          continue;
+        }
         if (res.status === 401 || res.status === 403) {
-          throw configError(KubeCodes.KUBE_FORBIDDEN, `Kubernetes API ${method} ${path}: HTTP ${res.status} (check the broker's RBAC)`);
+          throw configError(KubeCodes.KUBE_FORBIDDEN, `Kubernetes API ${method} ${path}: HTTP ${res.status} (${res.status === 401 ? "the API server does not accept the broker's credentials" : "check the broker's RBAC"})`);
         }
         if ((res.status >= 500 || res.status === 429) && retry) {
           last = unavailable(KubeCodes.KUBE_UNAVAILABLE, `Kubernetes API ${method} ${path}: HTTP ${res.status}`, { retryAfter: 5 });
@@ -105,6 +119,14 @@ export class KubeClient {
     }
     if (last instanceof AttestError) throw last;
     throw unavailable(KubeCodes.KUBE_UNAVAILABLE, `Kubernetes API ${method} ${path}: unreachable`, { cause: last, retryAfter: 5 });
+  }
+
+  /** Sets the bearer header (or removes it when there is no token); returns the token sent. */
+  async #authorize(headers: Record<string, string>): Promise<string | undefined> {
+    const t = this.#o.token ? await this.#o.token() : undefined;
+    if (t) headers.authorization = `Bearer ${t}`;
+    else delete headers.authorization;
+    return t || undefined;
   }
 
   static #secretPath(ns: string, name?: string): string {
@@ -212,13 +234,18 @@ export class KubeClient {
     const q = new URLSearchParams({ watch: 'true', allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutSeconds) });
     if (resourceVersion) q.set('resourceVersion', resourceVersion);
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.#o.token) headers.authorization = `Bearer ${await this.#o.token()}`;
     let res: Response;
-    try {
-      res = await this.#fetch(`${this.#o.server}${KubeClient.CSR_PATH}?${q}`, { method: 'GET', headers, redirect: 'error', signal });
-    } catch (cause) {
-      if (signal.aborted) return 'ended';
-      throw unavailable(KubeCodes.KUBE_UNAVAILABLE, 'watch CSRs: unreachable', { cause, retryAfter: 5 });
+    for (let renewed = false; ; renewed = true) {
+      const sent = await this.#authorize(headers);
+      try {
+        res = await this.#fetch(`${this.#o.server}${KubeClient.CSR_PATH}?${q}`, { method: 'GET', headers, redirect: 'error', signal });
+      } catch (cause) {
+        if (signal.aborted) return 'ended';
+        throw unavailable(KubeCodes.KUBE_UNAVAILABLE, 'watch CSRs: unreachable', { cause, retryAfter: 5 });
+      }
+      if (res.status !== 401 || !this.#o.onUnauthorized || renewed) break;
+      await res.body?.cancel();
+      await this.#o.onUnauthorized(sent);
     }
     if (res.status === 410) {
       await res.body?.cancel();

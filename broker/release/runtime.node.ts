@@ -273,7 +273,7 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
   for (const [name, c] of Object.entries(cfg.clusters)) {
     let access: ClusterAccess | undefined;
     if (c.kube?.inCluster) access = inClusterAccess();
-    else if (c.kube?.kubeconfig) access = kubeconfigAccess(c.kube.kubeconfig, c.kube.context);
+    else if (c.kube?.kubeconfig) access = kubeconfigAccess(c.kube.kubeconfig, c.kube.context, { logger: log.child({ cluster: name }) });
     if (cfg.mode === 'secret' && !access) throw configError('CONFIG_INVALID', `release.clusters.${name}.kube: secret mode needs inCluster or a kubeconfig`);
     const caPem = c.caFile ? await readFile(c.caFile, 'utf8') : access?.caPem;
     // The approver watches CSRs with the same access (any mode); '*' names no cluster to approve for.
