@@ -91,7 +91,13 @@ async function issue(nodeName: string, cluster = CLUSTER): Promise<string> {
 }
 
 const conditions = (name: string) => srv.csrs.get(name)?.status.conditions ?? [];
-const decidedCsr = (name: string) => until(() => conditions(name), (c) => c.length > 0, 15_000, `a decision on ${name}`).then((c) => c[0]!);
+// The approver audits a decision right after writing it to the API server: wait for both, so a
+// loaded machine does not read the audit between the two.
+const decidedCsr = (name: string) =>
+  until(() => conditions(name), (c) => c.length > 0, 15_000, `a decision on ${name}`).then(async (c) => {
+    await until(() => records.filter((r) => r.entry.csr === name && r.entry.type === 'csr').length, (n) => n > 0, 15_000, `the audit record of ${name}`);
+    return c[0]!;
+  });
 const auditOf = (name: string) => records.filter((r) => r.entry.csr === name && r.entry.type === 'csr').map((r) => r.entry);
 
 /** A node gets its client certificate the way a kubelet does; returns the credential. */
