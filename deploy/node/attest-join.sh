@@ -9,7 +9,8 @@
 #                           the TD quote from IMDS /acc/tdquote (TDX, when the HCL report says so)
 #   gcp      `gotpm`        AK made from GCE's NV template, its certificate from NV, a quote per
 #                           PCR bank, event log: the attest.Attestation protobuf
-#   aws      `nitrotpm`     `nitro-tpm-attest --nonce FILE` (aws-nitro-tpm-tools)
+#   aws      `nitrotpm`     `nitro-tpm-attest --nonce FILE` (aws-nitro-tpm-tools) when installed,
+#                           else the NitroTPM's NSM vendor command through tpm2_send
 # The same bytes as the TypeScript client's gatherers (deploy/node/client/evidence.node.ts).
 #
 # Sealed release on every platform, so no cluster has to allow unsealed release for it:
@@ -31,7 +32,8 @@
 # or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE,
 # ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT, ATTEST_PLATFORM;
 # ATTEST_IMDS (Azure IMDS base, default http://169.254.169.254), ATTEST_NITRO_TPM_ATTEST (the
-# tool's path) and ATTEST_DMI_DIR (default /sys/class/dmi/id) point the gatherers elsewhere.
+# tool's path; absent → the vendor command, its NV buffer ATTEST_NITRO_NV_SIZE bytes, default
+# 8192) and ATTEST_DMI_DIR (default /sys/class/dmi/id) point the gatherers elsewhere.
 #
 # Bootstrap paths (docs/join.md): --kubelet-config-out writes a KubeletConfiguration drop-in for
 # the kubelet's --config-dir, --kubeadm-config-out a kubeadm v1beta4 JoinConfiguration (file
@@ -90,7 +92,7 @@ while [ $# -gt 0 ]; do
     --disk-key-only) DISK_KEY_ONLY=1; shift ;;
     --gather-only) GATHER_ONLY=1; shift ;;
     --binding) GATHER_BINDING=${2:-}; shift 2 ;;
-    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
@@ -167,7 +169,9 @@ case $PLATFORM in generic) PROVIDER=tpm ;; *) PROVIDER=$PLATFORM ;; esac
 START=$(date +%s)
 END=$((START + DEADLINE))
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/attest-join.XXXXXX")
-trap 'tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; rm -rf "$WORK"' EXIT INT TERM
+NITRO_NV=""
+# shellcheck disable=SC2016 # expanded when the trap runs
+trap 'nitro_undefine 2>/dev/null || :; tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; rm -rf "$WORK"' EXIT INT TERM
 
 remaining() { echo $((END - $(date +%s))); }
 
@@ -498,11 +502,168 @@ gather_gcp() {
   printf '{"attestation":"%s"}' "$(openssl base64 -A -in "$WORK/att.pb")" > "$WORK/evidence.json"
 }
 
+# --- NitroTPM without nitro-tpm-attest ---------------------------------------------------------
+# The NitroTPM answers an AWS vendor command, TPM2_CC 0x20000001 (the vendor bit 0x20000000 | 1),
+# with the Nitro Secure Module behind it. Facts followed (read, not copied): AWS's NitroTPM-Tools,
+# nitro-tpm-attest/src/raw/tpm/mod.rs (command code, handles) and tss/message_buffer (the buffer),
+# and lockboot/vaportpm crates/vaportpm-attest/src/nsm.rs (a password session works; the kernel
+# resource manager does not pass the command, so it goes to /dev/tpm0, as AWS's tool does):
+# - the NSM request, CBOR {"Attestation": {"user_data", "nonce", "public_key"}} (byte strings or
+#   null), is written into an NV index the caller defines (authread|authwrite, 8 KiB: the plain
+#   document is near 5 KiB);
+# - the command: tag TPM_ST_SESSIONS, handles (nvAuth = nvIndex, nvIndex), one authorization for
+#   the index, no parameters; the NSM's answer replaces the buffer's contents from offset 0:
+#   CBOR {"Attestation": {"document": bstr}} or {"Error": "<code>"}, then padding;
+# - the index is undefined afterwards (and by the exit trap on any failure).
+# Every command of the exchange is sent raw (tpm2_send) with plain password sessions (TPM 2.0
+# Part 3: NV_DefineSpace, NV_Write, NV_Read, NV_UndefineSpace): the same bytes as the Node client
+# (deploy/node/client/nitro.ts), over ATTEST_NITRO_TCTI (default: TPM2TOOLS_TCTI if set, else
+# device:/dev/tpm0).
+NITRO_NV_SIZE=${ATTEST_NITRO_NV_SIZE:-8192}
+case $NITRO_NV_SIZE in ''|*[!0-9]*) die 2 "ATTEST_NITRO_NV_SIZE must be a byte count" ;; esac
+if [ "$NITRO_NV_SIZE" -lt 1024 ] || [ "$NITRO_NV_SIZE" -gt 65535 ]; then die 2 "ATTEST_NITRO_NV_SIZE must be 1024-65535"; fi
+NITRO_TCTI=${ATTEST_NITRO_TCTI:-${TPM2TOOLS_TCTI:-device:/dev/tpm0}}
+NITRO_CHUNK=1024
+PW_EMPTY=400000090000000000
+# tpm_send HEX OUT: sends the command HEX spells, the response to OUT; sets TPM_RC (8 hex digits)
+# once the frame is checked (tag 8001/8002, size = the bytes received); status 1 on no or a
+# malformed answer (TPM_WHY says which). TPM_RC_RETRY / YIELDED / TESTING (0x922, 0x908, 0x90a:
+# the TPM asks to be asked again, as the TSS does for the tools) are retried up to 10 times.
+tpm_send() {
+  tries=0
+  while :; do
+    tpm_send_once "$1" "$2" || return 1
+    case $TPM_RC in 00000922|00000908|0000090a) ;; *) return 0 ;; esac
+    tries=$((tries + 1)); [ "$tries" -lt 10 ] || return 0
+    sleep 1
+  done
+}
+tpm_send_once() {
+  hex_to_file "$1" "$WORK/tpm-cmd.bin"
+  rm -f "$2"; TPM_RC=""; TPM_WHY=""
+  if ! tpm2_send -T "$NITRO_TCTI" -o "$2" < "$WORK/tpm-cmd.bin" 2>"$WORK/tpm-send.err"; then
+    TPM_WHY="no answer ($(tail -n1 "$WORK/tpm-send.err" 2>/dev/null))"; return 1
+  fi
+  rh=$(od -An -v -N10 -tx1 "$2" | tr -d ' \n')
+  rn=$(wc -c < "$2" | tr -d ' ')
+  [ "${#rh}" -eq 20 ] || { TPM_WHY="response of $rn bytes"; return 1; }
+  case $rh in 8001*|8002*) ;; *) TPM_WHY="response tag ${rh%"${rh#????}"}"; return 1 ;; esac
+  rsize=$(printf '%d' "0x$(printf '%s' "$rh" | cut -c5-12)")
+  [ "$rsize" -eq "$rn" ] || { TPM_WHY="response says $rsize bytes, has $rn"; return 1; }
+  TPM_RC=$(printf '%s' "$rh" | cut -c13-20)
+}
+# hex4 N / hex8 N: N as 4 / 8 hex digits.
+hex4() { printf '%04x' "$1"; }
+hex8() { printf '%08x' "$1"; }
+# nitro_vendor_doc NONCEFILE [SPKIFILE] → $WORK/nitro.doc
+nitro_vendor_doc() {
+  nonce_hex=$(hex_file "$1")
+  # 41 74 74 65 73 74 61 74 69 6f 6e = "Attestation"; user_data null; nonce bstr(32);
+  # public_key bstr(SPKI) or null.
+  req="a16b4174746573746174696f6ea369757365725f64617461f6656e6f6e63655820${nonce_hex}6a7075626c69635f6b6579"
+  if [ -n "${2:-}" ]; then
+    spki_len=$(wc -c < "$2" | tr -d ' ')
+    if [ "$spki_len" -eq 0 ] || [ "$spki_len" -gt 900 ]; then die 1 "JOIN_EVIDENCE_UNAVAILABLE: recipient key of $spki_len bytes"; fi
+    req="${req}59$(hex4 "$spki_len")$(hex_file "$2")"
+  else
+    req="${req}f6"
+  fi
+  req_len=$((${#req} / 2))
+  # The index's password (TPM2B_AUTH, 32 random bytes) and its password authorization.
+  pw=$(od -An -v -N32 -tx1 /dev/urandom | tr -d ' \n')
+  # The first free index of the owner range 0x01000000.., the next if another process has it.
+  used=$(tpm2_getcap -T "$NITRO_TCTI" handles-nv-index 2>/dev/null | tr 'A-F' 'a-f' | sed -n 's/^- *0x0*\([0-9a-f]*\)$/\1/p')
+  i=0; nv=""
+  while [ "$i" -lt 64 ] && [ -z "$nv" ]; do
+    cand=$(printf '1%06x' "$i"); i=$((i + 1))
+    printf '%s\n' "$used" | grep -qx "$cand" && continue
+    # NV_DefineSpace (0x12a) by the owner (empty password): TPM2B_AUTH, TPM2B_NV_PUBLIC {index,
+    # SHA-256, AUTHREAD|AUTHWRITE (0x00040004), no policy, size}.
+    tpm_send "8002$(hex8 77)0000012a40000001$(hex8 9)${PW_EMPTY}0020${pw}000e0${cand}000b000400040000$(hex4 "$NITRO_NV_SIZE")" "$WORK/nv-def.rsp" \
+      || die 1 "JOIN_TPM_TOOL_FAILED: NV_DefineSpace: $TPM_WHY"
+    case $TPM_RC in
+      00000000) nv=0$cand ;;
+      0000014c) ;; # TPM_RC_NV_DEFINED: taken meanwhile
+      *) die 1 "JOIN_TPM_TOOL_FAILED: NV_DefineSpace of the $NITRO_NV_SIZE-byte NSM buffer: TPM response code 0x$TPM_RC" ;;
+    esac
+  done
+  [ -n "$nv" ] || die 1 "JOIN_TPM_TOOL_FAILED: no free NV index for the NSM buffer"
+  NITRO_NV=0x$nv
+  auth="$(hex8 41)400000090000000020${pw}"
+  # NV_Write (0x137) of the request at offset 0 (one chunk: the request is under 1 KiB).
+  [ "$req_len" -le "$NITRO_CHUNK" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: NSM request of $req_len bytes"
+  tpm_send "8002$(hex8 $((67 + req_len)))00000137${nv}${nv}${auth}$(hex4 "$req_len")${req}0000" "$WORK/nv-write.rsp" \
+    || die 1 "JOIN_TPM_TOOL_FAILED: NV_Write: $TPM_WHY"
+  [ "$TPM_RC" = 00000000 ] || die 1 "JOIN_TPM_TOOL_FAILED: NV_Write of the NSM request: TPM response code 0x$TPM_RC"
+  # The vendor command: TPM2_CC 0x20000001, handles (nv, nv), the index's password.
+  tpm_send "8002$(hex8 63)20000001${nv}${nv}${auth}" "$WORK/nitro-rsp.bin" \
+    || die 1 "JOIN_NITRO_COMMAND_FAILED: NitroTPM vendor command: $TPM_WHY"
+  [ "$TPM_RC" = 00000000 ] || die 1 "JOIN_NITRO_COMMAND_FAILED: NitroTPM vendor command: TPM response code 0x$TPM_RC (0x00000143: not a NitroTPM)"
+  # NV_Read (0x14e) of the whole buffer, chunk by chunk; each answer is
+  # header(10) parameterSize(4) TPM2B(2 + n) password acknowledgement(5).
+  : > "$WORK/nsm-rsp.cbor"
+  off=0
+  while [ "$off" -lt "$NITRO_NV_SIZE" ]; do
+    n=$((NITRO_NV_SIZE - off)); [ "$n" -gt "$NITRO_CHUNK" ] && n=$NITRO_CHUNK
+    tpm_send "8002$(hex8 67)0000014e${nv}${nv}${auth}$(hex4 "$n")$(hex4 "$off")" "$WORK/nv-read.rsp" \
+      || die 1 "JOIN_TPM_TOOL_FAILED: NV_Read: $TPM_WHY"
+    [ "$TPM_RC" = 00000000 ] || die 1 "JOIN_TPM_TOOL_FAILED: NV_Read of the NSM response: TPM response code 0x$TPM_RC"
+    got=$(od -An -v -j14 -N2 -tu1 "$WORK/nv-read.rsp" | awk '{ print $1 * 256 + $2 }')
+    if [ "$got" != "$n" ] || [ "$(wc -c < "$WORK/nv-read.rsp" | tr -d ' ')" -lt $((16 + n)) ]; then
+      die 1 "JOIN_TPM_TOOL_FAILED: NV_Read answered ${got:-no} bytes for $n"
+    fi
+    slice "$WORK/nv-read.rsp" 16 "$n" "$WORK/nv-chunk.bin"
+    cat "$WORK/nv-chunk.bin" >> "$WORK/nsm-rsp.cbor"
+    off=$((off + n))
+  done
+  nitro_undefine
+  nitro_parse_rsp "$WORK/nsm-rsp.cbor" "$WORK/nitro.doc"
+}
+# nitro_undefine: NV_UndefineSpace (0x122) of the buffer by the owner; best effort.
+nitro_undefine() {
+  [ -n "$NITRO_NV" ] || return 0
+  if ! tpm_send "8002$(hex8 31)0000012240000001${NITRO_NV#0x}$(hex8 9)${PW_EMPTY}" "$WORK/nv-undef.rsp" || [ "$TPM_RC" != 00000000 ]; then
+    log "warning: could not undefine NV $NITRO_NV"
+  fi
+  NITRO_NV=""
+}
+# nitro_parse_rsp BUFFER DOCFILE: the NSM response at the start of the buffer, bounds-checked.
+nitro_parse_rsp() {
+  total=$(wc -c < "$1" | tr -d ' ')
+  head=$(od -An -v -N32 -tx1 "$1" | tr -d ' \n')
+  # a1 6b "Attestation" a1 68 "document" then the byte string's header
+  pre=a16b4174746573746174696f6ea168646f63756d656e74
+  case $head in
+    "$pre"*) ;;
+    a165457272*)
+      # {"Error": text}: the NSM's own code, letters only
+      why=$(dd if="$1" bs=1 skip=8 count=40 2>/dev/null | tr -cd 'A-Za-z' | cut -c1-32)
+      die 1 "JOIN_NITRO_NSM_ERROR: the NSM refused the request: ${why:-unknown}" ;;
+    *) die 1 "JOIN_NITRO_RESPONSE_INVALID: the buffer holds no NSM attestation response" ;;
+  esac
+  rest=${head#"$pre"}
+  case $rest in
+    58*) dlen=$(printf '%d' "0x$(printf '%s' "$rest" | cut -c3-4)"); doff=$((${#pre} / 2 + 2)) ;;
+    59*) dlen=$(printf '%d' "0x$(printf '%s' "$rest" | cut -c3-6)"); doff=$((${#pre} / 2 + 3)) ;;
+    5a*) dlen=$(printf '%d' "0x$(printf '%s' "$rest" | cut -c3-10)"); doff=$((${#pre} / 2 + 5)) ;;
+    *) die 1 "JOIN_NITRO_RESPONSE_INVALID: the document is not a definite byte string" ;;
+  esac
+  if [ "$dlen" -eq 0 ] || [ $((doff + dlen)) -gt "$total" ]; then
+    die 1 "JOIN_NITRO_RESPONSE_INVALID: document of $dlen bytes at offset $doff overruns the $total-byte buffer"
+  fi
+  slice "$1" "$doff" "$dlen" "$2"
+  [ "$(wc -c < "$2" | tr -d ' ')" -eq "$dlen" ] || die 1 "JOIN_NITRO_RESPONSE_INVALID: short document"
+}
+
 gather_aws() {
-  # AWS's nitro-tpm-attest (aws-nitro-tpm-tools) takes the nonce as a file of raw bytes and writes
-  # the COSE_Sign1 attestation document, signed under the AWS Nitro root, to stdout.
-  command -v "$NITRO_TPM_ATTEST" >/dev/null 2>&1 \
-    || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST not found (Amazon Linux 2023: dnf install aws-nitro-tpm-tools)"
+  # AWS's nitro-tpm-attest (aws-nitro-tpm-tools), when installed, takes the nonce as a file of raw
+  # bytes and writes the COSE_Sign1 attestation document, signed under the AWS Nitro root, to
+  # stdout. Without it the client sends the NitroTPM vendor command itself (nitro_vendor_doc).
+  NITRO_VIA=tool
+  command -v "$NITRO_TPM_ATTEST" >/dev/null 2>&1 || NITRO_VIA=vendor
+  if [ "$NITRO_VIA" = vendor ]; then
+    command -v tpm2_send >/dev/null 2>&1 || die 1 "JOIN_EVIDENCE_UNAVAILABLE: neither $NITRO_TPM_ATTEST nor tpm2_send found (Amazon Linux 2023: dnf install aws-nitro-tpm-tools)"
+  fi
   hex_to_file "$BINDING" "$WORK/nitro-nonce.bin"
   set -- --nonce "$WORK/nitro-nonce.bin"
   if [ -n "$DISK_KEY_OUT" ] && [ -z "$GATHER_ONLY" ]; then
@@ -514,8 +675,12 @@ gather_aws() {
     fi
     set -- "$@" --public-key "$WORK/recipient.spki"
   fi
-  "$NITRO_TPM_ATTEST" "$@" > "$WORK/nitro.doc" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST failed"
-  [ -s "$WORK/nitro.doc" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST printed no document"
+  if [ "$NITRO_VIA" = vendor ]; then
+    nitro_vendor_doc "$WORK/nitro-nonce.bin" ${4:+"$4"}
+  else
+    "$NITRO_TPM_ATTEST" "$@" > "$WORK/nitro.doc" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST failed"
+    [ -s "$WORK/nitro.doc" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST printed no document"
+  fi
   FORMAT=nitrotpm
   printf '{"document":"%s"}' "$(openssl base64 -A -in "$WORK/nitro.doc")" > "$WORK/evidence.json"
 }

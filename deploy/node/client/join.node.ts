@@ -304,6 +304,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         eventLogPath: o.eventLogPath ?? DEFAULT_EVENT_LOG,
         imdsBase: o.imdsBase ?? DEFAULT_IMDS,
         nitroTpmAttest: o.nitroTpmAttest ?? 'nitro-tpm-attest',
+        nitroTcti: process.env.ATTEST_NITRO_TCTI ?? process.env.TPM2TOOLS_TCTI ?? 'device:/dev/tpm0',
         ...(recipient ? { recipientSpki: recipient.spki } : {}),
         log,
       });
