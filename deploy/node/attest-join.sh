@@ -21,12 +21,13 @@
 # - cloud evidence (no EK): a fresh RSA-2048 key per attempt (openssl genpkey), bound into the
 #   evidence (binding = SHA-256(nonce ‖ RFC 7638 thumbprint)); the broker seals to it with
 #   RSA-OAEP-256 and A128CBC-HS256 (`sealEnc`), opened with openssl pkeyutl and openssl enc +
-#   HMAC; an unsealed answer is refused.
+#   HMAC; an unsealed answer is refused. --key-in-tpm (ATTEST_KEY_IN_TPM=1): that key is made in
+#   the TPM (RSA-2048, decrypt, OAEP-SHA-256) and tpm2_rsadecrypt unwraps; it never leaves the TPM.
 #
 # Usage:
 #   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic|azure|gcp|aws] [--out FILE] [--deadline SECONDS]
 #     [--kubelet-config-out FILE.conf] [--kubeadm-config-out FILE] [--node-name-out FILE]
-#     [--disk-key-out FILE [--disk-key-wrapped FILE] [--disk-key-only]]
+#     [--disk-key-out FILE [--disk-key-wrapped FILE] [--disk-key-only]] [--key-in-tpm]
 #   attest-join.sh --gather-only --binding HEX64 [--platform …]: print the attest request's
 #     {"provider","format","evidence"} for that binding and stop (no broker; for diagnosis)
 # or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE,
@@ -65,6 +66,8 @@ DISK_KEY_WRAPPED=${ATTEST_DISK_KEY_WRAPPED:-}
 DISK_KEY_ONLY=
 GATHER_ONLY=
 GATHER_BINDING=
+KEY_IN_TPM=${ATTEST_KEY_IN_TPM:-}
+[ "$KEY_IN_TPM" = 0 ] && KEY_IN_TPM=
 IMDS=${ATTEST_IMDS:-http://169.254.169.254}
 NITRO_TPM_ATTEST=${ATTEST_NITRO_TPM_ATTEST:-nitro-tpm-attest}
 DMI_DIR=${ATTEST_DMI_DIR:-/sys/class/dmi/id}
@@ -91,8 +94,9 @@ while [ $# -gt 0 ]; do
     --disk-key-wrapped) DISK_KEY_WRAPPED=${2:-}; shift 2 ;;
     --disk-key-only) DISK_KEY_ONLY=1; shift ;;
     --gather-only) GATHER_ONLY=1; shift ;;
+    --key-in-tpm) KEY_IN_TPM=1; shift ;;
     --binding) GATHER_BINDING=${2:-}; shift 2 ;;
-    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
@@ -725,12 +729,40 @@ get_challenge() { # sets CH_ID and BINDING
 # removed at exit); its public JWK in $EPH_JWK and binding = SHA-256(nonce ‖ RFC 7638 thumbprint)
 # (protocol §2). The broker seals the release to it with RSA-OAEP-256 and A128CBC-HS256, which
 # the openssl command line opens (open_ephemeral_sealed).
+#
+# --key-in-tpm (ATTEST_KEY_IN_TPM=1): the key is made inside the TPM instead and never leaves it —
+# tpm2_create under an owner primary, RSA-2048, decrypt only, fixedtpm|fixedparent|
+# sensitivedataorigin, scheme RSAES-OAEP with SHA-256 (MGF1-SHA-256 and the empty label: what
+# RSA-OAEP-256 means); its public half (tpm2_readpublic -f pem) makes the same JWK, and
+# tpm2_rsadecrypt unwraps the content key (open_ephemeral_sealed). Only the TPM's wrapped blob
+# and context files are in the work directory.
 ephemeral_key() {
-  (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/eph.key" 2>/dev/null) \
-    || die 1 "JOIN_TOOL_FAILED: openssl genpkey (RSA-2048)"
-  [ "$(openssl rsa -in "$WORK/eph.key" -noout -text 2>/dev/null | sed -n 's/^publicExponent: \([0-9]*\).*/\1/p')" = 65537 ] \
+  if [ -n "$KEY_IN_TPM" ]; then
+    tpm_key_flush() { tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; }
+    rm -f "$WORK/eph-parent.ctx" "$WORK/eph.ctx" "$WORK/eph.tpub" "$WORK/eph.tpriv" "$WORK/eph.pem"
+    tpm2_createprimary -C o -G ecc256:aes128cfb -c "$WORK/eph-parent.ctx" >/dev/null 2>&1 \
+      || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createprimary (the parent of the TPM-resident key)"
+    tpm_key_flush
+    tpm2_create -C "$WORK/eph-parent.ctx" -G rsa2048:oaep-sha256:null \
+      -a 'decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth' \
+      -u "$WORK/eph.tpub" -r "$WORK/eph.tpriv" >/dev/null 2>&1 || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_create (RSA-2048 decrypt key)"
+    tpm_key_flush
+    tpm2_load -C "$WORK/eph-parent.ctx" -u "$WORK/eph.tpub" -r "$WORK/eph.tpriv" -c "$WORK/eph.ctx" >/dev/null 2>&1 \
+      || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_load"
+    tpm_key_flush
+    tpm2_readpublic -c "$WORK/eph.ctx" -f pem -o "$WORK/eph.pem" >/dev/null 2>&1 || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_readpublic"
+    tpm_key_flush
+    EPH_PUBIN=-pubin; EPH_IN=$WORK/eph.pem
+  else
+    (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/eph.key" 2>/dev/null) \
+      || die 1 "JOIN_TOOL_FAILED: openssl genpkey (RSA-2048)"
+    EPH_PUBIN=""; EPH_IN=$WORK/eph.key
+  fi
+  # shellcheck disable=SC2086 # $EPH_PUBIN is empty or one word
+  [ "$(openssl rsa $EPH_PUBIN -in "$EPH_IN" -noout -text 2>/dev/null | sed -n -e 's/^publicExponent: \([0-9]*\).*/\1/p' -e 's/^Exponent: \([0-9]*\).*/\1/p')" = 65537 ] \
     || die 1 "JOIN_TOOL_FAILED: the ephemeral key's exponent is not 65537"
-  N_HEX=$(openssl rsa -in "$WORK/eph.key" -noout -modulus 2>/dev/null | sed -n 's/^Modulus=//p' | tr 'A-F' 'a-f')
+  # shellcheck disable=SC2086
+  N_HEX=$(openssl rsa $EPH_PUBIN -in "$EPH_IN" -noout -modulus 2>/dev/null | sed -n 's/^Modulus=//p' | tr 'A-F' 'a-f')
   [ ${#N_HEX} -eq 512 ] || die 1 "JOIN_TOOL_FAILED: the ephemeral key is not 2048 bits"
   hex_to_file "$N_HEX" "$WORK/eph.n"
   # RFC 7638: the required members in lexicographic order, no whitespace — the JWK sent is that text.
@@ -897,8 +929,16 @@ open_ephemeral_sealed() {
     [ "$(json_str "$WORK/jwe.hdr" "${kv%%=*}")" = "${kv#*=}" ] || die 1 "JOIN_RELEASE_INVALID: not a release sealed to this attempt's key (${kv%%=*})"
   done
   b64url_decode_to "$EK" "$WORK/jwe.ek" || die 1 "JOIN_RELEASE_INVALID: JWE encrypted key"
-  openssl pkeyutl -decrypt -inkey "$WORK/eph.key" -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 \
-    -in "$WORK/jwe.ek" -out "$WORK/jwe.cek" 2>/dev/null || die 1 "JOIN_RELEASE_INVALID: this attempt's key cannot unwrap the content key"
+  if [ -n "$KEY_IN_TPM" ]; then
+    # The TPM unwraps with the key's own scheme (-s null: RSAES-OAEP, SHA-256, empty label).
+    tpm2_rsadecrypt -c "$WORK/eph.ctx" -s null -o "$WORK/jwe.cek" "$WORK/jwe.ek" >/dev/null 2>&1 \
+      || { tpm2_flushcontext -t >/dev/null 2>&1 || :; die 1 "JOIN_RELEASE_INVALID: this attempt's TPM key cannot unwrap the content key"; }
+    tpm2_flushcontext -t >/dev/null 2>&1 || :
+  else
+    openssl pkeyutl -decrypt -inkey "$WORK/eph.key" -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 \
+      -in "$WORK/jwe.ek" -out "$WORK/jwe.cek" 2>/dev/null || die 1 "JOIN_RELEASE_INVALID: this attempt's key cannot unwrap the content key"
+  fi
+  [ "$(wc -c < "$WORK/jwe.cek" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: the content key is not 32 bytes"
   K=$(hex_file "$WORK/jwe.cek"); rm -f "$WORK/jwe.cek"
   open_cbc_hs256 "$K" "$H" "$IV" "$CT" "$TAG"; K=""
 }
@@ -909,7 +949,7 @@ if grep -q '"release"[ ]*:[ ]*"' "$WORK/resp"; then
     log "release sealed to this TPM opened"
   else
     open_ephemeral_sealed "$(json_str "$WORK/resp" release)"
-    log "release sealed to this attempt's key opened"
+    log "release sealed to this attempt's ${KEY_IN_TPM:+TPM-resident }key opened"
   fi
 else
   grep -q '"release"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_RELEASE_INVALID: no release in the answer"

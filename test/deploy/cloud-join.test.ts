@@ -212,6 +212,34 @@ describe('gcp: both clients join through the production gcp provider', () => {
     expect(u.stderr).toContain('JOIN_RELEASE_INVALID: the broker answered unsealed although this node sent a key to seal to');
     expect(existsSync(u.out)).toBe(false);
   });
+  it('--key-in-tpm: the shell seals to an RSA key made in the TPM (tpm2_rsadecrypt unwraps) and joins; a flipped bit in the wrapped key or the ciphertext is refused, writing nothing', async () => {
+    // The broker computes the thumbprint of the JWK the shell built from the TPM key's public
+    // half and seals to it: the join opens only if the TPM holds the matching private key.
+    const s = await shellJoin(tpm, await startBroker('gcp', trust, false), 'gcp', {}, ['--key-in-tpm']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(readFileSync(s.out, 'utf8')).toContain('token:');
+    expect(s.stderr).toContain("release sealed to this attempt's TPM-resident key opened");
+    // The same through the environment, with nothing of the key left loaded in the TPM.
+    const e = await shellJoin(tpm, await startBroker('gcp', trust, false), 'gcp', { ATTEST_KEY_IN_TPM: '1' });
+    expect(e.code, e.stderr).toBe(0);
+    expect(await tpm.tpm2('tpm2_getcap', ['handles-transient'])).not.toMatch(/0x80/);
+    const flipPart = (i: number) => (body: string): string => {
+      const { release } = JSON.parse(body) as { release: string };
+      const parts = release.split('.');
+      const b = Buffer.from(parts[i]!, 'base64url');
+      b[b.length >> 1]! ^= 1;
+      parts[i] = b.toString('base64url');
+      return JSON.stringify({ release: parts.join('.') });
+    };
+    const k = await shellJoin(tpm, await startBroker('gcp', trust, false, systemClock, undefined, flipPart(1)), 'gcp', {}, ['--key-in-tpm']);
+    expect(k.code).toBe(1);
+    expect(k.stderr).toContain("JOIN_RELEASE_INVALID: this attempt's TPM key cannot unwrap the content key");
+    expect(existsSync(k.out)).toBe(false);
+    const c = await shellJoin(tpm, await startBroker('gcp', trust, false, systemClock, undefined, flipPart(3)), 'gcp', {}, ['--key-in-tpm']);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toContain("JOIN_RELEASE_INVALID: the sealed release's tag does not verify");
+    expect(existsSync(c.out)).toBe(false);
+  });
 });
 
 describe('azure: both clients join through the production azure provider (az-snp-vtpm)', () => {
