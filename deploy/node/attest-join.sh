@@ -21,8 +21,8 @@
 # - cloud evidence (no EK): a fresh RSA-2048 key per attempt (openssl genpkey), bound into the
 #   evidence (binding = SHA-256(nonce ‖ RFC 7638 thumbprint)); the broker seals to it with
 #   RSA-OAEP-256 and A128CBC-HS256 (`sealEnc`), opened with openssl pkeyutl and openssl enc +
-#   HMAC; an unsealed answer is refused. --key-in-tpm (ATTEST_KEY_IN_TPM=1): that key is made in
-#   the TPM (RSA-2048, decrypt, OAEP-SHA-256) and tpm2_rsadecrypt unwraps; it never leaves the TPM.
+#   HMAC; an unsealed answer is refused. --key-in-tpm (ATTEST_KEY_IN_TPM=1): that key, and AWS's
+#   KMS Recipient key, are made in the TPM (RSA-2048, decrypt, OAEP-SHA-256); tpm2_rsadecrypt unwraps.
 #
 # Usage:
 #   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic|azure|gcp|aws] [--out FILE] [--deadline SECONDS]
@@ -673,7 +673,12 @@ gather_aws() {
   if [ -n "$DISK_KEY_OUT" ] && [ -z "$GATHER_ONLY" ]; then
     # KMS Recipient: a fresh RSA key (this attempt only) whose public half the hypervisor signs
     # into the document as public_key; KMS encrypts the disk key to it and the broker never sees it.
-    if ! openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/recipient.key" 2>/dev/null \
+    # --key-in-tpm: the key is made in the TPM (tpm_rsa_key) and CMS is opened with its help.
+    if [ -n "$KEY_IN_TPM" ]; then
+      tpm_rsa_key recipient
+      openssl pkey -pubin -in "$WORK/recipient.pem" -outform DER -out "$WORK/recipient.spki" 2>/dev/null \
+        || die 1 "JOIN_EVIDENCE_UNAVAILABLE: cannot export the TPM recipient key"
+    elif ! openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/recipient.key" 2>/dev/null \
       || ! openssl pkey -in "$WORK/recipient.key" -pubout -outform DER -out "$WORK/recipient.spki" 2>/dev/null; then
       die 1 "JOIN_EVIDENCE_UNAVAILABLE: cannot make the KMS recipient key"
     fi
@@ -725,6 +730,36 @@ get_challenge() { # sets CH_ID and BINDING
   fi
 }
 
+# tpm_rsa_key NAME: an RSA-2048 decrypt key made inside the TPM (--key-in-tpm): tpm2_create under
+# an owner primary, decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth, scheme
+# RSAES-OAEP with SHA-256 (MGF1-SHA-256, empty label: RSA-OAEP-256 and KMS's RSAES_OAEP_SHA_256);
+# $WORK/NAME.ctx (the loaded key's context), $WORK/NAME.pem (its public half). The private half
+# exists only inside the TPM (the work directory holds its TPM-wrapped blob).
+tpm_key_flush() { tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; }
+tpm_rsa_key() {
+  rm -f "$WORK/$1-parent.ctx" "$WORK/$1.ctx" "$WORK/$1.tpub" "$WORK/$1.tpriv" "$WORK/$1.pem"
+  tpm2_createprimary -C o -G ecc256:aes128cfb -c "$WORK/$1-parent.ctx" >/dev/null 2>&1 \
+    || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createprimary (the parent of the TPM-resident key)"
+  tpm_key_flush
+  tpm2_create -C "$WORK/$1-parent.ctx" -G rsa2048:oaep-sha256:null \
+    -a 'decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth' \
+    -u "$WORK/$1.tpub" -r "$WORK/$1.tpriv" >/dev/null 2>&1 || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_create (RSA-2048 decrypt key)"
+  tpm_key_flush
+  tpm2_load -C "$WORK/$1-parent.ctx" -u "$WORK/$1.tpub" -r "$WORK/$1.tpriv" -c "$WORK/$1.ctx" >/dev/null 2>&1 \
+    || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_load"
+  tpm_key_flush
+  tpm2_readpublic -c "$WORK/$1.ctx" -f pem -o "$WORK/$1.pem" >/dev/null 2>&1 || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_readpublic"
+  tpm_key_flush
+}
+# tpm_oaep_decrypt NAME IN OUT: RSAES-OAEP-SHA-256 decryption by the TPM key NAME (the key's own
+# scheme: -s null); status 1 when the TPM refuses (wrong key, bad padding).
+tpm_oaep_decrypt() {
+  dec_rc=0
+  tpm2_rsadecrypt -c "$WORK/$1.ctx" -s null -o "$3" "$2" >/dev/null 2>&1 || dec_rc=1
+  tpm_key_flush
+  return "$dec_rc"
+}
+
 # ephemeral_key: a fresh RSA-2048 key for this attempt (0600 in the private work directory,
 # removed at exit); its public JWK in $EPH_JWK and binding = SHA-256(nonce ‖ RFC 7638 thumbprint)
 # (protocol §2). The broker seals the release to it with RSA-OAEP-256 and A128CBC-HS256, which
@@ -738,20 +773,7 @@ get_challenge() { # sets CH_ID and BINDING
 # and context files are in the work directory.
 ephemeral_key() {
   if [ -n "$KEY_IN_TPM" ]; then
-    tpm_key_flush() { tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; }
-    rm -f "$WORK/eph-parent.ctx" "$WORK/eph.ctx" "$WORK/eph.tpub" "$WORK/eph.tpriv" "$WORK/eph.pem"
-    tpm2_createprimary -C o -G ecc256:aes128cfb -c "$WORK/eph-parent.ctx" >/dev/null 2>&1 \
-      || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createprimary (the parent of the TPM-resident key)"
-    tpm_key_flush
-    tpm2_create -C "$WORK/eph-parent.ctx" -G rsa2048:oaep-sha256:null \
-      -a 'decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth' \
-      -u "$WORK/eph.tpub" -r "$WORK/eph.tpriv" >/dev/null 2>&1 || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_create (RSA-2048 decrypt key)"
-    tpm_key_flush
-    tpm2_load -C "$WORK/eph-parent.ctx" -u "$WORK/eph.tpub" -r "$WORK/eph.tpriv" -c "$WORK/eph.ctx" >/dev/null 2>&1 \
-      || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_load"
-    tpm_key_flush
-    tpm2_readpublic -c "$WORK/eph.ctx" -f pem -o "$WORK/eph.pem" >/dev/null 2>&1 || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_readpublic"
-    tpm_key_flush
+    tpm_rsa_key eph
     EPH_PUBIN=-pubin; EPH_IN=$WORK/eph.pem
   else
     (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/eph.key" 2>/dev/null) \
@@ -919,6 +941,69 @@ open_tpm_sealed() {
 # open_ephemeral_sealed JWE: the release sealed to this attempt's key (protocol §3): compact JWE,
 # alg RSA-OAEP-256 (the content key unwrapped by openssl pkeyutl with OAEP, SHA-256 and
 # MGF1-SHA-256), enc A128CBC-HS256, kid = the key's thumbprint.
+# cms_open_tpm CMSFILE KEYNAME OUT: the KMS Recipient CMS opened with the TPM key KEYNAME, since
+# openssl cms needs the private key. `openssl asn1parse` parses the DER (bounds-checked by
+# openssl); the shape is then checked line by line as deploy/node/client/cms.ts does (RFC 5652
+# §6.1 EnvelopedData, exactly one KeyTransRecipientInfo, RSAES-OAEP with SHA-256 and MGF1-SHA-256
+# (RFC 4055), AES-256-CBC with a 16-byte IV (RFC 3565), nothing after); the TPM unwraps the content
+# key and openssl enc decrypts the content.
+cms_open_tpm() {
+  size=$(wc -c < "$1" | tr -d ' ')
+  openssl asn1parse -inform DER -in "$1" > "$WORK/cms.asn1" 2>/dev/null || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key is not DER"
+  awk -v size="$size" '
+    function num(re,   t) { if (!match(s, re)) return -1; t = substr(s, RSTART, RLENGTH); gsub(/[^0-9]/, "", t); return t + 0 }
+    {
+      s = $0; sub(/^ */, "", s); n++
+      O[n] = s; sub(/:.*/, "", O[n]); O[n] += 0
+      D[n] = num("d= *[0-9]+"); H[n] = num("hl= *[0-9]+"); L[n] = num(" l= *[0-9]+")
+      if (!match(s, /(prim|cons): /)) { bad = "unparsed line"; exit }
+      K[n] = substr(s, RSTART, 4); r = substr(s, RSTART + 6)
+      T[n] = r; sub(/  .*$/, "", T[n]); sub(/ *$/, "", T[n]); sub(/:.*$/, "", T[n])
+      V[n] = ""; if (index(r, ":")) { V[n] = substr(r, index(r, ":") + 1); sub(/ *$/, "", V[n]) }
+      if (D[n] < 0 || H[n] < 0 || L[n] < 0) { bad = "indefinite length"; exit }
+    }
+    function kids(p,   j, c) { c = 0; for (j = p + 1; j <= n && D[j] > D[p]; j++) if (D[j] == D[p] + 1) C[++c] = j; return c }
+    function want(i, d, t, v) { if (i > n || D[i] != d || T[i] != t || (v != "" && V[i] != v)) { bad = "unexpected " T[i] " at line " i; return 0 } return 1 }
+    END {
+      if (bad != "") { print "ERR " bad; exit 1 }
+      if (n < 10 || H[1] + L[1] != size) { print "ERR length or trailing bytes"; exit 1 }
+      if (!want(1, 0, "SEQUENCE", "") || !want(2, 1, "OBJECT", "pkcs7-envelopedData") || !want(3, 1, "cont [ 0 ]", "") || !want(4, 2, "SEQUENCE", "")) { print "ERR " bad; exit 1 }
+      if (kids(4) != 3) { print "ERR EnvelopedData has other than version, recipientInfos, encryptedContentInfo"; exit 1 }
+      ver = C[1]; ris = C[2]; eci = C[3]
+      if (!want(ver, 3, "INTEGER", "") || !want(ris, 3, "SET", "") || !want(eci, 3, "SEQUENCE", "")) { print "ERR " bad; exit 1 }
+      if (kids(ris) != 1) { print "ERR not exactly one recipient"; exit 1 }
+      ktri = C[1]
+      if (!want(ktri, 4, "SEQUENCE", "") || kids(ktri) != 4) { print "ERR not a KeyTransRecipientInfo"; exit 1 }
+      alg = C[3]; ek = C[4]
+      if (!want(alg, 5, "SEQUENCE", "") || !want(ek, 5, "OCTET STRING", "") || K[ek] != "prim") { print "ERR " bad; exit 1 }
+      oids = ""; for (j = alg + 1; j < ek; j++) if (T[j] == "OBJECT") oids = oids V[j] ","
+      if (oids != "rsaesOaep,sha256,mgf1,sha256,") { print "ERR key transport is not RSAES-OAEP-SHA-256 (" oids ")"; exit 1 }
+      if (kids(eci) != 3) { print "ERR EncryptedContentInfo shape"; exit 1 }
+      ct = C[3]; calg = C[2]
+      if (!want(C[1], 4, "OBJECT", "pkcs7-data") || !want(calg, 4, "SEQUENCE", "") || !want(ct, 4, "cont [ 0 ]", "")) { print "ERR " bad; exit 1 }
+      if (kids(calg) != 2 || !want(C[1], 5, "OBJECT", "aes-256-cbc") || !want(C[2], 5, "OCTET STRING", "") || L[C[2]] != 16) { print "ERR content is not AES-256-CBC with a 16-byte IV"; exit 1 }
+      print "IV " O[C[2]] + H[C[2]] " " L[C[2]]
+      print "EK " O[ek] + H[ek] " " L[ek]
+      if (K[ct] == "prim") print "CT " O[ct] + H[ct] " " L[ct]
+      else { m = kids(ct); if (m < 1) { print "ERR empty content"; exit 1 }
+        for (j = 1; j <= m; j++) { if (T[C[j]] != "OCTET STRING" || K[C[j]] != "prim") { print "ERR content chunk"; exit 1 } print "CT " O[C[j]] + H[C[j]] " " L[C[j]] } }
+    }' "$WORK/cms.asn1" > "$WORK/cms.parts" || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key is not CMS EnvelopedData this client opens: $(sed -n 's/^ERR //p' "$WORK/cms.parts" | head -n1)"
+  : > "$WORK/cms.ct"
+  while read -r what off len; do
+    case $what in
+      IV) slice "$1" "$off" "$len" "$WORK/cms.iv" ;;
+      EK) slice "$1" "$off" "$len" "$WORK/cms.ek" ;;
+      CT) slice "$1" "$off" "$len" "$WORK/cms.chunk"; cat "$WORK/cms.chunk" >> "$WORK/cms.ct" ;;
+    esac
+  done < "$WORK/cms.parts"
+  tpm_oaep_decrypt "$2" "$WORK/cms.ek" "$WORK/cms.cek" \
+    || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key does not open with this node's TPM recipient key"
+  [ "$(wc -c < "$WORK/cms.cek" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient content key is not 32 bytes"
+  openssl enc -d -aes-256-cbc -K "$(hex_file "$WORK/cms.cek")" -iv "$(hex_file "$WORK/cms.iv")" -in "$WORK/cms.ct" -out "$3" 2>/dev/null \
+    || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient content does not decrypt"
+  rm -f "$WORK/cms.cek" "$WORK/cms.ek" "$WORK/cms.ct" "$WORK/cms.chunk"
+}
+
 open_ephemeral_sealed() {
   jwe=$1
   printf '%s' "$jwe" | grep -Eq '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' \
@@ -931,9 +1016,7 @@ open_ephemeral_sealed() {
   b64url_decode_to "$EK" "$WORK/jwe.ek" || die 1 "JOIN_RELEASE_INVALID: JWE encrypted key"
   if [ -n "$KEY_IN_TPM" ]; then
     # The TPM unwraps with the key's own scheme (-s null: RSAES-OAEP, SHA-256, empty label).
-    tpm2_rsadecrypt -c "$WORK/eph.ctx" -s null -o "$WORK/jwe.cek" "$WORK/jwe.ek" >/dev/null 2>&1 \
-      || { tpm2_flushcontext -t >/dev/null 2>&1 || :; die 1 "JOIN_RELEASE_INVALID: this attempt's TPM key cannot unwrap the content key"; }
-    tpm2_flushcontext -t >/dev/null 2>&1 || :
+    tpm_oaep_decrypt eph "$WORK/jwe.ek" "$WORK/jwe.cek" || die 1 "JOIN_RELEASE_INVALID: this attempt's TPM key cannot unwrap the content key"
   else
     openssl pkeyutl -decrypt -inkey "$WORK/eph.key" -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 \
       -in "$WORK/jwe.ek" -out "$WORK/jwe.cek" 2>/dev/null || die 1 "JOIN_RELEASE_INVALID: this attempt's key cannot unwrap the content key"
@@ -982,7 +1065,7 @@ if [ -n "$DISK_KEY_OUT" ]; then
   if grep -q '"diskKeyForRecipient"[ ]*:[ ]*{' "$WORK/resp"; then
     # KMS Recipient (AWS NitroTPM): CMS EnvelopedData to this attempt's recipient key,
     # RSAES-OAEP-SHA-256 / AES-256-CBC, opened with openssl cms.
-    [ -f "$WORK/recipient.key" ] || die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, but this client sent no recipient key (only AWS NitroTPM evidence carries one)"
+    [ -f "$WORK/recipient.key" ] || [ -f "$WORK/recipient.ctx" ] || die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, but this client sent no recipient key (only AWS NitroTPM evidence carries one)"
     CFR=$(json_exact ciphertextForRecipient) || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.ciphertextForRecipient"
     CFR=${CFR%x}
     DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.wrapped"
@@ -992,8 +1075,12 @@ if [ -n "$DISK_KEY_OUT" ]; then
       die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient is not base64url"
     fi
     b64url_decode_to "$CFR" "$WORK/cfr.der" || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.ciphertextForRecipient"
-    openssl cms -decrypt -inform DER -in "$WORK/cfr.der" -inkey "$WORK/recipient.key" -binary -out "$WORK/disk.key" 2>/dev/null \
-      || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key does not open with this node's recipient key"
+    if [ -f "$WORK/recipient.ctx" ]; then
+      cms_open_tpm "$WORK/cfr.der" recipient "$WORK/disk.key"
+    else
+      openssl cms -decrypt -inform DER -in "$WORK/cfr.der" -inkey "$WORK/recipient.key" -binary -out "$WORK/disk.key" 2>/dev/null \
+        || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key does not open with this node's recipient key"
+    fi
     rm -f "$WORK/recipient.key" "$WORK/cfr.der"
   else
     grep -q '"diskKey"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_DISK_KEY_MISSING: the release carries no disk key (does the policy grant disk-key?)"
