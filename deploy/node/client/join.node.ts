@@ -74,6 +74,9 @@ export interface JoinOptions {
   eventLogPath?: string;
   imdsBase?: string;
   nitroTpmAttest?: string;
+  /** TCTI for the NitroTPM vendor command when nitro-tpm-attest is absent (default: the tools'
+   * TPM2TOOLS_TCTI if set, else device:/dev/tpm0 — the kernel resource manager does not pass it). */
+  nitroTcti?: string;
   dmiDir?: string;
   backoff?: BackoffOptions;
   log?: (msg: string) => void;
@@ -304,7 +307,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         eventLogPath: o.eventLogPath ?? DEFAULT_EVENT_LOG,
         imdsBase: o.imdsBase ?? DEFAULT_IMDS,
         nitroTpmAttest: o.nitroTpmAttest ?? 'nitro-tpm-attest',
-        nitroTcti: process.env.ATTEST_NITRO_TCTI ?? process.env.TPM2TOOLS_TCTI ?? 'device:/dev/tpm0',
+        nitroTcti: o.nitroTcti ?? process.env.TPM2TOOLS_TCTI ?? 'device:/dev/tpm0',
         ...(recipient ? { recipientSpki: recipient.spki } : {}),
         log,
       });
