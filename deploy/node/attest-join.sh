@@ -12,7 +12,8 @@
 #                           Confidential VM also the report (sev_snp_attestation, REPORT_DATA =
 #                           binding ‖ zeros) and the host's certificate table, read through
 #                           configfs-tsm (Linux >= 6.7, configfs mounted at /sys/kernel/config)
-#   aws      `nitrotpm`     `nitro-tpm-attest --nonce FILE` (aws-nitro-tpm-tools)
+#   aws      `nitrotpm`     `nitro-tpm-attest --nonce FILE` (aws-nitro-tpm-tools) when installed,
+#                           else the NitroTPM's NSM vendor command through tpm2_send
 # The same bytes as the TypeScript client's gatherers (deploy/node/client/evidence.node.ts).
 #
 # Sealed release on every platform, so no cluster has to allow unsealed release for it:
@@ -23,18 +24,20 @@
 # - cloud evidence (no EK): a fresh RSA-2048 key per attempt (openssl genpkey), bound into the
 #   evidence (binding = SHA-256(nonce ‖ RFC 7638 thumbprint)); the broker seals to it with
 #   RSA-OAEP-256 and A128CBC-HS256 (`sealEnc`), opened with openssl pkeyutl and openssl enc +
-#   HMAC; an unsealed answer is refused.
+#   HMAC; an unsealed answer is refused. --key-in-tpm (ATTEST_KEY_IN_TPM=1): that key, and AWS's
+#   KMS Recipient key, are made in the TPM (RSA-2048, decrypt, OAEP-SHA-256); tpm2_rsadecrypt unwraps.
 #
 # Usage:
 #   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic|azure|gcp|aws] [--out FILE] [--deadline SECONDS]
 #     [--kubelet-config-out FILE.conf] [--kubeadm-config-out FILE] [--node-name-out FILE]
-#     [--disk-key-out FILE [--disk-key-wrapped FILE] [--disk-key-only]]
+#     [--disk-key-out FILE [--disk-key-wrapped FILE] [--disk-key-only]] [--key-in-tpm]
 #   attest-join.sh --gather-only --binding HEX64 [--platform …]: print the attest request's
 #     {"provider","format","evidence"} for that binding and stop (no broker; for diagnosis)
 # or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE,
 # ATTEST_KUBELET_CONFIG_OUT, ATTEST_KUBEADM_CONFIG_OUT, ATTEST_NODE_NAME_OUT, ATTEST_PLATFORM;
 # ATTEST_IMDS (Azure IMDS base, default http://169.254.169.254), ATTEST_NITRO_TPM_ATTEST (the
-# tool's path) and ATTEST_DMI_DIR (default /sys/class/dmi/id) point the gatherers elsewhere.
+# tool's path; absent → the vendor command, its NV buffer ATTEST_NITRO_NV_SIZE bytes, default
+# 8192) and ATTEST_DMI_DIR (default /sys/class/dmi/id) point the gatherers elsewhere.
 #
 # GCP Confidential VM: ATTEST_TSM_REPORT_DIR (default /sys/kernel/config/tsm/report) is the
 # configfs-tsm report root, ATTEST_TEE_DEV_DIR (default /dev) where sev-guest / tdx_guest appear,
@@ -76,6 +79,8 @@ DISK_KEY_WRAPPED=${ATTEST_DISK_KEY_WRAPPED:-}
 DISK_KEY_ONLY=
 GATHER_ONLY=
 GATHER_BINDING=
+KEY_IN_TPM=${ATTEST_KEY_IN_TPM:-}
+[ "$KEY_IN_TPM" = 0 ] && KEY_IN_TPM=
 IMDS=${ATTEST_IMDS:-http://169.254.169.254}
 NITRO_TPM_ATTEST=${ATTEST_NITRO_TPM_ATTEST:-nitro-tpm-attest}
 DMI_DIR=${ATTEST_DMI_DIR:-/sys/class/dmi/id}
@@ -107,8 +112,9 @@ while [ $# -gt 0 ]; do
     --disk-key-wrapped) DISK_KEY_WRAPPED=${2:-}; shift 2 ;;
     --disk-key-only) DISK_KEY_ONLY=1; shift ;;
     --gather-only) GATHER_ONLY=1; shift ;;
+    --key-in-tpm) KEY_IN_TPM=1; shift ;;
     --binding) GATHER_BINDING=${2:-}; shift 2 ;;
-    -h|--help) sed -n '2,59p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,63p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
@@ -186,7 +192,9 @@ case $PLATFORM in generic) PROVIDER=tpm ;; *) PROVIDER=$PLATFORM ;; esac
 START=$(date +%s)
 END=$((START + DEADLINE))
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/attest-join.XXXXXX")
-trap 'tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; if [ -n "$TSM_ENTRY" ]; then rmdir "$TSM_ENTRY" 2>/dev/null || :; fi; rm -rf "$WORK"' EXIT INT TERM
+NITRO_NV=""
+# shellcheck disable=SC2016 # expanded when the trap runs
+trap 'nitro_undefine 2>/dev/null || :; tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; if [ -n "$TSM_ENTRY" ]; then rmdir "$TSM_ENTRY" 2>/dev/null || :; fi; rm -rf "$WORK"' EXIT INT TERM
 
 remaining() { echo $((END - $(date +%s))); }
 
@@ -664,24 +672,190 @@ gather_gcp() {
   printf '{"attestation":"%s"}' "$(openssl base64 -A -in "$WORK/att.pb")" > "$WORK/evidence.json"
 }
 
+# --- NitroTPM without nitro-tpm-attest ---------------------------------------------------------
+# The NitroTPM answers an AWS vendor command, TPM2_CC 0x20000001 (the vendor bit 0x20000000 | 1),
+# with the Nitro Secure Module behind it. Facts followed (read, not copied): AWS's NitroTPM-Tools,
+# nitro-tpm-attest/src/raw/tpm/mod.rs (command code, handles) and tss/message_buffer (the buffer),
+# and lockboot/vaportpm crates/vaportpm-attest/src/nsm.rs (a password session works; the kernel
+# resource manager does not pass the command, so it goes to /dev/tpm0, as AWS's tool does):
+# - the NSM request, CBOR {"Attestation": {"user_data", "nonce", "public_key"}} (byte strings or
+#   null), is written into an NV index the caller defines (authread|authwrite, 8 KiB: the plain
+#   document is near 5 KiB);
+# - the command: tag TPM_ST_SESSIONS, handles (nvAuth = nvIndex, nvIndex), one authorization for
+#   the index, no parameters; the NSM's answer replaces the buffer's contents from offset 0:
+#   CBOR {"Attestation": {"document": bstr}} or {"Error": "<code>"}, then padding;
+# - the index is undefined afterwards (and by the exit trap on any failure).
+# Every command of the exchange is sent raw (tpm2_send) with plain password sessions (TPM 2.0
+# Part 3: NV_DefineSpace, NV_Write, NV_Read, NV_UndefineSpace): the same bytes as the Node client
+# (deploy/node/client/nitro.ts), over ATTEST_NITRO_TCTI (default: TPM2TOOLS_TCTI if set, else
+# device:/dev/tpm0).
+NITRO_NV_SIZE=${ATTEST_NITRO_NV_SIZE:-8192}
+case $NITRO_NV_SIZE in ''|*[!0-9]*) die 2 "ATTEST_NITRO_NV_SIZE must be a byte count" ;; esac
+if [ "$NITRO_NV_SIZE" -lt 1024 ] || [ "$NITRO_NV_SIZE" -gt 65535 ]; then die 2 "ATTEST_NITRO_NV_SIZE must be 1024-65535"; fi
+NITRO_TCTI=${ATTEST_NITRO_TCTI:-${TPM2TOOLS_TCTI:-device:/dev/tpm0}}
+NITRO_CHUNK=1024
+PW_EMPTY=400000090000000000
+# tpm_send HEX OUT: sends the command HEX spells, the response to OUT; sets TPM_RC (8 hex digits)
+# once the frame is checked (tag 8001/8002, size = the bytes received); status 1 on no or a
+# malformed answer (TPM_WHY says which). TPM_RC_RETRY / YIELDED / TESTING (0x922, 0x908, 0x90a:
+# the TPM asks to be asked again, as the TSS does for the tools) are retried up to 10 times.
+tpm_send() {
+  tries=0
+  while :; do
+    tpm_send_once "$1" "$2" || return 1
+    case $TPM_RC in 00000922|00000908|0000090a) ;; *) return 0 ;; esac
+    tries=$((tries + 1)); [ "$tries" -lt 10 ] || return 0
+    sleep 1
+  done
+}
+tpm_send_once() {
+  hex_to_file "$1" "$WORK/tpm-cmd.bin"
+  rm -f "$2"; TPM_RC=""; TPM_WHY=""
+  if ! tpm2_send -T "$NITRO_TCTI" -o "$2" < "$WORK/tpm-cmd.bin" 2>"$WORK/tpm-send.err"; then
+    TPM_WHY="no answer ($(tail -n1 "$WORK/tpm-send.err" 2>/dev/null))"; return 1
+  fi
+  rh=$(od -An -v -N10 -tx1 "$2" | tr -d ' \n')
+  rn=$(wc -c < "$2" | tr -d ' ')
+  [ "${#rh}" -eq 20 ] || { TPM_WHY="response of $rn bytes"; return 1; }
+  case $rh in 8001*|8002*) ;; *) TPM_WHY="response tag ${rh%"${rh#????}"}"; return 1 ;; esac
+  rsize=$(printf '%d' "0x$(printf '%s' "$rh" | cut -c5-12)")
+  [ "$rsize" -eq "$rn" ] || { TPM_WHY="response says $rsize bytes, has $rn"; return 1; }
+  TPM_RC=$(printf '%s' "$rh" | cut -c13-20)
+}
+# hex4 N / hex8 N: N as 4 / 8 hex digits.
+hex4() { printf '%04x' "$1"; }
+hex8() { printf '%08x' "$1"; }
+# nitro_vendor_doc NONCEFILE [SPKIFILE] → $WORK/nitro.doc
+nitro_vendor_doc() {
+  nonce_hex=$(hex_file "$1")
+  # 41 74 74 65 73 74 61 74 69 6f 6e = "Attestation"; user_data null; nonce bstr(32);
+  # public_key bstr(SPKI) or null.
+  req="a16b4174746573746174696f6ea369757365725f64617461f6656e6f6e63655820${nonce_hex}6a7075626c69635f6b6579"
+  if [ -n "${2:-}" ]; then
+    spki_len=$(wc -c < "$2" | tr -d ' ')
+    if [ "$spki_len" -eq 0 ] || [ "$spki_len" -gt 900 ]; then die 1 "JOIN_EVIDENCE_UNAVAILABLE: recipient key of $spki_len bytes"; fi
+    req="${req}59$(hex4 "$spki_len")$(hex_file "$2")"
+  else
+    req="${req}f6"
+  fi
+  req_len=$((${#req} / 2))
+  # The index's password (TPM2B_AUTH, 32 random bytes) and its password authorization.
+  pw=$(od -An -v -N32 -tx1 /dev/urandom | tr -d ' \n')
+  # The first free index of the owner range 0x01000000.., the next if another process has it.
+  used=$(tpm2_getcap -T "$NITRO_TCTI" handles-nv-index 2>/dev/null | tr 'A-F' 'a-f' | sed -n 's/^- *0x0*\([0-9a-f]*\)$/\1/p')
+  i=0; nv=""
+  while [ "$i" -lt 64 ] && [ -z "$nv" ]; do
+    cand=$(printf '1%06x' "$i"); i=$((i + 1))
+    printf '%s\n' "$used" | grep -qx "$cand" && continue
+    # NV_DefineSpace (0x12a) by the owner (empty password): TPM2B_AUTH, TPM2B_NV_PUBLIC {index,
+    # SHA-256, AUTHREAD|AUTHWRITE (0x00040004), no policy, size}.
+    tpm_send "8002$(hex8 77)0000012a40000001$(hex8 9)${PW_EMPTY}0020${pw}000e0${cand}000b000400040000$(hex4 "$NITRO_NV_SIZE")" "$WORK/nv-def.rsp" \
+      || die 1 "JOIN_TPM_TOOL_FAILED: NV_DefineSpace: $TPM_WHY"
+    case $TPM_RC in
+      00000000) nv=0$cand ;;
+      0000014c) ;; # TPM_RC_NV_DEFINED: taken meanwhile
+      *) die 1 "JOIN_TPM_TOOL_FAILED: NV_DefineSpace of the $NITRO_NV_SIZE-byte NSM buffer: TPM response code 0x$TPM_RC" ;;
+    esac
+  done
+  [ -n "$nv" ] || die 1 "JOIN_TPM_TOOL_FAILED: no free NV index for the NSM buffer"
+  NITRO_NV=0x$nv
+  auth="$(hex8 41)400000090000000020${pw}"
+  # NV_Write (0x137) of the request at offset 0 (one chunk: the request is under 1 KiB).
+  [ "$req_len" -le "$NITRO_CHUNK" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: NSM request of $req_len bytes"
+  tpm_send "8002$(hex8 $((67 + req_len)))00000137${nv}${nv}${auth}$(hex4 "$req_len")${req}0000" "$WORK/nv-write.rsp" \
+    || die 1 "JOIN_TPM_TOOL_FAILED: NV_Write: $TPM_WHY"
+  [ "$TPM_RC" = 00000000 ] || die 1 "JOIN_TPM_TOOL_FAILED: NV_Write of the NSM request: TPM response code 0x$TPM_RC"
+  # The vendor command: TPM2_CC 0x20000001, handles (nv, nv), the index's password.
+  tpm_send "8002$(hex8 63)20000001${nv}${nv}${auth}" "$WORK/nitro-rsp.bin" \
+    || die 1 "JOIN_NITRO_COMMAND_FAILED: NitroTPM vendor command: $TPM_WHY"
+  [ "$TPM_RC" = 00000000 ] || die 1 "JOIN_NITRO_COMMAND_FAILED: NitroTPM vendor command: TPM response code 0x$TPM_RC (0x00000143: not a NitroTPM)"
+  # NV_Read (0x14e) of the whole buffer, chunk by chunk; each answer is
+  # header(10) parameterSize(4) TPM2B(2 + n) password acknowledgement(5).
+  : > "$WORK/nsm-rsp.cbor"
+  off=0
+  while [ "$off" -lt "$NITRO_NV_SIZE" ]; do
+    n=$((NITRO_NV_SIZE - off)); [ "$n" -gt "$NITRO_CHUNK" ] && n=$NITRO_CHUNK
+    tpm_send "8002$(hex8 67)0000014e${nv}${nv}${auth}$(hex4 "$n")$(hex4 "$off")" "$WORK/nv-read.rsp" \
+      || die 1 "JOIN_TPM_TOOL_FAILED: NV_Read: $TPM_WHY"
+    [ "$TPM_RC" = 00000000 ] || die 1 "JOIN_TPM_TOOL_FAILED: NV_Read of the NSM response: TPM response code 0x$TPM_RC"
+    got=$(od -An -v -j14 -N2 -tu1 "$WORK/nv-read.rsp" | awk '{ print $1 * 256 + $2 }')
+    if [ "$got" != "$n" ] || [ "$(wc -c < "$WORK/nv-read.rsp" | tr -d ' ')" -lt $((16 + n)) ]; then
+      die 1 "JOIN_TPM_TOOL_FAILED: NV_Read answered ${got:-no} bytes for $n"
+    fi
+    slice "$WORK/nv-read.rsp" 16 "$n" "$WORK/nv-chunk.bin"
+    cat "$WORK/nv-chunk.bin" >> "$WORK/nsm-rsp.cbor"
+    off=$((off + n))
+  done
+  nitro_undefine
+  nitro_parse_rsp "$WORK/nsm-rsp.cbor" "$WORK/nitro.doc"
+}
+# nitro_undefine: NV_UndefineSpace (0x122) of the buffer by the owner; best effort.
+nitro_undefine() {
+  [ -n "$NITRO_NV" ] || return 0
+  if ! tpm_send "8002$(hex8 31)0000012240000001${NITRO_NV#0x}$(hex8 9)${PW_EMPTY}" "$WORK/nv-undef.rsp" || [ "$TPM_RC" != 00000000 ]; then
+    log "warning: could not undefine NV $NITRO_NV"
+  fi
+  NITRO_NV=""
+}
+# nitro_parse_rsp BUFFER DOCFILE: the NSM response at the start of the buffer, bounds-checked.
+nitro_parse_rsp() {
+  total=$(wc -c < "$1" | tr -d ' ')
+  head=$(od -An -v -N32 -tx1 "$1" | tr -d ' \n')
+  # a1 6b "Attestation" a1 68 "document" then the byte string's header
+  pre=a16b4174746573746174696f6ea168646f63756d656e74
+  case $head in
+    "$pre"*) ;;
+    a165457272*)
+      # {"Error": text}: the NSM's own code, letters only
+      why=$(dd if="$1" bs=1 skip=8 count=40 2>/dev/null | tr -cd 'A-Za-z' | cut -c1-32)
+      die 1 "JOIN_NITRO_NSM_ERROR: the NSM refused the request: ${why:-unknown}" ;;
+    *) die 1 "JOIN_NITRO_RESPONSE_INVALID: the buffer holds no NSM attestation response" ;;
+  esac
+  rest=${head#"$pre"}
+  case $rest in
+    58*) dlen=$(printf '%d' "0x$(printf '%s' "$rest" | cut -c3-4)"); doff=$((${#pre} / 2 + 2)) ;;
+    59*) dlen=$(printf '%d' "0x$(printf '%s' "$rest" | cut -c3-6)"); doff=$((${#pre} / 2 + 3)) ;;
+    5a*) dlen=$(printf '%d' "0x$(printf '%s' "$rest" | cut -c3-10)"); doff=$((${#pre} / 2 + 5)) ;;
+    *) die 1 "JOIN_NITRO_RESPONSE_INVALID: the document is not a definite byte string" ;;
+  esac
+  if [ "$dlen" -eq 0 ] || [ $((doff + dlen)) -gt "$total" ]; then
+    die 1 "JOIN_NITRO_RESPONSE_INVALID: document of $dlen bytes at offset $doff overruns the $total-byte buffer"
+  fi
+  slice "$1" "$doff" "$dlen" "$2"
+  [ "$(wc -c < "$2" | tr -d ' ')" -eq "$dlen" ] || die 1 "JOIN_NITRO_RESPONSE_INVALID: short document"
+}
+
 gather_aws() {
-  # AWS's nitro-tpm-attest (aws-nitro-tpm-tools) takes the nonce as a file of raw bytes and writes
-  # the COSE_Sign1 attestation document, signed under the AWS Nitro root, to stdout.
-  command -v "$NITRO_TPM_ATTEST" >/dev/null 2>&1 \
-    || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST not found (Amazon Linux 2023: dnf install aws-nitro-tpm-tools)"
+  # AWS's nitro-tpm-attest (aws-nitro-tpm-tools), when installed, takes the nonce as a file of raw
+  # bytes and writes the COSE_Sign1 attestation document, signed under the AWS Nitro root, to
+  # stdout. Without it the client sends the NitroTPM vendor command itself (nitro_vendor_doc).
+  NITRO_VIA=tool
+  command -v "$NITRO_TPM_ATTEST" >/dev/null 2>&1 || NITRO_VIA=vendor
+  if [ "$NITRO_VIA" = vendor ]; then
+    command -v tpm2_send >/dev/null 2>&1 || die 1 "JOIN_EVIDENCE_UNAVAILABLE: neither $NITRO_TPM_ATTEST nor tpm2_send found (Amazon Linux 2023: dnf install aws-nitro-tpm-tools)"
+  fi
   hex_to_file "$BINDING" "$WORK/nitro-nonce.bin"
   set -- --nonce "$WORK/nitro-nonce.bin"
   if [ -n "$DISK_KEY_OUT" ] && [ -z "$GATHER_ONLY" ]; then
     # KMS Recipient: a fresh RSA key (this attempt only) whose public half the hypervisor signs
     # into the document as public_key; KMS encrypts the disk key to it and the broker never sees it.
-    if ! openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/recipient.key" 2>/dev/null \
+    # --key-in-tpm: the key is made in the TPM (tpm_rsa_key) and CMS is opened with its help.
+    if [ -n "$KEY_IN_TPM" ]; then
+      tpm_rsa_key recipient
+      openssl pkey -pubin -in "$WORK/recipient.pem" -outform DER -out "$WORK/recipient.spki" 2>/dev/null \
+        || die 1 "JOIN_EVIDENCE_UNAVAILABLE: cannot export the TPM recipient key"
+    elif ! openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/recipient.key" 2>/dev/null \
       || ! openssl pkey -in "$WORK/recipient.key" -pubout -outform DER -out "$WORK/recipient.spki" 2>/dev/null; then
       die 1 "JOIN_EVIDENCE_UNAVAILABLE: cannot make the KMS recipient key"
     fi
     set -- "$@" --public-key "$WORK/recipient.spki"
   fi
-  "$NITRO_TPM_ATTEST" "$@" > "$WORK/nitro.doc" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST failed"
-  [ -s "$WORK/nitro.doc" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST printed no document"
+  if [ "$NITRO_VIA" = vendor ]; then
+    nitro_vendor_doc "$WORK/nitro-nonce.bin" ${4:+"$4"}
+  else
+    "$NITRO_TPM_ATTEST" "$@" > "$WORK/nitro.doc" || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST failed"
+    [ -s "$WORK/nitro.doc" ] || die 1 "JOIN_EVIDENCE_UNAVAILABLE: $NITRO_TPM_ATTEST printed no document"
+  fi
   FORMAT=nitrotpm
   printf '{"document":"%s"}' "$(openssl base64 -A -in "$WORK/nitro.doc")" > "$WORK/evidence.json"
 }
@@ -722,16 +896,61 @@ get_challenge() { # sets CH_ID and BINDING
   fi
 }
 
+# tpm_rsa_key NAME: an RSA-2048 decrypt key made inside the TPM (--key-in-tpm): tpm2_create under
+# an owner primary, decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth, scheme
+# RSAES-OAEP with SHA-256 (MGF1-SHA-256, empty label: RSA-OAEP-256 and KMS's RSAES_OAEP_SHA_256);
+# $WORK/NAME.ctx (the loaded key's context), $WORK/NAME.pem (its public half). The private half
+# exists only inside the TPM (the work directory holds its TPM-wrapped blob).
+tpm_key_flush() { tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :; }
+tpm_rsa_key() {
+  rm -f "$WORK/$1-parent.ctx" "$WORK/$1.ctx" "$WORK/$1.tpub" "$WORK/$1.tpriv" "$WORK/$1.pem"
+  tpm2_createprimary -C o -G ecc256:aes128cfb -c "$WORK/$1-parent.ctx" >/dev/null 2>&1 \
+    || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_createprimary (the parent of the TPM-resident key)"
+  tpm_key_flush
+  tpm2_create -C "$WORK/$1-parent.ctx" -G rsa2048:oaep-sha256:null \
+    -a 'decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth' \
+    -u "$WORK/$1.tpub" -r "$WORK/$1.tpriv" >/dev/null 2>&1 || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_create (RSA-2048 decrypt key)"
+  tpm_key_flush
+  tpm2_load -C "$WORK/$1-parent.ctx" -u "$WORK/$1.tpub" -r "$WORK/$1.tpriv" -c "$WORK/$1.ctx" >/dev/null 2>&1 \
+    || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_load"
+  tpm_key_flush
+  tpm2_readpublic -c "$WORK/$1.ctx" -f pem -o "$WORK/$1.pem" >/dev/null 2>&1 || die 1 "JOIN_TPM_TOOL_FAILED: tpm2_readpublic"
+  tpm_key_flush
+}
+# tpm_oaep_decrypt NAME IN OUT: RSAES-OAEP-SHA-256 decryption by the TPM key NAME (the key's own
+# scheme: -s null); status 1 when the TPM refuses (wrong key, bad padding).
+tpm_oaep_decrypt() {
+  dec_rc=0
+  tpm2_rsadecrypt -c "$WORK/$1.ctx" -s null -o "$3" "$2" >/dev/null 2>&1 || dec_rc=1
+  tpm_key_flush
+  return "$dec_rc"
+}
+
 # ephemeral_key: a fresh RSA-2048 key for this attempt (0600 in the private work directory,
 # removed at exit); its public JWK in $EPH_JWK and binding = SHA-256(nonce ‖ RFC 7638 thumbprint)
 # (protocol §2). The broker seals the release to it with RSA-OAEP-256 and A128CBC-HS256, which
 # the openssl command line opens (open_ephemeral_sealed).
+#
+# --key-in-tpm (ATTEST_KEY_IN_TPM=1): the key is made inside the TPM instead and never leaves it —
+# tpm2_create under an owner primary, RSA-2048, decrypt only, fixedtpm|fixedparent|
+# sensitivedataorigin, scheme RSAES-OAEP with SHA-256 (MGF1-SHA-256 and the empty label: what
+# RSA-OAEP-256 means); its public half (tpm2_readpublic -f pem) makes the same JWK, and
+# tpm2_rsadecrypt unwraps the content key (open_ephemeral_sealed). Only the TPM's wrapped blob
+# and context files are in the work directory.
 ephemeral_key() {
-  (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/eph.key" 2>/dev/null) \
-    || die 1 "JOIN_TOOL_FAILED: openssl genpkey (RSA-2048)"
-  [ "$(openssl rsa -in "$WORK/eph.key" -noout -text 2>/dev/null | sed -n 's/^publicExponent: \([0-9]*\).*/\1/p')" = 65537 ] \
+  if [ -n "$KEY_IN_TPM" ]; then
+    tpm_rsa_key eph
+    EPH_PUBIN=-pubin; EPH_IN=$WORK/eph.pem
+  else
+    (umask 077; openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/eph.key" 2>/dev/null) \
+      || die 1 "JOIN_TOOL_FAILED: openssl genpkey (RSA-2048)"
+    EPH_PUBIN=""; EPH_IN=$WORK/eph.key
+  fi
+  # shellcheck disable=SC2086 # $EPH_PUBIN is empty or one word
+  [ "$(openssl rsa $EPH_PUBIN -in "$EPH_IN" -noout -text 2>/dev/null | sed -n -e 's/^publicExponent: \([0-9]*\).*/\1/p' -e 's/^Exponent: \([0-9]*\).*/\1/p')" = 65537 ] \
     || die 1 "JOIN_TOOL_FAILED: the ephemeral key's exponent is not 65537"
-  N_HEX=$(openssl rsa -in "$WORK/eph.key" -noout -modulus 2>/dev/null | sed -n 's/^Modulus=//p' | tr 'A-F' 'a-f')
+  # shellcheck disable=SC2086
+  N_HEX=$(openssl rsa $EPH_PUBIN -in "$EPH_IN" -noout -modulus 2>/dev/null | sed -n 's/^Modulus=//p' | tr 'A-F' 'a-f')
   [ ${#N_HEX} -eq 512 ] || die 1 "JOIN_TOOL_FAILED: the ephemeral key is not 2048 bits"
   hex_to_file "$N_HEX" "$WORK/eph.n"
   # RFC 7638: the required members in lexicographic order, no whitespace — the JWK sent is that text.
@@ -888,6 +1107,69 @@ open_tpm_sealed() {
 # open_ephemeral_sealed JWE: the release sealed to this attempt's key (protocol §3): compact JWE,
 # alg RSA-OAEP-256 (the content key unwrapped by openssl pkeyutl with OAEP, SHA-256 and
 # MGF1-SHA-256), enc A128CBC-HS256, kid = the key's thumbprint.
+# cms_open_tpm CMSFILE KEYNAME OUT: the KMS Recipient CMS opened with the TPM key KEYNAME, since
+# openssl cms needs the private key. `openssl asn1parse` parses the DER (bounds-checked by
+# openssl); the shape is then checked line by line as deploy/node/client/cms.ts does (RFC 5652
+# §6.1 EnvelopedData, exactly one KeyTransRecipientInfo, RSAES-OAEP with SHA-256 and MGF1-SHA-256
+# (RFC 4055), AES-256-CBC with a 16-byte IV (RFC 3565), nothing after); the TPM unwraps the content
+# key and openssl enc decrypts the content.
+cms_open_tpm() {
+  size=$(wc -c < "$1" | tr -d ' ')
+  openssl asn1parse -inform DER -in "$1" > "$WORK/cms.asn1" 2>/dev/null || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key is not DER"
+  awk -v size="$size" '
+    function num(re,   t) { if (!match(s, re)) return -1; t = substr(s, RSTART, RLENGTH); gsub(/[^0-9]/, "", t); return t + 0 }
+    {
+      s = $0; sub(/^ */, "", s); n++
+      O[n] = s; sub(/:.*/, "", O[n]); O[n] += 0
+      D[n] = num("d= *[0-9]+"); H[n] = num("hl= *[0-9]+"); L[n] = num(" l= *[0-9]+")
+      if (!match(s, /(prim|cons): /)) { bad = "unparsed line"; exit }
+      K[n] = substr(s, RSTART, 4); r = substr(s, RSTART + 6)
+      T[n] = r; sub(/  .*$/, "", T[n]); sub(/ *$/, "", T[n]); sub(/:.*$/, "", T[n])
+      V[n] = ""; if (index(r, ":")) { V[n] = substr(r, index(r, ":") + 1); sub(/ *$/, "", V[n]) }
+      if (D[n] < 0 || H[n] < 0 || L[n] < 0) { bad = "indefinite length"; exit }
+    }
+    function kids(p,   j, c) { c = 0; for (j = p + 1; j <= n && D[j] > D[p]; j++) if (D[j] == D[p] + 1) C[++c] = j; return c }
+    function want(i, d, t, v) { if (i > n || D[i] != d || T[i] != t || (v != "" && V[i] != v)) { bad = "unexpected " T[i] " at line " i; return 0 } return 1 }
+    END {
+      if (bad != "") { print "ERR " bad; exit 1 }
+      if (n < 10 || H[1] + L[1] != size) { print "ERR length or trailing bytes"; exit 1 }
+      if (!want(1, 0, "SEQUENCE", "") || !want(2, 1, "OBJECT", "pkcs7-envelopedData") || !want(3, 1, "cont [ 0 ]", "") || !want(4, 2, "SEQUENCE", "")) { print "ERR " bad; exit 1 }
+      if (kids(4) != 3) { print "ERR EnvelopedData has other than version, recipientInfos, encryptedContentInfo"; exit 1 }
+      ver = C[1]; ris = C[2]; eci = C[3]
+      if (!want(ver, 3, "INTEGER", "") || !want(ris, 3, "SET", "") || !want(eci, 3, "SEQUENCE", "")) { print "ERR " bad; exit 1 }
+      if (kids(ris) != 1) { print "ERR not exactly one recipient"; exit 1 }
+      ktri = C[1]
+      if (!want(ktri, 4, "SEQUENCE", "") || kids(ktri) != 4) { print "ERR not a KeyTransRecipientInfo"; exit 1 }
+      alg = C[3]; ek = C[4]
+      if (!want(alg, 5, "SEQUENCE", "") || !want(ek, 5, "OCTET STRING", "") || K[ek] != "prim") { print "ERR " bad; exit 1 }
+      oids = ""; for (j = alg + 1; j < ek; j++) if (T[j] == "OBJECT") oids = oids V[j] ","
+      if (oids != "rsaesOaep,sha256,mgf1,sha256,") { print "ERR key transport is not RSAES-OAEP-SHA-256 (" oids ")"; exit 1 }
+      if (kids(eci) != 3) { print "ERR EncryptedContentInfo shape"; exit 1 }
+      ct = C[3]; calg = C[2]
+      if (!want(C[1], 4, "OBJECT", "pkcs7-data") || !want(calg, 4, "SEQUENCE", "") || !want(ct, 4, "cont [ 0 ]", "")) { print "ERR " bad; exit 1 }
+      if (kids(calg) != 2 || !want(C[1], 5, "OBJECT", "aes-256-cbc") || !want(C[2], 5, "OCTET STRING", "") || L[C[2]] != 16) { print "ERR content is not AES-256-CBC with a 16-byte IV"; exit 1 }
+      print "IV " O[C[2]] + H[C[2]] " " L[C[2]]
+      print "EK " O[ek] + H[ek] " " L[ek]
+      if (K[ct] == "prim") print "CT " O[ct] + H[ct] " " L[ct]
+      else { m = kids(ct); if (m < 1) { print "ERR empty content"; exit 1 }
+        for (j = 1; j <= m; j++) { if (T[C[j]] != "OCTET STRING" || K[C[j]] != "prim") { print "ERR content chunk"; exit 1 } print "CT " O[C[j]] + H[C[j]] " " L[C[j]] } }
+    }' "$WORK/cms.asn1" > "$WORK/cms.parts" || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key is not CMS EnvelopedData this client opens: $(sed -n 's/^ERR //p' "$WORK/cms.parts" | head -n1)"
+  : > "$WORK/cms.ct"
+  while read -r what off len; do
+    case $what in
+      IV) slice "$1" "$off" "$len" "$WORK/cms.iv" ;;
+      EK) slice "$1" "$off" "$len" "$WORK/cms.ek" ;;
+      CT) slice "$1" "$off" "$len" "$WORK/cms.chunk"; cat "$WORK/cms.chunk" >> "$WORK/cms.ct" ;;
+    esac
+  done < "$WORK/cms.parts"
+  tpm_oaep_decrypt "$2" "$WORK/cms.ek" "$WORK/cms.cek" \
+    || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key does not open with this node's TPM recipient key"
+  [ "$(wc -c < "$WORK/cms.cek" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient content key is not 32 bytes"
+  openssl enc -d -aes-256-cbc -K "$(hex_file "$WORK/cms.cek")" -iv "$(hex_file "$WORK/cms.iv")" -in "$WORK/cms.ct" -out "$3" 2>/dev/null \
+    || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient content does not decrypt"
+  rm -f "$WORK/cms.cek" "$WORK/cms.ek" "$WORK/cms.ct" "$WORK/cms.chunk"
+}
+
 open_ephemeral_sealed() {
   jwe=$1
   printf '%s' "$jwe" | grep -Eq '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' \
@@ -898,8 +1180,14 @@ open_ephemeral_sealed() {
     [ "$(json_str "$WORK/jwe.hdr" "${kv%%=*}")" = "${kv#*=}" ] || die 1 "JOIN_RELEASE_INVALID: not a release sealed to this attempt's key (${kv%%=*})"
   done
   b64url_decode_to "$EK" "$WORK/jwe.ek" || die 1 "JOIN_RELEASE_INVALID: JWE encrypted key"
-  openssl pkeyutl -decrypt -inkey "$WORK/eph.key" -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 \
-    -in "$WORK/jwe.ek" -out "$WORK/jwe.cek" 2>/dev/null || die 1 "JOIN_RELEASE_INVALID: this attempt's key cannot unwrap the content key"
+  if [ -n "$KEY_IN_TPM" ]; then
+    # The TPM unwraps with the key's own scheme (-s null: RSAES-OAEP, SHA-256, empty label).
+    tpm_oaep_decrypt eph "$WORK/jwe.ek" "$WORK/jwe.cek" || die 1 "JOIN_RELEASE_INVALID: this attempt's TPM key cannot unwrap the content key"
+  else
+    openssl pkeyutl -decrypt -inkey "$WORK/eph.key" -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 \
+      -in "$WORK/jwe.ek" -out "$WORK/jwe.cek" 2>/dev/null || die 1 "JOIN_RELEASE_INVALID: this attempt's key cannot unwrap the content key"
+  fi
+  [ "$(wc -c < "$WORK/jwe.cek" | tr -d ' ')" = 32 ] || die 1 "JOIN_RELEASE_INVALID: the content key is not 32 bytes"
   K=$(hex_file "$WORK/jwe.cek"); rm -f "$WORK/jwe.cek"
   open_cbc_hs256 "$K" "$H" "$IV" "$CT" "$TAG"; K=""
 }
@@ -910,7 +1198,7 @@ if grep -q '"release"[ ]*:[ ]*"' "$WORK/resp"; then
     log "release sealed to this TPM opened"
   else
     open_ephemeral_sealed "$(json_str "$WORK/resp" release)"
-    log "release sealed to this attempt's key opened"
+    log "release sealed to this attempt's ${KEY_IN_TPM:+TPM-resident }key opened"
   fi
 else
   grep -q '"release"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_RELEASE_INVALID: no release in the answer"
@@ -943,7 +1231,7 @@ if [ -n "$DISK_KEY_OUT" ]; then
   if grep -q '"diskKeyForRecipient"[ ]*:[ ]*{' "$WORK/resp"; then
     # KMS Recipient (AWS NitroTPM): CMS EnvelopedData to this attempt's recipient key,
     # RSAES-OAEP-SHA-256 / AES-256-CBC, opened with openssl cms.
-    [ -f "$WORK/recipient.key" ] || die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, but this client sent no recipient key (only AWS NitroTPM evidence carries one)"
+    [ -f "$WORK/recipient.key" ] || [ -f "$WORK/recipient.ctx" ] || die 1 "JOIN_DISK_KEY_MISSING: the broker sent the disk key in the KMS Recipient form, but this client sent no recipient key (only AWS NitroTPM evidence carries one)"
     CFR=$(json_exact ciphertextForRecipient) || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.ciphertextForRecipient"
     CFR=${CFR%x}
     DW=$(json_exact wrapped) || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.wrapped"
@@ -953,8 +1241,12 @@ if [ -n "$DISK_KEY_OUT" ]; then
       die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient is not base64url"
     fi
     b64url_decode_to "$CFR" "$WORK/cfr.der" || die 1 "JOIN_RELEASE_INVALID: diskKeyForRecipient.ciphertextForRecipient"
-    openssl cms -decrypt -inform DER -in "$WORK/cfr.der" -inkey "$WORK/recipient.key" -binary -out "$WORK/disk.key" 2>/dev/null \
-      || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key does not open with this node's recipient key"
+    if [ -f "$WORK/recipient.ctx" ]; then
+      cms_open_tpm "$WORK/cfr.der" recipient "$WORK/disk.key"
+    else
+      openssl cms -decrypt -inform DER -in "$WORK/cfr.der" -inkey "$WORK/recipient.key" -binary -out "$WORK/disk.key" 2>/dev/null \
+        || die 1 "JOIN_RELEASE_INVALID: the KMS Recipient disk key does not open with this node's recipient key"
+    fi
     rm -f "$WORK/recipient.key" "$WORK/cfr.der"
   else
     grep -q '"diskKey"[ ]*:[ ]*{' "$WORK/resp" || die 1 "JOIN_DISK_KEY_MISSING: the release carries no disk key (does the policy grant disk-key?)"

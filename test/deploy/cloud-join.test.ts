@@ -212,6 +212,34 @@ describe('gcp: both clients join through the production gcp provider', () => {
     expect(u.stderr).toContain('JOIN_RELEASE_INVALID: the broker answered unsealed although this node sent a key to seal to');
     expect(existsSync(u.out)).toBe(false);
   });
+  it('--key-in-tpm: the shell seals to an RSA key made in the TPM (tpm2_rsadecrypt unwraps) and joins; a flipped bit in the wrapped key or the ciphertext is refused, writing nothing', async () => {
+    // The broker computes the thumbprint of the JWK the shell built from the TPM key's public
+    // half and seals to it: the join opens only if the TPM holds the matching private key.
+    const s = await shellJoin(tpm, await startBroker('gcp', trust, false), 'gcp', {}, ['--key-in-tpm']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(readFileSync(s.out, 'utf8')).toContain('token:');
+    expect(s.stderr).toContain("release sealed to this attempt's TPM-resident key opened");
+    // The same through the environment, with nothing of the key left loaded in the TPM.
+    const e = await shellJoin(tpm, await startBroker('gcp', trust, false), 'gcp', { ATTEST_KEY_IN_TPM: '1' });
+    expect(e.code, e.stderr).toBe(0);
+    expect(await tpm.tpm2('tpm2_getcap', ['handles-transient'])).not.toMatch(/0x80/);
+    const flipPart = (i: number) => (body: string): string => {
+      const { release } = JSON.parse(body) as { release: string };
+      const parts = release.split('.');
+      const b = Buffer.from(parts[i]!, 'base64url');
+      b[b.length >> 1]! ^= 1;
+      parts[i] = b.toString('base64url');
+      return JSON.stringify({ release: parts.join('.') });
+    };
+    const k = await shellJoin(tpm, await startBroker('gcp', trust, false, systemClock, undefined, flipPart(1)), 'gcp', {}, ['--key-in-tpm']);
+    expect(k.code).toBe(1);
+    expect(k.stderr).toContain("JOIN_RELEASE_INVALID: this attempt's TPM key cannot unwrap the content key");
+    expect(existsSync(k.out)).toBe(false);
+    const c = await shellJoin(tpm, await startBroker('gcp', trust, false, systemClock, undefined, flipPart(3)), 'gcp', {}, ['--key-in-tpm']);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toContain("JOIN_RELEASE_INVALID: the sealed release's tag does not verify");
+    expect(existsSync(c.out)).toBe(false);
+  });
 });
 
 describe('azure: both clients join through the production azure provider (az-snp-vtpm)', () => {
@@ -317,4 +345,58 @@ describe('aws: both clients join through the production aws provider (nitrotpm)'
       await kms.close();
     }
   }, 150_000);
+
+  it('--key-in-tpm: the shell’s KMS recipient key is made in the TPM; the TPM unwraps CiphertextForRecipient (the same disk key both boots); a flipped encrypted key, a trailing byte or a cut CMS is refused', async () => {
+    const kms = await startAwsKmsServer();
+    try {
+      const keys = new AwsKmsKeyService({
+        keyId: kms.keyArn,
+        client: new KMSClient({ region: kms.region, endpoint: kms.url, credentials: { accessKeyId: kms.accessKeyId, secretAccessKey: kms.secretAccessKey }, maxAttempts: 1 }),
+      });
+      const dir = mkdtempSync(pjoin(tmpdir(), 'disk-tpm-'));
+      const b = await startBroker('aws', trust, true, clock, keys);
+      const s = await shellJoin(tpm, b, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool }, ['--key-in-tpm', '--disk-key-only', '--disk-key-out', pjoin(dir, 'a.key'), '--disk-key-wrapped', pjoin(dir, 'disk.wrapped')]);
+      expect(s.code, s.stderr).toBe(0);
+      const key = readFileSync(pjoin(dir, 'a.key'));
+      expect(key).toHaveLength(32);
+      // Next boot: KMS re-encrypts the stored key to a new TPM key of that attempt.
+      const s2 = await shellJoin(tpm, b, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool }, ['--key-in-tpm', '--disk-key-only', '--disk-key-out', pjoin(dir, 'b.key'), '--disk-key-wrapped', pjoin(dir, 'disk.wrapped')]);
+      expect(s2.code, s2.stderr).toBe(0);
+      expect(readFileSync(pjoin(dir, 'b.key')).equals(key)).toBe(true);
+      expect(await tpm.tpm2('tpm2_getcap', ['handles-transient'])).not.toMatch(/0x80/);
+      // KMS's answer altered on the way (a KeyService that passes everything else through).
+      const altered = (mutate: (c: Buffer) => Buffer): KeyService =>
+        ({
+          wrap: (k: Uint8Array, c: Readonly<Record<string, string>>) => keys.wrap(k, c),
+          unwrap: (w: Uint8Array, c: Readonly<Record<string, string>>) => keys.unwrap(w, c),
+          generateForRecipient: async (c: Readonly<Record<string, string>>, d: Uint8Array) => {
+            const r = await keys.generateForRecipient(c, d);
+            return { ...r, ciphertextForRecipient: new Uint8Array(mutate(Buffer.from(r.ciphertextForRecipient))) };
+          },
+          unwrapForRecipient: async (w: Uint8Array, c: Readonly<Record<string, string>>, d: Uint8Array) => new Uint8Array(mutate(Buffer.from(await keys.unwrapForRecipient(w, c, d)))),
+        }) as unknown as KeyService;
+      const flipEk = (c: Buffer): Buffer => {
+        const at = c.indexOf(Buffer.from('04820100', 'hex'));
+        const x = Buffer.from(c);
+        x[at + 4 + 100]! ^= 1;
+        return x;
+      };
+      for (const [mutate, why] of [
+        [flipEk, "does not open with this node's TPM recipient key"],
+        [(c: Buffer) => Buffer.concat([c, Buffer.of(0)]), 'the KMS Recipient disk key is not'],
+        [(c: Buffer) => c.subarray(0, c.length - 10), 'is not DER'],
+      ] as const) {
+        const bb = await startBroker('aws', trust, true, clock, altered(mutate));
+        const out = pjoin(dir, 'x.key');
+        const r = await shellJoin(tpm, bb, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool }, ['--key-in-tpm', '--disk-key-only', '--disk-key-out', out]);
+        expect(r.code, `${why}: ${r.stderr}`).toBe(1);
+        expect(r.stderr).toContain('JOIN_RELEASE_INVALID');
+        expect(r.stderr).toContain(why);
+        expect(r.stderr).not.toContain('diskKey'); // refused in the Recipient form, not another
+        expect(existsSync(out)).toBe(false);
+      }
+    } finally {
+      await kms.close();
+    }
+  }, 240_000);
 });

@@ -25,7 +25,8 @@
  * - aws `nitrotpm`: the Nitro hypervisor's COSE signature — `nitro-tpm-attest` is a stand-in
  *   script printing a document signed under a test root given to the verifier under the
  *   `aws-nitro-root-g1` pin id (test/aws/testpki.ts); it checks the nonce file it is given holds
- *   the binding. Real documents: test/aws (vaportpm vector).
+ *   the binding. Real documents: test/aws (vaportpm vector). Without the tool (the NSM vendor
+ *   command): test/deploy/nitro-vendor.test.ts; here only that swtpm refuses it.
  */
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -346,12 +347,22 @@ describe('aws (nitrotpm): shell and Node gatherers with nitro-tpm-attest', () =>
     expect(await codeOf(verifier('aws', t.trust, randomBytes(32), NOW)('nitrotpm', sh.evidence))).toBe('NONCE_MISMATCH');
   });
 
-  it('without the tool both fail with JOIN_EVIDENCE_UNAVAILABLE / a tool error', async () => {
+  it('without the tool both send the NitroTPM vendor command, which swtpm does not know: JOIN_NITRO_COMMAND_FAILED (the 8 KiB buffer alone: JOIN_TPM_TOOL_FAILED)', async () => {
+    // The full exchange against a stand-in NitroTPM: test/deploy/nitro-vendor.test.ts. Here the
+    // plain swtpm: it refuses an 8 KiB NV index (libtpms caps them at 2 KiB), and with a 2 KiB
+    // buffer it answers the vendor command TPM_RC_COMMAND_CODE, as any TPM but a NitroTPM does.
     const binding = randomBytes(32);
     const e = (await shellGather(tpm, 'aws', binding, { ATTEST_NITRO_TPM_ATTEST: join(dir, 'absent') }).catch((x: unknown) => x)) as { code: number; stderr: string };
     expect(e.code).toBe(1);
-    expect(e.stderr).toContain('JOIN_EVIDENCE_UNAVAILABLE');
-    await expect(gatherAws(await nodeOpts(tpm, binding, { nitroTpmAttest: join(dir, 'absent') }))).rejects.toBeInstanceOf(AttestError);
+    expect(e.stderr).toContain('JOIN_TPM_TOOL_FAILED');
+    const f = (await shellGather(tpm, 'aws', binding, { ATTEST_NITRO_TPM_ATTEST: join(dir, 'absent'), ATTEST_NITRO_NV_SIZE: '2048' }).catch((x: unknown) => x)) as { code: number; stderr: string };
+    expect(f.code).toBe(1);
+    expect(f.stderr).toContain('JOIN_NITRO_COMMAND_FAILED');
+    expect(f.stderr).toContain('0x00000143');
+    expect(await codeOf(gatherAws(await nodeOpts(tpm, binding, { nitroTpmAttest: join(dir, 'absent'), nitroTcti: tpm.tcti })))).toBe('JOIN_TPM_TOOL_FAILED');
+    expect(await codeOf(gatherAws(await nodeOpts(tpm, binding, { nitroTpmAttest: join(dir, 'absent'), nitroTcti: tpm.tcti, nitroNvSize: 2048 })))).toBe('JOIN_NITRO_COMMAND_FAILED');
+    // Nothing left behind in the TPM's NV.
+    expect(await tpm.tpm2('tpm2_getcap', ['handles-nv-index'])).not.toMatch(/0x10000/);
   });
 });
 

@@ -35,6 +35,12 @@ export const JoinCodes = {
   BAD_RESPONSE: 'JOIN_BAD_RESPONSE',
   /** A tpm2-tools (or nitro-tpm-attest) command failed or is missing. */
   TPM_TOOL_FAILED: 'JOIN_TPM_TOOL_FAILED',
+  /** The NitroTPM vendor command (NSM request) got no answer, a malformed one, or a TPM error code. */
+  NITRO_COMMAND_FAILED: 'JOIN_NITRO_COMMAND_FAILED',
+  /** The NSM's answer in the NitroTPM message buffer is not a well-formed attestation response. */
+  NITRO_RESPONSE_INVALID: 'JOIN_NITRO_RESPONSE_INVALID',
+  /** The NSM answered the attestation request with its own error (`detail.nsmError`). */
+  NITRO_NSM_ERROR: 'JOIN_NITRO_NSM_ERROR',
   /** A platform source the chosen platform requires is absent (NV index, IMDS, device). */
   EVIDENCE_UNAVAILABLE: 'JOIN_EVIDENCE_UNAVAILABLE',
   /**

@@ -20,9 +20,24 @@
  * JOIN_EVIDENCE_UNAVAILABLE. Nothing here judges the evidence — the broker does.
  */
 import { readFile } from 'node:fs/promises';
-import { ByteReader } from '../../../providers/common/bytes.js';
+import { randomBytes } from 'node:crypto';
+import { ByteReader, concat } from '../../../providers/common/bytes.js';
 import { toBase64, toBase64Url, toHex } from '../../../providers/common/encoding.js';
 import { JoinCodes, joinError } from './codes.js';
+import {
+  NITRO_NV_CHUNK,
+  NITRO_NV_SIZE,
+  checkVendorResponse,
+  nsmAttestationRequest,
+  nsmVendorCommand,
+  nvDefineCommand,
+  nvReadCommand,
+  nvResponse,
+  nvUndefineCommand,
+  nvWriteCommand,
+  parseNsmResponse,
+  tpmResponse,
+} from './nitro.js';
 import { encodeAttestation, encodeSevSnpAttestation, type GotpmQuote } from './protobuf.js';
 import { DEFAULT_CPUINFO, DEFAULT_TEE_DEV_DIR, DEFAULT_TSM_REPORT_DIR, parseCertTable, readTsmReport, snpProductFromCpuinfo, snpReportFields } from './tsm.node.js';
 import { ALL_PCRS, allocatedBanks, createEkAndAk, hexHandle, nvIndices, nvReadIfPresent, quote, type PcrBank, type TpmSession } from './tpm.node.js';
@@ -57,8 +72,12 @@ export interface GatherOptions {
   eventLogPath: string;
   /** Azure IMDS base (tests point it at a local server). */
   imdsBase: string;
-  /** The NitroTPM tool (path or name on PATH). */
+  /** The NitroTPM tool (path or name on PATH); not installed → the vendor command (nitro.ts). */
   nitroTpmAttest: string;
+  /** The vendor command's NV buffer size (default 8192, as AWS's tool). */
+  nitroNvSize?: number;
+  /** TCTI for the vendor-command exchange (default device:/dev/tpm0, as AWS's tool). */
+  nitroTcti?: string;
   /**
    * AWS: an RSA public key (SPKI DER) for the document's `public_key`, so KMS can encrypt the
    * disk key to it (`CiphertextForRecipient`); its private key stays in the join client.
@@ -436,7 +455,8 @@ function tssUnique(parts: Uint8Array[], bufSize: number): Uint8Array {
  * EC2 NitroTPM (`nitrotpm`): the signed document with the binding as its nonce. AWS's
  * `nitro-tpm-attest` (aws-nitro-tpm-tools) takes the nonce as a *file* of raw bytes
  * (`--nonce FILE`), the public key likewise (`--public-key FILE`, SPKI DER), and writes the
- * COSE_Sign1 document to stdout.
+ * COSE_Sign1 document to stdout. Where the tool is not installed, the client sends the
+ * NitroTPM's NSM vendor command itself (nitroVendorDocument; deploy/node/client/nitro.ts).
  */
 export async function gatherAws(o: GatherOptions): Promise<Gathered> {
   await o.session.write('nitro-nonce.bin', o.binding);
@@ -445,10 +465,73 @@ export async function gatherAws(o: GatherOptions): Promise<Gathered> {
     await o.session.write('nitro-recipient.spki', o.recipientSpki);
     args.push('--public-key', o.session.file('nitro-recipient.spki'));
   }
-  const doc = await o.session.tools.run(o.nitroTpmAttest, args);
+  let doc: Uint8Array;
+  try {
+    doc = await o.session.tools.run(o.nitroTpmAttest, args);
+  } catch (e) {
+    const missing = e instanceof Error && (e.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+    if (!missing) throw e;
+    o.log(`${o.nitroTpmAttest} not installed: sending the NitroTPM vendor command`);
+    doc = await nitroVendorDocument(o.session, o.binding, o.recipientSpki, o.nitroTcti ?? 'device:/dev/tpm0', o.nitroNvSize);
+  }
   if (doc.length === 0) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `${o.nitroTpmAttest} printed no document`);
   const evidence: Record<string, unknown> = { document: toBase64(doc) };
   return { provider: 'aws', format: 'nitrotpm', evidence, canActivate: false };
+}
+
+/**
+ * The NitroTPM document through TPM2_CC 0x20000001 (steps in deploy/node/client/nitro.ts), every
+ * command raw through `tpm2_send` with password sessions, over `tcti` (AWS's tool and vaportpm
+ * use /dev/tpm0: the kernel resource manager does not pass the vendor command): a fresh NV
+ * buffer with a random password, the NSM request written into it, the vendor command, the
+ * answer read back chunk by chunk; the buffer is undefined whatever happens.
+ */
+export async function nitroVendorDocument(s: TpmSession, nonce: Uint8Array, publicKey: Uint8Array | undefined, tcti: string, nvSize = NITRO_NV_SIZE): Promise<Uint8Array> {
+  let n = 0;
+  // TPM_RC_RETRY / YIELDED / TESTING: the TPM asks to be asked again (the TSS retries these for
+  // the tools); up to 10 times, a second apart.
+  const send = async (cmd: Uint8Array): Promise<Uint8Array> => {
+    for (let tries = 0; ; tries++) {
+      const name = `tpm-cmd-${n++}`;
+      await s.write(`${name}.bin`, cmd);
+      await s.tools.run('tpm2_send', ['-T', tcti, '-o', s.file(`${name}.rsp`), s.file(`${name}.bin`)]);
+      const rsp = await s.read(`${name}.rsp`);
+      const rc = rsp.length >= 10 ? new DataView(rsp.buffer, rsp.byteOffset, rsp.byteLength).getUint32(6) : 0;
+      if (![0x922, 0x908, 0x90a].includes(rc) || tries >= 9) return rsp;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  };
+  const password = new Uint8Array(randomBytes(32));
+  const request = nsmAttestationRequest(nonce, publicKey);
+  if (request.length > NITRO_NV_CHUNK) throw joinError(JoinCodes.EVIDENCE_UNAVAILABLE, `NSM request of ${request.length} bytes`);
+  const used = new Set(await nvIndices(s));
+  let nv: number | undefined;
+  for (let h = 0x01000000; h < 0x01000040 && nv === undefined; h++) {
+    if (used.has(h)) continue;
+    const { rc } = tpmResponse(await send(nvDefineCommand(h, password, nvSize)), 'NV_DefineSpace', JoinCodes.TPM_TOOL_FAILED);
+    if (rc === 0) nv = h;
+    else if (rc !== 0x14c) throw joinError(JoinCodes.TPM_TOOL_FAILED, `NV_DefineSpace of the ${nvSize}-byte NSM buffer: TPM response code 0x${rc.toString(16)}`, { detail: { tpmRc: rc } });
+  }
+  if (nv === undefined) throw joinError(JoinCodes.TPM_TOOL_FAILED, 'no free NV index for the NSM buffer');
+  const index = nv;
+  try {
+    nvResponse(await send(nvWriteCommand(index, password, request, 0)), 'NV_Write of the NSM request');
+    let rsp: Uint8Array;
+    try {
+      rsp = await send(nsmVendorCommand(index, password));
+    } catch (e) {
+      throw joinError(JoinCodes.NITRO_COMMAND_FAILED, 'NitroTPM vendor command: no answer', { cause: e });
+    }
+    checkVendorResponse(rsp);
+    const chunks: Uint8Array[] = [];
+    for (let off = 0; off < nvSize; off += NITRO_NV_CHUNK) {
+      const len = Math.min(NITRO_NV_CHUNK, nvSize - off);
+      chunks.push(nvResponse(await send(nvReadCommand(index, password, len, off)), 'NV_Read of the NSM response', len));
+    }
+    return parseNsmResponse(concat(...chunks));
+  } finally {
+    await send(nvUndefineCommand(index)).catch(() => undefined);
+  }
 }
 
 export async function gather(platform: Platform, o: GatherOptions): Promise<Gathered> {

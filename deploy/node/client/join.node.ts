@@ -79,6 +79,9 @@ export interface JoinOptions {
   teeDevDir?: string;
   cpuinfoPath?: string;
   gcpTee?: 'auto' | 'none';
+  /** TCTI for the NitroTPM vendor command when nitro-tpm-attest is absent (default: the tools'
+   * TPM2TOOLS_TCTI if set, else device:/dev/tpm0 — the kernel resource manager does not pass it). */
+  nitroTcti?: string;
   dmiDir?: string;
   backoff?: BackoffOptions;
   log?: (msg: string) => void;
@@ -313,6 +316,7 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         ...(o.teeDevDir ? { teeDevDir: o.teeDevDir } : {}),
         ...(o.cpuinfoPath ? { cpuinfoPath: o.cpuinfoPath } : {}),
         ...(o.gcpTee ? { gcpTee: o.gcpTee } : {}),
+        nitroTcti: o.nitroTcti ?? process.env.TPM2TOOLS_TCTI ?? 'device:/dev/tpm0',
         ...(recipient ? { recipientSpki: recipient.spki } : {}),
         log,
       });
