@@ -43,13 +43,13 @@ import { MemoryStore } from '../../broker/store/memory.js';
 import { createPrimaryFromTemplate, detectPlatform, gatherAws, gatherAzure, gatherGcp, type GatherOptions, type Gathered } from '../../deploy/node/client/evidence.node.js';
 import { encodeAttestation, type GotpmQuote } from '../../deploy/node/client/protobuf.js';
 import { createToolRunner, openTpmSession, type TpmSession } from '../../deploy/node/client/tpm.node.js';
-import { AttestError } from '../../providers/common/errors.js';
 import { PinIds } from '../../providers/common/pins.js';
 import type { ProviderName, TrustStore } from '../../providers/common/types.js';
 import { loadTestTrust, readVector, vectorPath } from '../helpers/vectors.js';
 import { INSTANCE, NOW, REGION, baseFields, indefinitePayload, makePki, signDocument } from '../aws/testpki.js';
 import { GCE, GCE_ECC_AK_TEMPLATE, hclReportWithAk, layOutAzureSnp, layOutGce, makeAzureAk, nvDefineWrite } from './cloud-layouts.js';
 import { startSwtpm, type Swtpm } from './swtpm.js';
+import { codeOf } from '../helpers/codes.js';
 
 const run = promisify(execFile);
 const SCRIPT = 'deploy/node/attest-join.sh';
@@ -84,14 +84,6 @@ const sent = (g: Gathered): Sent => JSON.parse(JSON.stringify({ provider: g.prov
 function verifier(provider: ProviderName, trust: TrustStore, binding: Uint8Array, now = new Date()) {
   return (format: string, evidence: Record<string, unknown>) =>
     PROVIDER_FACTORIES[provider]!({}, { store: new MemoryStore() }).verify(format, evidence, { binding, now, trust, fetch, options: {} });
-}
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(AttestError);
-  return (e as AttestError).code;
 }
 
 /** TPMS_ATTEST.extraData (TPM 2.0 Part 2 §10.12.12: magic, type, qualifiedSigner, extraData). */

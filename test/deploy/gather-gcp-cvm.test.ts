@@ -42,6 +42,7 @@ import type { TrustStore } from '../../providers/common/types.js';
 import { parseGcpSevSnp } from '../../providers/gcp/sevsnp.js';
 import { GCE, GCE_ECC_AK_TEMPLATE, SNP_CERT_GUIDS, certTable, layOutGce, layOutTsmEntry, realAzureVcekPem, standInAmd, type StandInAmd } from './cloud-layouts.js';
 import { startSwtpm, type Swtpm } from './swtpm.js';
+import { codeOf } from '../helpers/codes.js';
 
 const run = promisify(execFile);
 const SCRIPT = 'deploy/node/attest-join.sh';
@@ -127,14 +128,6 @@ function verifier(binding: Uint8Array, options: Record<string, unknown> = {}, t:
     PROVIDER_FACTORIES.gcp!({}, { store: new MemoryStore() }).verify('gotpm', evidence, { binding, now: new Date(), trust: t, fetch: noNet, options });
 }
 const noNet = (() => Promise.reject(new TypeError('network is off in this test'))) as unknown as typeof fetch;
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(AttestError);
-  return (e as AttestError).code;
-}
 
 describe('gcp Confidential VM (SEV-SNP through configfs-tsm): shell and Node gatherers', () => {
   it('both write REPORT_DATA = binding ‖ zeros to inblob and send the same sevsnp.Attestation, which rebuilds the signed report exactly', async () => {

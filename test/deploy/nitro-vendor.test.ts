@@ -26,23 +26,15 @@ import { MemoryStore } from '../../broker/store/memory.js';
 import { gatherAws, type GatherOptions } from '../../deploy/node/client/evidence.node.js';
 import { checkVendorResponse, nsmAttestationRequest, nsmVendorCommand, parseNsmResponse } from '../../deploy/node/client/nitro.js';
 import { createToolRunner, openTpmSession, type TpmSession } from '../../deploy/node/client/tpm.node.js';
-import { AttestError } from '../../providers/common/errors.js';
 import type { TrustStore } from '../../providers/common/types.js';
 import { INSTANCE, NOW, REGION, baseFields, indefinitePayload, makePki, signDocument } from '../aws/testpki.js';
 import { startNitroProxy, type NitroProxy, type NsmRequest, type VendorAnswer } from './nitro-proxy.js';
 import { startSwtpm, type Swtpm } from './swtpm.js';
+import { codeOf } from '../helpers/codes.js';
 
 const run = promisify(execFile);
 const SCRIPT = 'deploy/node/attest-join.sh';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(AttestError);
-  return (e as AttestError).code;
-}
 const attestation = (doc: Uint8Array): Uint8Array => cborEncode(new Map([['Attestation', new Map([['document', doc]])]]));
 
 describe('nitro.ts: the vendor command and the NSM answer, byte for byte', () => {
