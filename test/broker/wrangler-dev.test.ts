@@ -22,8 +22,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ports.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
 import { readVector, rootVectorFile, vectorPath } from '../helpers/vectors.js';
+import { makeTestPki } from '../servers/tls.js';
+import { createServer as createHttpsServer } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PinIds } from '../../providers/common/pins.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -184,6 +188,35 @@ describe('wrangler dev --local', () => {
       expect(r.stderr).toMatch(/the Worker refused: 400 ADMIN_POLICY_INVALID/);
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
     });
+
+    it('over https: --ca-file trusts a private CA; without it the certificate is refused (WORKER_ADMIN_UNREACHABLE)', async () => {
+      // TLS in front of the same Worker, with a test CA no system trusts.
+      const pki = makeTestPki();
+      const proxy = createHttpsServer({ cert: pki.certPem, key: pki.keyPem }, (req, res) => {
+        const up = httpRequest(new URL(req.url!, base), { method: req.method, headers: { ...req.headers, host: new URL(base).host } }, (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        });
+        up.on('error', () => res.writeHead(502).end());
+        req.pipe(up);
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+      const url = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      try {
+        const args = ['worker', 'load', '--url', url, '--trust-dir', trust, '--policy', POLICY, '--wait', '0'];
+        const untrusted = await runCliAsync(args, { ATTEST_BROKER_ADMIN_TOKEN: TOKEN });
+        expect(untrusted.code).toBe(1);
+        expect(untrusted.stderr).toMatch(/WORKER_ADMIN_UNREACHABLE: GET https:\/\/127\.0\.0\.1:\d+\/v1\/admin\/config: .*(self-signed|unable to verify|local issuer)/i);
+        const trusted = await runCliAsync([...args, '--ca-file', pki.caFile], { ATTEST_BROKER_ADMIN_TOKEN: TOKEN });
+        expect(trusted.code, trusted.stderr).toBe(0);
+        expect(trusted.stderr).toMatch(/trust: unchanged/);
+        expect(JSON.parse(trusted.stdout)).toMatchObject({ ready: true, roots: [PinIds.AWS_NITRO_ROOT_G1] });
+        expect(`${trusted.stdout}${trusted.stderr}`).not.toContain(TOKEN);
+      } finally {
+        proxy.close();
+        rmSync(pki.dir, { recursive: true, force: true });
+      }
+    });
   });
 });
 
@@ -208,6 +241,18 @@ describe('attest-broker worker load: refused before anything is sent (exit 2)', 
     expect(r.stderr).toMatch(/WORKER_ADMIN_UNREACHABLE: GET http:\/\/127\.0\.0\.1:\d+\/v1\/admin\/config: .*ECONNREFUSED/);
   });
 });
+
+/** The CLI run without blocking this process (the TLS proxy above lives in it). */
+function runCliAsync(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawnCli(args, env);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 function pem(der: Uint8Array): string {
   return `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
