@@ -211,9 +211,14 @@ async function roots(dir: string): Promise<Roots> {
     } catch (e) {
       throw new Usage(`${join(dir, f)}: ${(e as Error).message}`);
     }
-    for (const c of certs) out.files.set(await fingerprint(c), join(dir, f));
+    for (const c of certs) {
+      const fp = await fingerprint(c);
+      out.files.set(fp, join(dir, f));
+      // The id the Worker will store is the pin the certificate hashes to, whatever the file name.
+      const id = BUILTIN_PINS.find((p) => p.sha256 === fp)?.id ?? pin.id;
+      if (!out.ids.includes(id)) out.ids.push(id);
+    }
     out.pem += text.endsWith('\n') ? text : `${text}\n`;
-    out.ids.push(pin.id);
   }
   if (!out.ids.length) throw new Usage(`--trust-dir ${dir} holds no <pin-id>.pem root; fill it with 'attest-broker trust fetch --dir ${dir}' (or 'trust import')`);
   return out;

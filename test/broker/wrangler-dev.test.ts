@@ -115,8 +115,10 @@ describe('wrangler dev --local', () => {
   describe('attest-broker worker load against it', () => {
     let trust = '';
     let tokenFile = '';
-    const load = (args: string[], env: Record<string, string> = {}) => {
-      const r = runCli(['worker', 'load', '--url', base, ...args], env);
+    // Asynchronously: a blocked event loop (spawnSync) misses the Worker closing an idle
+    // keep-alive socket, and the next fetch() would reuse the dead socket.
+    const load = async (args: string[], env: Record<string, string> = {}) => {
+      const r = await runCliAsync(['worker', 'load', '--url', base, ...args], env);
       expect(`${r.stdout}${r.stderr}`).not.toContain(TOKEN);
       return r;
     };
@@ -141,7 +143,7 @@ describe('wrangler dev --local', () => {
     });
 
     it('a wrong token is refused with ADMIN_UNAUTHENTICATED (exit 1) and nothing is stored', async () => {
-      const r = load(['--trust-dir', trust, '--policy', POLICY], { ATTEST_BROKER_ADMIN_TOKEN: 'x'.repeat(40) });
+      const r = await load(['--trust-dir', trust, '--policy', POLICY], { ATTEST_BROKER_ADMIN_TOKEN: 'x'.repeat(40) });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/the Worker refused: 401 ADMIN_UNAUTHENTICATED/);
       expect(r.stderr).toMatch(/not the Worker's ADMIN_TOKEN/);
@@ -153,7 +155,7 @@ describe('wrangler dev --local', () => {
       mkdirSync(bad);
       const der = readVector('go-tpm-tools/ca-certs/tpm_ek_intermediate_2.crt');
       writeFileSync(join(bad, `${PinIds.GOOGLE_TPM_EK_ROOT_1}.pem`), pem(der));
-      const r = load(['--token-file', tokenFile, '--trust-dir', bad, '--wait', '0']);
+      const r = await load(['--token-file', tokenFile, '--trust-dir', bad, '--wait', '0']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/the Worker refused: 400 ADMIN_ROOT_NOT_PINNED/);
       expect(r.stderr).toContain(createHash('sha256').update(der).digest('hex'));
@@ -162,7 +164,7 @@ describe('wrangler dev --local', () => {
     });
 
     it('loads the roots and the policy (progress per upload), prints what the Worker holds, and /readyz turns 200', async () => {
-      const r = load(['--token-file', tokenFile, '--trust-dir', trust, '--policy', POLICY, '--require-ready']);
+      const r = await load(['--token-file', tokenFile, '--trust-dir', trust, '--policy', POLICY, '--require-ready']);
       expect(r.stderr, r.stderr).toMatch(/trust: uploading 1 roots from .*: aws-nitro-root-g1/);
       expect(r.stderr).toMatch(/trust: stored \(version \d+\): aws-nitro-root-g1/);
       expect(r.stderr).toMatch(/policy: uploading .*aws\.yaml/);
@@ -173,7 +175,7 @@ describe('wrangler dev --local', () => {
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
 
       // Twice is fine: nothing is uploaded again, the version stays.
-      const again = load(['--trust-dir', trust, '--policy', POLICY], { ATTEST_BROKER_ADMIN_TOKEN: TOKEN });
+      const again = await load(['--trust-dir', trust, '--policy', POLICY], { ATTEST_BROKER_ADMIN_TOKEN: TOKEN });
       expect(again.code, again.stderr).toBe(0);
       expect(again.stderr).toMatch(/trust: unchanged/);
       expect(again.stderr).toMatch(/policy: unchanged/);
@@ -183,7 +185,7 @@ describe('wrangler dev --local', () => {
     it('a policy the Worker cannot compile is refused with ADMIN_POLICY_INVALID and the loaded one stays', async () => {
       const broken = join(dir, 'broken.yaml');
       writeFileSync(broken, 'apiVersion: attest-broker/v1\nkind: JoinPolicy\nclusters: 3\n');
-      const r = load(['--token-file', tokenFile, '--policy', broken, '--wait', '0']);
+      const r = await load(['--token-file', tokenFile, '--policy', broken, '--wait', '0']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/the Worker refused: 400 ADMIN_POLICY_INVALID/);
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
