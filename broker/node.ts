@@ -13,6 +13,7 @@ import { register as registerMeasure } from './commands/measure.node.js';
 import { register as registerPolicy } from './commands/policy.node.js';
 import { register as registerJoin } from './commands/join.node.js';
 import { register as registerApprove } from './commands/approve.node.js';
+import { register as registerWorker } from './commands/worker.node.js';
 import { availableProviders } from './providers.js';
 import pkg from '../package.json' with { type: 'json' };
 import './builtins.node.js';
@@ -33,6 +34,7 @@ export function buildCli(): Command {
   registerPolicy(program);
   registerJoin(program);
   registerApprove(program);
+  registerWorker(program);
   program
     .command('version')
     .description('print version information')

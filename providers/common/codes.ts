@@ -36,6 +36,8 @@ export const CODE_KINDS = {
   ADMIN_POLICY_INVALID: 'malformed',
   ADMIN_ROOT_NOT_PINNED: 'malformed',
   ADMIN_UNAUTHENTICATED: 'unauthenticated',
+  // `attest-broker worker load` (broker/commands/worker.node.ts): the admin API did not answer.
+  WORKER_ADMIN_UNREACHABLE: 'unavailable',
   // ── broker/builtins ──
   CONFIG_INVALID: 'config', // also broker/store, broker/release
   // ── broker/policy ──

@@ -279,7 +279,11 @@ const SCHEMA: Readonly<Record<string, SchemaEntry>> = {
   },
   cloudflare_workers_custom_domain: { doc: `${REG}/cloudflare/cloudflare/latest/docs/resources/workers_custom_domain`, args: ['account_id', 'zone_id', 'zone_name', 'hostname', 'service', 'environment'], required: ['hostname', 'service'] },
   cloudflare_workers_route: { doc: `${REG}/cloudflare/cloudflare/latest/docs/resources/workers_route`, args: ['zone_id', 'pattern', 'script'], required: ['pattern'] },
+  // Built into Terraform (>= 1.4; no provider to require): terraform.io/builtin/terraform.
+  terraform_data: { doc: 'https://developer.hashicorp.com/terraform/language/resources/terraform-data', args: ['input', 'triggers_replace'] },
 };
+/** Resource types of Terraform's built-in provider: never in required_providers. */
+const BUILTIN_TYPES = new Set(['terraform_data']);
 const META_ARGS = new Set(['count', 'for_each', 'lifecycle', 'depends_on', 'provider', 'provisioner', 'connection']);
 const PROVIDER_OF: Readonly<Record<string, string>> = { aws: 'hashicorp/aws', google: 'hashicorp/google', azurerm: 'hashicorp/azurerm', kubernetes: 'hashicorp/kubernetes', cloudflare: 'cloudflare/cloudflare' };
 
@@ -394,7 +398,7 @@ describe('terraform modules: static checks (HCL parsed with @cdktf/hcl2json)', (
 
   it('constrains every provider it uses in required_providers (source, lower and upper bound), and no other', () => {
     for (const d of dirs.values()) {
-      const used = new Set(resources(d.hcl).map(([type]) => type.replace(/^data\./, '').split('_')[0]!));
+      const used = new Set(resources(d.hcl).filter(([type]) => !BUILTIN_TYPES.has(type)).map(([type]) => type.replace(/^data\./, '').split('_')[0]!));
       for (const p of Object.keys((d.hcl.provider ?? {}) as Json)) used.add(p);
       const req = ((d.hcl.terraform as Json[])[0]!.required_providers as Json[] | undefined)?.[0] ?? {};
       expect(Object.keys(req).sort(), d.rel).toEqual([...used].sort());
@@ -514,7 +518,10 @@ describe('terraform modules: static checks (HCL parsed with @cdktf/hcl2json)', (
       }
     }
     expect(problems).toEqual([]);
-    for (const s of Object.values(SCHEMA)) expect(s.doc).toMatch(/^https:\/\/registry\.terraform\.io\/providers\/[a-z]+\/[a-z]+\/latest\/docs\/(resources|data-sources)\/[a-z0-9_]+/);
+    for (const [type, s] of Object.entries(SCHEMA)) {
+      if (BUILTIN_TYPES.has(type)) expect(s.doc).toMatch(/^https:\/\/developer\.hashicorp\.com\/terraform\/language\/resources\/[a-z-]+$/);
+      else expect(s.doc).toMatch(/^https:\/\/registry\.terraform\.io\/providers\/[a-z]+\/[a-z]+\/latest\/docs\/(resources|data-sources)\/[a-z0-9_]+/);
+    }
   });
 
   it('iam-aws: the key policy gates GenerateDataKey/Decrypt on NitroTPM PCRs and the disk-key context, with no account-root grant', () => {
@@ -627,25 +634,43 @@ describe('terraform modules: static checks (HCL parsed with @cdktf/hcl2json)', (
   it('broker-cloudflare: the bindings broker/worker.ts reads and wrangler.toml declares, with its Durable Object migration', () => {
     const hcl = get('modules/broker-cloudflare').hcl;
     const script = (hcl.resource as Json).cloudflare_workers_script.broker[0] as Json;
-    // Fixed bindings in local.fixed_bindings; the rest by name through var.settings / var.secrets,
-    // each name checked by the script's precondition against local.setting_names / secret_names.
+    // Always-bound ones in local.fixed_bindings; the rest bound when not empty, from
+    // local.plain_optional (plain_text) and local.secret_optional (secret_text).
     const locals = Object.assign({}, ...((hcl.locals as Json[] | undefined) ?? [])) as Json;
-    const bindings = locals.fixed_bindings as Json[];
-    const settingNames = locals.setting_names as string[];
-    const secretNames = locals.secret_names as string[];
-    expect(String(script.bindings)).toMatch(/concat\(\s*local\.fixed_bindings,[\s\S]*var\.settings[\s\S]*var\.secrets/);
-    const pre = JSON.stringify(script.lifecycle);
-    expect(pre).toContain('local.setting_names');
-    expect(pre).toContain('local.secret_names');
+    const fixed = locals.fixed_bindings as Json[];
+    const plain = locals.plain_optional as Json[];
+    const secret = locals.secret_optional as Json[];
+    expect(script.bindings).toBe('${local.bindings}');
+    expect(String(locals.bindings)).toMatch(/concat\(\s*local\.fixed_bindings,[\s\S]*local\.plain_optional : \{ type = "plain_text"[\s\S]*local\.secret_optional : \{ type = "secret_text"/);
     const worker = readFileSync(join(ROOT, 'broker/worker.ts'), 'utf8');
     const env = /export interface Env \{([\s\S]*?)\n\}/.exec(worker)![1]!;
     const fields = [...env.matchAll(/^\s+([A-Z][A-Z0-9_]*)\??:/gm)].map((m) => m[1]!);
-    expect([...bindings.map((b) => b.name as string), ...settingNames, ...secretNames].sort()).toEqual(fields.sort());
-    // Credentials and tokens only ever as secrets.
-    for (const n of [...settingNames]) expect(n, `${n} looks like a credential`).not.toMatch(/SECRET|TOKEN$|KEK|ACCESS_KEY|SESSION|SERVICE_ACCOUNT_JSON/);
+    const names = [...fixed, ...plain, ...secret].map((b) => b.name as string);
+    expect(new Set(names).size, 'a binding listed twice').toBe(names.length);
+    expect([...names].sort()).toEqual(fields.sort());
+    // Binding types of the v5 provider (the `type` of each bindings element, ${SCHEMA.cloudflare_workers_script!.doc}).
+    for (const b of fixed) expect(['durable_object_namespace', 'plain_text', 'secret_text']).toContain(b.type);
+    // Credentials and tokens only ever as secrets, and each secret from a variable marked sensitive.
+    for (const b of [...fixed, ...plain]) expect(b.name as string, `${b.name} looks like a credential`).not.toMatch(/SECRET|TOKEN$|KEK|ACCESS_KEY|SESSION|SERVICE_ACCOUNT_JSON|ADMIN/);
+    const vars = named(hcl, 'variable');
+    for (const b of secret) {
+      const v = /^\$\{var\.([a-z_]+)/.exec(String(b.text))?.[1];
+      expect(v, `${b.name}: from a variable`).toBeDefined();
+      expect(vars.get(v!)!.sensitive, `${b.name}: var.${v} must be sensitive = true`).toBe(true);
+    }
+    for (const n of ['TRUST_ROOTS_PEM', 'POLICY_YAML', 'ADMIN_TOKEN', 'TOKENREVIEW_BEARER_TOKEN', 'KMS_LOCAL_KEK', 'AWS_SECRET_ACCESS_KEY', 'GCP_SERVICE_ACCOUNT_JSON', 'AZURE_CLIENT_SECRET']) {
+      expect(secret.map((b) => b.name), n).toContain(n);
+    }
+    // Every release binding of WorkerReleaseEnv is settable.
+    const release = readFileSync(join(ROOT, 'broker/release/runtime.worker.ts'), 'utf8');
+    const relEnv = /export interface WorkerReleaseEnv \{([\s\S]*?)\n\}/.exec(release)![1]!;
+    for (const m of relEnv.matchAll(/^\s+([A-Z][A-Z0-9_]*)\??:/gm)) expect([...plain, ...secret].map((b) => b.name), m[1]).toContain(m[1]);
+    const pre = JSON.stringify(script.lifecycle);
+    expect(pre).toContain('tokenreview_bearer_sha256');
+    expect(pre).toContain('local.kms_secrets');
     const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
     const doName = /\[\[durable_objects\.bindings\]\]\s*name = "([A-Z_]+)"\s*class_name = "(\w+)"/.exec(toml)!;
-    expect(bindings.find((b) => b.type === 'durable_object_namespace')).toMatchObject({ name: doName[1], class_name: doName[2] });
+    expect(fixed.find((b) => b.type === 'durable_object_namespace')).toMatchObject({ name: doName[1], class_name: doName[2] });
     const migration = /\[\[migrations\]\]\s*tag = "(\w+)"\s*new_sqlite_classes = \["(\w+)"\]/.exec(toml)!;
     const migrations = get('modules/broker-cloudflare').text;
     expect(migrations).toContain(`new_tag            = "${migration[1]}"`);
@@ -653,8 +678,23 @@ describe('terraform modules: static checks (HCL parsed with @cdktf/hcl2json)', (
     expect(script.compatibility_date).toBe('${var.compatibility_date}');
     expect(String(named(hcl, 'variable').get('compatibility_date')!.default)).toBe(/compatibility_date = "([\d-]+)"/.exec(toml)![1]);
     expect(script.compatibility_flags).toEqual(JSON.parse(/compatibility_flags = (\[.*\])/.exec(toml)![1]!) as string[]);
-    // Roots and policy are secrets, the rest plain text.
-    for (const b of bindings) if (['TRUST_ROOTS_PEM', 'POLICY_YAML'].includes(b.name as string)) expect(b.type).toBe('secret_text');
+  });
+
+  it('broker-cloudflare: roots and policy are loaded with `attest-broker worker load` after the upload, the admin token in the environment only', () => {
+    const hcl = get('modules/broker-cloudflare').hcl;
+    const load = (hcl.resource as Json).terraform_data.load[0] as Json;
+    expect(load.count).toBe('${local.load ? 1 : 0}');
+    const exec = load.provisioner['local-exec'][0] as Json;
+    expect(exec.command).toBe('${local.load_command}');
+    expect(Object.keys(exec.environment as Json)).toEqual(['ATTEST_BROKER_ADMIN_TOKEN']);
+    const locals = Object.assign({}, ...((hcl.locals as Json[] | undefined) ?? [])) as Json;
+    // The command line never carries the token; it names options the CLI has.
+    expect(String(locals.load_command) + String(locals.load_args)).not.toMatch(/admin_token|ADMIN_TOKEN/);
+    const cli = readFileSync(join(ROOT, 'broker/commands/worker.node.ts'), 'utf8');
+    expect(cli).toContain("TOKEN_ENV = 'ATTEST_BROKER_ADMIN_TOKEN'");
+    for (const opt of String(locals.load_args).match(/--[a-z-]+/g)!) expect(cli, opt).toContain(`'${opt}`);
+    expect(JSON.stringify(load.depends_on)).toContain('cloudflare_workers_script.broker');
+    expect(JSON.stringify(load.triggers_replace)).toMatch(/filesha256/);
   });
 
   it('user-data: the templates are byte copies of deploy/cloud-init (fix: cp deploy/cloud-init/*.yaml terraform/modules/user-data/templates/)', () => {
@@ -734,6 +774,100 @@ describe('terraform modules with the terraform binary', () => {
 
   tfIt('terraform fmt -check -recursive terraform/ (needs terraform)', () => {
     expect(terraform(ROOT, ['fmt', '-check', '-recursive', '-no-color', 'terraform/'])).toBe('');
+  });
+
+  tfIt('broker-cloudflare without its provider: the bindings it computes and the loader it runs, applied offline with the cloudflare resources cut out (needs terraform)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tf-cf-'));
+    try {
+      const mod = join(TF, 'modules/broker-cloudflare');
+      // main.tf minus the cloudflare_* resources (no provider here); the loader keeps its body.
+      const kept: string[] = [];
+      let depth = 0;
+      let skipping = false;
+      for (const line of readFileSync(join(mod, 'main.tf'), 'utf8').split('\n')) {
+        if (line.startsWith('resource "cloudflare_')) skipping = true;
+        if (skipping) {
+          depth += (line.match(/\{/g) ?? []).length - (line.match(/\}/g) ?? []).length;
+          if (depth === 0 && line.includes('}')) skipping = false;
+          continue;
+        }
+        if (/^\s+depends_on = \[cloudflare_/.test(line)) continue;
+        kept.push(line.replace('cloudflare_workers_script.broker.script_name', 'var.script_name'));
+      }
+      writeFileSync(join(dir, 'main.tf'), kept.join('\n') + '\noutput "bindings" {\n  value = [for b in local.bindings : "${b.type}:${b.name}"]\n}\n');
+      for (const f of ['variables.tf', 'outputs.tf']) writeFileSync(join(dir, f), readFileSync(join(mod, f), 'utf8').replace('cloudflare_workers_script.broker.script_name', 'var.script_name'));
+      writeFileSync(join(dir, 'worker.js'), 'export default {};\n');
+      execFileSync('mkdir', ['-p', join(dir, 'trust')]);
+      writeFileSync(join(dir, 'trust', 'aws-nitro-root-g1.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      writeFileSync(join(dir, "the cluster's policy.yaml"), 'kind: JoinPolicy\n');
+      // The loader stand-in records what it was given (the real CLI: test/broker/wrangler-dev.test.ts).
+      writeFileSync(join(dir, 'loader.mjs'), "import { writeFileSync } from 'node:fs';\nwriteFileSync(new URL('./ran.json', import.meta.url), JSON.stringify({ argv: process.argv.slice(2), token: process.env.ATTEST_BROKER_ADMIN_TOKEN }));\n");
+      const token = 'T'.repeat(40);
+      const tfvars = (extra: string) =>
+        writeFileSync(
+          join(dir, 'terraform.tfvars'),
+          [
+            'account_id        = "0123456789abcdef0123456789abcdef"',
+            'script_file       = "worker.js"',
+            'providers_enabled = ["aws"]',
+            'hostname          = "attest.example.com"',
+            'zone_id           = "0123456789abcdef0123456789abcdef"',
+            extra,
+          ].join('\n'),
+        );
+      terraform(dir, ['init', '-input=false', '-no-color', '-backend=false']);
+
+      // Defaults: only the fixed bindings, no loader.
+      tfvars('');
+      terraform(dir, ['apply', '-auto-approve', '-input=false', '-no-color']);
+      expect(JSON.parse(terraform(dir, ['output', '-json', 'bindings']))).toEqual([
+        'durable_object_namespace:STATE', 'plain_text:PROVIDERS', 'plain_text:CHALLENGE_TTL_SECONDS', 'plain_text:BODY_LIMIT_BYTES', 'plain_text:LOG_LEVEL', 'plain_text:CONFIG_REFRESH_SECONDS',
+      ]);
+      expect(existsSync(join(dir, 'ran.json'))).toBe(false);
+
+      // Release, KMS and the loader.
+      tfvars(
+        [
+          `admin_token    = "${token}"`,
+          'trust_dir      = "trust"',
+          `policy_file    = "the cluster's policy.yaml"`,
+          `loader_command = "node ${join(dir, 'loader.mjs')}"`,
+          'release = {',
+          '  cluster    = "prod"',
+          '  api_server = "https://api.prod.example:6443"',
+          '  ca_pem     = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n"',
+          '  tokenreview_audiences = ["a", "b"]',
+          '}',
+          `tokenreview_bearer_token = "${'b'.repeat(40)}"`,
+          'kms             = { kind = "aws-kms", aws_kms_key_id = "alias/attest", aws_region = "eu-west-1" }',
+          'kms_credentials = { aws_access_key_id = "AKIAEXAMPLE", aws_secret_access_key = "secret" }',
+        ].join('\n'),
+      );
+      const applied = terraform(dir, ['apply', '-auto-approve', '-input=false', '-no-color']);
+      expect(applied).not.toContain(token);
+      expect(JSON.parse(terraform(dir, ['output', '-json', 'bindings']))).toEqual([
+        'durable_object_namespace:STATE', 'plain_text:PROVIDERS', 'plain_text:CHALLENGE_TTL_SECONDS', 'plain_text:BODY_LIMIT_BYTES', 'plain_text:LOG_LEVEL', 'plain_text:CONFIG_REFRESH_SECONDS',
+        'plain_text:RELEASE_CLUSTER', 'plain_text:RELEASE_API_SERVER', 'plain_text:RELEASE_CA_PEM', 'plain_text:TOKENREVIEW_AUDIENCES', 'plain_text:KMS_KIND', 'plain_text:AWS_KMS_KEY_ID', 'plain_text:AWS_REGION',
+        'secret_text:ADMIN_TOKEN', 'secret_text:TOKENREVIEW_BEARER_TOKEN', 'secret_text:AWS_ACCESS_KEY_ID', 'secret_text:AWS_SECRET_ACCESS_KEY',
+      ]);
+      const ran = JSON.parse(readFileSync(join(dir, 'ran.json'), 'utf8')) as { argv: string[]; token: string };
+      expect(ran.token).toBe(token);
+      expect(ran.argv).toEqual(['worker', 'load', '--url', 'https://attest.example.com', '--trust-dir', join(dir, 'trust'), '--policy', join(dir, "the cluster's policy.yaml"), '--require-ready', '--wait', '30']);
+
+      // Refused at plan (the script's own preconditions went with it: checked statically above).
+      for (const [extra, re] of [
+        ['release = {\n  cluster = "prod"\n  api_server = "http://api.prod.example"\n  ca_pem = "-----BEGIN CERTIFICATE-----"\n}', /api_server an https:\/\/ URL/],
+        ['kms = { kind = "aws-kms", aws_kms_key_id = "k" }', /aws-kms needs aws_kms_key_id and aws_region/],
+        ['policy_file = "the cluster\'s policy.yaml"', /set admin_token/],
+        ['admin_token = "short"', /admin_token must be empty or 32 to 4096/],
+        ['kms = { kind = "vault" }', /kms: kind one of none/],
+      ] as const) {
+        tfvars(extra);
+        expect(refusal(dir).replace(/\s+/g, ' '), extra).toMatch(re);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   tfIt('init -backend=false and validate every module that needs no external provider (needs terraform)', () => {

@@ -43,12 +43,54 @@ variable "script_file" {
   }
 }
 
-variable "trust_roots_pem_file" {
-  description = "File with the pinned vendor roots (PEM) for the enabled providers (attest-broker trust fetch writes them); at most 5 KB on Workers."
+variable "trust_dir" {
+  description = "Trust directory with the pinned vendor roots for the enabled providers (`attest-broker trust fetch --dir DIR` writes it); loaded into the Worker after the deploy."
   type        = string
+  default     = "trust"
   validation {
-    condition     = can(regex("\\.pem$", var.trust_roots_pem_file))
-    error_message = "trust_roots_pem_file must be a .pem file."
+    condition     = length(var.trust_dir) > 0
+    error_message = "trust_dir must name a directory."
+  }
+}
+
+variable "admin_token" {
+  description = "The Worker's ADMIN_TOKEN (>= 32 random characters, e.g. `openssl rand -base64 33`): the module loads roots and policy with it. Pass it through TF_VAR_admin_token."
+  type        = string
+  sensitive   = true
+  validation {
+    condition     = length(var.admin_token) >= 32
+    error_message = "admin_token must be at least 32 characters."
+  }
+}
+
+variable "release_api_server" {
+  description = "https URL of the cluster's API server as nodes reach it. Empty: no release (admission only)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.release_api_server == "" || can(regex("^https://", var.release_api_server))
+    error_message = "release_api_server must be empty or an https:// URL."
+  }
+}
+
+variable "release_ca_file" {
+  description = "PEM file of the cluster CA (with release_api_server)."
+  type        = string
+  default     = "cluster-ca.pem"
+  validation {
+    condition     = can(regex("\\.(pem|crt)$", var.release_ca_file))
+    error_message = "release_ca_file must be a .pem or .crt file."
+  }
+}
+
+variable "tokenreview_bearer_token" {
+  description = "The credential the API server's authentication webhook kubeconfig presents to the Worker (>= 32 characters; with release_api_server). Pass it through TF_VAR_tokenreview_bearer_token."
+  type        = string
+  default     = ""
+  sensitive   = true
+  validation {
+    condition     = var.tokenreview_bearer_token == "" || length(var.tokenreview_bearer_token) >= 32
+    error_message = "tokenreview_bearer_token must be empty or at least 32 characters."
   }
 }
 
@@ -62,7 +104,7 @@ variable "ca_pin" {
 }
 
 variable "policy_file" {
-  description = "The join policy (docs/policy.md) naming this cluster, at most 5 KB on Workers; deploy/policies/gcp.yaml is an example."
+  description = "The join policy (docs/policy.md) naming this cluster, loaded into the Worker after the deploy; deploy/policies/gcp.yaml is an example."
   type        = string
   validation {
     condition     = can(regex("\\.ya?ml$", var.policy_file))

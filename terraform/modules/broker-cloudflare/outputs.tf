@@ -5,5 +5,5 @@ output "script_name" {
 
 output "broker_url" {
   description = "https:// URL the nodes use (user-data broker_url): the custom domain, else the route's host, else empty."
-  value       = var.hostname != "" ? "https://${var.hostname}" : (var.route_pattern != "" ? "https://${trimprefix(split("/", var.route_pattern)[0], "*.")}" : "")
+  value       = local.broker_url
 }
