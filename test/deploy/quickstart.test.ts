@@ -5,7 +5,7 @@
  * up with a bootstrap kubeconfig holding a token.
  */
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +38,21 @@ describe('docs/quickstart.md', () => {
     expect(kubeconfig).toMatch(/token: [a-z0-9]{6}\.[a-z0-9]{16}/);
     expect(statSync(join(qs, 'bootstrap-kubeconfig')).mode & 0o777).toBe(0o600);
     expect(log).toContain('"type":"release"');
+    // The cleanup block stopped the broker itself (its pid file names the broker, not a wrapper).
+    const pid = Number(readFileSync(join(qs, 'broker.pid'), 'utf8'));
+    const gone = (): boolean => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    // SIGTERM lets the broker drain its connections first (up to 10 s).
+    for (let i = 0; i < 150 && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(gone(), `broker ${pid} still running after the cleanup block`).toBe(true);
+    // …and no process serving this config is left (pgrep exits 1 when nothing matches).
+    expect(spawnSync('pgrep', ['-f', `serve --config ${join(qs, 'config.yaml')}`]).status).toBe(1);
     rmSync(qs, { recursive: true, force: true });
   }, 200_000);
 });
