@@ -270,6 +270,8 @@ export interface OtlpExporterOptions {
   intervalMs?: number;
   /** One export request's time limit (default 10 s). */
   timeoutMs?: number;
+  /** `shutdown` gives up (and drops what is left) after this long (default 5 s). */
+  shutdownTimeoutMs?: number;
   /** Spans dropped: the queue was full, or their export failed (metrics hook). */
   onDropped?: (reason: 'queue_full' | 'export_failed', n: number) => void;
 }
@@ -296,6 +298,8 @@ export class OtlpHttpExporter implements SpanExporter {
   #inFlight: Promise<void> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #failing = false;
+  /** Aborts the export in flight when shutdown runs out of time. */
+  readonly #abort = new AbortController();
   /** Spans dropped (queue full or export failed) and export requests that failed, since start. */
   readonly stats = { dropped: 0, exported: 0, failedExports: 0 };
 
@@ -336,11 +340,31 @@ export class OtlpHttpExporter implements SpanExporter {
     return this.#inFlight;
   }
 
+  /**
+   * Stops the timer and sends what is queued, within `shutdownTimeoutMs`: a hung collector must
+   * not hold up the broker's exit. Past the deadline the export in flight is aborted and what is
+   * left is dropped (counted as export_failed).
+   */
   async shutdown(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    await this.#inFlight;
-    await this.flush();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.#o.shutdownTimeoutMs ?? 5000)));
+    const drained = (async () => {
+      await this.#inFlight;
+      await this.flush();
+    })();
+    const outcome = await Promise.race([drained, deadline]);
+    clearTimeout(timer);
+    if (outcome !== 'timeout') return;
+    this.#abort.abort();
+    const left = this.#queue.length;
+    this.#queue = [];
+    if (left) {
+      this.stats.dropped += left;
+      this.#o.onDropped?.('export_failed', left);
+    }
+    await drained.catch(() => undefined);
   }
 
   async #send(spans: Span[]): Promise<void> {
@@ -351,7 +375,7 @@ export class OtlpHttpExporter implements SpanExporter {
         headers: this.#headers,
         body: JSON.stringify(otlpRequest(spans, this.#resource)),
         redirect: 'error',
-        signal: AbortSignal.timeout(this.#o.timeoutMs ?? 10_000),
+        signal: AbortSignal.any([AbortSignal.timeout(this.#o.timeoutMs ?? 10_000), this.#abort.signal]),
       });
       await res.body?.cancel().catch(() => undefined);
       if (!res.ok) failure = { status: res.status };

@@ -293,10 +293,10 @@ async function brokerWith(o: { tracer?: Tracer }) {
   return { app, post, attest, logs, lines };
 }
 
-function tracerTo(c: Collector, o: Partial<ConstructorParameters<typeof OtlpHttpExporter>[0]> = {}) {
+function tracerTo(c: Collector, o: Partial<ConstructorParameters<typeof OtlpHttpExporter>[0]> = {}, sampleRatio?: number) {
   const lines: string[] = [];
   const exporter = new OtlpHttpExporter({ endpoint: c.url, serviceName: 'attest-broker-test', logger: createConsoleLogger('debug', {}, (l) => lines.push(l)), ...o });
-  return { tracer: new Tracer({ exporter, storage: asyncContextStorage() }), exporter, exporterLogs: lines };
+  return { tracer: new Tracer({ exporter, storage: asyncContextStorage(), ...(sampleRatio !== undefined ? { sampleRatio } : {}) }), exporter, exporterLogs: lines };
 }
 
 describe('spans of a real broker, exported over OTLP/HTTP JSON', () => {
@@ -447,6 +447,43 @@ describe('spans of a real broker, exported over OTLP/HTTP JSON', () => {
     await e2.shutdown();
     expect(collector.requests).toHaveLength(1);
     expect(e2.stats).toMatchObject({ exported: 0, failedExports: 1, dropped: 1 });
+  });
+});
+
+describe('sampling and shutdown', () => {
+  const bare = (tracer: Tracer, lines: string[] = []) =>
+    createBroker({ store: new MemoryStore(), providers: [], trust: createTrustStore([]), logger: createConsoleLogger('debug', {}, (l) => lines.push(l)), tracer, options: { rateLimits: NO_LIMITS } });
+  const challenge = (app: ReturnType<typeof createBroker>, headers: Record<string, string>) =>
+    app.request('/v1/challenge', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
+
+  it('parent-based: the caller’s sampled flag decides; sampleRatio 0 records no new trace; the logs carry the broker’s span either way', async () => {
+    const { tracer, exporter } = tracerTo(collector, {}, 0);
+    const lines: string[] = [];
+    const app = bare(tracer, lines);
+    expect((await challenge(app, { traceparent: `00-${TRACE}-${CALLER_SPAN}-00`, 'x-request-id': 'unsampled' })).status).toBe(201);
+    expect((await challenge(app, { 'x-request-id': 'new-trace' })).status).toBe(201);
+    expect((await challenge(app, { traceparent: TRACEPARENT, 'x-request-id': 'sampled' })).status).toBe(201);
+    await exporter.shutdown();
+    expect(collector.problems).toEqual([]);
+    expect(collector.spans).toHaveLength(1);
+    expect(collector.spans[0]).toMatchObject({ traceId: TRACE, parentSpanId: CALLER_SPAN });
+    const logs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const unsampled = logs.find((l) => l.requestId === 'unsampled')!;
+    expect(unsampled).toMatchObject({ traceId: TRACE, parentSpanId: CALLER_SPAN });
+    expect(unsampled.spanId).toMatch(HEX16);
+    expect(unsampled.spanId).not.toBe(CALLER_SPAN);
+    expect(logs.find((l) => l.requestId === 'new-trace')!.traceId).toMatch(HEX32);
+  });
+
+  it('shutdown with a hung collector ends within shutdownTimeoutMs and drops (counts) what it could not send', async () => {
+    collector.mode = 'hang';
+    const { tracer, exporter } = tracerTo(collector, { timeoutMs: 60_000, shutdownTimeoutMs: 300 });
+    const app = bare(tracer);
+    for (let i = 0; i < 5; i++) expect((await challenge(app, {})).status).toBe(201);
+    const t0 = performance.now();
+    await exporter.shutdown();
+    expect(performance.now() - t0).toBeLessThan(1500);
+    expect(exporter.stats).toMatchObject({ exported: 0, dropped: 5 });
   });
 });
 
