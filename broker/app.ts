@@ -224,11 +224,16 @@ function routeOf(c: Context<Env>): string {
   return '';
 }
 
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
 /** The request's SERVER span around `next` (tracing on): attributes per the HTTP semantic conventions. */
 async function tracedRequest(c: Context<Env>, next: () => Promise<void>, tracer: Tracer, logger: Logger, requestId: string): Promise<void> {
   const trace = parseTraceparent(c.req.header('traceparent'));
   const method = c.req.method;
-  const span = tracer.startServer(method, trace);
+  // Probes and scrapes start no recorded trace of their own (kubelet and Prometheus would fill
+  // the trace store); with a sampled traceparent they are recorded like any request.
+  const probe = method === 'GET' && PROBE_PATHS.has(c.req.path);
+  const span = tracer.startServer(method, trace, !probe);
   span.attributes['http.request.method'] = method;
   span.attributes['url.path'] = c.req.path;
   span.attributes['attest_broker.request_id'] = requestId;

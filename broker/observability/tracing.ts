@@ -118,12 +118,15 @@ export class Tracer {
     this.#now = o.now ?? (() => performance.timeOrigin + performance.now());
   }
 
-  /** A SERVER span; `parent` from a valid incoming traceparent (its sampled flag decides). */
-  startServer(name: string, parent: TraceParent | undefined): Span {
+  /**
+   * A SERVER span; `parent` from a valid incoming traceparent (its sampled flag decides).
+   * `record: false` makes a new trace unsampled whatever the ratio (probes and scrapes).
+   */
+  startServer(name: string, parent: TraceParent | undefined, record = true): Span {
     if (parent) return new Span(name, SpanKind.SERVER, parent.traceId, randomId(8), parent.spanId, (parent.flags & 1) === 1, this.#now());
     const traceId = randomId(16);
     // Trace-id ratio sampling on the id's last 32 bits, so every service sampling by ratio agrees.
-    const sampled = this.#ratio >= 1 || parseInt(traceId.slice(24), 16) / 0x1_0000_0000 < this.#ratio;
+    const sampled = record && (this.#ratio >= 1 || parseInt(traceId.slice(24), 16) / 0x1_0000_0000 < this.#ratio);
     return new Span(name, SpanKind.SERVER, traceId, randomId(8), undefined, sampled, this.#now());
   }
 

@@ -443,7 +443,7 @@ describe('spans of a real broker, exported over OTLP/HTTP JSON', () => {
     collector.mode = 'down';
     const { tracer: t2, exporter: e2 } = tracerTo(collector);
     const app2 = createBroker({ store: new MemoryStore(), providers: [], trust: createTrustStore([]), logger: createConsoleLogger('error'), tracer: t2 });
-    expect((await app2.request('/healthz')).status).toBe(200);
+    expect((await app2.request('/v1/challenge', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
     await e2.shutdown();
     expect(collector.requests).toHaveLength(1);
     expect(e2.stats).toMatchObject({ exported: 0, failedExports: 1, dropped: 1 });
@@ -508,6 +508,9 @@ describe('tracing from the configuration (serve path)', () => {
       const r = await rawRequest(`${served.main.url}/v1/challenge`, { body: '{}', headers: { traceparent: TRACEPARENT, 'x-request-id': 'req-serve' } });
       expect(r.status).toBe(201);
       expect((await rawRequest(`${served.main.url}/nowhere`)).status).toBe(404);
+      // Probes start no recorded trace; with a sampled traceparent they are recorded.
+      expect((await rawRequest(`${served.main.url}/healthz`)).status).toBe(200);
+      expect((await rawRequest(`${served.main.url}/readyz`, { headers: { traceparent: TRACEPARENT } })).status).toBe(503);
       await served.close(); // flushes the exporter
       closed = true;
     } finally {
@@ -524,6 +527,8 @@ describe('tracing from the configuration (serve path)', () => {
     expect(notFound.name).toBe('GET');
     expect(notFound.attributes).not.toHaveProperty('http.route');
     expect(notFound.attributes['error.type']).toBe('NOT_FOUND');
+    expect(collector.spans.some((s) => s.name === 'GET /healthz')).toBe(false);
+    expect(collector.spans.find((s) => s.name === 'GET /readyz')).toMatchObject({ parentSpanId: CALLER_SPAN, status: { code: 2, message: 'NOT_READY' } });
     const access = served.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.requestId === 'req-serve')!;
     expect(access).toMatchObject({ traceId: TRACE, spanId: span.spanId, parentSpanId: CALLER_SPAN });
     expect(served.logs.some((l) => l.includes('tracing on'))).toBe(true);
