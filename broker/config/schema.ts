@@ -183,7 +183,11 @@ export const ConfigSchema = z
         /** Fraction of new traces recorded (a caller's sampled flag decides for its own traces). */
         sampleRatio: z.number().min(0).max(1).default(1),
         headers: z
-          .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'must be an HTTP header name'), z.string().max(8192))
+          .record(
+            z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'must be an HTTP header name'),
+            // eslint-disable-next-line no-control-regex
+            z.string().max(8192).regex(/^[^\x00-\x08\x0a-\x1f\x7f]*$/, 'must be a header value (no line breaks or control characters)'),
+          )
           .refine((h) => Object.keys(h).length <= 32, 'at most 32 headers')
           .refine((h) => !Object.keys(h).some((k) => k.toLowerCase() === 'content-type'), 'content-type is set by the exporter')
           .default({}),

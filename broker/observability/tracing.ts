@@ -315,7 +315,7 @@ export class OtlpHttpExporter implements SpanExporter {
     this.#fetch = o.fetch ?? ((i: RequestInfo | URL, init?: RequestInit) => fetch(i, init));
     this.#max = o.maxQueue ?? 2048;
     this.#batch = Math.min(o.maxBatch ?? 512, this.#max);
-    this.#resource = { 'service.name': o.serviceName, ...(o.serviceVersion ? { 'service.version': o.serviceVersion } : {}), 'telemetry.sdk.name': SCOPE_NAME, 'telemetry.sdk.language': 'webjs' };
+    this.#resource = { 'service.name': o.serviceName, ...(o.serviceVersion ? { 'service.version': o.serviceVersion } : {}), 'telemetry.sdk.name': SCOPE_NAME };
     const t = setInterval(() => void this.flush(), o.intervalMs ?? 5000);
     (t as { unref?: () => void }).unref?.();
     this.#timer = t;

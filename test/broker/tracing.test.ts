@@ -543,5 +543,8 @@ describe('tracing from the configuration (serve path)', () => {
     expect(() => parseConfig({ tracing: { otlpEndpoint: 'ftp://collector' } })).toThrow(/tracing\.otlpEndpoint: must be an http\(s\) URL/);
     expect(() => parseConfig({ tracing: { otlpEndpoint: 'http://c:4318', sampleRatio: 2 } })).toThrow(/tracing\.sampleRatio/);
     expect(() => parseConfig({ tracing: { otlpEnpoint: 'http://c:4318' } })).toThrow(/unknown key/);
+    expect(() => parseConfig({ tracing: { otlpEndpoint: 'http://c:4318', headers: { 'x-api-key': 'a\r\nx-injected: 1' } } })).toThrow(/tracing\.headers\.x-api-key: must be a header value/);
+    expect(() => parseConfig({ tracing: { otlpEndpoint: 'http://c:4318', headers: { 'Content-Type': 'text/plain' } } })).toThrow(/content-type is set by the exporter/);
+    expect(parseConfig({ tracing: { otlpEndpoint: 'http://c:4318', headers: { authorization: 'Bearer x' } } }).tracing.headers).toEqual({ authorization: 'Bearer x' });
   });
 });
