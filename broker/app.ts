@@ -28,6 +28,8 @@ import { RateLimiter, type RateLimits } from './http/ratelimit.js';
 import { ProviderRegistry } from './registry.js';
 import { attest, type AttestDeps } from './attest.js';
 import { parseTraceparent } from './observability/trace.js';
+import { StatusCode, type Span, type Tracer } from './observability/tracing.js';
+import { matchedRoutes } from 'hono/route';
 
 export const Codes = {
   CHALLENGE_UNKNOWN: 'CHALLENGE_UNKNOWN',
@@ -96,6 +98,11 @@ export interface BrokerDeps {
   clients?: ReadonlyMap<string, ClientFile>;
   /** Extra readiness checks (e.g. policy loaded), each throws when not ready. */
   readiness?: readonly (() => Promise<void>)[];
+  /**
+   * OpenTelemetry tracing (observability/tracing.ts): a SERVER span per request, and the
+   * broker's own span id in the log lines. Absent (the default): no spans, no cost.
+   */
+  tracer?: Tracer;
 }
 
 /** A node client the broker serves (deploy/node): its bytes, their SHA-256, its media type. */
@@ -110,12 +117,15 @@ export interface ClientFile {
  * valid W3C traceparent came in). Spread into each line rather than bound into a child logger:
  * a pino child serializes its bindings when created, and most requests log one line.
  */
-type Env = { Variables: { requestId: string; logFields: LogFields } };
+type Env = { Variables: { requestId: string; logFields: LogFields; span?: Span } };
 
 interface LogFields {
   requestId: string;
   traceId?: string;
+  /** The caller's span (tracing off) or the broker's own SERVER span (tracing on). */
   spanId?: string;
+  /** Tracing on: the caller's span, parent of the broker's. */
+  parentSpanId?: string;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -206,12 +216,63 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
 const noPeer = (): Peer => ({});
 
 /** Request id, access log, error mapping and 404: the same for every app this module builds. */
-function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
+/** The route template a request was routed to (`/v1/client/:name`), '' when none matched. */
+function routeOf(c: Context<Env>): string {
+  const routes = matchedRoutes(c);
+  // Middleware (`use`) registers as ALL; the last route of a method is the handler.
+  for (let i = routes.length - 1; i >= 0; i--) if (routes[i]!.method !== 'ALL') return routes[i]!.path;
+  return '';
+}
+
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** The request's SERVER span around `next` (tracing on): attributes per the HTTP semantic conventions. */
+async function tracedRequest(c: Context<Env>, next: () => Promise<void>, tracer: Tracer, logger: Logger, requestId: string): Promise<void> {
+  const trace = parseTraceparent(c.req.header('traceparent'));
+  const method = c.req.method;
+  // Probes and scrapes start no recorded trace of their own (kubelet and Prometheus would fill
+  // the trace store); with a sampled traceparent they are recorded like any request.
+  const probe = method === 'GET' && PROBE_PATHS.has(c.req.path);
+  const span = tracer.startServer(method, trace, !probe);
+  span.attributes['http.request.method'] = method;
+  span.attributes['url.path'] = c.req.path;
+  span.attributes['attest_broker.request_id'] = requestId;
+  const fields: LogFields = trace
+    ? { requestId, traceId: span.traceId, spanId: span.spanId, parentSpanId: trace.spanId }
+    : { requestId, traceId: span.traceId, spanId: span.spanId };
+  c.set('requestId', requestId);
+  c.set('logFields', fields);
+  c.set('span', span);
+  const t0 = performance.now();
+  try {
+    await tracer.run(span, next);
+  } finally {
+    const route = routeOf(c);
+    if (route) {
+      span.name = `${method} ${route}`;
+      span.attributes['http.route'] = route;
+    }
+    const status = c.res.status;
+    span.attributes['http.response.status_code'] = status;
+    if (status >= 500) {
+      span.status = StatusCode.ERROR;
+      span.attributes['error.type'] ??= String(status);
+      span.statusMessage ??= String(span.attributes['error.type']);
+    }
+    tracer.end(span);
+  }
+  c.header('x-request-id', requestId);
+  logger.info({ ...fields, method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'request');
+}
+
+function baseApp(deps: Pick<BrokerDeps, 'logger' | 'tracer'>): Hono<Env> {
   const app = new Hono<Env>();
+  const tracer = deps.tracer;
   // Request id + access log (never bodies, never headers that may hold secrets).
   app.use('*', async (c, next) => {
     const given = c.req.header('x-request-id');
     const requestId = given && REQUEST_ID_RE.test(given) ? given : nextRequestId();
+    if (tracer) return tracedRequest(c, next, tracer, deps.logger, requestId);
     const trace = parseTraceparent(c.req.header('traceparent'));
     const fields: LogFields = trace ? { requestId, traceId: trace.traceId, spanId: trace.spanId } : { requestId };
     c.set('requestId', requestId);
@@ -236,6 +297,13 @@ function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
     const requestId = c.get('requestId');
     const fields = c.get('logFields');
     const log = deps.logger;
+    const span = c.get('span');
+    if (span) {
+      const code = isAttestError(err) ? err.code : 'INTERNAL';
+      span.attributes['error.type'] = code;
+      span.attributes['attest_broker.error.code'] = code;
+      span.statusMessage = code;
+    }
     if (isAttestError(err)) {
       const lvl = err.kind === 'internal' || err.kind === 'config' || (err.kind === 'unavailable' && err.code !== 'STORE_FULL') ? 'error' : 'info';
       log[lvl]({ ...fields, code: err.code, kind: err.kind, err: err.message, cause: err.cause instanceof Error ? err.cause.message : undefined }, 'request failed');
@@ -250,6 +318,8 @@ function baseApp(deps: Pick<BrokerDeps, 'logger'>): Hono<Env> {
   });
 
   app.notFound((c) => {
+    const span = c.get('span');
+    if (span) span.attributes['error.type'] = span.attributes['attest_broker.error.code'] = Codes.NOT_FOUND;
     const { problem, headers } = toProblem(new AttestError(Codes.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`), c.get('requestId'));
     return c.json(problem, 404, headers);
   });
@@ -267,7 +337,7 @@ function mountTokenReview(app: Hono<Env>, handler: TokenReviewHandler, peer: (c:
  * The TokenReview webhook alone, for a listener of its own (never exposed with the public join
  * endpoints): `POST /v1/tokenreview` and `GET /healthz`.
  */
-export function createWebhookApp(deps: { logger: Logger; tokenReview: TokenReviewHandler; peer?: (c: Context) => Peer }): Hono<Env> {
+export function createWebhookApp(deps: { logger: Logger; tokenReview: TokenReviewHandler; peer?: (c: Context) => Peer; tracer?: Tracer }): Hono<Env> {
   const app = baseApp(deps);
   mountTokenReview(app, deps.tokenReview, deps.peer ?? noPeer);
   app.get('/healthz', (c) => c.json({ status: 'ok' }));

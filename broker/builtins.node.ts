@@ -45,7 +45,7 @@ RUNTIME_HOOKS.buildRelease = async (cfg, store, logger, o) => {
   }
   let rt;
   try {
-    rt = await buildReleaseRuntime(cfg.release, store, logger, o?.metrics ? { metrics: o.metrics } : {});
+    rt = await buildReleaseRuntime(cfg.release, store, logger, { ...(o?.metrics ? { metrics: o.metrics } : {}), ...(o?.tracer ? { tracer: o.tracer } : {}) });
   } catch (e) {
     throw new ConfigProblem([isAttestError(e) ? e.message : String(e)]);
   }

@@ -219,6 +219,8 @@ export interface Metrics {
   trustRoots?(roots: ReadonlyArray<{ id: string; notAfter: Date }>): void;
   /** Expiry (notAfter) of a certificate the broker serves or pins, by a fixed name. */
   certificateExpiry?(name: string, notAfter: Date): void;
+  /** Trace spans dropped before export (tracing on): queue full, or their export failed. */
+  spansDropped?(reason: 'queue_full' | 'export_failed', n: number): void;
   /** Prometheus text exposition, or undefined when this runtime has no registry. */
   render?(): Promise<{ contentType: string; body: string }>;
 }

@@ -22,6 +22,8 @@ import { createPinoLogger } from './observability/pino.node.js';
 import { createPromMetrics } from './observability/metrics.node.js';
 import { clusterMetrics, workerIndex } from './cluster.node.js';
 import { countFailures, STORE_OPS } from './observability/instrument.js';
+import { OtlpHttpExporter, Tracer } from './observability/tracing.js';
+import { asyncContextStorage } from './observability/tracing-context.node.js';
 import pkg from '../package.json' with { type: 'json' };
 
 /** The package root (works from source and from the dist bundle). */
@@ -87,7 +89,7 @@ export const RUNTIME_HOOKS: {
     cfg: BrokerConfig,
     store: StateStore,
     logger: Logger,
-    o?: { metrics?: Metrics },
+    o?: { metrics?: Metrics; tracer?: Tracer },
   ) => Promise<
     | {
         release: ReleaseService;
@@ -148,6 +150,25 @@ export async function loadClients(dir: string, logger: Logger): Promise<Map<stri
   return out;
 }
 
+/** The tracer of `tracing:` (undefined while no OTLP endpoint is configured: tracing off). */
+export function buildTracer(cfg: BrokerConfig, logger: Logger, metrics?: Metrics): Tracer | undefined {
+  const t = cfg.tracing;
+  if (!t.otlpEndpoint) return undefined;
+  const exporter = new OtlpHttpExporter({
+    endpoint: t.otlpEndpoint,
+    serviceName: t.serviceName,
+    serviceVersion: pkg.version,
+    headers: t.headers,
+    logger: logger.child({ component: 'tracing' }),
+    maxQueue: t.maxQueueSpans,
+    intervalMs: t.exportIntervalSeconds * 1000,
+    ...(metrics?.spansDropped ? { onDropped: metrics.spansDropped.bind(metrics) } : {}),
+  });
+  // The endpoint's origin only: never the headers (they may hold an API key).
+  logger.info({ component: 'tracing', endpoint: new URL(t.otlpEndpoint).origin, serviceName: t.serviceName, sampleRatio: t.sampleRatio }, 'tracing on: spans exported over OTLP/HTTP');
+  return new Tracer({ exporter, sampleRatio: t.sampleRatio, storage: asyncContextStorage() });
+}
+
 export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {}): Promise<Runtime> {
   const base = o.logger ?? createPinoLogger(cfg.log.level);
   // In a cluster every line says which worker wrote it.
@@ -165,11 +186,13 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     STORE_OPS,
     metrics,
   );
+  const tracer = buildTracer(cfg, logger, metrics);
   const intermediates = await loadTrustIntermediates(cfg.trust);
   const providers = buildProviders(cfg, trust, { store, intermediates });
   // Device verifiers (GPUs): enabled ones need their pinned roots too.
   const devices = buildDevices(cfg, trust, { fetch: (...a: Parameters<typeof fetch>) => fetch(...a) });
-  const closers: (() => Promise<void>)[] = [() => store.close()];
+  // Closed last (closers run in reverse): the spans of everything shutting down are sent.
+  const closers: (() => Promise<void>)[] = [...(tracer ? [() => tracer.exporter.shutdown()] : []), () => store.close()];
   let policy: PolicyEngine | undefined;
   if (cfg.policy.file) {
     if (!RUNTIME_HOOKS.loadPolicy) throw new ConfigProblem(['policy.file: this build has no policy engine']);
@@ -179,7 +202,7 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
   } else {
     logger.warn({}, 'no policy.file configured: every attest will be refused (POLICY_UNAVAILABLE)');
   }
-  const rel = RUNTIME_HOOKS.buildRelease ? await RUNTIME_HOOKS.buildRelease(cfg, store, logger, { metrics }) : undefined;
+  const rel = RUNTIME_HOOKS.buildRelease ? await RUNTIME_HOOKS.buildRelease(cfg, store, logger, { metrics, ...(tracer ? { tracer } : {}) }) : undefined;
   const clients = cfg.clients.enabled ? await loadClients(cfg.clients.dir ?? resolve(PACKAGE_ROOT, 'dist/clients'), logger) : undefined;
   if (rel) closers.push(() => rel.close());
   const release = rel?.release;
@@ -195,6 +218,7 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
     ...(rel?.audit ? { audit: rel.audit } : {}),
     ...(clients ? { clients } : {}),
     ...(devices ? { devices } : {}),
+    ...(tracer ? { tracer } : {}),
     ...(rel?.tokenReview && !rel.tokenReviewListen ? { tokenReview: rel.tokenReview } : {}),
     options: {
       challengeTtlSeconds: cfg.challenge.ttlSeconds,

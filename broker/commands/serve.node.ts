@@ -55,7 +55,7 @@ export async function startServers(cfg: BrokerConfig, rt: Runtime): Promise<Serv
   let metrics: Listener | undefined;
   try {
     if (rt.webhook) {
-      const wapp = createWebhookApp({ logger: rt.deps.logger, tokenReview: rt.webhook.handler, peer: nodePeer });
+      const wapp = createWebhookApp({ logger: rt.deps.logger, tokenReview: rt.webhook.handler, peer: nodePeer, ...(rt.deps.tracer ? { tracer: rt.deps.tracer } : {}) });
       webhook = await listen(wapp.fetch, { ...rt.webhook.listen, limits });
       started.push(webhook);
       if (rt.webhook.listen.tls) certificateExpiry(rt.deps.metrics, 'token_review_listen', rt.webhook.listen.tls.certFile);

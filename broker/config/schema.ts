@@ -166,6 +166,37 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * OpenTelemetry tracing (docs/operations.md "Tracing"): spans exported over OTLP/HTTP (JSON)
+     * to `otlpEndpoint` (the base URL; `/v1/traces` is appended). Off while it is unset.
+     * `headers` (e.g. a vendor's API key) are sent with each export and never logged.
+     */
+    tracing: z
+      .object({
+        otlpEndpoint: z
+          .string()
+          .url()
+          .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL, e.g. http://otel-collector.observability:4318')
+          .refine((u) => !new URL(u).username && !new URL(u).password, 'must not carry credentials; put them in tracing.headers')
+          .optional(),
+        serviceName: z.string().min(1).max(256).default('attest-broker'),
+        /** Fraction of new traces recorded (a caller's sampled flag decides for its own traces). */
+        sampleRatio: z.number().min(0).max(1).default(1),
+        headers: z
+          .record(
+            z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'must be an HTTP header name'),
+            // eslint-disable-next-line no-control-regex
+            z.string().max(8192).regex(/^[^\x00-\x08\x0a-\x1f\x7f]*$/, 'must be a header value (no line breaks or control characters)'),
+          )
+          .refine((h) => Object.keys(h).length <= 32, 'at most 32 headers')
+          .refine((h) => !Object.keys(h).some((k) => k.toLowerCase() === 'content-type'), 'content-type is set by the exporter')
+          .default({}),
+        /** Ended spans held for export at most; when full the oldest are dropped (counted). */
+        maxQueueSpans: z.number().int().min(16).max(100_000).default(2048),
+        exportIntervalSeconds: z.number().int().min(1).max(300).default(5),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -190,6 +221,9 @@ export const ENV_OVERRIDES: Readonly<Record<string, { path: readonly string[]; t
   ATTEST_BROKER_CHALLENGE_TTL: { path: ['challenge', 'ttlSeconds'], type: 'int' },
   ATTEST_BROKER_BODY_LIMIT: { path: ['limits', 'bodyBytes'], type: 'int' },
   ATTEST_BROKER_WORKERS: { path: ['listen', 'workers'], type: 'string' },
+  // The OpenTelemetry SDKs' own variables (https://opentelemetry.io/docs/specs/otel/protocol/exporter/).
+  OTEL_EXPORTER_OTLP_ENDPOINT: { path: ['tracing', 'otlpEndpoint'], type: 'string' },
+  OTEL_SERVICE_NAME: { path: ['tracing', 'serviceName'], type: 'string' },
 };
 
 /** Applies environment overrides to a raw (unvalidated) config object, returning a new object. */

@@ -68,6 +68,11 @@ export function createPromMetrics(opts: MetricsOptions & { defaultMetrics?: bool
   reloadFail.inc(0);
   const roots = gauge(FAMILIES.trustRootExpiry, 'first');
   const certs = gauge(FAMILIES.certificateExpiry, 'first');
+  const droppedC = counter(FAMILIES.spansDropped);
+  // Both reasons exist from the start (0), like the policy reloads.
+  const dropped = { queue_full: droppedC.labels('queue_full'), export_failed: droppedC.labels('export_failed') };
+  dropped.queue_full.inc(0);
+  dropped.export_failed.inc(0);
 
   return {
     registry,
@@ -88,6 +93,7 @@ export function createPromMetrics(opts: MetricsOptions & { defaultMetrics?: bool
     certificateExpiry(name, notAfter) {
       if ((CERTIFICATE_NAMES as readonly string[]).includes(name)) certs.labels(name).set(Math.floor(notAfter.getTime() / 1000));
     },
+    spansDropped: (reason, n) => dropped[reason].inc(n),
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },

@@ -28,6 +28,7 @@ export const METRIC_NAMES = {
   policyReloads: 'attest_broker_policy_reloads_total',
   trustRootExpiry: 'attest_broker_trust_root_expiry_timestamp_seconds',
   certificateExpiry: 'attest_broker_certificate_expiry_timestamp_seconds',
+  spansDropped: 'attest_broker_trace_spans_dropped_total',
 } as const;
 
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -108,6 +109,12 @@ export const FAMILIES = {
     help: 'Expiry (notAfter) of certificates the broker serves, Unix seconds.',
     type: 'gauge',
     labelNames: ['certificate'],
+  },
+  spansDropped: {
+    name: METRIC_NAMES.spansDropped,
+    help: 'Trace spans not exported: the export queue was full (oldest dropped) or their OTLP export failed.',
+    type: 'counter',
+    labelNames: ['reason'],
   },
 } as const satisfies Record<string, FamilySpec>;
 
@@ -204,6 +211,8 @@ export function createSimpleMetrics(o: MetricsOptions = {}): Metrics {
   const rootsFam = fam('trustRootExpiry');
   const certsFam = fam('certificateExpiry');
   const certs = new Map<string, Series>();
+  const droppedFam = fam('spansDropped');
+  const dropped = { queue_full: droppedFam.child(['queue_full']), export_failed: droppedFam.child(['export_failed']) };
   const buckets = new Array<number>(LATENCY_BUCKETS.length).fill(0);
   let count = 0;
   let sum = 0;
@@ -235,6 +244,9 @@ export function createSimpleMetrics(o: MetricsOptions = {}): Metrics {
       if (!s) certs.set(name, (s = certsFam.child([name])));
       s.value = Math.floor(notAfter.getTime() / 1000);
     },
+    spansDropped(reason, n) {
+      dropped[reason].value += n;
+    },
     async render() {
       const l: string[] = [];
       buildInfo.lines(l);
@@ -249,6 +261,7 @@ export function createSimpleMetrics(o: MetricsOptions = {}): Metrics {
       reloadsFam.lines(l);
       rootsFam.lines(l);
       certsFam.lines(l);
+      droppedFam.lines(l);
       return { contentType: 'text/plain; version=0.0.4; charset=utf-8', body: l.join('\n') + '\n' };
     },
   };

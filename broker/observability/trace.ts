@@ -12,9 +12,10 @@
  * else — including two traceparent headers, which arrive joined by a comma — is ignored, as the
  * specification requires, and the request is logged without a trace.
  *
- * The broker creates no span of its own (OpenTelemetry export is planned, docs/operations.md):
- * `spanId` in the logs is the caller's span, the parent-id of the header. `tracestate` is not
- * read or forwarded.
+ * With tracing off (the default) the broker creates no span of its own: `spanId` in the logs is
+ * the caller's span, the parent-id of the header. With tracing on (`tracing.otlpEndpoint`,
+ * tracing.ts) the broker's SERVER span is the header's child, and the logs carry the broker's
+ * span as `spanId` and the caller's as `parentSpanId`. `tracestate` is not read or forwarded.
  */
 
 export interface TraceParent {

@@ -15,6 +15,7 @@
  * `undici` package (not a dependency here), so `caFetch` speaks HTTP/1.1 through `node:https`
  * with `ca` set — the system roots are *not* added: the cluster CA is the only anchor.
  */
+import { tracedFetch, type Tracer } from '../observability/tracing.js';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -216,27 +217,33 @@ export function kubeconfigAccess(file: string, contextName?: string, o: Kubeconf
   return access;
 }
 
-export function kubeClientFor(access: ClusterAccess, o: { attempts?: number; sleep?: (ms: number) => Promise<void>; timeoutMs?: number } = {}): KubeClient {
+export function kubeClientFor(access: ClusterAccess, o: { attempts?: number; sleep?: (ms: number) => Promise<void>; timeoutMs?: number; tracer?: Tracer } = {}): KubeClient {
+  const { tracer, ...rest } = o;
   const exec = access.exec;
   if (exec) {
     return new KubeClient({
       server: access.server,
       token: async () => (await exec.get()).token,
       onUnauthorized: (sent) => exec.renewAfterUnauthorized(sent),
-      fetch: caFetch({
-        ca: access.caPem,
-        clientCert: async () => {
-          const c = await exec.get();
-          return c.cert && c.key ? { cert: c.cert, key: c.key } : undefined;
-        },
-      }),
-      ...o,
+      // With tracing: each request carries traceparent naming the active CLIENT span.
+      fetch: tracedFetch(
+        caFetch({
+          ca: access.caPem,
+          clientCert: async () => {
+            const c = await exec.get();
+            return c.cert && c.key ? { cert: c.cert, key: c.key } : undefined;
+          },
+        }),
+        tracer,
+      ),
+      ...rest,
     });
   }
   return new KubeClient({
     server: access.server,
     token: access.token,
-    fetch: caFetch({ ca: access.caPem, cert: access.cert, key: access.key }),
-    ...o,
+    // With tracing: each request carries traceparent naming the active CLIENT span.
+    fetch: tracedFetch(caFetch({ ca: access.caPem, cert: access.cert, key: access.key }), tracer),
+    ...rest,
   });
 }

@@ -29,6 +29,7 @@ import { appendFile, readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { AuditSink, Clock, Logger, Metrics, PolicyEngine, ReleaseService, StateStore } from '../contracts.js';
 import { countFailures, KMS_OPS, KUBE_OPS } from '../observability/instrument.js';
+import { traceCalls, type Tracer } from '../observability/tracing.js';
 import { systemClock } from '../contracts.js';
 import { configError } from '../../providers/common/errors.js';
 import type { KeyServiceLike } from '../../providers/common/keyservice.js';
@@ -214,7 +215,7 @@ export interface ReleaseRuntime {
   close(): Promise<void>;
 }
 
-async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode'], logger: Logger): Promise<KeyServiceLike | undefined> {
+async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode'], logger: Logger, tracer?: Tracer): Promise<KeyServiceLike | undefined> {
   if (!k) {
     if (mode !== 'dev') return undefined;
     logger.warn({}, 'release dev mode: disk keys are wrapped under a random in-memory KEK and cannot be unwrapped after a restart');
@@ -226,13 +227,14 @@ async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode
     case 'aws-kms': {
       // Loaded only when configured: the SDK is a large import a broker without AWS KMS never needs.
       const { KMSClient } = await import('@aws-sdk/client-kms');
-      return new AwsKmsKeyService({ keyId: k.keyId, client: new KMSClient({
-          region: k.region,
-          ...(k.endpoint ? { endpoint: k.endpoint } : {}),
-          // Bounded waits: a hung KMS must become KMS_UNAVAILABLE, not a hung release.
-          requestHandler: { requestTimeout: 10_000, connectionTimeout: 3_000 },
-        }),
+      const client = new KMSClient({
+        region: k.region,
+        ...(k.endpoint ? { endpoint: k.endpoint } : {}),
+        // Bounded waits: a hung KMS must become KMS_UNAVAILABLE, not a hung release.
+        requestHandler: { requestTimeout: 10_000, connectionTimeout: 3_000 },
       });
+      if (tracer) injectTraceparent(client, tracer);
+      return new AwsKmsKeyService({ keyId: k.keyId, client });
     }
     case 'gcp-kms': {
       const { KeyManagementServiceClient } = await import('@google-cloud/kms');
@@ -251,7 +253,24 @@ async function keyServiceFrom(k: ReleaseConfig['kms'], mode: ReleaseConfig['mode
   }
 }
 
-export async function buildReleaseRuntime(raw: unknown, store: StateStore, logger: Logger, o: { clock?: Clock; metrics?: Metrics } = {}): Promise<ReleaseRuntime> {
+/**
+ * Tracing: the AWS SDK's requests carry `traceparent` naming the active CLIENT span (a build-step
+ * middleware, so the header is added before SigV4 signs the request). The Cloud KMS (gRPC) and
+ * Key Vault SDKs get spans around their calls but no traceparent.
+ */
+function injectTraceparent(client: { middlewareStack: { add(mw: unknown, o: { step: 'build'; name: string }): void } }, tracer: Tracer): void {
+  client.middlewareStack.add(
+    (next: (a: { request: unknown }) => Promise<unknown>) => async (args: { request: unknown }) => {
+      const span = tracer.active();
+      const req = args.request as { headers?: Record<string, string> } | undefined;
+      if (span && req && typeof req.headers === 'object') req.headers.traceparent = span.traceparent();
+      return next(args);
+    },
+    { step: 'build', name: 'attestBrokerTraceparent' },
+  );
+}
+
+export async function buildReleaseRuntime(raw: unknown, store: StateStore, logger: Logger, o: { clock?: Clock; metrics?: Metrics; tracer?: Tracer } = {}): Promise<ReleaseRuntime> {
   const parsed = ReleaseConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     throw configError('CONFIG_INVALID', `release: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
@@ -263,7 +282,14 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
   const clock = o.clock ?? systemClock;
   const log = logger.child({ component: 'release' });
   // Failed Kubernetes calls are counted (attest_broker_kubernetes_errors_total) by operation.
-  const kubeFor = (access: ClusterAccess): KubeClient => countFailures(kubeClientFor(access), 'kubernetes', KUBE_OPS, o.metrics);
+  // With tracing, each call is a CLIENT span and its requests carry traceparent.
+  const kubeFor = (access: ClusterAccess): KubeClient =>
+    countFailures(
+      traceCalls(kubeClientFor(access, o.tracer ? { tracer: o.tracer } : {}), o.tracer, 'kubernetes', KUBE_OPS, { 'server.address': new URL(access.server).hostname }),
+      'kubernetes',
+      KUBE_OPS,
+      o.metrics,
+    );
 
   const clusters: Record<string, ClusterTarget> = {};
   const approverKube: Array<{ cluster: string; server: string; kube: KubeClient }> = [];
@@ -290,8 +316,8 @@ export async function buildReleaseRuntime(raw: unknown, store: StateStore, logge
     ? async (r: unknown) => appendFile(cfg.audit.file!, JSON.stringify(r) + '\n', { mode: 0o600 })
     : async (r: unknown) => log.info({ audit: r }, 'audit');
   const audit = new HashChainAudit({ store, clock, write });
-  const rawKeys = await keyServiceFrom(cfg.kms, cfg.mode, log);
-  const keys = rawKeys && countFailures(rawKeys, 'kms', KMS_OPS, o.metrics);
+  const rawKeys = await keyServiceFrom(cfg.kms, cfg.mode, log, o.tracer);
+  const keys = rawKeys && countFailures(traceCalls(rawKeys, o.tracer, 'kms', KMS_OPS, { 'attest_broker.kms.kind': rawKeys.kind }), 'kms', KMS_OPS, o.metrics);
   const nodes = new NodeRecords(store, clock, cfg.approver.renewalWindowDays);
   const service = new BrokerReleaseService({
     nodes,

@@ -155,6 +155,8 @@ export const CODE_KINDS = {
   // ── broker/store ──
   STORE_FULL: 'unavailable',
   STORE_UNAVAILABLE: 'unavailable',
+  // ── broker/observability (log lines only: a trace export never fails a request) ──
+  OTLP_EXPORT_FAILED: 'unavailable',
   // ── broker/verify ──
   INTERNAL: 'internal',
   // ── deploy/node: the join client (exit status from the kind: config → 2, unavailable → 3) ──

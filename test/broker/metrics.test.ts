@@ -118,6 +118,7 @@ const NEW_FAMILIES = [
   METRIC_NAMES.policyReloads,
   METRIC_NAMES.trustRootExpiry,
   METRIC_NAMES.certificateExpiry,
+  METRIC_NAMES.spansDropped,
 ];
 const KEPT_FAMILIES = [METRIC_NAMES.challenges, METRIC_NAMES.attests, METRIC_NAMES.latency, METRIC_NAMES.policyWarns];
 

@@ -37,7 +37,7 @@ export interface AwsKmsTestServer {
   region: string;
   /** 'up', or an outage mode: HTTP 500 KMSInternalException / 400 ThrottlingException-like 503. */
   mode: 'up' | 'internal-error' | 'throttle';
-  calls: Array<{ op: string; status: number; body: Record<string, unknown> }>;
+  calls: Array<{ op: string; status: number; body: Record<string, unknown>; /** W3C trace context the caller sent, when it sent one. */ traceparent?: string }>;
   close(): Promise<void>;
 }
 
@@ -123,7 +123,8 @@ export async function startAwsKmsServer(): Promise<AwsKmsTestServer> {
       const op = target.replace(/^TrentService\./, '');
       let body: Record<string, unknown> = {};
       const reply = (status: number, obj: Record<string, unknown>, type?: string): void => {
-        self.calls!.push({ op, status, body });
+        const tp = req.headers.traceparent;
+        self.calls!.push({ op, status, body, ...(typeof tp === 'string' ? { traceparent: tp } : {}) });
         const h: Record<string, string> = { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomBytes(8).toString('hex') };
         if (type) h['x-amzn-errortype'] = type;
         res.writeHead(status, h);

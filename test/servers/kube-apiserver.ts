@@ -125,7 +125,7 @@ export interface KubeTestServer {
   secrets: Map<string, StoredSecret>;
   csrs: Map<string, StoredCsr>;
   leases: Map<string, StoredLease>;
-  requests: Array<{ method: string; path: string; status: number; user?: string }>;
+  requests: Array<{ method: string; path: string; status: number; user?: string; /** W3C trace context the caller sent, when it sent one. */ traceparent?: string }>;
   /** Successful writes to CSR approval subresources, in order. */
   approvals: Array<{ name: string; type: string; user: string }>;
   forbid: boolean;
@@ -666,7 +666,14 @@ export async function startKubeServer(tls: { certPem: string; keyPem: string; ca
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const origWriteHead = res.writeHead.bind(res);
     res.writeHead = ((code: number, ...rest: unknown[]) => {
-      requests.push({ method, path, status: code, ...((res as ServerResponse & { user?: string }).user ? { user: (res as ServerResponse & { user?: string }).user } : {}) });
+      const tp = req.headers.traceparent;
+      requests.push({
+        method,
+        path,
+        status: code,
+        ...((res as ServerResponse & { user?: string }).user ? { user: (res as ServerResponse & { user?: string }).user } : {}),
+        ...(typeof tp === 'string' ? { traceparent: tp } : {}),
+      });
       return (origWriteHead as (...a: unknown[]) => ServerResponse)(code, ...rest);
     }) as typeof res.writeHead;
     void readBody(req)
