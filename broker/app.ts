@@ -22,7 +22,7 @@ import type { Provider, TrustStore } from '../providers/common/types.js';
 import type { AuditSink, Clock, Logger, Metrics, Peer, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
 import { systemClock } from './contracts.js';
 import { toProblem } from './http/problem.js';
-import { AttestRequest, ChallengeRequest } from './http/envelope.js';
+import { ChallengeRequest, parseAttestRequest } from './http/envelope.js';
 import { clientKey, parseCidr } from './http/address.js';
 import { RateLimiter, type RateLimits } from './http/ratelimit.js';
 import { ProviderRegistry } from './registry.js';
@@ -203,8 +203,8 @@ async function readJson(c: Context<Env>): Promise<unknown> {
   }
 }
 
-function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body);
+function parseWith<T>(schema: Pick<z.ZodType<T>, 'safeParse'> | ((body: unknown) => z.ZodSafeParseResult<T>), body: unknown): T {
+  const r = typeof schema === 'function' ? schema(body) : schema.safeParse(body);
   if (r.success) return r.data;
   const issues = r.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message }));
   const first = issues[0];
@@ -434,7 +434,7 @@ export function createBroker(deps: BrokerDeps): Hono<Env> {
     let provider = 'unknown';
     try {
       await limiter.hit('attest', addressOf(c));
-      const req = parseWith(AttestRequest, await readJson(c));
+      const req = parseWith(parseAttestRequest, await readJson(c));
       provider = req.provider;
       const { traceId, spanId } = c.get('logFields');
       const release = await attest(attestDeps, req, c.get('requestId'), traceId && spanId ? { traceId, spanId } : undefined);
