@@ -583,8 +583,83 @@ async function clusterWorker(): Promise<void> {
   await listen(app.fetch, { host: cfg.listen.host, port: cfg.listen.port, limits: cfg.limits });
 }
 
+// ───────────────────────────── role: overhead (one core, in process, no sockets) ─────────────────────────────
+// The broker's own cost per attest, apart from the provider and the HTTP socket: `app.fetch` on a
+// Request (what @hono/node-server hands it) for (1) an empty Hono POST handler reading the same
+// body, (2) the broker with the path's provider replaced by one returning that provider's claims
+// (everything else real: envelope, store, binding, evidence hash, policy, release stand-in,
+// metrics, logs), (3) the broker with the real provider, (4) the provider alone. Printed as µs per
+// request; run with `--cpu-prof` to see where (2) goes.
+
+async function overhead(): Promise<void> {
+  const n = Number(process.env.BENCH_OVERHEAD_N ?? 20_000);
+  const which = (process.env.BENCH_OVERHEAD_PATHS ?? 'tpm,azure').split(',');
+  const store = new MemoryStore({ clock, maxChallenges: 5_000_000, maxEntries: 5_000_000 });
+  const trust = await trustStore();
+  const { paths } = await buildPaths(store, trust);
+  const out: Record<string, Record<string, number>> = {};
+  for (const p of paths.filter((x) => which.includes(x.name))) {
+    const claims = await p.provider.verify(p.format, p.evidence, ctxOf(p, trust));
+    const canned: Provider = { name: p.provider.name, formats: p.provider.formats, verify: () => Promise.resolve(claims) };
+    const texts = { [p.provider.name]: await capturedPolicyText(p, trust) };
+    const mk = async (prov: Provider) =>
+      createBroker({
+        store,
+        providers: [prov],
+        trust,
+        clock,
+        policy: await policyFor(texts),
+        release,
+        logger: createPinoLogger('warn'),
+        metrics: createPromMetrics(),
+        peer: () => ({ address: '127.0.0.1' }),
+        options: { rateLimits: { challenge: OFF, attest: OFF, identity: OFF } },
+      });
+    const glue = await mk(canned);
+    const real = await mk(withVectorBinding(p));
+    const empty = new Hono();
+    empty.post('/v1/attest', async (c) => {
+      await c.req.text();
+      return c.json({ ok: true });
+    });
+    const b = bodyOf(p);
+    let seq = 0;
+    const run = async (fetchFn: (r: Request) => Response | Promise<Response>, tag: string, count: number): Promise<number> => {
+      await seedChallenges(store, p, tag, count);
+      const t0 = performance.now();
+      for (let i = 0; i < count; i++) {
+        const r = await fetchFn(new Request('http://broker/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.prefix + challengeId(tag, i) + b.suffix }));
+        await r.text();
+        if (r.status !== 200) throw new Error(`overhead ${p.name} ${tag}: HTTP ${r.status}`);
+      }
+      return ((performance.now() - t0) * 1000) / count;
+    };
+    const provider = async (count: number): Promise<number> => {
+      const ctx = ctxOf(p, trust);
+      const t0 = performance.now();
+      for (let i = 0; i < count; i++) await p.provider.verify(p.format, p.evidence, ctx);
+      return ((performance.now() - t0) * 1000) / count;
+    };
+    const m = Math.max(200, Math.round(n / 10));
+    await run(empty.fetch, `ow-e-${seq++}-`, m);
+    await run(glue.fetch, `ow-g-${seq++}-`, m);
+    await run(real.fetch, `ow-r-${seq++}-`, Math.round(m / 4));
+    await provider(Math.round(m / 4));
+    const r: Record<string, number[]> = { empty_hono_us: [], broker_glue_us: [], broker_real_us: [], provider_us: [] };
+    for (let round = 0; round < 3; round++) {
+      r.empty_hono_us!.push(await run(empty.fetch, `o-e-${seq++}-`, n));
+      r.broker_glue_us!.push(await run(glue.fetch, `o-g-${seq++}-`, n));
+      r.broker_real_us!.push(await run(real.fetch, `o-r-${seq++}-`, Math.round(n / 8)));
+      r.provider_us!.push(await provider(Math.round(n / 8)));
+    }
+    const med = (a: number[]) => [...a].sort((x, y) => x - y)[1]!;
+    out[p.name] = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(med(v) * 10) / 10]));
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
 const role = process.argv[2];
-const main = role === 'burst' ? burst : role === 'cluster' ? (cluster.isWorker ? clusterWorker : clusterPrimary) : server;
+const main = role === 'burst' ? burst : role === 'overhead' ? overhead : role === 'cluster' ? (cluster.isWorker ? clusterWorker : clusterPrimary) : server;
 main().catch((e: unknown) => {
   const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
   if (process.send) send({ fatal: message });
