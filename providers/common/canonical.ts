@@ -4,8 +4,7 @@
  * Canonical JSON (RFC 8785-style: sorted keys, no whitespace) and its SHA-256, so the same
  * evidence always yields the same audit hash however the node formatted it.
  */
-import { sha256 } from './digest.js';
-import { toHex, utf8 } from './encoding.js';
+import { sha256HexOfText } from './digest.js';
 
 export function canonicalJson(v: unknown): string {
   // One string built in place (no per-level arrays of parts): this runs over every request's
@@ -37,5 +36,5 @@ function append(out: string, v: unknown): string {
 }
 
 export async function canonicalSha256(v: unknown): Promise<string> {
-  return toHex(await sha256(utf8(canonicalJson(v))));
+  return sha256HexOfText(canonicalJson(v));
 }

@@ -21,14 +21,18 @@ export function webHashName(h: HashName): string {
 export type SyncHasher = (h: HashName, ...parts: Uint8Array[]) => Uint8Array;
 
 interface NodeHash {
-  update(d: Uint8Array): NodeHash;
+  update(d: Uint8Array | string, enc?: 'utf8'): NodeHash;
   digest(): Uint8Array;
+  digest(enc: 'hex'): string;
 }
-function detectSyncHasher(): SyncHasher | null {
+function nodeCreateHash(): ((alg: string) => NodeHash) | null {
   const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
   const mod = proc?.getBuiltinModule?.('node:crypto') as { createHash?: (alg: string) => NodeHash } | undefined;
-  const createHash = mod?.createHash;
-  if (typeof createHash !== 'function') return null;
+  return typeof mod?.createHash === 'function' ? mod.createHash : null;
+}
+function detectSyncHasher(): SyncHasher | null {
+  const createHash = nodeCreateHash();
+  if (!createHash) return null;
   return (h, ...parts) => {
     const x = createHash(h);
     for (const p of parts) x.update(p);
@@ -37,7 +41,24 @@ function detectSyncHasher(): SyncHasher | null {
   };
 }
 
-let syncHasher: SyncHasher | null = detectSyncHasher();
+const detected = detectSyncHasher();
+let syncHasher: SyncHasher | null = detected;
+const nodeHash = nodeCreateHash();
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * The lower-case hex SHA-256 of a string's UTF-8 bytes. With node:crypto the string goes to the
+ * hash as it is (no TextEncoder copy, no hex loop): this runs over every attest's canonical
+ * evidence, kilobytes of base64.
+ */
+export async function sha256HexOfText(text: string): Promise<string> {
+  if (nodeHash && syncHasher === detected) return nodeHash('sha256').update(text, 'utf8').digest('hex');
+  const d = await digest('sha256', new TextEncoder().encode(text));
+  let out = '';
+  for (const b of d) out += HEX[b];
+  return out;
+}
 
 /** The runtime's synchronous hash, or null (Workers without node:crypto, or turned off). */
 export function digestSync(): SyncHasher | null {

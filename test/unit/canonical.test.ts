@@ -3,9 +3,10 @@
  * how the node ordered or spaced its JSON. Checked against fixed expectations and, on random
  * values, against a plain reference written with map/join.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, canonicalSha256 } from '../../providers/common/canonical.js';
+import { setSyncHasher } from '../../providers/common/digest.js';
 
 /** The plain reading: keys sorted by UTF-16 code units at every level, members joined by commas. */
 const reference = (v: unknown): string => {
@@ -40,5 +41,22 @@ describe('canonicalJson', () => {
       expect(canonicalJson(v)).toBe(reference(v));
     }
     expect(await canonicalSha256({ a: 1, b: [2, { c: 3, d: 4 }] })).toBe(await canonicalSha256(JSON.parse('{ "b": [2, {"d":4, "c":3}], "a": 1 }')));
+  });
+  it('hashes the UTF-8 bytes of the canonical text, the same with and without node:crypto', async () => {
+    for (let i = 0; i < 200; i++) {
+      const v = { s: randomValue(3), u: 'é€😀\u2028', n: i };
+      const want = createHash('sha256').update(Buffer.from(canonicalJson(v), 'utf8')).digest('hex');
+      expect(await canonicalSha256(v)).toBe(want);
+      const prev = setSyncHasher(null);
+      try {
+        expect(await canonicalSha256(v)).toBe(want);
+      } finally {
+        setSyncHasher(prev);
+      }
+    }
+  });
+  it('rejects (does not throw synchronously) on what it cannot canonicalize', async () => {
+    const p = canonicalSha256({ a: [undefined] });
+    await expect(p).rejects.toThrow(TypeError);
   });
 });
