@@ -15,21 +15,26 @@
  *   user-data templates are byte copies of deploy/cloud-init;
  * - with `terraform` installed (opt-in, "(needs terraform)"): `terraform fmt -check -recursive`,
  *   `init -backend=false` + `validate` for every module that needs no external provider, and
- *   offline applies of those modules whose output the broker's own parsers then check.
+ *   offline applies of those modules whose output the broker's own parsers then check (the
+ *   broker-kubernetes config and webhook submodules, broker-offcluster, user-data).
  *
  * What could not be done here is listed in NOT_PLANNED and printed: of the modules that need a
  * provider only iam-aws was validated and planned (against a locally mirrored AWS provider, when
  * one exists, with dummy credentials); the others and every example were neither.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parse as parseHcl } from '@cdktf/hcl2json';
 import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../broker/config/schema.js';
-import { ReleaseConfigSchema } from '../../broker/release/runtime.node.js';
+import { buildReleaseRuntime, ReleaseConfigSchema } from '../../broker/release/runtime.node.js';
+import { kubeconfigAccess } from '../../broker/release/kube.node.js';
+import { parseExecConfig } from '../../broker/release/kube-exec.node.js';
+import type { ReleaseObject } from '../../broker/contracts.js';
+import { captureLogger, claimsFor, decisionFor, memoryStore } from '../release/helpers.js';
 import { checkPolicyText } from '../../broker/policy/index.js';
 import { makeTestPki } from '../servers/tls.js';
 
@@ -41,8 +46,8 @@ const NOT_PLANNED: Readonly<Record<string, string>> = {
   'modules/iam-aws': 'validated and planned only where a local mirror of hashicorp/aws exists (opt-in; dummy credentials, no API call); never applied; the key policy names the role ARN, unknown at plan time',
   'modules/iam-gcp': 'hashicorp/google cannot be downloaded here: neither validated nor planned; arguments checked against the schema table only',
   'modules/iam-azure': 'hashicorp/azurerm cannot be downloaded here: neither validated nor planned; arguments checked against the schema table only',
-  'modules/broker-kubernetes': 'hashicorp/kubernetes cannot be downloaded here: neither validated nor planned; its config submodule is applied offline and its output parsed by the broker',
-  'modules/cluster-rbac': 'hashicorp/kubernetes cannot be downloaded here: neither validated nor planned; rules compared with deploy/kubernetes',
+  'modules/broker-kubernetes': 'hashicorp/kubernetes cannot be downloaded here: neither validated nor planned (webhook mode included: its Secret, Service, port and volume are checked statically only); its config and webhook submodules are applied offline and their output used by the broker',
+  'modules/cluster-rbac': 'hashicorp/kubernetes cannot be downloaded here: neither validated nor planned; rules compared with deploy/kubernetes; the User/Group subject and the webhook-mode omission of the Secret Role checked statically only',
   'modules/broker-cloudflare': 'cloudflare/cloudflare cannot be downloaded here: neither validated nor planned; bindings compared with broker/worker.ts and wrangler.toml',
   'examples/aws': 'needs hashicorp/aws and hashicorp/kubernetes: not validated or planned',
   'examples/gcp': 'needs hashicorp/google and hashicorp/kubernetes: not validated or planned',
@@ -50,9 +55,21 @@ const NOT_PLANNED: Readonly<Record<string, string>> = {
   'examples/cloudflare': 'needs cloudflare/cloudflare: not validated or planned',
 };
 
-const MODULES = ['iam-aws', 'iam-gcp', 'iam-azure', 'broker-kubernetes', 'broker-kubernetes/modules/config', 'broker-cloudflare', 'cluster-rbac', 'user-data'].map((m) => `modules/${m}`);
+const MODULES = [
+  'iam-aws',
+  'iam-gcp',
+  'iam-azure',
+  'broker-kubernetes',
+  'broker-kubernetes/modules/config',
+  'broker-kubernetes/modules/webhook',
+  'broker-offcluster',
+  'broker-offcluster/modules/config',
+  'broker-cloudflare',
+  'cluster-rbac',
+  'user-data',
+].map((m) => `modules/${m}`);
 const EXAMPLES = ['aws', 'gcp', 'azure', 'cloudflare'].map((e) => `examples/${e}`);
-const PROVIDER_FREE = ['modules/user-data', 'modules/broker-kubernetes/modules/config'];
+const PROVIDER_FREE = ['modules/user-data', 'modules/broker-kubernetes/modules/config', 'modules/broker-kubernetes/modules/webhook', 'modules/broker-offcluster', 'modules/broker-offcluster/modules/config'];
 
 /**
  * Variables whose values have no format to validate: free-form maps of labels/tags/annotations
@@ -67,6 +84,7 @@ const FREE_FORM: Readonly<Record<string, string>> = {
   'modules/broker-kubernetes:service_account_annotations': 'annotations are free-form (an iam module output)',
   'modules/broker-kubernetes:pod_labels': 'Kubernetes checks label keys/values (an iam module output)',
   'modules/broker-kubernetes:node_selector': 'Kubernetes checks label keys/values',
+  'modules/broker-kubernetes:webhook_service_annotations': 'annotations are free-form',
 };
 
 // ── The provider schema table ──
@@ -705,6 +723,55 @@ describe('terraform modules: static checks (HCL parsed with @cdktf/hcl2json)', (
     for (const rel of MODULES) expect(get(rel).text, rel).not.toMatch(/path\.module\}\/\.\./);
   });
 
+  it('broker-offcluster/modules/config is a byte copy of broker-kubernetes/modules/config (fix: cp -r terraform/modules/broker-kubernetes/modules/config/. terraform/modules/broker-offcluster/modules/config/)', () => {
+    const files = (d: string, base = d): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? files(join(d, n), base) : [relative(base, join(d, n))]));
+    const a = join(TF, 'modules/broker-kubernetes/modules/config');
+    const b = join(TF, 'modules/broker-offcluster/modules/config');
+    expect(files(b).sort()).toEqual(files(a).sort());
+    for (const f of files(a)) expect(readFileSync(join(b, f), 'utf8'), f).toBe(readFileSync(join(a, f), 'utf8'));
+  });
+
+  it('broker-kubernetes webhook mode: its own port, Service, Secret and mount; the callers from modules/webhook; secret mode by default', () => {
+    const hcl = get('modules/broker-kubernetes').hcl;
+    const vars = named(hcl, 'variable');
+    expect(vars.get('release_mode')!.default).toBe('secret');
+    expect(vars.get('webhook_bearer_tokens')!.sensitive).toBe(true);
+    expect(vars.get('webhook_tls_private_key_pem')!.sensitive).toBe(true);
+    const res = hcl.resource as Json;
+    const svc = res.kubernetes_service_v1.webhook[0] as Json;
+    expect(svc.count).toBe('${local.webhook ? 1 : 0}');
+    expect(at(svc, 'spec.port').map((p) => p.target_port)).toEqual(['webhook']);
+    // The join Service never carries the webhook port.
+    expect(at(res.kubernetes_service_v1.broker[0] as Json, 'spec.port').map((p) => p.name)).toEqual(['${local.port_name}']);
+    const pod = at(res.kubernetes_deployment_v1.broker[0] as Json, 'spec.template.spec')[0]!;
+    const broker = at(pod, 'container')[0]!;
+    expect(at(broker, 'port').map((p) => p.name)).toContain('webhook');
+    const mount = at(broker, 'volume_mount').find((m) => m.name === 'webhook-tls')!;
+    // The paths config.yaml names (modules/config: <config_dir>/webhook/…).
+    expect(mount.mount_path).toBe('/etc/attest-broker/webhook');
+    expect(get('modules/broker-kubernetes/modules/config').text).toContain('certFile = "${local.dir}/webhook/tls.crt", keyFile = "${local.dir}/webhook/tls.key"');
+    expect(String(res.kubernetes_secret_v1.webhook_tls[0].data)).toContain('client-ca.crt');
+    const cfg = named(hcl, 'module').get('config')!;
+    expect(cfg.release_mode).toBe('${var.release_mode}');
+    expect(String(cfg.token_review)).toContain('callers = module.webhook[0].callers');
+    expect(named(hcl, 'module').get('webhook')!.count).toBe('${local.webhook ? 1 : 0}');
+    expect(named(hcl, 'output').get('webhook_kubeconfigs')!.sensitive).toBe(true);
+    // Only digests of the bearer tokens reach the broker's configuration.
+    expect(get('modules/broker-kubernetes/modules/webhook').text).toMatch(/nonsensitive\(sha256\(var\.bearer_tokens\[k\]\)\)/);
+  });
+
+  it('cluster-rbac: a User or Group subject for a broker outside the cluster; webhook mode drops the Secret Role and the admission policy', () => {
+    const d = get('modules/cluster-rbac');
+    const locals = Object.assign({}, ...((d.hcl.locals ?? []) as Json[])) as Json;
+    expect(String(named(d.hcl, 'variable').get('broker_subject')!.validation[0].condition)).toContain('["ServiceAccount", "User", "Group"]');
+    expect(String(locals.subject)).toContain('kind = var.broker_subject.kind');
+    expect(String(locals.identity_match)).toContain("in request.userInfo.groups");
+    const res = d.hcl.resource as Json;
+    for (const r of [res.kubernetes_role_v1.bootstrap_tokens[0], res.kubernetes_role_binding_v1.bootstrap_tokens[0]] as Json[]) expect(r.count).toBe('${local.secrets ? 1 : 0}');
+    expect(res.kubernetes_manifest.bootstrap_tokens_only[0].count).toBe('${local.secrets && var.admission_policy ? 1 : 0}');
+    expect(String(locals.secrets)).toBe('${var.release_mode == "secret"}');
+  });
+
   it('says what could not be planned without the providers', () => {
     const needProviders = [...dirs.values()].filter((d) => !PROVIDER_FREE.includes(d.rel)).map((d) => d.rel);
     expect(Object.keys(NOT_PLANNED).sort()).toEqual(needProviders.sort());
@@ -920,6 +987,136 @@ describe('terraform modules with the terraform binary', () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    }
+  });
+
+  tfIt('broker-kubernetes webhook mode: modules/webhook + modules/config as broker-kubernetes calls them; the broker built from that config authenticates the API server with the generated kubeconfig (needs terraform)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tf-wh-'));
+    const pki = makeTestPki();
+    const chain = `${pki.caPem.trim()}\n${pki.caPem.trim()}\n`; // leaf then CA: any two certificates will do here
+    const token = 'W'.repeat(20) + 'x'.repeat(20);
+    writeFileSync(join(dir, 'chain.pem'), chain);
+    const root = (extra: string): string =>
+      `module "w" {\n  source = "${src(dir, 'modules/broker-kubernetes/modules/webhook')}"\n  clusters = ["prod", "qa"]\n  server = "https://10.96.0.50:8444"\n  serving_chain_pem = file("chain.pem")\n  bearer_tokens = { prod = "${token}" }\n  client_common_names = { qa = ["kube-apiserver-qa"] }\n${extra}}\n` +
+      `module "c" {\n  source = "${src(dir, 'modules/broker-kubernetes/modules/config')}"\n  providers_enabled = ["tpm"]\n  clusters = { prod = "https://10.0.0.1:6443", qa = "https://10.0.0.2:6443" }\n  release_mode = "webhook"\n  token_review = { port = 8444, client_ca = true, callers = module.w.callers, max_reviews_per_token = 16 }\n}\n` +
+      `output "y" { value = module.c.config_yaml }\noutput "k" {\n  value = module.w.kubeconfigs\n  sensitive = true\n}\noutput "a" { value = module.w.kube_apiserver_args }\n`;
+    try {
+      writeFileSync(join(dir, 'main.tf'), root(''));
+      terraform(dir, ['init', '-input=false', '-no-color', '-backend=false']);
+      const applied = terraform(dir, ['apply', '-auto-approve', '-input=false', '-no-color']);
+      expect(applied).not.toContain(token);
+      const cfg = ConfigSchema.parse(parseAllDocuments(terraform(dir, ['output', '-raw', 'y']))[0]!.toJS());
+      const release = ReleaseConfigSchema.parse(cfg.release);
+      expect(release.mode).toBe('webhook');
+      expect(release.tokenReview.listen).toEqual({ host: '0.0.0.0', port: 8444, tls: { certFile: '/etc/attest-broker/webhook/tls.crt', keyFile: '/etc/attest-broker/webhook/tls.key', clientCaFile: '/etc/attest-broker/webhook/client-ca.crt' } });
+      expect(release.tokenReview.callers.qa).toEqual({ clientCertificateCommonNames: ['kube-apiserver-qa'] });
+      expect(JSON.stringify(cfg)).not.toContain(token);
+      const kubeconfigs = JSON.parse(terraform(dir, ['output', '-json', 'k'])) as Record<string, string>;
+      const prod = parseAllDocuments(kubeconfigs.prod!)[0]!.toJS() as Json;
+      expect(prod.clusters[0].cluster.server).toBe('https://10.96.0.50:8444/v1/tokenreview');
+      expect(Buffer.from(prod.clusters[0].cluster['certificate-authority-data'] as string, 'base64').toString('utf8').trim()).toBe(pki.caPem.trim());
+      expect(prod.users[0].user).toEqual({ token });
+      expect((parseAllDocuments(kubeconfigs.qa!)[0]!.toJS() as Json).users[0].user).toEqual({ 'client-certificate': '/etc/kubernetes/attest-broker/apiserver-client.crt', 'client-key': '/etc/kubernetes/attest-broker/apiserver-client.key' });
+      expect(JSON.parse(terraform(dir, ['output', '-json', 'a'])).prod).toEqual(['--authentication-token-webhook-config-file=/etc/kubernetes/attest-broker/prod.kubeconfig', '--authentication-token-webhook-version=v1', '--authentication-token-webhook-cache-ttl=10s']);
+      // The broker, built from that release section (webhook mode needs no Kubernetes access, so
+      // the in-cluster `kube` is left out; the client CA file is the test CA), answers the API
+      // server that presents the generated kubeconfig's token, and nobody else.
+      const ca = join(dir, 'client-ca.crt');
+      writeFileSync(ca, pki.caPem);
+      const raw = parseAllDocuments(terraform(dir, ['output', '-raw', 'y']))[0]!.toJS() as Json;
+      for (const c of Object.values(raw.release.clusters as Record<string, Json>)) delete c.kube;
+      raw.release.tokenReview.listen.tls.clientCaFile = ca;
+      const rt = await buildReleaseRuntime(raw.release, memoryStore(), captureLogger());
+      try {
+        const rel = (await rt.release.release({ claims: claimsFor('i-tf'), decision: decisionFor({ cluster: 'prod' }, { allowUnsealed: true }), want: ['bootstrap-token'], requestId: 'r' })) as ReleaseObject;
+        const review = (bearer: string) =>
+          rt.tokenReview!(
+            new Request('https://b/v1/tokenreview', {
+              method: 'POST',
+              headers: { authorization: `Bearer ${bearer}` },
+              body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: rel.bootstrapToken } }),
+            }),
+            {},
+          );
+        const ok = await review(prod.users[0].user.token as string);
+        expect(((await ok.json()) as { status: { authenticated: boolean } }).status.authenticated).toBe(true);
+        await expect(review('y'.repeat(40))).rejects.toMatchObject({ code: 'TOKENREVIEW_UNAUTHENTICATED' });
+      } finally {
+        await rt.close();
+      }
+      // Refused at plan.
+      writeFileSync(join(dir, 'main.tf'), root('').replace('client_common_names = { qa = ["kube-apiserver-qa"] }', ''));
+      expect(refusal(dir)).toMatch(/Every cluster needs a bearer token/);
+      writeFileSync(join(dir, 'main.tf'), root('').replace(token, 'short'));
+      expect(refusal(dir)).toMatch(/bearer_tokens must map cluster names to 32-256/);
+      writeFileSync(join(dir, 'main.tf'), root('').replace('client_ca = true', 'client_ca = false'));
+      expect(refusal(dir)).toMatch(/common names need client_ca = true/);
+      writeFileSync(join(dir, 'main.tf'), root('').replace('token_review = {', 'token_review = null\n  x = {'));
+      expect(refusal(dir)).toMatch(/Unsupported argument|needs token_review/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  tfIt('broker-offcluster: EKS, GKE and AKS exec-credential kubeconfigs and config.yaml, read back by the broker’s own readers, and bad input refused (needs terraform)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tf-off-'));
+    const pki = makeTestPki();
+    writeFileSync(join(dir, 'ca.pem'), pki.caPem);
+    const etc = join(dir, 'etc');
+    const root = (extra = '', cluster = ''): string =>
+      `module "o" {\n  source = "${src(dir, 'modules/broker-offcluster')}"\n  config_dir = "${etc}"\n  providers_enabled = ["aws", "gcp", "azure"]\n  kms = { kind = "aws-kms", keyId = "alias/attest", region = "eu-west-1" }\n${extra}  clusters = {\n` +
+      `    eks = { api_server = "https://api.eks.example", ca_pem = file("ca.pem"), platform = "eks", eks = { cluster_name = "prod", region = "eu-west-1", profile = "attest-broker", role_arn = "arn:aws:iam::111122223333:role/attest-broker" }, rbac_subject = { kind = "User", name = "attest-broker" } }\n` +
+      `    gke = { api_server = "https://10.1.0.2", ca_pem = file("ca.pem"), platform = "gke", rbac_subject = { kind = "User", name = "broker@p-1.iam.gserviceaccount.com" } }\n` +
+      `    aks = { api_server = "https://aks.example:443", endpoint = "https://aks-private.example:443", ca_pem = file("ca.pem"), platform = "aks", aks = { login = "msi", client_id = "00000000-0000-0000-0000-000000000001" }, env = { AZURE_FEDERATED_TOKEN_FILE = "/var/run/token" }, rbac_subject = { kind = "Group", name = "00000000-0000-0000-0000-000000000002" } }\n${cluster}  }\n}\n` +
+      `output "files" { value = module.o.files }\noutput "subjects" { value = module.o.rbac_subjects }\n`;
+    try {
+      writeFileSync(join(dir, 'main.tf'), root(`  policy_yaml = "apiVersion: attest-broker/v1\\nkind: JoinPolicy\\n"\n`));
+      terraform(dir, ['init', '-input=false', '-no-color', '-backend=false']);
+      terraform(dir, ['apply', '-auto-approve', '-input=false', '-no-color']);
+      const files = JSON.parse(terraform(dir, ['output', '-json', 'files'])) as Record<string, string>;
+      expect(Object.keys(files).sort()).toEqual([`${etc}/config.yaml`, `${etc}/kube/aks.kubeconfig`, `${etc}/kube/eks.kubeconfig`, `${etc}/kube/gke.kubeconfig`, `${etc}/policy.yaml`]);
+      for (const [p, text] of Object.entries(files)) {
+        mkdirSync(dirname(p), { recursive: true });
+        writeFileSync(p, text);
+      }
+      const cfg = ConfigSchema.parse(parseAllDocuments(files[`${etc}/config.yaml`]!)[0]!.toJS());
+      expect(cfg.policy.file).toBe(`${etc}/policy.yaml`);
+      const release = ReleaseConfigSchema.parse(cfg.release);
+      expect(release.mode).toBe('secret');
+      expect(release.clusters.aks).toEqual({ apiServer: 'https://aks.example:443', kube: { inCluster: false, kubeconfig: `${etc}/kube/aks.kubeconfig` } });
+      // Each kubeconfig through the broker's kubeconfig reader (exec: its checks of apiVersion,
+      // interactiveMode, …), and the plugin's command line as the broker would run it.
+      const exec = (name: string) => {
+        const access = kubeconfigAccess(`${etc}/kube/${name}.kubeconfig`);
+        expect(access.exec, name).toBeDefined();
+        expect(access.caPem.trim()).toBe(pki.caPem.trim());
+        const doc = parseAllDocuments(files[`${etc}/kube/${name}.kubeconfig`]!)[0]!.toJS() as Json;
+        return { server: access.server, ...parseExecConfig(doc.users[0].user.exec, name, `${etc}/kube`) };
+      };
+      expect(exec('eks')).toMatchObject({ command: 'aws', args: ['--region', 'eu-west-1', 'eks', 'get-token', '--cluster-name', 'prod', '--output', 'json', '--role-arn', 'arn:aws:iam::111122223333:role/attest-broker'], env: [{ name: 'AWS_PROFILE', value: 'attest-broker' }], interactiveMode: 'Never' });
+      expect(exec('gke')).toMatchObject({ command: 'gke-gcloud-auth-plugin', args: [], provideClusterInfo: true, interactiveMode: 'Never' });
+      expect(exec('aks')).toMatchObject({ server: 'https://aks-private.example:443', command: 'kubelogin', args: ['get-token', '--login', 'msi', '--server-id', '6dae42f8-4368-4678-94ff-3960e28e3630', '--client-id', '00000000-0000-0000-0000-000000000001'] });
+      // The broker builds its release section from it (nothing is called yet: the plugins run on first use).
+      const rt = await buildReleaseRuntime(release, memoryStore(), captureLogger());
+      await rt.close();
+      expect(JSON.parse(terraform(dir, ['output', '-json', 'subjects']))).toEqual({
+        eks: { kind: 'User', name: 'attest-broker', namespace: '' },
+        gke: { kind: 'User', name: 'broker@p-1.iam.gserviceaccount.com', namespace: '' },
+        aks: { kind: 'Group', name: '00000000-0000-0000-0000-000000000002', namespace: '' },
+      });
+      // Refused at plan.
+      for (const [cluster, re] of [
+        ['    x = { api_server = "https://x", ca_pem = file("ca.pem"), platform = "aks", aks = { login = "devicecode" }, rbac_subject = { kind = "User", name = "u" } }\n', /never devicecode or interactive/],
+        ['    x = { api_server = "https://x", ca_pem = file("ca.pem"), platform = "eks", rbac_subject = { kind = "User", name = "u" } }\n', /platform must be eks \(with eks/],
+        ['    x = { api_server = "https://x", ca_pem = file("ca.pem"), platform = "gke", env = { AAD_SERVICE_PRINCIPAL_CLIENT_SECRET = "s" }, rbac_subject = { kind = "User", name = "u" } }\n', /no secrets/],
+        ['    x = { api_server = "https://x", ca_pem = file("ca.pem"), platform = "gke", rbac_subject = { kind = "ServiceAccount", name = "u" } }\n', /rbac_subject must be \{kind = User or Group/],
+        ['    x = { api_server = "http://x", ca_pem = file("ca.pem"), platform = "gke", rbac_subject = { kind = "User", name = "u" } }\n', /are https:\/\/ URLs/],
+      ] as const) {
+        writeFileSync(join(dir, 'main.tf'), root('', cluster));
+        expect(refusal(dir), cluster).toMatch(re);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

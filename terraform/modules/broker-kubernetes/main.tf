@@ -22,6 +22,24 @@ locals {
   node_selector = merge(var.run_on_control_plane ? { "node-role.kubernetes.io/control-plane" = "" } : {}, var.node_selector)
   policy_yaml   = var.policy_yaml
   config_yaml   = module.config.config_yaml
+  # webhook mode: the TokenReview listener on a port and Service of its own (never the join
+  # Service), serving webhook_tls_* or else the broker's own certificate.
+  webhook       = var.release_mode == "webhook"
+  webhook_port  = 8444
+  webhook_chain = var.webhook_tls_cert_chain_pem != "" ? var.webhook_tls_cert_chain_pem : var.tls_cert_chain_pem
+  webhook_key   = var.webhook_tls_cert_chain_pem != "" ? var.webhook_tls_private_key_pem : var.tls_private_key_pem
+  webhook_mtls  = var.webhook_client_ca_pem != ""
+}
+
+module "webhook" {
+  count               = local.webhook ? 1 : 0
+  source              = "./modules/webhook"
+  clusters            = keys(var.clusters)
+  server              = var.webhook_server
+  serving_chain_pem   = local.webhook_chain
+  bearer_tokens       = var.webhook_bearer_tokens
+  client_common_names = var.webhook_client_common_names
+  apiserver_dir       = var.webhook_apiserver_dir
 }
 
 module "config" {
@@ -35,6 +53,8 @@ module "config" {
   approver          = var.approver
   kms               = var.kms
   log_level         = var.log_level
+  release_mode      = var.release_mode
+  token_review      = local.webhook ? { port = local.webhook_port, client_ca = local.webhook_mtls, callers = module.webhook[0].callers, max_reviews_per_token = 16 } : null
 }
 
 resource "kubernetes_namespace_v1" "broker" {
@@ -84,6 +104,22 @@ resource "kubernetes_secret_v1" "tls" {
     "tls.crt" = var.tls_cert_chain_pem
     "tls.key" = var.tls_private_key_pem
   }
+}
+
+# webhook mode: the TokenReview listener's certificate (and the CA of the API servers' client
+# certificates, for mutual TLS), mounted at /etc/attest-broker/webhook.
+resource "kubernetes_secret_v1" "webhook_tls" {
+  count = local.webhook ? 1 : 0
+  metadata {
+    name      = "attest-broker-webhook-tls"
+    namespace = local.namespace
+    labels    = local.labels
+  }
+  type = "kubernetes.io/tls"
+  data = merge(
+    { "tls.crt" = local.webhook_chain, "tls.key" = local.webhook_key },
+    local.webhook_mtls ? { "client-ca.crt" = var.webhook_client_ca_pem } : {},
+  )
 }
 
 resource "kubernetes_secret_v1" "redis" {
@@ -204,6 +240,14 @@ resource "kubernetes_deployment_v1" "broker" {
             container_port = local.port
             protocol       = "TCP"
           }
+          dynamic "port" {
+            for_each = local.webhook ? [1] : []
+            content {
+              name           = "webhook"
+              container_port = local.webhook_port
+              protocol       = "TCP"
+            }
+          }
 
           env {
             name  = "NODE_ENV"
@@ -291,6 +335,14 @@ resource "kubernetes_deployment_v1" "broker" {
               read_only  = true
             }
           }
+          dynamic "volume_mount" {
+            for_each = local.webhook ? [1] : []
+            content {
+              name       = "webhook-tls"
+              mount_path = "/etc/attest-broker/webhook"
+              read_only  = true
+            }
+          }
           volume_mount {
             name       = "trust"
             mount_path = "/var/lib/attest-broker/trust"
@@ -314,6 +366,15 @@ resource "kubernetes_deployment_v1" "broker" {
             name = "tls"
             secret {
               secret_name = kubernetes_secret_v1.tls[0].metadata[0].name
+            }
+          }
+        }
+        dynamic "volume" {
+          for_each = local.webhook ? [1] : []
+          content {
+            name = "webhook-tls"
+            secret {
+              secret_name = kubernetes_secret_v1.webhook_tls[0].metadata[0].name
             }
           }
         }
@@ -347,6 +408,18 @@ resource "kubernetes_deployment_v1" "broker" {
       condition     = (var.tls_cert_chain_pem == "") == nonsensitive(var.tls_private_key_pem == "")
       error_message = "tls_cert_chain_pem and tls_private_key_pem go together."
     }
+    precondition {
+      condition     = !local.webhook || (local.webhook_chain != "" && nonsensitive(local.webhook_key != ""))
+      error_message = "release_mode = webhook needs a serving certificate for the TokenReview listener: webhook_tls_cert_chain_pem and webhook_tls_private_key_pem, or tls_cert_chain_pem and tls_private_key_pem."
+    }
+    precondition {
+      condition     = (var.webhook_tls_cert_chain_pem == "") == nonsensitive(var.webhook_tls_private_key_pem == "")
+      error_message = "webhook_tls_cert_chain_pem and webhook_tls_private_key_pem go together."
+    }
+    precondition {
+      condition     = length(var.webhook_client_common_names) == 0 || local.webhook_mtls
+      error_message = "webhook_client_common_names needs webhook_client_ca_pem (the CA the broker verifies the API servers' client certificates with)."
+    }
   }
 }
 
@@ -364,6 +437,29 @@ resource "kubernetes_service_v1" "broker" {
       name        = local.port_name
       port        = local.tls ? 443 : 80
       target_port = local.port_name
+      protocol    = "TCP"
+    }
+  }
+}
+
+# webhook mode: only the TokenReview port, for the API servers (never exposed with the join
+# endpoints). A fixed webhook_cluster_ip lets webhook_server and the certificate name it up front.
+resource "kubernetes_service_v1" "webhook" {
+  count = local.webhook ? 1 : 0
+  metadata {
+    name        = "attest-broker-webhook"
+    namespace   = local.namespace
+    labels      = local.labels
+    annotations = var.webhook_service_annotations
+  }
+  spec {
+    type       = var.webhook_service_type
+    cluster_ip = var.webhook_cluster_ip != "" ? var.webhook_cluster_ip : null
+    selector   = local.selector
+    port {
+      name        = "webhook"
+      port        = local.webhook_port
+      target_port = "webhook"
       protocol    = "TCP"
     }
   }

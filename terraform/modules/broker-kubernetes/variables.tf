@@ -200,3 +200,111 @@ variable "log_level" {
     error_message = "log_level must be debug, info, warn or error."
   }
 }
+
+variable "release_mode" {
+  description = "release.mode: secret (default; the broker writes bootstrap-token Secrets into kube-system) or webhook (no Secrets: the API server asks the broker about each token through --authentication-token-webhook-config-file, which needs a control plane whose kube-apiserver flags you set, e.g. kubeadm — not EKS, GKE or AKS). Give cluster-rbac the same release_mode."
+  type        = string
+  default     = "secret"
+  validation {
+    condition     = contains(["secret", "webhook"], var.release_mode)
+    error_message = "release_mode must be secret or webhook."
+  }
+}
+
+variable "webhook_server" {
+  description = "webhook mode: https://host[:port] at which the API servers reach the broker's TokenReview listener (the webhook Service: its fixed webhook_cluster_ip, or an internal load balancer). The serving certificate must name that host. The kube-apiserver of kubeadm runs on the host network with the host's DNS, so *.svc names do not resolve there."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.webhook_server == "" || can(regex("^https://[A-Za-z0-9.\\[\\]:-]+$", var.webhook_server))
+    error_message = "webhook_server must be empty or https://host[:port] (no path: /v1/tokenreview is appended)."
+  }
+}
+
+variable "webhook_cluster_ip" {
+  description = "webhook mode: a fixed ClusterIP (inside the service CIDR) for the attest-broker-webhook Service, so that webhook_server and the serving certificate can name it before it exists. Empty: Kubernetes picks one."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.webhook_cluster_ip == "" || can(cidrhost("${var.webhook_cluster_ip}/32", 0)) || can(cidrhost("${var.webhook_cluster_ip}/128", 0))
+    error_message = "webhook_cluster_ip must be empty or an IP address."
+  }
+}
+
+variable "webhook_service_type" {
+  description = "webhook mode: type of the attest-broker-webhook Service (only the TokenReview port; never the join Service): ClusterIP (the API servers reach it through kube-proxy on their nodes) or LoadBalancer (make it internal with webhook_service_annotations)."
+  type        = string
+  default     = "ClusterIP"
+  validation {
+    condition     = contains(["ClusterIP", "LoadBalancer"], var.webhook_service_type)
+    error_message = "webhook_service_type must be ClusterIP or LoadBalancer."
+  }
+}
+
+variable "webhook_service_annotations" {
+  description = "webhook mode: annotations of the attest-broker-webhook Service (an internal load balancer)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "webhook_tls_cert_chain_pem" {
+  description = "webhook mode: certificate chain of the TokenReview listener, leaf (naming the host of webhook_server) FOLLOWED BY its CA; the API server's webhook kubeconfig trusts that last certificate. Empty: the broker's own tls_cert_chain_pem."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.webhook_tls_cert_chain_pem == "" || length(regexall("-----BEGIN CERTIFICATE-----", var.webhook_tls_cert_chain_pem)) >= 2
+    error_message = "webhook_tls_cert_chain_pem must be empty or hold at least two PEM certificates (leaf, then the CA)."
+  }
+}
+
+variable "webhook_tls_private_key_pem" {
+  description = "webhook mode: PEM private key of the leaf in webhook_tls_cert_chain_pem (empty with it: the broker's tls_private_key_pem)."
+  type        = string
+  default     = ""
+  sensitive   = true
+  validation {
+    condition     = var.webhook_tls_private_key_pem == "" || can(regex("-----BEGIN (RSA |EC )?PRIVATE KEY-----", var.webhook_tls_private_key_pem))
+    error_message = "webhook_tls_private_key_pem must be empty or a PEM private key."
+  }
+}
+
+variable "webhook_bearer_tokens" {
+  description = "webhook mode: cluster name => the bearer token its API server presents (32-256 characters of [A-Za-z0-9._~-], e.g. random_password). Only its SHA-256 reaches the broker (release.tokenReview.callers.<cluster>.bearerTokenSha256, in the ConfigMap); the token itself is in the webhook_kubeconfigs output only."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+  validation {
+    condition     = alltrue([for k, v in var.webhook_bearer_tokens : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", k)) && can(regex("^[A-Za-z0-9._~-]{32,256}$", v))])
+    error_message = "webhook_bearer_tokens must map cluster names to 32-256 characters of [A-Za-z0-9._~-]."
+  }
+}
+
+variable "webhook_client_ca_pem" {
+  description = "webhook mode, mutual TLS: PEM CA that issued the API servers' client certificates (release.tokenReview.listen.tls.clientCaFile). Empty: bearer tokens only."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.webhook_client_ca_pem == "" || length(regexall("-----BEGIN CERTIFICATE-----", var.webhook_client_ca_pem)) >= 1
+    error_message = "webhook_client_ca_pem must be empty or PEM certificates."
+  }
+}
+
+variable "webhook_client_common_names" {
+  description = "webhook mode, mutual TLS: cluster name => common names of its API servers' client certificates (1-8; needs webhook_client_ca_pem)."
+  type        = map(list(string))
+  default     = {}
+  validation {
+    condition     = alltrue([for k, v in var.webhook_client_common_names : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", k)) && length(v) >= 1 && length(v) <= 8 && alltrue([for n in v : length(n) > 0 && length(n) <= 256])])
+    error_message = "webhook_client_common_names must map cluster names to 1-8 common names of at most 256 characters."
+  }
+}
+
+variable "webhook_apiserver_dir" {
+  description = "webhook mode: directory on the control-plane nodes holding the API server's webhook kubeconfig (<dir>/<cluster>.kubeconfig) and, for mutual TLS, its client certificate and key (<dir>/apiserver-client.crt, .key); used in the webhook_kubeconfigs and kube_apiserver_args outputs. Mount it into the kube-apiserver static pod (kubeadm: apiServer.extraVolumes)."
+  type        = string
+  default     = "/etc/kubernetes/attest-broker"
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", var.webhook_apiserver_dir)) && !strcontains(var.webhook_apiserver_dir, "..")
+    error_message = "webhook_apiserver_dir must be an absolute path of [A-Za-z0-9._/-] without '..' or a trailing slash."
+  }
+}

@@ -10,7 +10,9 @@ locals {
   labels      = merge({ "app.kubernetes.io/name" = "attest-broker", "app.kubernetes.io/part-of" = "attest-broker" }, var.labels)
   username    = var.broker_subject.kind == "ServiceAccount" ? "system:serviceaccount:${var.broker_subject.namespace}:${var.broker_subject.name}" : var.broker_subject.name
   secrets     = var.release_mode == "secret"
-  subject     = var.broker_subject.kind == "ServiceAccount" ? { kind = "ServiceAccount", name = var.broker_subject.name, namespace = var.broker_subject.namespace, api_group = "" } : { kind = "User", name = var.broker_subject.name, namespace = "", api_group = "rbac.authorization.k8s.io" }
+  subject     = var.broker_subject.kind == "ServiceAccount" ? { kind = "ServiceAccount", name = var.broker_subject.name, namespace = var.broker_subject.namespace, api_group = "" } : { kind = var.broker_subject.kind, name = var.broker_subject.name, namespace = "", api_group = "rbac.authorization.k8s.io" }
+  # Who the admission policy applies to: the broker's username, or every member of its group.
+  identity_match = var.broker_subject.kind == "Group" ? "'${var.broker_subject.name}' in request.userInfo.groups" : "request.userInfo.username == '${local.username}'"
 }
 
 # ── Bootstrap-token Secrets in kube-system (secret mode) ──
@@ -61,7 +63,7 @@ resource "kubernetes_manifest" "bootstrap_tokens_only" {
         resourceRules     = [{ apiGroups = [""], apiVersions = ["v1"], operations = ["CREATE", "DELETE"], resources = ["secrets"] }]
         namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = "kube-system" } }
       }
-      matchConditions = [{ name = "broker-identity", expression = "request.userInfo.username == '${local.username}'" }]
+      matchConditions = [{ name = "broker-identity", expression = local.identity_match }]
       validations = [{
         expression = "request.operation == 'DELETE' ? (oldObject.type == 'bootstrap.kubernetes.io/token' && oldObject.metadata.name.startsWith('bootstrap-token-')) : (object.type == 'bootstrap.kubernetes.io/token' && object.metadata.name.startsWith('bootstrap-token-'))"
         message    = "attest-broker may only create or delete bootstrap token Secrets (bootstrap-token-<id>)"

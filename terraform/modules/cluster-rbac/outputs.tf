@@ -4,6 +4,6 @@ output "token_group" {
 }
 
 output "broker_username" {
-  description = "The Kubernetes username the bindings and the admission policy expect the broker to authenticate as."
+  description = "The Kubernetes username the bindings and the admission policy expect the broker to authenticate as (for a Group subject: the group, which the broker's identity must be a member of)."
   value       = local.username
 }

@@ -1,5 +1,5 @@
 variable "broker_subject" {
-  description = "Who the broker authenticates as to this cluster: its ServiceAccount (in-cluster, the default attest-broker/attest-broker) or, for a broker outside the cluster, the User its kubeconfig names."
+  description = "Who the broker authenticates as to this cluster: its ServiceAccount (in-cluster, the default attest-broker/attest-broker) or, for a broker outside the cluster, the User or Group its exec-credential kubeconfig logs in as (broker-offcluster's rbac_subjects output: EKS access-entry username or group, the GKE service account's email, the Entra object ID on AKS, or an Entra group's object ID)."
   type = object({
     kind      = string
     name      = string
@@ -7,16 +7,16 @@ variable "broker_subject" {
   })
   default = { kind = "ServiceAccount", name = "attest-broker", namespace = "attest-broker" }
   validation {
-    condition     = contains(["ServiceAccount", "User"], var.broker_subject.kind)
-    error_message = "broker_subject.kind must be ServiceAccount or User."
+    condition     = contains(["ServiceAccount", "User", "Group"], var.broker_subject.kind)
+    error_message = "broker_subject.kind must be ServiceAccount, User or Group."
   }
   validation {
     condition     = var.broker_subject.kind != "ServiceAccount" || (can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.broker_subject.namespace)) && can(regex("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", var.broker_subject.name)))
     error_message = "A ServiceAccount subject needs a DNS-1123 name and namespace."
   }
   validation {
-    condition     = length(var.broker_subject.name) > 0 && length(var.broker_subject.name) <= 253
-    error_message = "broker_subject.name must be 1-253 characters."
+    condition     = length(var.broker_subject.name) > 0 && length(var.broker_subject.name) <= 253 && !can(regex("['\\\\\\s]", var.broker_subject.name))
+    error_message = "broker_subject.name must be 1-253 characters without quotes, backslashes or spaces (it is quoted into the admission policy's CEL expression)."
   }
 }
 

@@ -91,3 +91,72 @@ variable "log_level" {
     error_message = "log_level must be debug, info, warn or error."
   }
 }
+
+variable "config_dir" {
+  description = "Directory the broker reads its files from: config.yaml and policy.yaml, tls/ (tls.crt, tls.key), webhook/ (tls.crt, tls.key, client-ca.crt) and kube/<cluster>.kubeconfig. broker-kubernetes mounts its ConfigMap at /etc/attest-broker."
+  type        = string
+  default     = "/etc/attest-broker"
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._/-]*$", var.config_dir)) && !strcontains(var.config_dir, "..")
+    error_message = "config_dir must be an absolute path of [A-Za-z0-9._/-] without '..'."
+  }
+}
+
+variable "trust_dir" {
+  description = "trust.dir: the directory `attest-broker trust fetch` fills with the pinned vendor roots (broker-kubernetes: the trust-fetch init container's emptyDir)."
+  type        = string
+  default     = "/var/lib/attest-broker/trust"
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._/-]*$", var.trust_dir)) && !strcontains(var.trust_dir, "..")
+    error_message = "trust_dir must be an absolute path of [A-Za-z0-9._/-] without '..'."
+  }
+}
+
+variable "kubeconfigs" {
+  description = "A broker outside the cluster: cluster name => {context} of the kubeconfig at <config_dir>/kube/<cluster>.kubeconfig it reaches that API server with (release.clusters.<name>.kube.kubeconfig; context null = its current-context). Empty (the default): every cluster is reached with the in-cluster service account (kube.inCluster)."
+  type = map(object({
+    context = optional(string)
+  }))
+  default = {}
+  validation {
+    condition     = alltrue([for k, v in var.kubeconfigs : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", k)) && (v.context == null || can(regex("^[A-Za-z0-9._@:/-]{1,253}$", v.context)))])
+    error_message = "kubeconfigs must map cluster names to {context = null or a context name}."
+  }
+}
+
+variable "release_mode" {
+  description = "release.mode: secret (the broker writes bootstrap-token Secrets into kube-system) or webhook (no Secrets: the API server asks the broker about tokens through its authentication token webhook; token_review sets that listener up)."
+  type        = string
+  default     = "secret"
+  validation {
+    condition     = contains(["secret", "webhook"], var.release_mode)
+    error_message = "release_mode must be secret or webhook."
+  }
+}
+
+variable "token_review" {
+  description = "release.tokenReview for webhook mode (ignored in secret mode): the listener's port (TLS from <config_dir>/webhook/tls.crt and tls.key), client_ca = verify API server client certificates against <config_dir>/webhook/client-ca.crt, and per cluster the credentials of the API server that may ask: the lower-case hex SHA-256 of its bearer token and/or the common names of its client certificates."
+  type = object({
+    port      = optional(number, 8444)
+    client_ca = optional(bool, false)
+    callers = map(object({
+      bearer_token_sha256 = optional(list(string), [])
+      client_common_names = optional(list(string), [])
+    }))
+    max_reviews_per_token = optional(number, 16)
+  })
+  default = null
+  validation {
+    condition = var.token_review == null || try(
+      var.token_review.port >= 1024 && var.token_review.port <= 65535 && floor(var.token_review.port) == var.token_review.port &&
+      var.token_review.max_reviews_per_token >= 1 && var.token_review.max_reviews_per_token <= 1000 && floor(var.token_review.max_reviews_per_token) == var.token_review.max_reviews_per_token &&
+      length(var.token_review.callers) > 0 &&
+      alltrue([for k, c in var.token_review.callers : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", k)) &&
+        length(c.bearer_token_sha256) + length(c.client_common_names) > 0 && length(c.bearer_token_sha256) <= 8 && length(c.client_common_names) <= 8 &&
+        alltrue([for h in c.bearer_token_sha256 : can(regex("^[0-9a-f]{64}$", h))]) &&
+        alltrue([for n in c.client_common_names : length(n) > 0 && length(n) <= 256]) &&
+      (length(c.client_common_names) == 0 || var.token_review.client_ca)]),
+    false)
+    error_message = "token_review: port 1024-65535, max_reviews_per_token 1-1000, and at least one caller per cluster name with 1-8 lower-case hex SHA-256 bearer digests and/or 1-8 client certificate common names (common names need client_ca = true)."
+  }
+}
