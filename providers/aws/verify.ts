@@ -198,11 +198,18 @@ async function leafSignedBy(leaf: Certificate, issuerKey: CryptoKey): Promise<bo
 }
 
 /**
- * Cache key: the exact cabundle bytes (length-prefixed, as a Latin-1 string). Using the bytes
- * themselves rather than a digest keeps the hit path free of an extra asynchronous WebCrypto call;
- * a few KiB per entry, bounded by the LRU size.
+ * Cache key: the SHA-256 of the length-prefixed cabundle certificates where the runtime hashes
+ * synchronously (node:crypto, common/digest.ts), else the exact bytes themselves as a Latin-1
+ * string (a few KiB per entry, bounded by the LRU size), so the hit path never waits on an
+ * asynchronous WebCrypto call.
  */
 function cabundleKey(cabundle: readonly Uint8Array[]): string {
+  const hs = digestSync();
+  if (hs) {
+    const parts: Uint8Array[] = [];
+    for (const c of cabundle) parts.push(Uint8Array.of(c.byteLength >>> 24, (c.byteLength >>> 16) & 0xff, (c.byteLength >>> 8) & 0xff, c.byteLength & 0xff), c);
+    return `sha256:${toHex(hs('sha256', ...parts))}`;
+  }
   let k = '';
   for (const c of cabundle) {
     k += String.fromCharCode(c.byteLength >>> 8, c.byteLength & 0xff);
