@@ -31,6 +31,12 @@
  * still trusted, every cached certificate's validity at the injected time, and the leaf's own
  * signature, issuer name, algorithm and validity. Only the issuer-to-issuer signatures and CA
  * checks (pure functions of the cached bytes) are skipped. The cache is bounded (LRU).
+ *
+ * Leaf memo (same cache, bounded): a leaf whose exact DER (by SHA-256) already parsed and passed
+ * the time-independent checks above (extensions, P-384, key usage) is not parsed again and keeps
+ * its imported key; its validity at the injected time, its issuer and its signature, and the
+ * COSE signature, are checked on every document (test/aws/nitrotpm.test.ts moves the clock past
+ * the leaf with a warm memo).
  */
 import { isAttestError, malformed, rejected } from '../common/errors.js';
 import { X509Codes, certDer, parseCertificate, verifyChain, type Certificate, type TrustAnchor, x509 } from '../common/x509.js';
