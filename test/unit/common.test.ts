@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ByteReader } from '../../providers/common/bytes.js';
 import { AttestError } from '../../providers/common/errors.js';
-import { fromBase64Any, fromBase64Url, fromHex, toBase64Url, toHex } from '../../providers/common/encoding.js';
+import { fromBase64Any, fromBase64Url, fromHex, toBase64, toBase64Url, toHex } from '../../providers/common/encoding.js';
 import { timingSafeEqual } from '../../providers/common/ct.js';
 import { canonicalJson } from '../../providers/common/canonical.js';
 
@@ -91,6 +91,21 @@ describe('encoding', () => {
         expect(toHex(fromBase64Any(Buffer.from(b).toString('base64')))).toBe(toHex(b));
       }),
     );
+  });
+});
+
+describe('toBase64 / toBase64Url', () => {
+  it('equal Buffer base64 / base64url for every length and byte', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 300 }), (b) => {
+        expect(toBase64(b)).toBe(Buffer.from(b).toString('base64'));
+        expect(toBase64Url(b)).toBe(Buffer.from(b).toString('base64url'));
+      }),
+      { numRuns: 500 },
+    );
+    const big = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 7919) & 0xff);
+    expect(toBase64(big)).toBe(Buffer.from(big).toString('base64'));
+    expect(toBase64Url(big.subarray(1))).toBe(Buffer.from(big.subarray(1)).toString('base64url'));
   });
 });
 
