@@ -16,7 +16,7 @@
  *   small for the AMD roots). Each root is checked against its built-in pin; one matching no pin
  *   is ignored here (the admin call refuses it);
  * - `CONFIG_REFRESH_SECONDS` — how often an isolate checks the stored version (default 5);
- * - release (./release/runtime.worker.ts): `RELEASE_*`, `TOKENREVIEW_*`, `KMS_*`, `AWS_*`;
+ * - release (./release/runtime.worker.ts): `RELEASE_*` (`RELEASE_TPM_SEAL` included), `TOKENREVIEW_*`, `KMS_*`, `AWS_*`, `GCP_*`, `AZURE_*`;
  * - `CHALLENGE_TTL_SECONDS`, `BODY_LIMIT_BYTES`, `LOG_LEVEL`.
  *
  * Each isolate builds the app once per stored configuration version (checked at most every
@@ -65,6 +65,7 @@ export interface Env {
   RELEASE_API_SERVER?: string;
   RELEASE_CA_PEM?: string;
   RELEASE_ISSUANCE_WINDOW_SECONDS?: string;
+  RELEASE_TPM_SEAL?: string;
   TOKENREVIEW_BEARER_TOKEN?: string;
   TOKENREVIEW_BEARER_SHA256?: string;
   TOKENREVIEW_AUDIENCES?: string;

@@ -13,7 +13,9 @@
  * - the same with KMS_KIND=azure-keyvault: the disk key is wrapped by the broker's Key Vault REST
  *   client (client-credentials grant, wrapkey/unwrapkey) against test/servers/azure.ts over TLS
  *   (its test CA is trusted by the workerd network, vitest.workers.config.ts); a key that does
- *   not permit wrapKey (403) and a wrong client secret (401 from Entra ID) are KMS_DENIED.
+ *   not permit wrapKey (403) and a wrong client secret (401 from Entra ID) are KMS_DENIED;
+ * - RELEASE_TPM_SEAL reaches the release service through the entry (require: a node whose AK is
+ *   pinned, so without EK, is TPM_SEAL_UNAVAILABLE); the sealing itself: tpm-seal.test.ts.
  */
 import { env, createExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
@@ -222,6 +224,16 @@ describe('release on Workers: webhook-mode token and AWS KMS disk key', () => {
     const r2 = await attestOnce({ want: ['disk-key'], diskKey: { wrapped: rel.diskKey!.wrapped } });
     expect(r2.status, await r2.clone().text()).toBe(200);
     expect((await open(r2)).diskKey!.key).toBe(rel.diskKey!.key);
+  });
+
+  it('RELEASE_TPM_SEAL reaches the release through the entry: require refuses a node trusted without its EK (pinned AK) with 403 TPM_SEAL_UNAVAILABLE; a bad value is a 500 naming the binding', async () => {
+    const { attestOnce } = await admitted({ RELEASE_TPM_SEAL: 'require' });
+    const r = await attestOnce({ want: ['bootstrap-token'] });
+    expect(r.status).toBe(403);
+    expect(((await r.json()) as { code: string }).code).toBe('TPM_SEAL_UNAVAILABLE');
+    const bad = await call({ ...env, LOG_LEVEL: 'error', PROVIDERS: 'tpm', RELEASE_CLUSTER: 'prod', RELEASE_API_SERVER: 'https://api.prod.test:6443', TOKENREVIEW_BEARER_TOKEN: APISERVER, RELEASE_TPM_SEAL: 'always' }, '/readyz');
+    expect(bad.status).toBe(500);
+    expect(((await bad.json()) as { detail: string }).detail).toContain('RELEASE_TPM_SEAL: one of off, when-available, require');
   });
 
   it('release configured without a TokenReview credential is refused (500 naming the binding), never served open', async () => {

@@ -22,6 +22,7 @@ locals {
     { name = "RELEASE_API_SERVER", text = try(var.release.api_server, "") },
     { name = "RELEASE_CA_PEM", text = try(var.release.ca_pem, "") },
     { name = "RELEASE_ISSUANCE_WINDOW_SECONDS", text = try(var.release.issuance_window_seconds == null ? "" : tostring(var.release.issuance_window_seconds), "") },
+    { name = "RELEASE_TPM_SEAL", text = try(var.release.tpm_seal == null ? "" : var.release.tpm_seal, "") },
     { name = "TOKENREVIEW_BEARER_SHA256", text = try(join(",", var.release.tokenreview_bearer_sha256), "") },
     { name = "TOKENREVIEW_AUDIENCES", text = try(join(",", var.release.tokenreview_audiences), "") },
     { name = "TOKENREVIEW_MAX_REVIEWS", text = try(var.release.tokenreview_max_reviews == null ? "" : tostring(var.release.tokenreview_max_reviews), "") },
