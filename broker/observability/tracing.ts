@@ -377,7 +377,9 @@ export class OtlpHttpExporter implements SpanExporter {
         method: 'POST',
         headers: this.#headers,
         body: JSON.stringify(otlpRequest(spans, this.#resource)),
-        redirect: 'error',
+        // Never followed: a 3xx is not ok and fails the export ('error' is what is meant, but
+        // Workers' fetch refuses that value with a TypeError, which failed every export there).
+        redirect: 'manual',
         signal: AbortSignal.any([AbortSignal.timeout(this.#o.timeoutMs ?? 10_000), this.#abort.signal]),
       });
       await res.body?.cancel().catch(() => undefined);
