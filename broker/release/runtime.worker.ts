@@ -52,6 +52,8 @@ import { HashChainAudit } from './audit.js';
 import { BrokerReleaseService } from './service.js';
 import { tokenReviewHandler } from './tokenreview.js';
 import { awsKmsRest } from './aws-kms-rest.js';
+import { traceCalls, type Tracer } from '../observability/tracing.js';
+import { KMS_OPS } from '../observability/instrument.js';
 
 export interface WorkerReleaseEnv {
   RELEASE_CLUSTER?: string;
@@ -178,9 +180,10 @@ async function keyService(env: WorkerReleaseEnv, problems: string[]): Promise<Ke
 
 /**
  * Release from the bindings, or undefined when `RELEASE_API_SERVER` is unset. Throws
- * ConfigProblem (every problem at once) when release is configured but incompletely.
+ * ConfigProblem (every problem at once) when release is configured but incompletely. With a
+ * tracer, each KMS call made by a request is a CLIENT span (as on Node).
  */
-export async function buildWorkerRelease(env: WorkerReleaseEnv, store: StateStore, logger: Logger): Promise<WorkerRelease | undefined> {
+export async function buildWorkerRelease(env: WorkerReleaseEnv, store: StateStore, logger: Logger, o: { tracer?: Tracer } = {}): Promise<WorkerRelease | undefined> {
   if (!env.RELEASE_API_SERVER?.trim()) return undefined;
   const problems: string[] = [];
   const cluster = (env.RELEASE_CLUSTER ?? '').trim();
@@ -214,8 +217,9 @@ export async function buildWorkerRelease(env: WorkerReleaseEnv, store: StateStor
   }
   const maxReviews = env.TOKENREVIEW_MAX_REVIEWS ? Number(env.TOKENREVIEW_MAX_REVIEWS) : 16;
   if (!Number.isInteger(maxReviews) || maxReviews < 1 || maxReviews > 1000) problems.push('TOKENREVIEW_MAX_REVIEWS: 1..1000');
-  const keys = await keyService(env, problems);
+  const rawKeys = await keyService(env, problems);
   if (problems.length) throw new ConfigProblem(problems);
+  const keys = rawKeys && traceCalls(rawKeys, o.tracer, 'kms', KMS_OPS, { 'attest_broker.kms.kind': rawKeys.kind });
 
   const log = logger.child({ component: 'release' });
   const clock = systemClock;

@@ -1,6 +1,6 @@
 /**
  * Global setup of the workers project (runs in Node, before workerd starts): the project's
- * wire-compatible KMS servers (test/servers) on loopback. Code inside workerd reaches them with
+ * wire-compatible KMS servers (test/servers) and an OTLP/HTTP collector on loopback. Code inside workerd reaches them with
  * plain outbound fetch (the pool does not block it), so the Worker's REST clients are tested
  * against the same servers as the Node adapters. What the tests need arrives via inject().
  *
@@ -14,12 +14,14 @@ import { startAwsKmsServer } from '../servers/aws-kms.js';
 import { startGcpKmsServer } from '../servers/gcp-kms.js';
 import { startAzureServer } from '../servers/azure.js';
 import { makeTestPki } from '../servers/tls.js';
+import { startCollector } from '../servers/otlp-collector.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const aws = await startAwsKmsServer();
   const gcp = await startGcpKmsServer();
   const pki = makeTestPki('attest-broker-workers-test-ca');
   const azure = await startAzureServer(pki);
+  const collector = await startCollector();
   project.provide('awsKms', { url: aws.url, keyArn: aws.keyArn, accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey, region: aws.region });
   project.provide('gcpKms', { url: gcp.url, keyName: gcp.keyName, clientEmail: gcp.serviceAccount.clientEmail, privateKeyPem: gcp.serviceAccount.privateKeyPem });
   project.provide('azureKeyVault', {
@@ -32,9 +34,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     signOnlyKeyName: azure.signOnlyKeyName,
     caPem: pki.caPem,
   });
+  project.provide('otlpCollector', { url: collector.url });
   return async () => {
     await aws.close();
     await gcp.close();
     await azure.close();
+    await collector.close();
   };
 }

@@ -15,5 +15,7 @@ declare module 'vitest' {
       /** The test CA of the server's TLS certificate (trusted by the workerd outbound network). */
       caPem: string;
     };
+    /** test/servers/otlp-collector.ts: POST /v1/traces; GET /test/received gives back what it got. */
+    otlpCollector: { url: string };
   }
 }

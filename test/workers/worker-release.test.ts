@@ -17,7 +17,7 @@
  * - RELEASE_TPM_SEAL reaches the release service through the entry (require: a node whose AK is
  *   pinned, so without EK, is TPM_SEAL_UNAVAILABLE); the sealing itself: tpm-seal.test.ts.
  */
-import { env, createExecutionContext } from 'cloudflare:test';
+import { env, createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import { compactDecrypt, exportJWK, generateKeyPair } from 'jose';
 import worker from '../../broker/worker.js';
@@ -26,7 +26,7 @@ import { configVersion, readConfig, updateConfig } from '../../broker/worker-con
 import { createTpmProvider } from '../../providers/tpm/provider.js';
 import { computeBinding } from '../../broker/binding.js';
 import { capturePolicy } from '../../broker/policy/capture.js';
-import { fromBase64Url, toBase64Url, toHex } from '../../providers/common/encoding.js';
+import { fromBase64Url, toBase64, toBase64Url, toHex } from '../../providers/common/encoding.js';
 import type { ReleaseObject } from '../../broker/contracts.js';
 import { attest, pcrDigest, softwareAk, tpm2bPublic, type SoftwareAk } from '../tpm/build.js';
 
@@ -45,8 +45,12 @@ const ADMIN = 'admin-' + toBase64Url(crypto.getRandomValues(new Uint8Array(24)))
 const APISERVER = 'apiserver-' + toBase64Url(crypto.getRandomValues(new Uint8Array(24)));
 type Bindings = Record<string, unknown>;
 
+/** Calls the Worker entry and waits for what it left in ctx.waitUntil (the trace export). */
 async function call(b: Bindings, path: string, init: RequestInit = {}): Promise<Response> {
-  return worker.fetch(new Request(`https://broker.test${path}`, init), b as never, createExecutionContext());
+  const ctx = createExecutionContext();
+  const r = await worker.fetch(new Request(`https://broker.test${path}`, init), b as never, ctx);
+  await waitOnExecutionContext(ctx);
+  return r;
 }
 const admin = (b: Bindings, path: string, body: string, token = ADMIN): Promise<Response> =>
   call(b, path, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body });
@@ -131,7 +135,7 @@ describe('Worker readiness and admin endpoints', () => {
 async function admitted(kms: Bindings): Promise<{
   b: Bindings;
   instanceId: string;
-  attestOnce(extra: Record<string, unknown>): Promise<Response>;
+  attestOnce(extra: Record<string, unknown>, headers?: Record<string, string>): Promise<Response>;
   open(r: Response): Promise<ReleaseObject>;
 }> {
   const node = await tpmNode();
@@ -169,10 +173,10 @@ async function admitted(kms: Bindings): Promise<{
   return {
     b,
     instanceId: probe.identity.instanceId,
-    async attestOnce(extra) {
+    async attestOnce(extra, headers = {}) {
       const ch = (await (await post(b, '/v1/challenge', { provider: 'tpm' })).json()) as { challengeId: string; nonce: string };
       const binding = await computeBinding(fromBase64Url(ch.nonce), ephemeralKey);
-      return post(b, '/v1/attest', { challengeId: ch.challengeId, provider: 'tpm', format: 'tpm', ephemeralKey, evidence: await node.evidence(binding), ...extra });
+      return post(b, '/v1/attest', { challengeId: ch.challengeId, provider: 'tpm', format: 'tpm', ephemeralKey, evidence: await node.evidence(binding), ...extra }, headers);
     },
     async open(r) {
       const { release } = (await r.json()) as { release: string };
@@ -294,6 +298,68 @@ describe('release on Workers: disk key through Azure Key Vault (test/servers/azu
       expect(r.status, what).toBe(500);
       expect(body.code, what).toBe('KMS_DENIED');
       expect(body.release, what).toBeUndefined();
+    }
+  });
+});
+
+describe('tracing on Workers: OTLP/HTTP export to test/servers/otlp-collector.ts', () => {
+  interface Received {
+    spans: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: Record<string, string | number | boolean>; status: { code?: number; message?: string }; resource: Record<string, string | number | boolean> }>;
+    problems: string[];
+    headers: Array<Record<string, string>>;
+  }
+  const received = async (): Promise<Received> => (await fetch(`${inject('otlpCollector').url}/test/received`)).json() as Promise<Received>;
+
+  it('a request with a traceparent is a SERVER span, child of the caller; its KMS calls are CLIENT spans below it (AsyncLocalStorage in workerd); exported in ctx.waitUntil', async () => {
+    const trace = toHex(crypto.getRandomValues(new Uint8Array(16)));
+    const caller = toHex(crypto.getRandomValues(new Uint8Array(8)));
+    const { attestOnce, open } = await admitted({
+      KMS_KIND: 'local',
+      KMS_LOCAL_KEK: toBase64(crypto.getRandomValues(new Uint8Array(32))),
+      OTEL_EXPORTER_OTLP_ENDPOINT: inject('otlpCollector').url,
+      OTEL_SERVICE_NAME: 'attest-broker-worker',
+      TRACING_HEADERS: JSON.stringify({ 'x-api-key': 'k-worker' }),
+    });
+    const r1 = await attestOnce({ want: ['bootstrap-token', 'disk-key'] }, { traceparent: `00-${trace}-${caller}-01`, 'x-request-id': 'traced-1' });
+    expect(r1.status, await r1.clone().text()).toBe(200);
+    const rel = await open(r1);
+    // A failing KMS call (another node's envelope cannot be opened here: tampered) is an ERROR CLIENT span.
+    const bad = fromBase64Url(rel.diskKey!.wrapped);
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+    const r2 = await attestOnce({ want: ['disk-key'], diskKey: { wrapped: toBase64Url(bad) } }, { traceparent: `00-${trace}-${caller}-01`, 'x-request-id': 'traced-2' });
+    expect(((await r2.json()) as { code: string }).code).toBe('KMS_UNWRAP_FAILED');
+
+    const got = await received();
+    expect(got.problems).toEqual([]);
+    // TRACING_HEADERS went with the export.
+    expect(got.headers.some((h) => h['x-api-key'] === 'k-worker' && h['content-type'] === 'application/json')).toBe(true);
+    const mine = got.spans.filter((s) => s.traceId === trace);
+    const server = mine.filter((s) => s.name === 'POST /v1/attest');
+    expect(server).toHaveLength(2);
+    const [s1, s2] = [server.find((s) => s.attributes['attest_broker.request_id'] === 'traced-1')!, server.find((s) => s.attributes['attest_broker.request_id'] === 'traced-2')!];
+    expect(s1).toMatchObject({ kind: 2, parentSpanId: caller, attributes: { 'http.request.method': 'POST', 'http.route': '/v1/attest', 'http.response.status_code': 200 } });
+    expect(s1.resource).toMatchObject({ 'service.name': 'attest-broker-worker' });
+    expect(s2.attributes).toMatchObject({ 'http.response.status_code': 403, 'error.type': 'KMS_UNWRAP_FAILED' });
+    const wrap = mine.find((s) => s.name === 'kms wrap')!;
+    expect(wrap).toMatchObject({ kind: 3, parentSpanId: s1.spanId, attributes: { 'attest_broker.kms.kind': 'local', 'attest_broker.operation': 'wrap' } });
+    const unwrap = mine.find((s) => s.name === 'kms unwrap')!;
+    expect(unwrap).toMatchObject({ kind: 3, parentSpanId: s2.spanId, status: { code: 2, message: 'KMS_UNWRAP_FAILED' } });
+  });
+
+  it('tracing off (no endpoint): nothing is exported; a bad TRACING_HEADERS or endpoint is a 500 naming it', async () => {
+    const before = (await received()).spans.length;
+    const b: Bindings = { ...env, LOG_LEVEL: 'error', PROVIDERS: 'tpm' };
+    await call(b, '/v1/challenge', { method: 'POST', headers: { 'content-type': 'application/json', traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` }, body: '{"provider":"tpm"}' });
+    expect((await received()).spans.length).toBe(before);
+    for (const [more, what] of [
+      [{ TRACING_HEADERS: '{x' }, 'TRACING_HEADERS: not JSON'],
+      [{ TRACING_HEADERS: '{"x-k":"a\\nb"}' }, 'tracing.headers'],
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://u:p@collector:4318' }, 'must not carry credentials'],
+      [{ TRACING_SAMPLE_RATIO: '2' }, 'tracing.sampleRatio'],
+    ] as const) {
+      const r = await call({ ...b, OTEL_EXPORTER_OTLP_ENDPOINT: inject('otlpCollector').url, ...more }, '/healthz');
+      expect(r.status, what).toBe(500);
+      expect(((await r.json()) as { detail: string }).detail, what).toContain(what);
     }
   });
 });

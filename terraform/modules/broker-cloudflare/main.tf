@@ -38,6 +38,9 @@ locals {
     { name = "AZURE_TENANT_ID", text = try(var.kms.azure_tenant_id, "") },
     { name = "AZURE_CLIENT_ID", text = try(var.kms.azure_client_id, "") },
     { name = "AZURE_AUTHORITY_HOST", text = try(var.kms.azure_authority_host, "") },
+    { name = "OTEL_EXPORTER_OTLP_ENDPOINT", text = try(var.tracing.otlp_endpoint, "") },
+    { name = "OTEL_SERVICE_NAME", text = try(var.tracing.service_name == null ? "" : var.tracing.service_name, "") },
+    { name = "TRACING_SAMPLE_RATIO", text = try(var.tracing.sample_ratio == null ? "" : tostring(var.tracing.sample_ratio), "") },
   ]
   # Secret text, from sensitive variables only; bound when not empty.
   secret_optional = [
@@ -51,6 +54,7 @@ locals {
     { name = "AWS_SESSION_TOKEN", text = var.kms_credentials.aws_session_token },
     { name = "GCP_SERVICE_ACCOUNT_JSON", text = var.kms_credentials.gcp_service_account_json },
     { name = "AZURE_CLIENT_SECRET", text = var.kms_credentials.azure_client_secret },
+    { name = "TRACING_HEADERS", text = var.tracing_headers },
   ]
   # Whether each secret is set is not itself secret (the values stay marked).
   secret_set = { for b in local.secret_optional : b.name => nonsensitive(b.text != "") }

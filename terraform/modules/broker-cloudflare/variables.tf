@@ -260,6 +260,35 @@ variable "kms_credentials" {
   }
 }
 
+variable "tracing" {
+  description = "OpenTelemetry tracing (docs/operations.md, Tracing): otlp_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, the OTLP/HTTP base URL; /v1/traces is appended), service_name (OTEL_SERVICE_NAME), sample_ratio (TRACING_SAMPLE_RATIO, 0-1, new traces recorded). null: tracing off."
+  type = object({
+    otlp_endpoint = string
+    service_name  = optional(string)
+    sample_ratio  = optional(number)
+  })
+  default = null
+  validation {
+    condition = var.tracing == null ? true : (
+      can(regex("^https?://[^/?#@\\s]+(/[^?#\\s]*)?$", var.tracing.otlp_endpoint)) &&
+      (var.tracing.service_name == null ? true : (length(var.tracing.service_name) >= 1 && length(var.tracing.service_name) <= 256)) &&
+      (var.tracing.sample_ratio == null ? true : (var.tracing.sample_ratio >= 0 && var.tracing.sample_ratio <= 1))
+    )
+    error_message = "tracing: otlp_endpoint an http(s) URL without credentials (put them in tracing_headers), service_name 1-256 characters, sample_ratio 0-1."
+  }
+}
+
+variable "tracing_headers" {
+  description = "TRACING_HEADERS secret binding: a JSON object of headers sent with each trace export (e.g. jsonencode({ \"x-api-key\" = \"...\" })), never logged. Empty: no binding."
+  type        = string
+  default     = ""
+  sensitive   = true
+  validation {
+    condition     = var.tracing_headers == "" || can(keys(jsondecode(var.tracing_headers)))
+    error_message = "tracing_headers must be empty or a JSON object of header names to values."
+  }
+}
+
 variable "trust_dir" {
   description = "Trust directory as `attest-broker trust fetch|import` writes it (<pin-id>.pem per root). Given (with admin_token): after the script is uploaded, `attest-broker worker load` PUTs the roots to the Worker's admin API (terraform_data.load); again whenever a root file changes. Empty: roots are not loaded by this module."
   type        = string
