@@ -16,8 +16,12 @@
  *   small for the AMD roots). Each root is checked against its built-in pin; one matching no pin
  *   is ignored here (the admin call refuses it);
  * - `CONFIG_REFRESH_SECONDS` — how often an isolate checks the stored version (default 5);
- * - release (./release/runtime.worker.ts): `RELEASE_*`, `TOKENREVIEW_*`, `KMS_*`, `AWS_*`;
- * - `CHALLENGE_TTL_SECONDS`, `BODY_LIMIT_BYTES`, `LOG_LEVEL`.
+ * - release (./release/runtime.worker.ts): `RELEASE_*` (`RELEASE_TPM_SEAL` included), `TOKENREVIEW_*`, `KMS_*`, `AWS_*`, `GCP_*`, `AZURE_*`;
+ * - `CHALLENGE_TTL_SECONDS`, `BODY_LIMIT_BYTES`, `LOG_LEVEL`;
+ * - tracing (as `tracing:` on Node, docs/operations.md "Tracing"): `OTEL_EXPORTER_OTLP_ENDPOINT`
+ *   (on when set), `OTEL_SERVICE_NAME`, `TRACING_SAMPLE_RATIO`, `TRACING_HEADERS` (secret; a JSON
+ *   object of headers sent with each export). The context is workerd's AsyncLocalStorage
+ *   (`nodejs_compat`); spans are exported after each request in `ctx.waitUntil` (no timer).
  *
  * Each isolate builds the app once per stored configuration version (checked at most every
  * CONFIG_REFRESH_SECONDS, and at once after an admin write in this isolate). An enabled provider
@@ -31,6 +35,8 @@ import { createBroker } from './app.js';
 import { DurableObjectStore, StateStoreObject } from './store/durable-object.worker.js';
 import { createConsoleLogger, type LogLevel } from './observability/console-logger.js';
 import { createSimpleMetrics } from './observability/metrics.js';
+import { OtlpHttpExporter, Tracer } from './observability/tracing.js';
+import { asyncContextStorage } from './observability/tracing-context.worker.js';
 import { parseConfig, ConfigProblem } from './config/schema.js';
 import { buildProviders, REQUIRED_PINS } from './providers.js';
 import { BUILTIN_PINS } from '../providers/common/pins.js';
@@ -65,6 +71,7 @@ export interface Env {
   RELEASE_API_SERVER?: string;
   RELEASE_CA_PEM?: string;
   RELEASE_ISSUANCE_WINDOW_SECONDS?: string;
+  RELEASE_TPM_SEAL?: string;
   TOKENREVIEW_BEARER_TOKEN?: string;
   TOKENREVIEW_BEARER_SHA256?: string;
   TOKENREVIEW_AUDIENCES?: string;
@@ -87,6 +94,10 @@ export interface Env {
   AZURE_CLIENT_ID?: string;
   AZURE_CLIENT_SECRET?: string;
   AZURE_AUTHORITY_HOST?: string;
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string;
+  OTEL_SERVICE_NAME?: string;
+  TRACING_SAMPLE_RATIO?: string;
+  TRACING_HEADERS?: string;
 }
 
 /** Compile-time check that Env lists every release binding (Pick fails on a missing key). */
@@ -115,9 +126,37 @@ function providerOptions(raw: string | undefined): Record<string, Record<string,
   return v as Record<string, Record<string, unknown>>;
 }
 
+function tracingHeaders(raw: string | undefined): unknown {
+  if (!raw || !raw.trim()) return {};
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new ConfigProblem(['TRACING_HEADERS: not JSON; give an object of header names to values']);
+  }
+}
+
+/** The `tracing:` section from the bindings, validated by the same schema as on Node. */
+function tracingFrom(env: Env): Record<string, unknown> {
+  const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (!endpoint) return {};
+  const ratio = env.TRACING_SAMPLE_RATIO?.trim();
+  return {
+    otlpEndpoint: endpoint,
+    ...(env.OTEL_SERVICE_NAME?.trim() ? { serviceName: env.OTEL_SERVICE_NAME.trim() } : {}),
+    ...(ratio ? { sampleRatio: Number(ratio) } : {}),
+    headers: tracingHeaders(env.TRACING_HEADERS),
+  };
+}
+
 const logLevel = (env: Env): LogLevel => (env.LOG_LEVEL as LogLevel | undefined) ?? 'info';
 
-async function build(env: Env, store: StateStore, logger: Logger): Promise<{ app: Hono; version: number }> {
+interface Built {
+  app: Hono;
+  version: number;
+  tracer?: Tracer;
+}
+
+async function build(env: Env, store: StateStore, logger: Logger): Promise<Built> {
   // The version first: a write racing with this build is then seen by the next check.
   const version = await configVersion(store);
   const stored = version > 0 ? await readConfig(store) : null;
@@ -140,15 +179,34 @@ async function build(env: Env, store: StateStore, logger: Logger): Promise<{ app
     challenge: env.CHALLENGE_TTL_SECONDS ? { ttlSeconds: Number(env.CHALLENGE_TTL_SECONDS) } : {},
     limits: env.BODY_LIMIT_BYTES ? { bodyBytes: Number(env.BODY_LIMIT_BYTES) } : {},
     trust: { dir: '(Durable Object / TRUST_ROOTS_PEM)' },
+    tracing: tracingFrom(env),
   });
   const metrics = createSimpleMetrics({ version: pkg.version, runtime: 'workers' });
+  const t = cfg.tracing;
+  const tracer = t.otlpEndpoint
+    ? new Tracer({
+        exporter: new OtlpHttpExporter({
+          endpoint: t.otlpEndpoint,
+          serviceName: t.serviceName,
+          serviceVersion: pkg.version,
+          headers: t.headers,
+          logger: logger.child({ component: 'tracing' }),
+          maxQueue: t.maxQueueSpans,
+          // No timer: the fetch handler flushes after each request (ctx.waitUntil).
+          intervalMs: 0,
+          ...(metrics.spansDropped ? { onDropped: metrics.spansDropped.bind(metrics) } : {}),
+        }),
+        sampleRatio: t.sampleRatio,
+        storage: asyncContextStorage(),
+      })
+    : undefined;
   metrics.trustRoots?.(trust.anchors(trust.ids()).map((a) => ({ id: a.id, notAfter: a.cert.notAfter })));
   const providers = buildProviders(cfg, trust, { store });
 
   const policyYaml = stored?.policyYaml ?? env.POLICY_YAML;
   const policy = policyYaml && WORKER_HOOKS.policyFromText ? await WORKER_HOOKS.policyFromText(policyYaml) : undefined;
   if (!policy) notReady.push('no join policy loaded; PUT /v1/admin/policy');
-  const rel = await buildWorkerRelease(env, store, logger);
+  const rel = await buildWorkerRelease(env, store, logger, tracer ? { tracer } : {});
 
   const app = createBroker({
     store,
@@ -162,20 +220,35 @@ async function build(env: Env, store: StateStore, logger: Logger): Promise<{ app
       return address ? { address } : {};
     },
     ...(policy ? { policy } : {}),
+    ...(tracer ? { tracer } : {}),
     ...(rel ? { release: rel.release, audit: rel.audit, ...(rel.tokenReview ? { tokenReview: rel.tokenReview } : {}) } : {}),
     readiness: notReady.map((why) => async () => {
       throw new Error(why);
     }),
     options: { challengeTtlSeconds: cfg.challenge.ttlSeconds, bodyLimitBytes: cfg.limits.bodyBytes },
   }) as unknown as Hono;
-  logger.info({ version, providers: usable, notReady, roots: trust.ids(), policy: Boolean(policy), release: Boolean(rel) }, 'worker configuration loaded');
-  return { app, version };
+  // The endpoint's origin only: never the headers (they may hold an API key).
+  const tracing = t.otlpEndpoint ? new URL(t.otlpEndpoint).origin : false;
+  logger.info({ version, providers: usable, notReady, roots: trust.ids(), policy: Boolean(policy), release: Boolean(rel), tracing }, 'worker configuration loaded');
+  return { app, version, ...(tracer ? { tracer } : {}) };
+}
+
+/**
+ * Sends the spans queued so far, this request's included: the first flush may be another
+ * request's export in flight (one at a time), the second then sends what is left. Failures are
+ * counted and logged by the exporter; nothing here throws.
+ */
+function exportSpans(tracer: Tracer): Promise<void> {
+  return tracer.exporter
+    .flush()
+    .then(() => tracer.exporter.flush())
+    .catch(() => undefined);
 }
 
 interface Isolate {
   store: DurableObjectStore;
   logger: Logger;
-  built?: Promise<{ app: Hono; version: number }>;
+  built?: Promise<Built>;
   checkedAt: number;
 }
 
@@ -200,7 +273,7 @@ function isolateFor(env: Env): Isolate {
   return s;
 }
 
-async function appFor(env: Env, s: Isolate): Promise<Hono> {
+async function appFor(env: Env, s: Isolate): Promise<Built> {
   const refreshMs = Number(env.CONFIG_REFRESH_SECONDS ?? '5') * 1000;
   const now = systemClock.now().getTime();
   if (s.built && now - s.checkedAt >= refreshMs) {
@@ -223,7 +296,7 @@ async function appFor(env: Env, s: Isolate): Promise<Hono> {
       if (s.built === p) s.built = undefined;
     });
   }
-  return (await s.built).app;
+  return s.built;
 }
 
 export default {
@@ -245,7 +318,10 @@ export default {
       });
     }
     try {
-      return await (await appFor(env, s)).fetch(req, env, ctx);
+      const built = await appFor(env, s);
+      const res = await built.app.fetch(req, env, ctx);
+      if (built.tracer) ctx.waitUntil(exportSpans(built.tracer));
+      return res;
     } catch (e) {
       const detail = e instanceof ConfigProblem ? e.message : 'the broker failed to start; see its logs';
       console.log(JSON.stringify({ level: 'error', msg: 'startup failed', err: e instanceof Error ? e.message : String(e) }));

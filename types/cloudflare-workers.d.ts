@@ -51,3 +51,15 @@ interface ExecutionContext {
 interface ExportedHandler<Env = unknown> {
   fetch?(request: Request, env: Env, ctx: ExecutionContext): Response | Promise<Response>;
 }
+
+/**
+ * workerd's AsyncLocalStorage (`nodejs_compat`), the part broker/observability/
+ * tracing-context.worker.ts uses (https://developers.cloudflare.com/workers/runtime-apis/nodejs/asynclocalstorage/).
+ * Declared for that file only: ESLint still refuses `node:*` imports anywhere else below broker/.
+ */
+declare module 'node:async_hooks' {
+  export class AsyncLocalStorage<T> {
+    run<R>(store: T, fn: () => R): R;
+    getStore(): T | undefined;
+  }
+}

@@ -11,7 +11,8 @@
  *   request is being served (`traceCalls`), and `traceparent` naming that span on the outgoing
  *   HTTP requests (`tracedFetch`, and an AWS SDK middleware in release/runtime.node.ts).
  *   Finding "the span being served" across awaits needs an async context: the runtime supplies
- *   it (`ContextStorage`; Node: AsyncLocalStorage in tracing-context.node.ts). Without one, only
+ *   it (`ContextStorage`; AsyncLocalStorage: tracing-context.node.ts on Node,
+ *   tracing-context.worker.ts on Workers with `nodejs_compat`). Without one, only
  *   server spans are made. Calls outside a request (approver watch, sweep) make no spans.
  * - Export: OTLP/HTTP with the JSON encoding (OtlpHttpExporter below).
  *
@@ -269,7 +270,11 @@ export interface OtlpExporterOptions {
   maxQueue?: number;
   /** Spans per export request at most (default 512). */
   maxBatch?: number;
-  /** Export period (default 5000 ms); also exported as soon as a batch is full. */
+  /**
+   * Export period (default 5000 ms); also exported as soon as a batch is full. 0: no timer, the
+   * runtime calls `flush` itself (Workers: after each request, in `ctx.waitUntil`; a timer there
+   * would outlive the request that set it).
+   */
   intervalMs?: number;
   /** One export request's time limit (default 10 s). */
   timeoutMs?: number;
@@ -316,9 +321,12 @@ export class OtlpHttpExporter implements SpanExporter {
     this.#max = o.maxQueue ?? 2048;
     this.#batch = Math.min(o.maxBatch ?? 512, this.#max);
     this.#resource = { 'service.name': o.serviceName, ...(o.serviceVersion ? { 'service.version': o.serviceVersion } : {}), 'telemetry.sdk.name': SCOPE_NAME };
-    const t = setInterval(() => void this.flush(), o.intervalMs ?? 5000);
-    (t as { unref?: () => void }).unref?.();
-    this.#timer = t;
+    const interval = o.intervalMs ?? 5000;
+    if (interval > 0) {
+      const t = setInterval(() => void this.flush(), interval);
+      (t as { unref?: () => void }).unref?.();
+      this.#timer = t;
+    }
   }
 
   add(span: Span): void {
@@ -377,7 +385,9 @@ export class OtlpHttpExporter implements SpanExporter {
         method: 'POST',
         headers: this.#headers,
         body: JSON.stringify(otlpRequest(spans, this.#resource)),
-        redirect: 'error',
+        // Never followed: a 3xx is not ok and fails the export ('error' is what is meant, but
+        // Workers' fetch refuses that value with a TypeError, which failed every export there).
+        redirect: 'manual',
         signal: AbortSignal.any([AbortSignal.timeout(this.#o.timeoutMs ?? 10_000), this.#abort.signal]),
       });
       await res.body?.cancel().catch(() => undefined);

@@ -14,6 +14,10 @@
  * - `RELEASE_CA_PEM` — the cluster CA (PEM; pinned in the kubeconfig and caCertHashes);
  * - `RELEASE_ISSUANCE_WINDOW_SECONDS` — one token per instance per window (default: the token
  *   TTL, which the policy's `release.tokenTtlSeconds` sets per cluster);
+ * - `RELEASE_TPM_SEAL` — `off` (default), `when-available` or `require`: as `release.tpmSeal` on
+ *   Node, the release is also sealed with TPM2_MakeCredential to the node's EK and AK Name
+ *   (./tpmseal.ts) when the evidence carries both (a `tpm` node trusted through its EK
+ *   certificate); `require` refuses a `tpm` node without them (TPM_SEAL_UNAVAILABLE);
  * - `TOKENREVIEW_BEARER_TOKEN`* (≥ 32 characters) and/or `TOKENREVIEW_BEARER_SHA256` (comma-
  *   separated hex digests) — the credential the API server's webhook kubeconfig presents
  *   (required: an unauthenticated webhook is never served); `TOKENREVIEW_AUDIENCES`,
@@ -29,9 +33,9 @@
  *     `AZURE_KEYVAULT_URL`, `AZURE_KEY_NAME`, `AZURE_KEY_VERSION`, `AZURE_TENANT_ID`,
  *     `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`*, `AZURE_AUTHORITY_HOST`.
  *
- * Not on Workers: secret mode (writing bootstrap-token Secrets), the CSR approver (so a token is
- * not retired when its certificate is issued; it authenticates at most TOKENREVIEW_MAX_REVIEWS
- * times until it expires) and TPM sealing of the release.
+ * Not on Workers: secret mode (writing bootstrap-token Secrets) and the CSR approver (so a token
+ * is not retired when its certificate is issued; it authenticates at most TOKENREVIEW_MAX_REVIEWS
+ * times until it expires).
  */
 import type { AuditSink, Logger, ReleaseService, StateStore } from '../contracts.js';
 import { systemClock } from '../contracts.js';
@@ -48,12 +52,15 @@ import { HashChainAudit } from './audit.js';
 import { BrokerReleaseService } from './service.js';
 import { tokenReviewHandler } from './tokenreview.js';
 import { awsKmsRest } from './aws-kms-rest.js';
+import { traceCalls, type Tracer } from '../observability/tracing.js';
+import { KMS_OPS } from '../observability/instrument.js';
 
 export interface WorkerReleaseEnv {
   RELEASE_CLUSTER?: string;
   RELEASE_API_SERVER?: string;
   RELEASE_CA_PEM?: string;
   RELEASE_ISSUANCE_WINDOW_SECONDS?: string;
+  RELEASE_TPM_SEAL?: string;
   TOKENREVIEW_BEARER_TOKEN?: string;
   TOKENREVIEW_BEARER_SHA256?: string;
   TOKENREVIEW_AUDIENCES?: string;
@@ -85,6 +92,8 @@ export interface WorkerRelease {
 }
 
 const CLUSTER_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const TPM_SEAL = ['off', 'when-available', 'require'] as const;
+type TpmSeal = (typeof TPM_SEAL)[number];
 
 function need(env: WorkerReleaseEnv, names: readonly (keyof WorkerReleaseEnv)[], why: string, problems: string[]): boolean {
   const missing = names.filter((n) => !env[n]?.trim());
@@ -171,9 +180,10 @@ async function keyService(env: WorkerReleaseEnv, problems: string[]): Promise<Ke
 
 /**
  * Release from the bindings, or undefined when `RELEASE_API_SERVER` is unset. Throws
- * ConfigProblem (every problem at once) when release is configured but incompletely.
+ * ConfigProblem (every problem at once) when release is configured but incompletely. With a
+ * tracer, each KMS call made by a request is a CLIENT span (as on Node).
  */
-export async function buildWorkerRelease(env: WorkerReleaseEnv, store: StateStore, logger: Logger): Promise<WorkerRelease | undefined> {
+export async function buildWorkerRelease(env: WorkerReleaseEnv, store: StateStore, logger: Logger, o: { tracer?: Tracer } = {}): Promise<WorkerRelease | undefined> {
   if (!env.RELEASE_API_SERVER?.trim()) return undefined;
   const problems: string[] = [];
   const cluster = (env.RELEASE_CLUSTER ?? '').trim();
@@ -189,6 +199,8 @@ export async function buildWorkerRelease(env: WorkerReleaseEnv, store: StateStor
   const caPem = env.RELEASE_CA_PEM?.trim() ? env.RELEASE_CA_PEM : undefined;
   const windowS = env.RELEASE_ISSUANCE_WINDOW_SECONDS ? Number(env.RELEASE_ISSUANCE_WINDOW_SECONDS) : undefined;
   if (windowS !== undefined && (!Number.isInteger(windowS) || windowS < 10 || windowS > 86_400)) problems.push('RELEASE_ISSUANCE_WINDOW_SECONDS: 10..86400');
+  const tpmSeal = (env.RELEASE_TPM_SEAL ?? '').trim() || 'off';
+  if (!(TPM_SEAL as readonly string[]).includes(tpmSeal)) problems.push(`RELEASE_TPM_SEAL: one of ${TPM_SEAL.join(', ')}`);
 
   const digests: Uint8Array[] = [];
   for (const h of (env.TOKENREVIEW_BEARER_SHA256 ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
@@ -205,8 +217,9 @@ export async function buildWorkerRelease(env: WorkerReleaseEnv, store: StateStor
   }
   const maxReviews = env.TOKENREVIEW_MAX_REVIEWS ? Number(env.TOKENREVIEW_MAX_REVIEWS) : 16;
   if (!Number.isInteger(maxReviews) || maxReviews < 1 || maxReviews > 1000) problems.push('TOKENREVIEW_MAX_REVIEWS: 1..1000');
-  const keys = await keyService(env, problems);
+  const rawKeys = await keyService(env, problems);
   if (problems.length) throw new ConfigProblem(problems);
+  const keys = rawKeys && traceCalls(rawKeys, o.tracer, 'kms', KMS_OPS, { 'attest_broker.kms.kind': rawKeys.kind });
 
   const log = logger.child({ component: 'release' });
   const clock = systemClock;
@@ -219,6 +232,7 @@ export async function buildWorkerRelease(env: WorkerReleaseEnv, store: StateStor
     clusters: { [cluster]: { apiServer, ...(caPem ? { caPem } : {}) } },
     ...(keys ? { keys } : {}),
     ...(windowS ? { issuanceWindowSeconds: windowS } : {}),
+    tpmSeal: tpmSeal as TpmSeal,
   });
   const tokenReview = tokenReviewHandler({
     state: (id) => service.issuer(cluster).state(id),

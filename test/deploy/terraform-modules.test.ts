@@ -904,18 +904,22 @@ describe('terraform modules with the terraform binary', () => {
           '  api_server = "https://api.prod.example:6443"',
           '  ca_pem     = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n"',
           '  tokenreview_audiences = ["a", "b"]',
+          '  tpm_seal   = "require"',
           '}',
           `tokenreview_bearer_token = "${'b'.repeat(40)}"`,
           'kms             = { kind = "aws-kms", aws_kms_key_id = "alias/attest", aws_region = "eu-west-1" }',
           'kms_credentials = { aws_access_key_id = "AKIAEXAMPLE", aws_secret_access_key = "secret" }',
+          'tracing         = { otlp_endpoint = "http://otel-collector.example:4318", sample_ratio = 0.25 }',
+          'tracing_headers = "{\\"x-api-key\\": \\"k\\"}"',
         ].join('\n'),
       );
       const applied = terraform(dir, ['apply', '-auto-approve', '-input=false', '-no-color']);
       expect(applied).not.toContain(token);
       expect(JSON.parse(terraform(dir, ['output', '-json', 'bindings']))).toEqual([
         'durable_object_namespace:STATE', 'plain_text:PROVIDERS', 'plain_text:CHALLENGE_TTL_SECONDS', 'plain_text:BODY_LIMIT_BYTES', 'plain_text:LOG_LEVEL', 'plain_text:CONFIG_REFRESH_SECONDS',
-        'plain_text:RELEASE_CLUSTER', 'plain_text:RELEASE_API_SERVER', 'plain_text:RELEASE_CA_PEM', 'plain_text:TOKENREVIEW_AUDIENCES', 'plain_text:KMS_KIND', 'plain_text:AWS_KMS_KEY_ID', 'plain_text:AWS_REGION',
-        'secret_text:ADMIN_TOKEN', 'secret_text:TOKENREVIEW_BEARER_TOKEN', 'secret_text:AWS_ACCESS_KEY_ID', 'secret_text:AWS_SECRET_ACCESS_KEY',
+        'plain_text:RELEASE_CLUSTER', 'plain_text:RELEASE_API_SERVER', 'plain_text:RELEASE_CA_PEM', 'plain_text:RELEASE_TPM_SEAL', 'plain_text:TOKENREVIEW_AUDIENCES', 'plain_text:KMS_KIND', 'plain_text:AWS_KMS_KEY_ID', 'plain_text:AWS_REGION',
+        'plain_text:OTEL_EXPORTER_OTLP_ENDPOINT', 'plain_text:TRACING_SAMPLE_RATIO',
+        'secret_text:ADMIN_TOKEN', 'secret_text:TOKENREVIEW_BEARER_TOKEN', 'secret_text:AWS_ACCESS_KEY_ID', 'secret_text:AWS_SECRET_ACCESS_KEY', 'secret_text:TRACING_HEADERS',
       ]);
       const ran = JSON.parse(readFileSync(join(dir, 'ran.json'), 'utf8')) as { argv: string[]; token: string };
       expect(ran.token).toBe(token);
@@ -924,10 +928,13 @@ describe('terraform modules with the terraform binary', () => {
       // Refused at plan (the script's own preconditions went with it: checked statically above).
       for (const [extra, re] of [
         ['release = {\n  cluster = "prod"\n  api_server = "http://api.prod.example"\n  ca_pem = "-----BEGIN CERTIFICATE-----"\n}', /api_server an https:\/\/ URL/],
+        ['release = {\n  cluster = "prod"\n  api_server = "https://api.prod.example"\n  ca_pem = "-----BEGIN CERTIFICATE-----"\n  tpm_seal = "always"\n}', /tpm_seal off, when-available or require/],
         ['kms = { kind = "aws-kms", aws_kms_key_id = "k" }', /aws-kms needs aws_kms_key_id and aws_region/],
         ['policy_file = "the cluster\'s policy.yaml"', /set admin_token/],
         ['admin_token = "short"', /admin_token must be empty or 32 to 4096/],
         ['kms = { kind = "vault" }', /kms: kind one of none/],
+        ['tracing = { otlp_endpoint = "http://user:pw@collector:4318" }', /otlp_endpoint an http\(s\) URL without credentials/],
+        ['tracing_headers = "not json"', /tracing_headers must be empty or a JSON object/],
       ] as const) {
         tfvars(extra);
         expect(refusal(dir).replace(/\s+/g, ' '), extra).toMatch(re);

@@ -12,7 +12,10 @@
  *   (https://learn.microsoft.com/rest/api/keyvault/keys/wrap-key/wrap-key,
  *   https://learn.microsoft.com/rest/api/keyvault/keys/unwrap-key/unwrap-key): `alg` RSA-OAEP-256,
  *   values base64url, response `{kid, value}`; errors `{"error": {"code", "message"}}` with
- *   401 Unauthorized, 403 Forbidden, 404 KeyNotFound, 400 BadParameter.
+ *   401 Unauthorized, 403 Forbidden, 404 KeyNotFound, 400 BadParameter;
+ * - a key's permitted operations, `key_ops` (JsonWebKeyOperation: encrypt, decrypt, sign, verify,
+ *   wrapKey, unwrapKey — https://learn.microsoft.com/rest/api/keyvault/keys/create-key/create-key#jsonwebkeyoperation):
+ *   an operation the key does not permit is refused with 403 Forbidden (`signOnlyKeyName`).
  */
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +28,8 @@ export interface AzureTestServer {
   clientSecret: string;
   keyName: string;
   keyVersion: string;
+  /** A key whose permitted operations (`key_ops`) are sign/verify only: wrapkey/unwrapkey answer 403 Forbidden. */
+  signOnlyKeyName: string;
   mode: 'up' | 'unavailable' | 'forbidden';
   calls: Array<{ path: string; status: number }>;
   close(): Promise<void>;
@@ -32,11 +37,14 @@ export interface AzureTestServer {
 
 export async function startAzureServer(tls: { certPem: string; keyPem: string }): Promise<AzureTestServer> {
   const tenantId = '72f988bf-86f1-41af-91ab-2d7cd011db47';
-  const keys = new Map<string, { priv: KeyObject; pub: KeyObject }>();
+  const keys = new Map<string, { priv: KeyObject; pub: KeyObject; ops: readonly string[] }>();
   const keyName = 'disk-keys';
   const keyVersion = randomBytes(16).toString('hex');
   const kp = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  keys.set(`${keyName}/${keyVersion}`, { priv: kp.privateKey, pub: kp.publicKey });
+  keys.set(`${keyName}/${keyVersion}`, { priv: kp.privateKey, pub: kp.publicKey, ops: ['wrapKey', 'unwrapKey', 'encrypt', 'decrypt'] });
+  // Same version string under another name: only the key's permitted operations differ.
+  const signOnlyKeyName = 'signing-only';
+  keys.set(`${signOnlyKeyName}/${keyVersion}`, { priv: kp.privateKey, pub: kp.publicKey, ops: ['sign', 'verify'] });
   const tokens = new Set<string>();
   const self: Partial<AzureTestServer> = {
     tenantId,
@@ -44,6 +52,7 @@ export async function startAzureServer(tls: { certPem: string; keyPem: string })
     clientSecret: randomBytes(24).toString('base64url'),
     keyName,
     keyVersion,
+    signOnlyKeyName,
     mode: 'up',
     calls: [],
   };
@@ -92,6 +101,8 @@ export async function startAzureServer(tls: { certPem: string; keyPem: string })
       if (self.mode === 'forbidden') return kvErr(403, 'Forbidden', 'Operation wrapKey is not permitted on this key.');
       const k = keys.get(`${m[1]}/${m[2]}`);
       if (!k) return kvErr(404, 'KeyNotFound', `A key with (name/id) ${m[1]}/${m[2]} was not found in this key vault.`);
+      const op = m[3] === 'wrapkey' ? 'wrapKey' : 'unwrapKey';
+      if (!k.ops.includes(op)) return kvErr(403, 'Forbidden', `Operation ${op} is not permitted on this key.`);
       let j: { alg?: string; value?: string };
       try {
         j = JSON.parse(body) as { alg?: string; value?: string };

@@ -2,6 +2,7 @@ declare module 'cloudflare:test' {
   export const env: Record<string, unknown>;
   export const SELF: { fetch(input: string | Request, init?: RequestInit): Promise<Response> };
   export function createExecutionContext(): ExecutionContext;
+  export function waitOnExecutionContext(ctx: ExecutionContext): Promise<void>;
 }
 
 interface ImportMeta {

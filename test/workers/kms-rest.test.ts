@@ -9,15 +9,18 @@
  *   another context is InvalidCiphertextException → KMS_UNWRAP_FAILED;
  * - AWS KMS NitroTPM `Recipient` (GenerateDataKey / Decrypt with an attestation document):
  *   CiphertextForRecipient comes back, no plaintext; another context is refused;
- * - Cloud KMS: the REST transport with the service-account JWT grant (providers/gcp/kms.ts).
- * Key Vault is not exercised here: its test server (test/servers/azure.ts) speaks TLS with a
- * test CA that workerd's outbound fetch does not trust; its REST adapter is tested on Node.
+ * - Cloud KMS: the REST transport with the service-account JWT grant (providers/gcp/kms.ts);
+ * - Azure Key Vault: providers/azure/keyvault.ts with the client-credentials token source,
+ *   against test/servers/azure.ts over TLS (workerd verifies the server against the test CA that
+ *   vitest.workers.config.ts adds to its network's trusted certificates): round trip, another
+ *   context, a key whose key_ops lack wrapKey (403), a wrong client secret (Entra ID 401).
  */
 import { describe, expect, inject, it } from 'vitest';
 import { encode } from 'cborg';
 import { signV4, amzDateOf, awsKmsRest } from '../../broker/release/aws-kms-rest.js';
 import { AwsKmsKeyService } from '../../providers/aws/kms.js';
 import { GcpKmsKeyService, cloudKmsRest, serviceAccountTokenSource } from '../../providers/gcp/kms.js';
+import { AzureKeyVaultKeyService, clientSecretTokenSource } from '../../providers/azure/keyvault.js';
 
 const EXAMPLE = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
 const ctx = { 'attest-broker:purpose': 'disk-key', 'attest-broker:instance': 'i-0123' };
@@ -89,5 +92,26 @@ describe('Cloud KMS over REST with the service-account grant (test/servers/gcp-k
     const wrapped = await svc.wrap(key, ctx);
     expect(await svc.unwrap(wrapped, ctx)).toEqual(key);
     await expect(svc.unwrap(wrapped, { ...ctx, 'attest-broker:instance': 'i-other' })).rejects.toMatchObject({ kind: 'rejected' });
+  });
+});
+
+describe('Azure Key Vault over REST with the client-credentials grant (test/servers/azure.ts, TLS)', () => {
+  const service = (o: { keyName?: string; secret?: string } = {}) => {
+    const kv = inject('azureKeyVault');
+    const credential = clientSecretTokenSource({ tenantId: kv.tenantId, clientId: kv.clientId, clientSecret: o.secret ?? kv.clientSecret, authorityHost: kv.url, now: () => new Date() });
+    return new AzureKeyVaultKeyService({ vaultUrl: kv.url, keyName: o.keyName ?? kv.keyName, keyVersion: kv.keyVersion, credential });
+  };
+
+  it('wraps and unwraps (RSA-OAEP-256 wrapkey of a content key + AES-GCM); another context is KMS_UNWRAP_FAILED', async () => {
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const wrapped = await service().wrap(key, ctx);
+    expect(new TextDecoder().decode(wrapped.subarray(0, 4))).toBe('ABKV');
+    expect(await service().unwrap(wrapped, ctx)).toEqual(key);
+    await expect(service().unwrap(wrapped, { ...ctx, 'attest-broker:instance': 'i-other' })).rejects.toMatchObject({ code: 'KMS_UNWRAP_FAILED', kind: 'rejected' });
+  });
+
+  it('a key whose permitted operations lack wrapKey (403 Forbidden) and a wrong client secret (Entra ID 401) are KMS_DENIED', async () => {
+    await expect(service({ keyName: inject('azureKeyVault').signOnlyKeyName }).wrap(new Uint8Array(32), ctx)).rejects.toMatchObject({ code: 'KMS_DENIED', kind: 'config' });
+    await expect(service({ secret: 'wrong' }).wrap(new Uint8Array(32), ctx)).rejects.toMatchObject({ code: 'KMS_DENIED', kind: 'config' });
   });
 });

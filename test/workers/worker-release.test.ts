@@ -9,9 +9,15 @@
  *   and gets, sealed to its ephemeral key, a webhook-mode bootstrap token + kubeconfig and a disk
  *   key wrapped by AWS KMS through the SigV4 REST client (test/servers/aws-kms.ts, which checks
  *   every signature); POST /v1/tokenreview authenticates that token for the configured API-server
- *   credential only; the next boot gets the same disk key back (KMS Decrypt).
+ *   credential only; the next boot gets the same disk key back (KMS Decrypt);
+ * - the same with KMS_KIND=azure-keyvault: the disk key is wrapped by the broker's Key Vault REST
+ *   client (client-credentials grant, wrapkey/unwrapkey) against test/servers/azure.ts over TLS
+ *   (its test CA is trusted by the workerd network, vitest.workers.config.ts); a key that does
+ *   not permit wrapKey (403) and a wrong client secret (401 from Entra ID) are KMS_DENIED;
+ * - RELEASE_TPM_SEAL reaches the release service through the entry (require: a node whose AK is
+ *   pinned, so without EK, is TPM_SEAL_UNAVAILABLE); the sealing itself: tpm-seal.test.ts.
  */
-import { env, createExecutionContext } from 'cloudflare:test';
+import { env, createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, inject, it } from 'vitest';
 import { compactDecrypt, exportJWK, generateKeyPair } from 'jose';
 import worker from '../../broker/worker.js';
@@ -20,7 +26,7 @@ import { configVersion, readConfig, updateConfig } from '../../broker/worker-con
 import { createTpmProvider } from '../../providers/tpm/provider.js';
 import { computeBinding } from '../../broker/binding.js';
 import { capturePolicy } from '../../broker/policy/capture.js';
-import { fromBase64Url, toBase64Url, toHex } from '../../providers/common/encoding.js';
+import { fromBase64Url, toBase64, toBase64Url, toHex } from '../../providers/common/encoding.js';
 import type { ReleaseObject } from '../../broker/contracts.js';
 import { attest, pcrDigest, softwareAk, tpm2bPublic, type SoftwareAk } from '../tpm/build.js';
 
@@ -39,8 +45,12 @@ const ADMIN = 'admin-' + toBase64Url(crypto.getRandomValues(new Uint8Array(24)))
 const APISERVER = 'apiserver-' + toBase64Url(crypto.getRandomValues(new Uint8Array(24)));
 type Bindings = Record<string, unknown>;
 
+/** Calls the Worker entry and waits for what it left in ctx.waitUntil (the trace export). */
 async function call(b: Bindings, path: string, init: RequestInit = {}): Promise<Response> {
-  return worker.fetch(new Request(`https://broker.test${path}`, init), b as never, createExecutionContext());
+  const ctx = createExecutionContext();
+  const r = await worker.fetch(new Request(`https://broker.test${path}`, init), b as never, ctx);
+  await waitOnExecutionContext(ctx);
+  return r;
 }
 const admin = (b: Bindings, path: string, body: string, token = ADMIN): Promise<Response> =>
   call(b, path, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body });
@@ -116,58 +126,76 @@ describe('Worker readiness and admin endpoints', () => {
   });
 });
 
+/**
+ * A TPM node admitted through the Worker entry with `kms` as its disk-key bindings: its policy is
+ * captured from the node's own claims (as `policy capture` does) with disk keys on, loaded with
+ * PUT /v1/admin/policy; `attestOnce` runs challenge + attest with an ephemeral key, `open` opens
+ * the sealed release.
+ */
+async function admitted(kms: Bindings): Promise<{
+  b: Bindings;
+  instanceId: string;
+  attestOnce(extra: Record<string, unknown>, headers?: Record<string, string>): Promise<Response>;
+  open(r: Response): Promise<ReleaseObject>;
+}> {
+  const node = await tpmNode();
+  const probe = await createTpmProvider().verify('tpm', await node.evidence(new Uint8Array(32)), {
+    binding: new Uint8Array(32),
+    now: new Date(),
+    fetch,
+    trust: { anchors: () => [], ids: () => [] },
+    options: {},
+  });
+  const captured = await capturePolicy(
+    { ...probe, identity: { ...probe.identity, proven: ['instanceId'] }, tpm: { ...probe.tpm!, akTrust: 'pinned' }, evidenceSha256: '0'.repeat(64) },
+    { now: new Date(), cluster: 'prod' },
+  );
+  const policyYaml = captured.yaml.replace(/diskKey: false/, 'diskKey: true');
+  expect(policyYaml).toContain('diskKey: true');
+  const b: Bindings = {
+    ...env,
+    LOG_LEVEL: 'error',
+    PROVIDERS: 'tpm',
+    PROVIDER_OPTIONS: JSON.stringify({ tpm: { pinnedAkSha256: [probe.tpm!.akSha256] } }),
+    ADMIN_TOKEN: ADMIN,
+    RELEASE_CLUSTER: 'prod',
+    RELEASE_API_SERVER: 'https://api.prod.test:6443',
+    TOKENREVIEW_BEARER_TOKEN: APISERVER,
+    ...kms,
+  };
+  expect((await admin(b, '/v1/admin/policy', policyYaml)).status).toBe(200);
+  const ready = await call(b, '/readyz');
+  expect(ready.status, await ready.clone().text()).toBe(200);
+
+  const { publicKey, privateKey } = await generateKeyPair('ECDH-ES+A256KW', { extractable: true });
+  const { kty, crv, x, y } = await exportJWK(publicKey);
+  const ephemeralKey = { kty: kty!, crv: crv!, x: x!, y: y! };
+  return {
+    b,
+    instanceId: probe.identity.instanceId,
+    async attestOnce(extra, headers = {}) {
+      const ch = (await (await post(b, '/v1/challenge', { provider: 'tpm' })).json()) as { challengeId: string; nonce: string };
+      const binding = await computeBinding(fromBase64Url(ch.nonce), ephemeralKey);
+      return post(b, '/v1/attest', { challengeId: ch.challengeId, provider: 'tpm', format: 'tpm', ephemeralKey, evidence: await node.evidence(binding), ...extra }, headers);
+    },
+    async open(r) {
+      const { release } = (await r.json()) as { release: string };
+      return JSON.parse(new TextDecoder().decode((await compactDecrypt(release, privateKey)).plaintext)) as ReleaseObject;
+    },
+  };
+}
+
 describe('release on Workers: webhook-mode token and AWS KMS disk key', () => {
   it('admits a TPM node, releases a sealed token + kubeconfig + KMS-wrapped disk key, reviews the token, unwraps on the next boot', async () => {
     const kms = inject('awsKms');
-    const node = await tpmNode();
-    // The policy is captured from the node's own claims (as `policy capture` does), with disk keys on.
-    const probe = await createTpmProvider().verify('tpm', await node.evidence(new Uint8Array(32)), {
-      binding: new Uint8Array(32),
-      now: new Date(),
-      fetch,
-      trust: { anchors: () => [], ids: () => [] },
-      options: {},
-    });
-    const akSha256 = probe.tpm!.akSha256;
-    const captured = await capturePolicy(
-      { ...probe, identity: { ...probe.identity, proven: ['instanceId'] }, tpm: { ...probe.tpm!, akTrust: 'pinned' }, evidenceSha256: '0'.repeat(64) },
-      { now: new Date(), cluster: 'prod' },
-    );
-    const policyYaml = captured.yaml.replace(/diskKey: false/, 'diskKey: true');
-    expect(policyYaml).toContain('diskKey: true');
-
-    const b: Bindings = {
-      ...env,
-      LOG_LEVEL: 'error',
-      PROVIDERS: 'tpm',
-      PROVIDER_OPTIONS: JSON.stringify({ tpm: { pinnedAkSha256: [akSha256] } }),
-      ADMIN_TOKEN: ADMIN,
-      RELEASE_CLUSTER: 'prod',
-      RELEASE_API_SERVER: 'https://api.prod.test:6443',
-      TOKENREVIEW_BEARER_TOKEN: APISERVER,
+    const { b, instanceId, attestOnce, open } = await admitted({
       KMS_KIND: 'aws-kms',
       AWS_KMS_KEY_ID: kms.keyArn,
       AWS_REGION: kms.region,
       AWS_ACCESS_KEY_ID: kms.accessKeyId,
       AWS_SECRET_ACCESS_KEY: kms.secretAccessKey,
       AWS_KMS_ENDPOINT: kms.url,
-    };
-    expect((await admin(b, '/v1/admin/policy', policyYaml)).status).toBe(200);
-    const ready = await call(b, '/readyz');
-    expect(ready.status, await ready.clone().text()).toBe(200);
-
-    const { publicKey, privateKey } = await generateKeyPair('ECDH-ES+A256KW', { extractable: true });
-    const { kty, crv, x, y } = await exportJWK(publicKey);
-    const ephemeralKey = { kty: kty!, crv: crv!, x: x!, y: y! };
-    const attestOnce = async (extra: Record<string, unknown>): Promise<Response> => {
-      const ch = (await (await post(b, '/v1/challenge', { provider: 'tpm' })).json()) as { challengeId: string; nonce: string };
-      const binding = await computeBinding(fromBase64Url(ch.nonce), ephemeralKey);
-      return post(b, '/v1/attest', { challengeId: ch.challengeId, provider: 'tpm', format: 'tpm', ephemeralKey, evidence: await node.evidence(binding), ...extra });
-    };
-    const open = async (r: Response): Promise<ReleaseObject> => {
-      const { release } = (await r.json()) as { release: string };
-      return JSON.parse(new TextDecoder().decode((await compactDecrypt(release, privateKey)).plaintext)) as ReleaseObject;
-    };
+    });
 
     const r1 = await attestOnce({ want: ['bootstrap-token', 'disk-key'] });
     expect(r1.status, await r1.clone().text()).toBe(200);
@@ -175,7 +203,7 @@ describe('release on Workers: webhook-mode token and AWS KMS disk key', () => {
     expect(rel.bootstrapToken).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
     expect(rel.apiServer).toBe('https://api.prod.test:6443');
     expect(rel.kubeconfig).toContain(`token: ${rel.bootstrapToken}`);
-    expect(rel.nodeName).toContain(probe.identity.instanceId);
+    expect(rel.nodeName).toContain(instanceId);
     expect(fromBase64Url(rel.diskKey!.key)).toHaveLength(32);
     // The wrapped key is the AWS KMS test server's blob for its key (magic "TKMS" + the key ARN).
     const blob = fromBase64Url(rel.diskKey!.wrapped);
@@ -202,11 +230,137 @@ describe('release on Workers: webhook-mode token and AWS KMS disk key', () => {
     expect((await open(r2)).diskKey!.key).toBe(rel.diskKey!.key);
   });
 
+  it('RELEASE_TPM_SEAL reaches the release through the entry: require refuses a node trusted without its EK (pinned AK) with 403 TPM_SEAL_UNAVAILABLE; a bad value is a 500 naming the binding', async () => {
+    const { attestOnce } = await admitted({ RELEASE_TPM_SEAL: 'require' });
+    const r = await attestOnce({ want: ['bootstrap-token'] });
+    expect(r.status).toBe(403);
+    expect(((await r.json()) as { code: string }).code).toBe('TPM_SEAL_UNAVAILABLE');
+    const bad = await call({ ...env, LOG_LEVEL: 'error', PROVIDERS: 'tpm', RELEASE_CLUSTER: 'prod', RELEASE_API_SERVER: 'https://api.prod.test:6443', TOKENREVIEW_BEARER_TOKEN: APISERVER, RELEASE_TPM_SEAL: 'always' }, '/readyz');
+    expect(bad.status).toBe(500);
+    expect(((await bad.json()) as { detail: string }).detail).toContain('RELEASE_TPM_SEAL: one of off, when-available, require');
+  });
+
   it('release configured without a TokenReview credential is refused (500 naming the binding), never served open', async () => {
     const b: Bindings = { ...env, LOG_LEVEL: 'error', PROVIDERS: 'tpm', RELEASE_CLUSTER: 'prod', RELEASE_API_SERVER: 'https://api.prod.test:6443' };
     const r = await call(b, '/readyz');
     expect(r.status).toBe(500);
     expect(((await r.json()) as { detail: string }).detail).toContain('TOKENREVIEW_BEARER_TOKEN');
+  });
+});
+
+describe('release on Workers: disk key through Azure Key Vault (test/servers/azure.ts over TLS)', () => {
+  const kvBindings = (o: { keyName?: string; secret?: string } = {}): Bindings => {
+    const kv = inject('azureKeyVault');
+    return {
+      KMS_KIND: 'azure-keyvault',
+      AZURE_KEYVAULT_URL: kv.url,
+      AZURE_KEY_NAME: o.keyName ?? kv.keyName,
+      AZURE_KEY_VERSION: kv.keyVersion,
+      AZURE_TENANT_ID: kv.tenantId,
+      AZURE_CLIENT_ID: kv.clientId,
+      AZURE_CLIENT_SECRET: o.secret ?? kv.clientSecret,
+      AZURE_AUTHORITY_HOST: kv.url,
+    };
+  };
+
+  it('admits a TPM node; its disk key is wrapped by Key Vault (wrapkey) and given back on the next boot (unwrapkey)', async () => {
+    const kv = inject('azureKeyVault');
+    const { attestOnce, open } = await admitted(kvBindings());
+    const r1 = await attestOnce({ want: ['bootstrap-token', 'disk-key'] });
+    expect(r1.status, await r1.clone().text()).toBe(200);
+    const rel = await open(r1);
+    expect(rel.bootstrapToken).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    const key = fromBase64Url(rel.diskKey!.key);
+    expect(key).toHaveLength(32);
+    // The Key Vault envelope ("ABKV", version 1) names the versioned key URL Key Vault answered.
+    const blob = fromBase64Url(rel.diskKey!.wrapped);
+    expect(new TextDecoder().decode(blob.subarray(0, 4))).toBe('ABKV');
+    expect(new TextDecoder().decode(blob)).toContain(`${kv.url}/keys/${kv.keyName}/${kv.keyVersion}`);
+
+    const r2 = await attestOnce({ want: ['disk-key'], diskKey: { wrapped: rel.diskKey!.wrapped } });
+    expect(r2.status, await r2.clone().text()).toBe(200);
+    expect((await open(r2)).diskKey!.key).toBe(rel.diskKey!.key);
+    // A tampered envelope (last byte of the AES-GCM tag) is refused, not answered with another key.
+    const bad = blob.slice();
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+    const r3 = await attestOnce({ want: ['disk-key'], diskKey: { wrapped: toBase64Url(bad) } });
+    expect(((await r3.json()) as { code: string }).code).toBe('KMS_UNWRAP_FAILED');
+  });
+
+  it('Key Vault refusing the operation (403 Forbidden) or Entra ID refusing the client secret (401) is KMS_DENIED, and nothing is released', async () => {
+    for (const [o, what] of [
+      [{ keyName: inject('azureKeyVault').signOnlyKeyName }, 'key without wrapKey in key_ops'],
+      [{ secret: 'not-the-client-secret' }, 'wrong client secret'],
+    ] as const) {
+      const { attestOnce } = await admitted(kvBindings(o));
+      const r = await attestOnce({ want: ['bootstrap-token', 'disk-key'] });
+      const body = (await r.json()) as { code: string; release?: unknown };
+      expect(r.status, what).toBe(500);
+      expect(body.code, what).toBe('KMS_DENIED');
+      expect(body.release, what).toBeUndefined();
+    }
+  });
+});
+
+describe('tracing on Workers: OTLP/HTTP export to test/servers/otlp-collector.ts', () => {
+  interface Received {
+    spans: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes: Record<string, string | number | boolean>; status: { code?: number; message?: string }; resource: Record<string, string | number | boolean> }>;
+    problems: string[];
+    headers: Array<Record<string, string>>;
+  }
+  const received = async (): Promise<Received> => (await fetch(`${inject('otlpCollector').url}/test/received`)).json() as Promise<Received>;
+
+  it('a request with a traceparent is a SERVER span, child of the caller; its KMS calls are CLIENT spans below it (AsyncLocalStorage in workerd); exported in ctx.waitUntil', async () => {
+    const trace = toHex(crypto.getRandomValues(new Uint8Array(16)));
+    const caller = toHex(crypto.getRandomValues(new Uint8Array(8)));
+    const { attestOnce, open } = await admitted({
+      KMS_KIND: 'local',
+      KMS_LOCAL_KEK: toBase64(crypto.getRandomValues(new Uint8Array(32))),
+      OTEL_EXPORTER_OTLP_ENDPOINT: inject('otlpCollector').url,
+      OTEL_SERVICE_NAME: 'attest-broker-worker',
+      TRACING_HEADERS: JSON.stringify({ 'x-api-key': 'k-worker' }),
+    });
+    const r1 = await attestOnce({ want: ['bootstrap-token', 'disk-key'] }, { traceparent: `00-${trace}-${caller}-01`, 'x-request-id': 'traced-1' });
+    expect(r1.status, await r1.clone().text()).toBe(200);
+    const rel = await open(r1);
+    // A failing KMS call (another node's envelope cannot be opened here: tampered) is an ERROR CLIENT span.
+    const bad = fromBase64Url(rel.diskKey!.wrapped);
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+    const r2 = await attestOnce({ want: ['disk-key'], diskKey: { wrapped: toBase64Url(bad) } }, { traceparent: `00-${trace}-${caller}-01`, 'x-request-id': 'traced-2' });
+    expect(((await r2.json()) as { code: string }).code).toBe('KMS_UNWRAP_FAILED');
+
+    const got = await received();
+    expect(got.problems).toEqual([]);
+    // TRACING_HEADERS went with the export.
+    expect(got.headers.some((h) => h['x-api-key'] === 'k-worker' && h['content-type'] === 'application/json')).toBe(true);
+    const mine = got.spans.filter((s) => s.traceId === trace);
+    const server = mine.filter((s) => s.name === 'POST /v1/attest');
+    expect(server).toHaveLength(2);
+    const [s1, s2] = [server.find((s) => s.attributes['attest_broker.request_id'] === 'traced-1')!, server.find((s) => s.attributes['attest_broker.request_id'] === 'traced-2')!];
+    expect(s1).toMatchObject({ kind: 2, parentSpanId: caller, attributes: { 'http.request.method': 'POST', 'http.route': '/v1/attest', 'http.response.status_code': 200 } });
+    expect(s1.resource).toMatchObject({ 'service.name': 'attest-broker-worker' });
+    expect(s2.attributes).toMatchObject({ 'http.response.status_code': 403, 'error.type': 'KMS_UNWRAP_FAILED' });
+    const wrap = mine.find((s) => s.name === 'kms wrap')!;
+    expect(wrap).toMatchObject({ kind: 3, parentSpanId: s1.spanId, attributes: { 'attest_broker.kms.kind': 'local', 'attest_broker.operation': 'wrap' } });
+    const unwrap = mine.find((s) => s.name === 'kms unwrap')!;
+    expect(unwrap).toMatchObject({ kind: 3, parentSpanId: s2.spanId, status: { code: 2, message: 'KMS_UNWRAP_FAILED' } });
+  });
+
+  it('tracing off (no endpoint): nothing is exported; a bad TRACING_HEADERS or endpoint is a 500 naming it', async () => {
+    const before = (await received()).spans.length;
+    const b: Bindings = { ...env, LOG_LEVEL: 'error', PROVIDERS: 'tpm' };
+    await call(b, '/v1/challenge', { method: 'POST', headers: { 'content-type': 'application/json', traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` }, body: '{"provider":"tpm"}' });
+    expect((await received()).spans.length).toBe(before);
+    for (const [more, what] of [
+      [{ TRACING_HEADERS: '{x' }, 'TRACING_HEADERS: not JSON'],
+      [{ TRACING_HEADERS: '{"x-k":"a\\nb"}' }, 'tracing.headers'],
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://u:p@collector:4318' }, 'must not carry credentials'],
+      [{ TRACING_SAMPLE_RATIO: '2' }, 'tracing.sampleRatio'],
+    ] as const) {
+      const r = await call({ ...b, OTEL_EXPORTER_OTLP_ENDPOINT: inject('otlpCollector').url, ...more }, '/healthz');
+      expect(r.status, what).toBe(500);
+      expect(((await r.json()) as { detail: string }).detail, what).toContain(what);
+    }
   });
 });
 

@@ -22,6 +22,7 @@ locals {
     { name = "RELEASE_API_SERVER", text = try(var.release.api_server, "") },
     { name = "RELEASE_CA_PEM", text = try(var.release.ca_pem, "") },
     { name = "RELEASE_ISSUANCE_WINDOW_SECONDS", text = try(var.release.issuance_window_seconds == null ? "" : tostring(var.release.issuance_window_seconds), "") },
+    { name = "RELEASE_TPM_SEAL", text = try(var.release.tpm_seal == null ? "" : var.release.tpm_seal, "") },
     { name = "TOKENREVIEW_BEARER_SHA256", text = try(join(",", var.release.tokenreview_bearer_sha256), "") },
     { name = "TOKENREVIEW_AUDIENCES", text = try(join(",", var.release.tokenreview_audiences), "") },
     { name = "TOKENREVIEW_MAX_REVIEWS", text = try(var.release.tokenreview_max_reviews == null ? "" : tostring(var.release.tokenreview_max_reviews), "") },
@@ -37,6 +38,9 @@ locals {
     { name = "AZURE_TENANT_ID", text = try(var.kms.azure_tenant_id, "") },
     { name = "AZURE_CLIENT_ID", text = try(var.kms.azure_client_id, "") },
     { name = "AZURE_AUTHORITY_HOST", text = try(var.kms.azure_authority_host, "") },
+    { name = "OTEL_EXPORTER_OTLP_ENDPOINT", text = try(var.tracing.otlp_endpoint, "") },
+    { name = "OTEL_SERVICE_NAME", text = try(var.tracing.service_name == null ? "" : var.tracing.service_name, "") },
+    { name = "TRACING_SAMPLE_RATIO", text = try(var.tracing.sample_ratio == null ? "" : tostring(var.tracing.sample_ratio), "") },
   ]
   # Secret text, from sensitive variables only; bound when not empty.
   secret_optional = [
@@ -50,6 +54,7 @@ locals {
     { name = "AWS_SESSION_TOKEN", text = var.kms_credentials.aws_session_token },
     { name = "GCP_SERVICE_ACCOUNT_JSON", text = var.kms_credentials.gcp_service_account_json },
     { name = "AZURE_CLIENT_SECRET", text = var.kms_credentials.azure_client_secret },
+    { name = "TRACING_HEADERS", text = var.tracing_headers },
   ]
   # Whether each secret is set is not itself secret (the values stay marked).
   secret_set = { for b in local.secret_optional : b.name => nonsensitive(b.text != "") }

@@ -175,12 +175,13 @@ variable "admin_token" {
 }
 
 variable "release" {
-  description = "Webhook-mode release (broker/release/runtime.worker.ts): cluster (RELEASE_CLUSTER, the policy's cluster name), api_server (RELEASE_API_SERVER, https URL the nodes reach), ca_pem (RELEASE_CA_PEM), issuance_window_seconds (RELEASE_ISSUANCE_WINDOW_SECONDS, 10-86400), tokenreview_audiences (TOKENREVIEW_AUDIENCES), tokenreview_max_reviews (TOKENREVIEW_MAX_REVIEWS, 1-1000), tokenreview_bearer_sha256 (TOKENREVIEW_BEARER_SHA256, hex digests of the webhook credential; or give the credential itself in tokenreview_bearer_token). null: no release (attest answers RELEASE_UNAVAILABLE)."
+  description = "Webhook-mode release (broker/release/runtime.worker.ts): cluster (RELEASE_CLUSTER, the policy's cluster name), api_server (RELEASE_API_SERVER, https URL the nodes reach), ca_pem (RELEASE_CA_PEM), issuance_window_seconds (RELEASE_ISSUANCE_WINDOW_SECONDS, 10-86400), tpm_seal (RELEASE_TPM_SEAL: off, when-available or require; seal the release to the node's EK and AK Name, as release.tpmSeal on Node), tokenreview_audiences (TOKENREVIEW_AUDIENCES), tokenreview_max_reviews (TOKENREVIEW_MAX_REVIEWS, 1-1000), tokenreview_bearer_sha256 (TOKENREVIEW_BEARER_SHA256, hex digests of the webhook credential; or give the credential itself in tokenreview_bearer_token). null: no release (attest answers RELEASE_UNAVAILABLE)."
   type = object({
     cluster                   = string
     api_server                = string
     ca_pem                    = string
     issuance_window_seconds   = optional(number)
+    tpm_seal                  = optional(string)
     tokenreview_audiences     = optional(list(string), [])
     tokenreview_max_reviews   = optional(number)
     tokenreview_bearer_sha256 = optional(list(string), [])
@@ -192,11 +193,12 @@ variable "release" {
       can(regex("^https://[^/?#\\s]+(/[^?#\\s]*)?$", var.release.api_server)) &&
       can(regex("-----BEGIN CERTIFICATE-----", var.release.ca_pem)) && length(var.release.ca_pem) <= 5120 &&
       (var.release.issuance_window_seconds == null ? true : (var.release.issuance_window_seconds >= 10 && var.release.issuance_window_seconds <= 86400 && floor(var.release.issuance_window_seconds) == var.release.issuance_window_seconds)) &&
+      (var.release.tpm_seal == null ? true : contains(["off", "when-available", "require"], var.release.tpm_seal)) &&
       (var.release.tokenreview_max_reviews == null ? true : (var.release.tokenreview_max_reviews >= 1 && var.release.tokenreview_max_reviews <= 1000 && floor(var.release.tokenreview_max_reviews) == var.release.tokenreview_max_reviews)) &&
       alltrue([for a in var.release.tokenreview_audiences : can(regex("^[^,\\s]+$", a))]) &&
       alltrue([for h in var.release.tokenreview_bearer_sha256 : can(regex("^[0-9a-f]{64}$", h))])
     )
-    error_message = "release: cluster a DNS-1123 label, api_server an https:// URL, ca_pem PEM (<= 5120 bytes), issuance_window_seconds 10-86400, tokenreview_max_reviews 1-1000, audiences without commas or spaces, tokenreview_bearer_sha256 lower-case hex SHA-256 digests."
+    error_message = "release: cluster a DNS-1123 label, api_server an https:// URL, ca_pem PEM (<= 5120 bytes), issuance_window_seconds 10-86400, tpm_seal off, when-available or require, tokenreview_max_reviews 1-1000, audiences without commas or spaces, tokenreview_bearer_sha256 lower-case hex SHA-256 digests."
   }
 }
 
@@ -255,6 +257,35 @@ variable "kms_credentials" {
   validation {
     condition     = (var.kms_credentials.local_kek == "" || can(regex("^[A-Za-z0-9+/]{43}=$", var.kms_credentials.local_kek))) && (var.kms_credentials.gcp_service_account_json == "" || can(jsondecode(var.kms_credentials.gcp_service_account_json).client_email))
     error_message = "kms_credentials: local_kek must be base64 of 32 bytes; gcp_service_account_json must be a service-account key JSON (with client_email)."
+  }
+}
+
+variable "tracing" {
+  description = "OpenTelemetry tracing (docs/operations.md, Tracing): otlp_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, the OTLP/HTTP base URL; /v1/traces is appended), service_name (OTEL_SERVICE_NAME), sample_ratio (TRACING_SAMPLE_RATIO, 0-1, new traces recorded). null: tracing off."
+  type = object({
+    otlp_endpoint = string
+    service_name  = optional(string)
+    sample_ratio  = optional(number)
+  })
+  default = null
+  validation {
+    condition = var.tracing == null ? true : (
+      can(regex("^https?://[^/?#@\\s]+(/[^?#\\s]*)?$", var.tracing.otlp_endpoint)) &&
+      (var.tracing.service_name == null ? true : (length(var.tracing.service_name) >= 1 && length(var.tracing.service_name) <= 256)) &&
+      (var.tracing.sample_ratio == null ? true : (var.tracing.sample_ratio >= 0 && var.tracing.sample_ratio <= 1))
+    )
+    error_message = "tracing: otlp_endpoint an http(s) URL without credentials (put them in tracing_headers), service_name 1-256 characters, sample_ratio 0-1."
+  }
+}
+
+variable "tracing_headers" {
+  description = "TRACING_HEADERS secret binding: a JSON object of headers sent with each trace export (e.g. jsonencode({ \"x-api-key\" = \"...\" })), never logged. Empty: no binding."
+  type        = string
+  default     = ""
+  sensitive   = true
+  validation {
+    condition     = var.tracing_headers == "" || can(keys(jsondecode(var.tracing_headers)))
+    error_message = "tracing_headers must be empty or a JSON object of header names to values."
   }
 }
 
