@@ -52,7 +52,7 @@ interface Counter {
 
 export interface MemoryStoreOptions {
   clock?: Clock;
-  /** Live challenges at most (default 250,000 ≈ 50 MB); beyond, putChallenge throws STORE_FULL. */
+  /** Live challenges at most (default 250,000 ≈ 40 MB); beyond, putChallenge throws STORE_FULL. */
   maxChallenges?: number;
   /** Release-state entries at most (default 200,000). */
   maxEntries?: number;
