@@ -121,6 +121,11 @@ export function toBase64(b: Uint8Array): string {
   return encodeBase64(b, B64_STD_ALPHABET, true);
 }
 
+/**
+ * Base64url without padding, by the same table (no binary string, btoa or regex passes). The
+ * result is one flat string: the replace chain this replaced left a sliced string over its padded
+ * parent, so a challenge id kept in the memory store cost 72 bytes, not 40.
+ */
 export function toBase64Url(b: Uint8Array): string {
   return encodeBase64(b, B64_URL_ALPHABET, false);
 }

@@ -92,6 +92,54 @@ contract(
   },
 );
 
+describe('memory store: packed and object challenge records', () => {
+  // Records that pack into one string and records that do not (times outside 0..2^48 or not whole
+  // ms, text beyond Latin-1, a long nonce) must come back alike.
+  const now = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+  const clock = { now: () => new Date(now) };
+  const cases: [string, ChallengeRecord, number][] = [
+    ['plain', { nonce: 'A'.repeat(43), issuedAt: new Date(now).toISOString(), expiresAt: 'x' }, 120_000],
+    ['provider + cluster', { nonce: 'n-_0', issuedAt: new Date(now - 1).toISOString(), expiresAt: 'x', provider: 'azure', cluster: 'prod-eu.1' }, 5_000],
+    ['second provider', { nonce: 'z', issuedAt: new Date(now).toISOString(), expiresAt: 'x', provider: 'gcp' }, 1],
+    ['empty nonce, latin-1 text', { nonce: '', issuedAt: new Date(now).toISOString(), expiresAt: 'x', cluster: 'ÿé\u0000' }, 60_000],
+    ['cluster beyond latin-1', { nonce: 'n', issuedAt: new Date(now).toISOString(), expiresAt: 'x', cluster: 'π' }, 60_000],
+    ['nonce beyond latin-1', { nonce: 'n€', issuedAt: new Date(now).toISOString(), expiresAt: 'x' }, 60_000],
+    ['long nonce', { nonce: 'q'.repeat(5000), issuedAt: new Date(now).toISOString(), expiresAt: 'x', provider: 'aws' }, 60_000],
+    ['long cluster', { nonce: 'n', issuedAt: new Date(now).toISOString(), expiresAt: 'x', cluster: 'c'.repeat(300) }, 60_000],
+    ['invalid issuedAt', { nonce: 'n', issuedAt: 'yesterday', expiresAt: 'x' }, 60_000],
+    ['issued before 1970', { nonce: 'n', issuedAt: '1969-12-31T23:59:59.000Z', expiresAt: 'x' }, 60_000],
+    ['fractional TTL', { nonce: 'n', issuedAt: new Date(now).toISOString(), expiresAt: 'x' }, 1.5],
+  ];
+  for (const [name, record, ttl] of cases) {
+    it(name, async () => {
+      const s = new MemoryStore({ clock });
+      await s.putChallenge('id', record, ttl);
+      const { expiresAt: _, ...rest } = record;
+      const want: ChallengeRecord = {
+        ...rest,
+        issuedAt: Number.isNaN(Date.parse(record.issuedAt)) ? 'invalid' : new Date(Date.parse(record.issuedAt)).toISOString(),
+        expiresAt: new Date(now + ttl).toISOString(),
+      };
+      expect(await s.consumeChallenge('id')).toEqual(want);
+      expect(await s.consumeChallenge('id')).toBeNull();
+    });
+  }
+
+  it('expiry of packed and object records on the same clock', async () => {
+    let t = now;
+    const s = new MemoryStore({ clock: { now: () => new Date(t) }, maxChallenges: 2 });
+    await s.putChallenge('a', { nonce: 'n', issuedAt: new Date(now).toISOString(), expiresAt: 'x' }, 1000);
+    await s.putChallenge('b', { nonce: 'n€', issuedAt: new Date(now).toISOString(), expiresAt: 'x' }, 1000);
+    await expect(s.putChallenge('c', rec(), 1000)).rejects.toMatchObject({ code: 'STORE_FULL' });
+    t = now + 999;
+    expect((await s.consumeChallenge('a'))?.nonce).toBe('n');
+    t = now + 1000;
+    expect(await s.consumeChallenge('b')).toBeNull();
+    await s.putChallenge('c', rec(), 1000);
+    await s.putChallenge('d', rec(), 1000);
+  });
+});
+
 describe('redis', () => {
   let server: RedisServer;
   beforeAll(async () => {
