@@ -55,7 +55,9 @@ function rng(seed: number): () => number {
     return (x >>> 0) / 2 ** 32;
   };
 }
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_= .\u00e9\u{1F600}';
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_= \t\n\f\r\v.\u00e9\u{1F600}';
+const SPECIAL = [...ALPHABET.slice(62)];
+const ALL = [...ALPHABET];
 
 describe('base64 decoders agree with the regex + atob reference', () => {
   it('on short strings over the whole alphabet and its neighbours', () => {
@@ -64,7 +66,7 @@ describe('base64 decoders agree with the regex + atob reference', () => {
       const len = Math.floor(r() * 10);
       let s = '';
       // Mostly base64 characters, sometimes one of the special ones.
-      for (let i = 0; i < len; i++) s += r() < 0.8 ? ALPHABET[Math.floor(r() * 62)] : [...ALPHABET.slice(62)][Math.floor(r() * 8)];
+      for (let i = 0; i < len; i++) s += r() < 0.8 ? ALPHABET[Math.floor(r() * 62)] : SPECIAL[Math.floor(r() * SPECIAL.length)];
       expect(outcome(() => fromBase64Any(s, 'x')), JSON.stringify(s)).toBe(outcome(() => refAny(s, 'x')));
       expect(outcome(() => fromBase64Url(s, 'x')), JSON.stringify(s)).toBe(outcome(() => refUrl(s, 'x')));
     }
@@ -78,7 +80,7 @@ describe('base64 decoders agree with the regex + atob reference', () => {
       for (const enc of [toBase64(b), toBase64Url(b), toBase64(b).replace(/=+$/, '')]) {
         expect(fromBase64Any(enc)).toEqual(b);
         const at = Math.floor(r() * (enc.length + 1));
-        const c = [...ALPHABET][Math.floor(r() * 69)]!;
+        const c = ALL[Math.floor(r() * ALL.length)]!;
         for (const m of [enc.slice(0, at) + c + enc.slice(at + 1), enc.slice(0, at) + c + enc.slice(at), enc.slice(0, at) + enc.slice(at + 1)]) {
           expect(outcome(() => fromBase64Any(m)), JSON.stringify(m)).toBe(outcome(() => refAny(m)));
           expect(outcome(() => fromBase64Url(m)), JSON.stringify(m)).toBe(outcome(() => refUrl(m)));
