@@ -509,7 +509,13 @@ export async function verifyEventLogAgainstPcrs(
           detail: { bank, pcr: key },
         });
       }
-      const want = fromHex(value.toLowerCase(), `quoted ${bank} PCR ${pcr}`);
+      // fromHex reads either case. The label is only built for the error (a second, failing call).
+      let want: Uint8Array;
+      try {
+        want = fromHex(value);
+      } catch {
+        want = fromHex(value, `quoted ${bank} PCR ${pcr}`);
+      }
       const got = replayed.get(pcr);
       if (got === undefined) continue;
       if (!timingSafeEqual(got, want)) {
