@@ -66,9 +66,15 @@ const MAX_U64 = (1n << 64n) - 1n;
 /** Low-level reader: tags, varints, length-delimited payloads and skipping. */
 export class ProtoReader {
   readonly #r: ByteReader;
+  readonly #views: boolean;
 
-  constructor(r: ByteReader) {
+  /**
+   * @param views LEN payloads come back as views of the reader's buffer instead of copies; only
+   *   for a caller that owns that buffer (a private copy of the input), see `decodeMessage`.
+   */
+  constructor(r: ByteReader, views = false) {
     this.#r = r;
+    this.#views = views;
   }
 
   get done(): boolean {
@@ -150,14 +156,14 @@ export class ProtoReader {
     return { field, wireType: wt, offset };
   }
 
-  /** A LEN payload (copy), at most `max` bytes. */
+  /** A LEN payload (a copy, or a view with `views`), at most `max` bytes. */
   lengthDelimited(max: number, what: string): Uint8Array {
     const at = this.#r.offset;
     const len = this.varintUpTo(Number.MAX_SAFE_INTEGER, `${what} length`);
     if (len > max) {
       throw malformed(CommonCodes.LIMIT_EXCEEDED, `${what} is ${len} bytes, above the cap of ${max}`, { offset: at });
     }
-    return this.#r.bytes(len, what);
+    return this.#views ? this.#r.view(len, what) : this.#r.bytes(len, what);
   }
 
   /**
@@ -170,7 +176,7 @@ export class ProtoReader {
     if (len > max) {
       throw malformed(CommonCodes.LIMIT_EXCEEDED, `${what} is ${len} bytes, above the cap of ${max}`, { offset: at });
     }
-    return new ProtoReader(this.#r.sub(len, what));
+    return new ProtoReader(this.#r.sub(len, what), this.#views);
   }
 
   /** Skips one field's value by wire type (unknown fields, proto3 rules). */
@@ -263,9 +269,13 @@ function mismatch(t: Tag, what: string) {
  * Decodes a message of `schema` from `bytes`. `base` is the absolute offset of `bytes[0]`, for
  * error messages. Singular message fields come back as the concatenation of their occurrences
  * (the spec's merge), repeated message fields as a list of payloads.
+ *
+ * Bytes fields are copies of `bytes`, unless `views`: then they are views into it, for a caller
+ * that decodes its own private copy of the input (one copy instead of one per field, so the
+ * decoded message still never aliases the buffer the input arrived in).
  */
-export function decodeMessage(bytes: Uint8Array, schema: Schema, what: string, base = 0): Decoded {
-  const p = new ProtoReader(new ByteReader(bytes, base));
+export function decodeMessage(bytes: Uint8Array, schema: Schema, what: string, base = 0, views = false): Decoded {
+  const p = new ProtoReader(new ByteReader(bytes, base), views);
   const fields = new Map<string, FieldValue>();
   const chunks = new Map<string, Uint8Array[]>();
   const oneofs = new Map<string, string>();
