@@ -10,7 +10,8 @@
  * - `sub(n)` hands a nested structure its own reader over exactly `n` bytes, so the nested
  *   parser's `end()` proves it consumed its whole slice; offsets stay absolute for messages.
  * - Slices returned by `bytes()` are copies: a parsed struct never aliases (or lets a caller
- *   mutate) the input buffer.
+ *   mutate) the input buffer. `view()` returns a view instead, for a parser that copied its
+ *   input once and hands out views of that private copy (the event log: hundreds of digests).
  */
 import { malformed, CommonCodes } from './errors.js';
 
@@ -87,6 +88,16 @@ export class ByteReader {
   bytes(n: number, what = 'bytes'): Uint8Array {
     const at = this.#need(n, what);
     return this.#buf.slice(at, at + n);
+  }
+
+  /**
+   * The next `n` bytes as a view into this reader's buffer (no copy), with the same bounds
+   * check as `bytes`. Only for a parser that reads its own private copy of the input (so what
+   * it returns still never aliases the caller's buffer); say so at the call site.
+   */
+  view(n: number, what = 'bytes'): Uint8Array {
+    const at = this.#need(n, what);
+    return this.#buf.subarray(at, at + n);
   }
 
   /** Everything that is left (a copy). */

@@ -68,8 +68,55 @@ function b64decodeCore(std: string, what: string): Uint8Array {
   return out;
 }
 
+function binaryToBytes(bin: string): Uint8Array {
+  const n = bin.length; // hoisted: re-reading it in the loop costs a third of the copy
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * The accepting fast path of both decoders: the native `atob` instead of a scan with a
+ * regex over the whole string. It returns bytes only for a string the exact path below accepts
+ * (with the same bytes) and `undefined` otherwise; then the exact path decides and says why.
+ * Why that holds: with the trailing '=' cut off, atob (WHATWG forgiving-base64) accepts exactly
+ * the standard alphabet with a length ≢ 1 (mod 4), which is the regex the exact path applies,
+ * except that it first drops ASCII whitespace. Whitespace is caught by the output length instead
+ * of another scan: for `end` ≢ 1 (mod 4) characters the output is exactly ⌊3·end/4⌋ bytes, and
+ * dropping any character makes it shorter.
+ */
+function b64Fast(s: string, url: boolean): Uint8Array | undefined {
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 0x3d) end--;
+  const pad = s.length - end;
+  let std = end === s.length ? s : s.slice(0, end);
+  if (url) {
+    if (pad !== 0 || std.includes('+') || std.includes('/')) return undefined;
+    if (std.includes('-')) std = std.replaceAll('-', '+');
+    if (std.includes('_')) std = std.replaceAll('_', '/');
+  } else if (pad > 2 || (pad > 0 && s.length % 4 !== 0)) {
+    return undefined;
+  }
+  const rem = end % 4;
+  if (rem === 1 || (pad !== 0 && pad !== (4 - rem) % 4)) return undefined;
+  if (rem !== 0) {
+    const last = B64_VALUE[std.charCodeAt(end - 1)] ?? -1;
+    if (last < 0 || (last & (rem === 2 ? 0x0f : 0x03)) !== 0) return undefined;
+  }
+  let bin: string;
+  try {
+    bin = atob(std);
+  } catch {
+    return undefined;
+  }
+  if (bin.length !== Math.floor((3 * end) / 4)) return undefined; // whitespace was dropped
+  return binaryToBytes(bin);
+}
+
 /** Base64url without padding (the protocol's default for binary fields). */
 export function fromBase64Url(s: string, what = 'base64url'): Uint8Array {
+  const fast = b64Fast(s, true);
+  if (fast) return fast;
   if (!B64URL_RE.test(s)) throw malformed(CommonCodes.BAD_ENCODING, `${what} is not base64url (unpadded)`);
   return b64decodeCore(s.replace(/-/g, '+').replace(/_/g, '/'), what);
 }
@@ -79,6 +126,10 @@ export function fromBase64Url(s: string, what = 'base64url'): Uint8Array {
  * (`attestation`, `document`). Mixing the two alphabets in one string is rejected.
  */
 export function fromBase64Any(s: string, what = 'base64'): Uint8Array {
+  // A string the standard path accepts decodes the same through the URL path when it has no
+  // '+', '/' or padding, so trying the standard alphabet first changes no result.
+  const fast = b64Fast(s, false) ?? b64Fast(s, true);
+  if (fast) return fast;
   if (B64URL_RE.test(s)) return fromBase64Url(s, what);
   if (B64STD_RE.test(s) && (s.length % 4 === 0 || !s.includes('='))) return b64decodeCore(s, what);
   throw malformed(CommonCodes.BAD_ENCODING, `${what} is not valid base64`);

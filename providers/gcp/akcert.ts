@@ -37,7 +37,6 @@
  */
 import { configError, malformed, rejected } from '../common/errors.js';
 import { PinIds } from '../common/pins.js';
-import { toBase64 } from '../common/encoding.js';
 import type { TrustStore } from '../common/types.js';
 import { parseCertificate, verifyChain, x509, X509Codes, type Certificate, type TrustAnchor } from '../common/x509.js';
 import { certificateFields, children, decodeOne, oid, TAG, utf8String, want } from '../common/der.js';
@@ -146,9 +145,16 @@ function oneField(c: Certificate, name: string): string | undefined {
 const MEMO_MAX = 512;
 const certMemo = new Map<string, Certificate>();
 
+/** The DER bytes as a string of char codes 0..255 (a memo key: exact, cheaper than base64). */
+function bytesKey(der: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < der.length; i += 0x2000) s += String.fromCharCode.apply(null, der.subarray(i, i + 0x2000) as unknown as number[]);
+  return s;
+}
+
 /** Parses a certificate from the evidence with strict DER framing (common/der.ts) on top. */
 function strictCertificate(der: Uint8Array, what: string): Certificate {
-  const key = toBase64(der);
+  const key = bytesKey(der);
   const hit = certMemo.get(key);
   if (hit) return hit;
   const c = parseStrict(der, what);
@@ -171,6 +177,23 @@ function parseStrict(der: Uint8Array, what: string): Certificate {
     throw malformed(X509Codes.CERT_MALFORMED, `${what}: ${cause instanceof Error ? cause.message : 'malformed'}`, { cause });
   }
   return c;
+}
+
+/**
+ * What is decoded from a certificate's own bytes (the instance-info and TPM SAN extensions), per
+ * parsed certificate. Pure functions of those bytes, so they are kept for as long as the parsed
+ * certificate is (certMemo / the caller); a decoding error is not kept (it is raised again on
+ * every call). Nothing here is a verdict: every check below runs on every call.
+ */
+const decoded = new WeakMap<Certificate, { identity?: GceInstanceIdentity; tpmSan?: Readonly<Record<string, string>> }>();
+
+function decodedOf(c: Certificate): { identity?: GceInstanceIdentity; tpmSan?: Readonly<Record<string, string>> } {
+  let d = decoded.get(c);
+  if (!d) {
+    d = {};
+    decoded.set(c, d);
+  }
+  return d;
 }
 
 /** Verifies the AK certificate and returns its lineage and signed instance identity. */
@@ -213,19 +236,20 @@ export async function verifyAkCertificate(input: AkCertInput): Promise<VerifiedA
   // Instance identity (signed).
   const infoExt = leaf.extensions.find((e) => e.type === INSTANCE_INFO_OID);
   if (!infoExt) throw rejected(AkCertCodes.INSTANCE_INFO_MISSING, 'the AK certificate has no GCE instance-info extension');
-  const identity = parseGceInstanceInfo(new Uint8Array(infoExt.value));
+  const memo = decodedOf(leaf);
+  const identity = (memo.identity ??= parseGceInstanceInfo(new Uint8Array(infoExt.value)));
   if (identity.securityProperties?.isProduction !== true && !input.allowNonProduction) {
     throw rejected(AkCertCodes.INSTANCE_NOT_PRODUCTION, 'the AK certificate does not mark the instance as production');
   }
 
-  let tpmSan: Record<string, string> | undefined;
+  let tpmSan: Readonly<Record<string, string>> | undefined;
   const eku = ekuHasTcg(leaf);
   if (eku === false) throw profile('extendedKeyUsage lacks tcg-kp-EKCertificate / tcg-kp-AIKCertificate');
   if (lineage === 'legacy') {
     if (eku === undefined) throw profile('legacy AK certificates carry extendedKeyUsage 2.23.133.8.1');
     const san = leaf.extensions.find((e) => e.type === OID.subjectAltName);
     if (!san || !san.critical) throw profile('legacy AK certificates carry a critical TPM subjectAltName');
-    tpmSan = tpmSanAttributes(new Uint8Array(san.value));
+    tpmSan = memo.tpmSan ??= Object.freeze(tpmSanAttributes(new Uint8Array(san.value)));
     if (tpmSan[OID.tpmManufacturer] !== 'id:474F4F47') throw profile('the TPM manufacturer is not GOOG (id:474F4F47)');
   } else {
     if (oneField(leaf, 'O') !== 'Google Compute Engine') throw profile('subject O is not "Google Compute Engine"');
@@ -237,7 +261,7 @@ export async function verifyAkCertificate(input: AkCertInput): Promise<VerifiedA
       throw rejected(AkCertCodes.AK_CERT_SUBJECT_MISMATCH, `AK certificate subject disagrees with its instance info: ${mismatch.join(', ')}`);
     }
   }
-  return Object.freeze({ cert: leaf, lineage, anchor: chain.anchor, identity, tpmSan: tpmSan && Object.freeze(tpmSan) });
+  return Object.freeze({ cert: leaf, lineage, anchor: chain.anchor, identity, tpmSan });
 }
 
 /** Parses configured intermediates (DER), refusing anything that is not a CA certificate. */

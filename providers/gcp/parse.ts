@@ -140,9 +140,12 @@ const ATTESTATION_SCHEMA: Schema = {
   9: { name: 'tdx_attestation', spec: { kind: 'message', max: LIMITS.tee, oneof: 'tee_attestation' } },
 };
 
+// The decoders below read a private copy of the attestation (parseAttestationProto) and so take
+// views into it (`decodeMessage(..., views = true)`): every bytes field of the result aliases
+// that copy only, never the caller's buffer, without a copy per field (~100 of them).
 function parseQuote(bytes: Uint8Array, i: number): GotpmQuote {
-  const q = decodeMessage(bytes, QUOTE_SCHEMA, `quotes[${i}]`);
-  const p = decodeMessage(getBytes(q, 'pcrs'), PCRS_SCHEMA, `quotes[${i}].pcrs`);
+  const q = decodeMessage(bytes, QUOTE_SCHEMA, `quotes[${i}]`, 0, true);
+  const p = decodeMessage(getBytes(q, 'pcrs'), PCRS_SCHEMA, `quotes[${i}].pcrs`, 0, true);
   return Object.freeze({
     quote: getBytes(q, 'quote'),
     rawSig: getBytes(q, 'raw_sig'),
@@ -155,11 +158,11 @@ export function parseAttestationProto(bytes: Uint8Array): GotpmAttestation {
   if (bytes.byteLength > LIMITS.attestation) {
     throw malformed(CommonCodes.LIMIT_EXCEEDED, `attestation is ${bytes.byteLength} bytes, above ${LIMITS.attestation}`);
   }
-  const a = decodeMessage(bytes, ATTESTATION_SCHEMA, 'attestation');
+  const a = decodeMessage(bytes.slice(), ATTESTATION_SCHEMA, 'attestation', 0, true);
   const quotes = getBytesList(a, 'quotes').map(parseQuote);
   let instanceInfo: GceInstanceInfoMessage | undefined;
   if (has(a, 'instance_info')) {
-    const ii = decodeMessage(getBytes(a, 'instance_info'), INSTANCE_INFO_SCHEMA, 'attestation.instance_info');
+    const ii = decodeMessage(getBytes(a, 'instance_info'), INSTANCE_INFO_SCHEMA, 'attestation.instance_info', 0, true);
     instanceInfo = Object.freeze({
       zone: getString(ii, 'zone'),
       projectId: getString(ii, 'project_id'),

@@ -66,9 +66,15 @@ const MAX_U64 = (1n << 64n) - 1n;
 /** Low-level reader: tags, varints, length-delimited payloads and skipping. */
 export class ProtoReader {
   readonly #r: ByteReader;
+  readonly #views: boolean;
 
-  constructor(r: ByteReader) {
+  /**
+   * @param views LEN payloads come back as views of the reader's buffer instead of copies; only
+   *   for a caller that owns that buffer (a private copy of the input), see `decodeMessage`.
+   */
+  constructor(r: ByteReader, views = false) {
     this.#r = r;
+    this.#views = views;
   }
 
   get done(): boolean {
@@ -80,9 +86,15 @@ export class ProtoReader {
 
   /** A base-128 varint as an unsigned 64-bit bigint (see the module rules). */
   varint(what = 'varint'): bigint {
-    const start = this.#r.offset;
-    let value = 0n;
-    for (let i = 0; i < 10; i++) {
+    return this.#varintFrom(this.#r.offset, 0n, 0, what);
+  }
+
+  /**
+   * Continues a varint whose first `i` bytes (value `value`) were read from `start`, in bigint.
+   * Every rule of the module comment is checked here or in the number fast path below.
+   */
+  #varintFrom(start: number, value: bigint, i: number, what: string): bigint {
+    for (; i < 10; i++) {
       const b = this.#r.u8(what);
       if (i === 9 && b > 1) {
         throw malformed(ProtoCodes.PROTOBUF_VARINT_OVERFLOW, `${what} at offset ${start} overflows 64 bits`, { offset: start });
@@ -100,14 +112,34 @@ export class ProtoReader {
     throw malformed(ProtoCodes.PROTOBUF_VARINT_OVERFLOW, `${what} at offset ${start} is longer than 10 bytes`, { offset: start });
   }
 
-  /** A varint that must fit `max` (inclusive), returned as a number. */
+  /**
+   * A varint that must fit `max` (inclusive, at most 2^53 - 1), returned as a number. Tags,
+   * lengths, keys and enums are short: their first 7 bytes (49 bits) are read as numbers, and
+   * only a longer varint continues in bigint (`#varintFrom`), with the same checks and errors.
+   */
   varintUpTo(max: number, what: string): number {
     const start = this.#r.offset;
-    const v = this.varint(what);
-    if (v > BigInt(max)) {
-      throw malformed(ProtoCodes.PROTOBUF_VALUE_RANGE, `${what} at offset ${start} is ${v}, above ${max}`, { offset: start });
+    let v = 0;
+    for (let i = 0; i < 7; i++) {
+      const b = this.#r.u8(what);
+      v += (b & 0x7f) * 2 ** (7 * i);
+      if ((b & 0x80) === 0) {
+        if (b === 0 && i > 0) {
+          throw malformed(ProtoCodes.PROTOBUF_VARINT_NONCANONICAL, `${what} at offset ${start} is not minimally encoded`, {
+            offset: start,
+          });
+        }
+        if (v > max) {
+          throw malformed(ProtoCodes.PROTOBUF_VALUE_RANGE, `${what} at offset ${start} is ${v}, above ${max}`, { offset: start });
+        }
+        return v;
+      }
     }
-    return Number(v);
+    const big = this.#varintFrom(start, BigInt(v), 7, what);
+    if (big > BigInt(max)) {
+      throw malformed(ProtoCodes.PROTOBUF_VALUE_RANGE, `${what} at offset ${start} is ${big}, above ${max}`, { offset: start });
+    }
+    return Number(big);
   }
 
   /** The next tag, or `undefined` at the end of the message. */
@@ -124,14 +156,27 @@ export class ProtoReader {
     return { field, wireType: wt, offset };
   }
 
-  /** A LEN payload (copy), at most `max` bytes. */
+  /** A LEN payload (a copy, or a view with `views`), at most `max` bytes. */
   lengthDelimited(max: number, what: string): Uint8Array {
     const at = this.#r.offset;
     const len = this.varintUpTo(Number.MAX_SAFE_INTEGER, `${what} length`);
     if (len > max) {
       throw malformed(CommonCodes.LIMIT_EXCEEDED, `${what} is ${len} bytes, above the cap of ${max}`, { offset: at });
     }
-    return this.#r.bytes(len, what);
+    return this.#views ? this.#r.view(len, what) : this.#r.bytes(len, what);
+  }
+
+  /**
+   * A LEN payload of at most `max` bytes as a nested reader over exactly those bytes (no copy;
+   * offsets stay absolute), for embedded messages decoded in place.
+   */
+  nested(max: number, what: string): ProtoReader {
+    const at = this.#r.offset;
+    const len = this.varintUpTo(Number.MAX_SAFE_INTEGER, `${what} length`);
+    if (len > max) {
+      throw malformed(CommonCodes.LIMIT_EXCEEDED, `${what} is ${len} bytes, above the cap of ${max}`, { offset: at });
+    }
+    return new ProtoReader(this.#r.sub(len, what), this.#views);
   }
 
   /** Skips one field's value by wire type (unknown fields, proto3 rules). */
@@ -197,8 +242,7 @@ function wantWire(spec: FieldSpec): WireType {
 }
 
 /** Decodes one map<uint32, bytes> entry (itself a message: key = 1, value = 2). */
-function decodeMapEntry(bytes: Uint8Array, base: number, maxValue: number, what: string): [number, Uint8Array] {
-  const p = new ProtoReader(new ByteReader(bytes, base));
+function decodeMapEntry(p: ProtoReader, maxValue: number, what: string): [number, Uint8Array] {
   let key = 0;
   let value: Uint8Array = new Uint8Array(0);
   for (let t = p.tag(); t; t = p.tag()) {
@@ -225,9 +269,13 @@ function mismatch(t: Tag, what: string) {
  * Decodes a message of `schema` from `bytes`. `base` is the absolute offset of `bytes[0]`, for
  * error messages. Singular message fields come back as the concatenation of their occurrences
  * (the spec's merge), repeated message fields as a list of payloads.
+ *
+ * Bytes fields are copies of `bytes`, unless `views`: then they are views into it, for a caller
+ * that decodes its own private copy of the input (one copy instead of one per field, so the
+ * decoded message still never aliases the buffer the input arrived in).
  */
-export function decodeMessage(bytes: Uint8Array, schema: Schema, what: string, base = 0): Decoded {
-  const p = new ProtoReader(new ByteReader(bytes, base));
+export function decodeMessage(bytes: Uint8Array, schema: Schema, what: string, base = 0, views = false): Decoded {
+  const p = new ProtoReader(new ByteReader(bytes, base), views);
   const fields = new Map<string, FieldValue>();
   const chunks = new Map<string, Uint8Array[]>();
   const oneofs = new Map<string, string>();
@@ -287,9 +335,9 @@ export function decodeMessage(bytes: Uint8Array, schema: Schema, what: string, b
         break;
       }
       case 'map-uint32-bytes': {
-        const entry = p.lengthDelimited(spec.maxValue + 16, `${label} entry`);
+        const entry = p.nested(spec.maxValue + 16, `${label} entry`);
         const m = (fields.get(name) as Map<number, Uint8Array> | undefined) ?? new Map<number, Uint8Array>();
-        const [k, v] = decodeMapEntry(entry, t.offset, spec.maxValue, label);
+        const [k, v] = decodeMapEntry(entry, spec.maxValue, label);
         if (!m.has(k) && m.size >= spec.maxEntries) {
           throw malformed(CommonCodes.LIMIT_EXCEEDED, `${label}: more than ${spec.maxEntries} entries`, { offset: t.offset });
         }

@@ -51,9 +51,9 @@ import { digest } from '../common/digest.js';
 import { toHex } from '../common/encoding.js';
 import type { BootClaims, PcrBank, Hex, TrustStore } from '../common/types.js';
 import { parseCertificate, type Certificate } from '../common/x509.js';
-import { verifyQuote, checkAkAttributes, type VerifiedQuote } from '../tpm/quote.js';
-import { parseTpmtPublic, algFromHash, computeName, type TpmtPublic } from '../tpm/structures.js';
-import { keyFromSpki, keyFromTpmtPublic, type NormalizedKey } from '../tpm/keys.js';
+import { verifyQuote, prepareAk, type VerifiedQuote } from '../tpm/quote.js';
+import { algFromHash, computeName, type TpmtPublic } from '../tpm/structures.js';
+import { keyFromSpki, type NormalizedKey } from '../tpm/keys.js';
 import { TpmCodes } from '../tpm/codes.js';
 import { replayAndSummarize } from '../tpm/measured-boot.js';
 import { strictSnpOptions, verifySnpAttestation, type KdsClient, type SnpVerifyCache, type VerifiedSnpReport } from '../amd-sev-snp/index.js';
@@ -140,8 +140,9 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
 
   // 1. The AK public area and every quote (the cheap checks first; nothing is trusted until all
   //    checks have passed, so the order only decides which error a forgery gets).
-  const akPublic = parseTpmtPublic(att.akPub);
-  checkAkAttributes(akPublic);
+  // Parsed, TPMA_OBJECT-checked and normalized once for every quote (tpm core `prepareAk`).
+  const ak = await prepareAk({ tpmtPublic: att.akPub });
+  const akPublic = ak.pub!;
   const akName = await computeName(akPublic);
   const qualifiedName = await endorsementPrimaryQualifiedName(akPublic, akName);
   const seen = new Set<PcrBank>();
@@ -159,7 +160,7 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
     const vq = await verifyQuote({
       message: q.quote,
       signature: q.rawSig,
-      ak: { tpmtPublic: att.akPub },
+      ak,
       binding: input.binding,
       pcrs: { [bank]: values },
       // Values come from this quote's one PCRs map, so any selection beyond its bank fails as
@@ -199,7 +200,7 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
   } catch (cause) {
     throw rejected(GcpCodes.AK_CERT_KEY_MISMATCH, 'the AK certificate key is not a usable AK key', { cause });
   }
-  if (!sameKey(keyFromTpmtPublic(akPublic), certKey)) {
+  if (!sameKey(ak.key, certKey)) {
     throw rejected(GcpCodes.AK_CERT_KEY_MISMATCH, 'ak_pub is not the key the AK certificate certifies');
   }
 

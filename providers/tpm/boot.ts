@@ -128,10 +128,11 @@ function utf16(b: Uint8Array, nulTerminated: boolean): string {
   return s;
 }
 
-function latin1(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += String.fromCharCode(x);
-  return s;
+/** Whether `b` starts with the bytes of the ASCII string `p` (no text is built from `b`). */
+function startsWithAscii(b: Uint8Array, p: string): boolean {
+  if (b.byteLength < p.length) return false;
+  for (let i = 0; i < p.length; i++) if (b[i] !== p.charCodeAt(i)) return false;
+  return true;
 }
 
 function asciiBytes(s: string): Uint8Array {
@@ -303,11 +304,10 @@ export async function summarizeBoot(v: VerifiedEventLog, opts: SummarizeBootOpti
   if (ok.has(8)) {
     for (const ev of events) {
       if (ev.pcrIndex !== 8 || ev.eventType !== EV.IPL) continue;
-      const text = latin1(ev.data);
-      const prefix = GRUB_CMDLINE_PREFIXES.find((p) => text.startsWith(p));
+      const prefix = GRUB_CMDLINE_PREFIXES.find((p) => startsWithAscii(ev.data, p));
       if (prefix === undefined) continue;
       // GRUB hashes the command line without the prefix and without the trailing NUL.
-      const body = ev.data.subarray(prefix.length, ev.data.byteLength - (text.endsWith('\0') ? 1 : 0));
+      const body = ev.data.subarray(prefix.length, ev.data.byteLength - (ev.data[ev.data.byteLength - 1] === 0 ? 1 : 0));
       await requireDataHash(ev, bank, body, 'GRUB kernel_cmdline');
       cmdlines.add(fromUtf8(body, 'GRUB kernel_cmdline'));
     }

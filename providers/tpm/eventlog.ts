@@ -256,7 +256,9 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseEventLogOptions = {}
   if (bytes.byteLength > maxBytes) {
     throw malformed(CommonCodes.LIMIT_EXCEEDED, `event log of ${bytes.byteLength} bytes exceeds ${maxBytes}`);
   }
-  const r = new ByteReader(bytes);
+  // One private copy of the log; digests and event data are views into it (ByteReader.view), so
+  // the parsed log never aliases the caller's buffer without a copy per digest and event.
+  const r = new ByteReader(bytes.slice());
 
   // --- Header: TCG_PCR_EVENT (§10.2.1). A TCG 1.2 log also starts with this shape, so the
   // distinguishing check is the event type and the Spec ID signature.
@@ -314,7 +316,7 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseEventLogOptions = {}
           { offset: r.offset - 2 },
         );
       }
-      digests.set(alg, r.bytes(size, 'digest'));
+      digests.set(alg, r.view(size, 'digest'));
     }
     const eventSize = r.u32le('eventSize');
     if (eventSize > maxEventSize) {
@@ -322,7 +324,7 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseEventLogOptions = {}
         offset: r.offset - 4,
       });
     }
-    const data = r.bytes(eventSize, 'event');
+    const data = r.view(eventSize, 'event');
 
     if (eventType === EV.NO_ACTION) {
       for (const d of digests.values()) {
@@ -507,7 +509,13 @@ export async function verifyEventLogAgainstPcrs(
           detail: { bank, pcr: key },
         });
       }
-      const want = fromHex(value.toLowerCase(), `quoted ${bank} PCR ${pcr}`);
+      // fromHex reads either case. The label is only built for the error (a second, failing call).
+      let want: Uint8Array;
+      try {
+        want = fromHex(value);
+      } catch {
+        want = fromHex(value, `quoted ${bank} PCR ${pcr}`);
+      }
       const got = replayed.get(pcr);
       if (got === undefined) continue;
       if (!timingSafeEqual(got, want)) {

@@ -105,7 +105,8 @@ export interface VerifyQuoteInput {
   readonly message: Uint8Array;
   /** A marshalled TPMT_SIGNATURE, or an explicit raw signature. */
   readonly signature: Uint8Array | RawSignature;
-  readonly ak: AkInput;
+  /** The AK as the evidence carries it, or resolved once by `prepareAk` for several quotes. */
+  readonly ak: AkInput | PreparedAk;
   /** The expected extraData (protocol §2 binding). */
   readonly binding: Uint8Array;
   /** The PCR values the node claims; must cover exactly the quote's selection. */
@@ -160,6 +161,37 @@ interface ResolvedAk {
   pub?: TpmtPublic;
 }
 
+const PREPARED: unique symbol = Symbol('PreparedAk');
+
+/**
+ * An AK resolved once (parsed, TPMA_OBJECT-checked, normalized) for several quotes by the same
+ * key (GCP: one quote per PCR bank). Only `prepareAk` makes one; what is derived from the key
+ * (WebCrypto key per scheme, akSha256, Name) is computed on first use and kept with it, for the
+ * lifetime of this object (one request), never across requests.
+ */
+export interface PreparedAk {
+  readonly [PREPARED]: true;
+  readonly key: NormalizedKey;
+  readonly pub: TpmtPublic | undefined;
+}
+
+interface PreparedAkState extends PreparedAk {
+  verifyKeys: Map<string, Promise<{ key: CryptoKey; verifyAlg: Algorithm }>>;
+  akSha256?: Promise<Hex>;
+  akName?: Promise<Hex>;
+}
+
+/** Resolves an AK once (same checks and errors as `verifyQuote` applies to `input.ak`). */
+export async function prepareAk(ak: AkInput): Promise<PreparedAk> {
+  const { key, pub } = await resolveAk(ak);
+  const state: PreparedAkState = { [PREPARED]: true, key, pub, verifyKeys: new Map() };
+  return state;
+}
+
+function isPrepared(ak: AkInput | PreparedAk): ak is PreparedAkState {
+  return (ak as Partial<PreparedAk>)[PREPARED] === true;
+}
+
 async function resolveAk(ak: AkInput): Promise<ResolvedAk> {
   if ('tpmtPublic' in ak || 'tpm2bPublic' in ak) {
     // Parser codes (TRUNCATED, TPM_ALG_UNSUPPORTED, …) pass through: they say what is wrong.
@@ -211,12 +243,22 @@ interface ResolvedSig {
   bytes: Uint8Array;
 }
 
-async function checkSignature(key: NormalizedKey, sig: ResolvedSig, message: Uint8Array): Promise<void> {
+async function checkSignature(key: NormalizedKey, sig: ResolvedSig, message: Uint8Array, prepared: PreparedAkState | undefined): Promise<void> {
   if (key.kty === 'RSA' && sig.bytes.byteLength !== key.n.byteLength) {
     // RSA signatures are exactly the modulus length (RFC 8017 §8.1.2 / §8.2.2 step 1).
     throw rejected(TpmCodes.QUOTE_SIGNATURE_INVALID, 'RSA signature length differs from the modulus length');
   }
-  const { key: ck, verifyAlg } = await importVerifyKey(key, sig.scheme, sig.hash);
+  let imported: Promise<{ key: CryptoKey; verifyAlg: Algorithm }>;
+  if (prepared) {
+    const k = `${sig.scheme}/${sig.hash}`;
+    let p = prepared.verifyKeys.get(k);
+    if (!p) {
+      p = importVerifyKey(key, sig.scheme, sig.hash);
+      prepared.verifyKeys.set(k, p);
+    }
+    imported = p;
+  } else imported = importVerifyKey(key, sig.scheme, sig.hash);
+  const { key: ck, verifyAlg } = await imported;
   const data = message as Uint8Array<ArrayBuffer>;
   const s = sig.bytes as Uint8Array<ArrayBuffer>;
   let ok = await verifySignature(verifyAlg, ck, s, data);
@@ -254,7 +296,8 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
   const banks = input.pcrBanks ?? DEFAULT_PCR_BANKS;
 
   // 1. The AK and the signature's algorithm.
-  const { key, pub } = await resolveAk(input.ak);
+  const prepared = isPrepared(input.ak) ? input.ak : undefined;
+  const { key, pub } = prepared ?? (await resolveAk(input.ak as AkInput));
   const head = signatureHeader(input.signature);
   if (!sigHashes.includes(head.hash)) {
     throw rejected(TpmCodes.ALGORITHM_NOT_ALLOWED, `signature hash ${head.hash} is not allowed`, { detail: { hash: head.hash } });
@@ -271,7 +314,7 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
   const sig: ResolvedSig = { scheme: head.scheme, hash: head.hash, bytes: signatureValue(input.signature, head.parsed, key) };
 
   // 2. The signature over the raw bytes, before anything in them is believed.
-  await checkSignature(key, sig, input.message);
+  await checkSignature(key, sig, input.message, prepared);
 
   // 3. Decode: magic and type first (stable codes), then the full structure.
   // (A message too short for these fields fails in parseAttest with TRUNCATED.)
@@ -334,13 +377,21 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
     throw rejected(TpmCodes.PCR_DIGEST_MISMATCH, 'the supplied PCR values do not match the quoted pcrDigest');
   }
 
-  const akSha256 = toHex(await keySha256(key));
+  let akSha256: Hex;
+  let akName: Hex | undefined;
+  if (prepared) {
+    akSha256 = await (prepared.akSha256 ??= keySha256(key).then(toHex));
+    if (pub) akName = await (prepared.akName ??= computeName(pub).then(toHex));
+  } else {
+    akSha256 = toHex(await keySha256(key));
+    if (pub) akName = toHex(await computeName(pub));
+  }
   return Object.freeze({
     attest,
     quote: attest.quote,
     pcrs: out,
     akSha256,
-    ...(pub ? { akName: toHex(await computeName(pub)), akPublic: pub } : {}),
+    ...(pub ? { akName: akName!, akPublic: pub } : {}),
     akKey: key,
     signature: Object.freeze({ scheme: sig.scheme, hash: sig.hash }),
   });

@@ -181,6 +181,25 @@ describe('AK certificate profile (test CA in place of the Google roots)', () => 
       expect(await codeOf(check(ca, row.root, der, row.allowNonProduction))).toBe(row.wantCode);
     });
   }
+  it('a warm certificate memo decides nothing: production flag, profile and validity are checked on every call', async () => {
+    const ca = await testCa();
+    const nonProd = await leaf(ca, { info: instanceInfo({ props: tlv(0xa0, tlv(0x30, tlv(0xa1, bool(false)))) }) });
+    expect(await codeOf(check(ca, PinIds.GOOGLE_EKAK_ROOT, nonProd, true))).toBe('ACCEPTED');
+    expect(await codeOf(check(ca, PinIds.GOOGLE_EKAK_ROOT, nonProd, false))).toBe('INSTANCE_NOT_PRODUCTION');
+    const notGoog = await leaf(ca, { subject: '', eku: ['2.23.133.8.1'], san: { der: tpmSan('id:49465800'), critical: true } });
+    for (let i = 0; i < 2; i++) expect(await codeOf(check(ca, PinIds.GOOGLE_TPM_EK_ROOT_1, notGoog))).toBe('AK_CERT_PROFILE');
+    // The same (warm) legacy certificate under the EKAK pin is checked against that lineage's profile.
+    const legacy = await leaf(ca, { subject: '', eku: ['2.23.133.8.1'], san: { der: tpmSan(), critical: true } });
+    expect(await codeOf(check(ca, PinIds.GOOGLE_TPM_EK_ROOT_1, legacy))).toBe('ACCEPTED');
+    expect(await codeOf(check(ca, PinIds.GOOGLE_EKAK_ROOT, legacy))).toBe('AK_CERT_PROFILE');
+    const good = await leaf(ca);
+    expect(await codeOf(check(ca, PinIds.GOOGLE_EKAK_ROOT, good))).toBe('ACCEPTED');
+    const a = { ...ca.anchor(PinIds.GOOGLE_EKAK_ROOT), sha256: ca.fp };
+    const at = (now: Date) => verifyAkCertificate({ akCert: good, intermediates: [], configuredIntermediates: [], trust: createTrustStore([a]), now, allowNonProduction: false });
+    expect(await codeOf(at(new Date(NA.getTime() + 1000)))).toBe('CERT_EXPIRED');
+    expect(await codeOf(at(new Date(NB.getTime() - 1000)))).toBe('CERT_NOT_YET_VALID');
+    expect(await codeOf(at(AT))).toBe('ACCEPTED');
+  });
   it('a root other than the two Google pins is not consulted', async () => {
     const ca = await testCa();
     const der = await leaf(ca);

@@ -230,3 +230,20 @@ describeVectors('Attestation decoder on a real attestation', () => {
     expect(code(() => parseAttestationProto(concat(pb, new Uint8Array([0x0a]))))).toBe('TRUNCATED');
   });
 });
+
+describe('parsed attestation does not alias the input', () => {
+  it('every bytes field survives the caller overwriting its buffer, and equals a copying decode', () => {
+    const pb = readVector(PB_NONCE_9009).slice();
+    const a = parseAttestationProto(pb);
+    const snapshot = JSON.stringify(a, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v instanceof Map ? [...v] : typeof v === 'bigint' ? String(v) : v));
+    // The same fields, decoded with copies (views = false), for the top level.
+    const copied = decodeMessage(readVector(PB_NONCE_9009), { 3: { name: 'event_log', spec: { kind: 'bytes', max: 1 << 20 } }, 6: { name: 'ak_cert', spec: { kind: 'bytes', max: 16384 } } }, 'a');
+    expect(a.eventLog).toEqual(getBytes(copied, 'event_log'));
+    expect(a.akCert).toEqual(getBytes(copied, 'ak_cert'));
+    pb.fill(0xa5);
+    expect(JSON.stringify(a, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v instanceof Map ? [...v] : typeof v === 'bigint' ? String(v) : v))).toBe(snapshot);
+    for (const b of [a.akPub, a.eventLog, a.akCert, ...a.quotes.flatMap((q) => [q.quote, q.rawSig, ...q.pcrs.values.values()])]) {
+      expect(b.buffer).not.toBe(pb.buffer);
+    }
+  });
+});
