@@ -24,7 +24,7 @@ import { createPromMetrics } from './observability/metrics.node.js';
 import { clusterMetrics, workerCount, workerIndex } from './cluster.node.js';
 import { setSlowCurvesSync } from '../providers/common/sig.js';
 import { countFailures, STORE_OPS } from './observability/instrument.js';
-import { OtlpHttpExporter, Tracer } from './observability/tracing.js';
+import { tracerFromSettings, type Tracer } from './observability/tracing.js';
 import { asyncContextStorage } from './observability/tracing-context.node.js';
 import pkg from '../package.json' with { type: 'json' };
 
@@ -155,20 +155,15 @@ export async function loadClients(dir: string, logger: Logger): Promise<Map<stri
 /** The tracer of `tracing:` (undefined while no OTLP endpoint is configured: tracing off). */
 export function buildTracer(cfg: BrokerConfig, logger: Logger, metrics?: Metrics): Tracer | undefined {
   const t = cfg.tracing;
-  if (!t.otlpEndpoint) return undefined;
-  const exporter = new OtlpHttpExporter({
-    endpoint: t.otlpEndpoint,
-    serviceName: t.serviceName,
+  const tracer = tracerFromSettings(t, {
     serviceVersion: pkg.version,
-    headers: t.headers,
-    logger: logger.child({ component: 'tracing' }),
-    maxQueue: t.maxQueueSpans,
-    intervalMs: t.exportIntervalSeconds * 1000,
+    logger,
+    storage: asyncContextStorage(),
     ...(metrics?.spansDropped ? { onDropped: metrics.spansDropped.bind(metrics) } : {}),
   });
   // The endpoint's origin only: never the headers (they may hold an API key).
-  logger.info({ component: 'tracing', endpoint: new URL(t.otlpEndpoint).origin, serviceName: t.serviceName, sampleRatio: t.sampleRatio }, 'tracing on: spans exported over OTLP/HTTP');
-  return new Tracer({ exporter, sampleRatio: t.sampleRatio, storage: asyncContextStorage() });
+  if (tracer) logger.info({ component: 'tracing', endpoint: new URL(t.otlpEndpoint!).origin, serviceName: t.serviceName, sampleRatio: t.sampleRatio }, 'tracing on: spans exported over OTLP/HTTP');
+  return tracer;
 }
 
 export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {}): Promise<Runtime> {

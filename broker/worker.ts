@@ -35,7 +35,7 @@ import { createBroker } from './app.js';
 import { DurableObjectStore, StateStoreObject } from './store/durable-object.worker.js';
 import { createConsoleLogger, type LogLevel } from './observability/console-logger.js';
 import { createSimpleMetrics } from './observability/metrics.js';
-import { OtlpHttpExporter, Tracer } from './observability/tracing.js';
+import { tracerFromSettings, type Tracer } from './observability/tracing.js';
 import { asyncContextStorage } from './observability/tracing-context.worker.js';
 import { parseConfig, ConfigProblem } from './config/schema.js';
 import { buildProviders, REQUIRED_PINS } from './providers.js';
@@ -183,23 +183,14 @@ async function build(env: Env, store: StateStore, logger: Logger): Promise<Built
   });
   const metrics = createSimpleMetrics({ version: pkg.version, runtime: 'workers' });
   const t = cfg.tracing;
-  const tracer = t.otlpEndpoint
-    ? new Tracer({
-        exporter: new OtlpHttpExporter({
-          endpoint: t.otlpEndpoint,
-          serviceName: t.serviceName,
-          serviceVersion: pkg.version,
-          headers: t.headers,
-          logger: logger.child({ component: 'tracing' }),
-          maxQueue: t.maxQueueSpans,
-          // No timer: the fetch handler flushes after each request (ctx.waitUntil).
-          intervalMs: 0,
-          ...(metrics.spansDropped ? { onDropped: metrics.spansDropped.bind(metrics) } : {}),
-        }),
-        sampleRatio: t.sampleRatio,
-        storage: asyncContextStorage(),
-      })
-    : undefined;
+  // No export timer on Workers: the fetch handler flushes after each request (ctx.waitUntil).
+  const tracer = tracerFromSettings(t, {
+    serviceVersion: pkg.version,
+    logger,
+    storage: asyncContextStorage(),
+    intervalMs: 0,
+    ...(metrics.spansDropped ? { onDropped: metrics.spansDropped.bind(metrics) } : {}),
+  });
   metrics.trustRoots?.(trust.anchors(trust.ids()).map((a) => ({ id: a.id, notAfter: a.cert.notAfter })));
   const providers = buildProviders(cfg, trust, { store });
 

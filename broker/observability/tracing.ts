@@ -292,6 +292,38 @@ export const OtlpCodes = { OTLP_EXPORT_FAILED: 'OTLP_EXPORT_FAILED' } as const;
  * export request is in flight at a time; a failed one is counted, logged (status or error name,
  * never the headers) once per run of failures, and its spans dropped: nothing is retried.
  */
+/** The `tracing:` settings both runtimes configure the exporter and tracer from. */
+export interface TracingSettings {
+  otlpEndpoint?: string | undefined;
+  serviceName: string;
+  sampleRatio: number;
+  headers?: Readonly<Record<string, string>> | undefined;
+  maxQueueSpans: number;
+  exportIntervalSeconds: number;
+}
+
+/**
+ * The tracer of a runtime's `tracing:` settings, or undefined when no OTLP endpoint is set
+ * (tracing off). `intervalMs` 0: no export timer (Workers flush after each request).
+ */
+export function tracerFromSettings(
+  t: TracingSettings,
+  o: { serviceVersion: string; logger: Logger; storage: ContextStorage; onDropped?: (reason: 'queue_full' | 'export_failed', n: number) => void; intervalMs?: number },
+): Tracer | undefined {
+  if (!t.otlpEndpoint) return undefined;
+  const exporter = new OtlpHttpExporter({
+    endpoint: t.otlpEndpoint,
+    serviceName: t.serviceName,
+    serviceVersion: o.serviceVersion,
+    ...(t.headers ? { headers: t.headers } : {}),
+    logger: o.logger.child({ component: 'tracing' }),
+    maxQueue: t.maxQueueSpans,
+    intervalMs: o.intervalMs ?? t.exportIntervalSeconds * 1000,
+    ...(o.onDropped ? { onDropped: o.onDropped } : {}),
+  });
+  return new Tracer({ exporter, sampleRatio: t.sampleRatio, storage: o.storage });
+}
+
 export class OtlpHttpExporter implements SpanExporter {
   readonly #o: OtlpExporterOptions;
   readonly #url: string;
