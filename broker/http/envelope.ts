@@ -50,14 +50,7 @@ export const EphemeralKey = z.union([
 export type EphemeralKey = z.infer<typeof EphemeralKey>;
 
 /** A JSON object with bounded nesting (the evidence; its provider validates the shape). */
-const EvidenceObject = z.record(z.string(), z.unknown()).refine((o) => depth(o) <= 8, 'evidence is nested too deeply');
-
-function depth(v: unknown, d = 0): number {
-  if (d > 8) return d;
-  if (Array.isArray(v)) return Math.max(d, ...v.slice(0, 4096).map((x) => depth(x, d + 1)));
-  if (v && typeof v === 'object') return Math.max(d, ...Object.values(v).map((x) => depth(x, d + 1)));
-  return d;
-}
+const EvidenceObject = z.record(z.string(), z.unknown()).refine((o) => shallow(o, 0), 'evidence is nested too deeply');
 
 /** Whether every value inside `v` sits at most 8 levels deep (no arrays built on the way). */
 function shallow(v: unknown, d: number): boolean {
