@@ -394,6 +394,20 @@ describe('aws: both clients join through the production aws provider (nitrotpm)'
         expect(r.stderr).not.toContain('diskKey'); // refused in the Recipient form, not another
         expect(existsSync(out)).toBe(false);
       }
+      // A wrapped key over the shell's 8,192-character bound (6,200 bytes = 8,267 base64url
+      // characters): refused before anything is opened. The bound is checked by the shell's ${#}, not
+      // by a grep {1,8192}, which cost ~8 s of CPU per check.
+      const big = await startBroker('aws', trust, true, clock, {
+        wrap: (k: Uint8Array, c: Readonly<Record<string, string>>) => keys.wrap(k, c),
+        unwrap: (w: Uint8Array, c: Readonly<Record<string, string>>) => keys.unwrap(w, c),
+        generateForRecipient: async (c: Readonly<Record<string, string>>, d: Uint8Array) => ({ ...(await keys.generateForRecipient(c, d)), wrapped: new Uint8Array(6200).fill(7) }),
+        unwrapForRecipient: (w: Uint8Array, c: Readonly<Record<string, string>>, d: Uint8Array) => keys.unwrapForRecipient(w, c, d),
+      } as unknown as KeyService);
+      const out = pjoin(dir, 'big.key');
+      const r = await shellJoin(tpm, big, 'aws', { ATTEST_NITRO_TPM_ATTEST: tool }, ['--key-in-tpm', '--disk-key-only', '--disk-key-out', out]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain('JOIN_RELEASE_INVALID: diskKeyForRecipient is not base64url');
+      expect(existsSync(out)).toBe(false);
     } finally {
       await kms.close();
     }
