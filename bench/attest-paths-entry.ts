@@ -39,7 +39,7 @@ import { createPromMetrics } from '../broker/observability/metrics.node.js';
 import { capturePolicyDocument, createPolicyEngine, loadPolicyText } from '../broker/policy/index.js';
 import type { Clock, PolicyEngine, ReleaseService, StateStore } from '../broker/contracts.js';
 import { parseConfig, type BrokerConfig } from '../broker/config/schema.js';
-import { checkWorkers, clusterMetrics, runPrimary, workerCount } from '../broker/cluster.node.js';
+import { applyWorkerCryptoMode, checkWorkers, clusterMetrics, runPrimary, workerCount } from '../broker/cluster.node.js';
 import { listen, nodePeer } from '../broker/server.node.js';
 import { BUILTIN_PINS, PinIds } from '../providers/common/pins.js';
 import { anchorFromBytes, createTrustStore } from '../providers/common/trust.js';
@@ -560,6 +560,8 @@ async function clusterPrimary(): Promise<void> {
 async function clusterWorker(): Promise<void> {
   const setup = JSON.parse(process.env.BENCH_CLUSTER_SETUP!) as ClusterSetup;
   const cfg = clusterConfig(setup);
+  // As the broker's runtime does (buildRuntime): a worker per core verifies P-384 synchronously.
+  applyWorkerCryptoMode(cfg);
   const store = new RedisStore({ url: cfg.store.url, keyPrefix: cfg.store.keyPrefix });
   await store.connect();
   const trust = await trustStore();

@@ -25,11 +25,12 @@
 import autocannon from 'autocannon';
 import { build } from 'esbuild';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './lib.mjs';
+import { coreScaling } from './cores.mjs';
 
 // ── options ──
 const argv = process.argv.slice(2);
@@ -140,6 +141,38 @@ function child(bundle, role, { cpuList, env = {}, readyTimeoutMs = 180_000 } = {
 }
 
 /** autocannon: POSTs `body` (string) or `next()` bodies; a fixed `amount` or a `duration` in seconds. */
+/**
+ * CPU seconds (user + system) used so far by process `root` and its descendants (the cluster's
+ * primary and workers), from /proc: what the broker itself spent, apart from the load generator
+ * and redis that share the cores. null where /proc is missing.
+ */
+function treeCpuSeconds(root) {
+  if (!existsSync('/proc/self/stat')) return null;
+  const rows = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let t;
+    try {
+      t = readFileSync(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const f = t.slice(t.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+    rows.push({ pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+  }
+  const tree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of rows) {
+      if (!tree.has(r.pid) && tree.has(r.ppid)) {
+        tree.add(r.pid);
+        grew = true;
+      }
+    }
+  }
+  return rows.filter((r) => tree.has(r.pid)).reduce((a, r) => a + r.ticks, 0) / 100; // USER_HZ
+}
+
 async function hammer({ url, connections, duration, amount, body, next }) {
   const common = { url, connections, ...(amount ? { amount } : { duration }) };
   const headers = { 'content-type': 'application/json' };
@@ -359,7 +392,9 @@ if (!opts.skipWorkers) {
       const c = await C.ready;
       const phase = async (tag) => {
         const next = ids(tag);
-        return hammer({ url: `${c.url}/v1/attest`, connections: 64, amount: c.n, next: () => c.body.prefix + next() + c.body.suffix });
+        const cpu0 = treeCpuSeconds(C.proc.pid);
+        const r = await hammer({ url: `${c.url}/v1/attest`, connections: 64, amount: c.n, next: () => c.body.prefix + next() + c.body.suffix });
+        return { ...r, brokerCpuS: cpu0 === null ? null : treeCpuSeconds(C.proc.pid) - cpu0 };
       };
       const cold = await phase('cold-');
       const warm = await phase('warm-');
@@ -371,7 +406,19 @@ if (!opts.skipWorkers) {
       const honoUs = result.paths.azure ? 1e6 / result.paths.azure.per_cpu_s.empty_hono : 0;
       const perAttestUs = Math.max(cryptoUs, honoUs);
       const floorMs = (c.n * perAttestUs) / c.cores / 1000;
-      const row = (r) => ({ ms: Math.round(r.secs * 1000), per_s: Math.round(r.rps), ok: r.ok, non2xx: r.non2xx, errors: r.errors, p50_ms: r.p50, p99_ms: r.p99, ratio: round((r.secs * 1000) / floorMs, 2) });
+      const row = (r) => ({
+        ms: Math.round(r.secs * 1000),
+        per_s: Math.round(r.rps),
+        ok: r.ok,
+        non2xx: r.non2xx,
+        errors: r.errors,
+        p50_ms: r.p50,
+        p99_ms: r.p99,
+        ratio: round((r.secs * 1000) / floorMs, 2),
+        // The broker processes' own CPU (primary + workers): per attest, and how many cores they had.
+        broker_cpu_ms_per_attest: r.brokerCpuS === null ? null : round((r.brokerCpuS * 1000) / r.ok, 3),
+        broker_cores_busy: r.brokerCpuS === null ? null : round(r.brokerCpuS / r.secs, 2),
+      });
       result.workers_burst = {
         workers: c.workers,
         store: 'redis (private redis-server)',
@@ -395,7 +442,9 @@ if (!opts.skipWorkers) {
       const c1 = await C1.ready;
       const phase1 = async (tag) => {
         const next = ids(tag);
-        return hammer({ url: `${c1.url}/v1/attest`, connections: 64, amount: c1.n, next: () => c1.body.prefix + next() + c1.body.suffix });
+        const cpu0 = treeCpuSeconds(C1.proc.pid);
+        const r = await hammer({ url: `${c1.url}/v1/attest`, connections: 64, amount: c1.n, next: () => c1.body.prefix + next() + c1.body.suffix });
+        return { ...r, brokerCpuS: cpu0 === null ? null : treeCpuSeconds(C1.proc.pid) - cpu0 };
       };
       const cold1 = await phase1('cold-');
       const warm1 = await phase1('warm-');
@@ -407,6 +456,10 @@ if (!opts.skipWorkers) {
         factor: round(warm.rps / warm1.rps, 2),
         note: 'warm attests/s with listen.workers: 2 on both cores ÷ listen.workers: 1 pinned to CPU 0; the load generator shares the cores in the first, has CPU 1 in the second',
       };
+      // What the two cores give on the floor's own work, in this run: the ceiling for the factor.
+      say('the cores themselves: the azure floor’s verifications on CPU 0, CPU 1, then both at once …');
+      const hw = await coreScaling({ rounds: 3, seconds: 2 });
+      if (hw) result.workers_scaling.cores = { factor: hw.factor, factor_per_round: hw.factor_per_round, solo_cpu0_per_s: hw.solo_cpu0, solo_cpu1_per_s: hw.solo_cpu1, both_per_s: hw.both };
       say(`one core to two: ${JSON.stringify(result.workers_scaling)}`);
     } finally {
       await redis.stop();
@@ -519,6 +572,12 @@ if (result.workers_burst?.cold) {
 if (result.workers_scaling) {
   const x = result.workers_scaling;
   lines.push(`one core to two (azure over HTTP, warm): listen.workers: 1 on CPU 0 ${num(x.one_core_warm_per_s)}/s, listen.workers: 2 on both ${num(x.two_cores_warm_per_s)}/s: ×${x.factor} (the load generator shares the cores in the second run)`);
+  const w2 = result.workers_burst?.warm;
+  const w1 = x.one_core.warm;
+  if (w1.broker_cpu_ms_per_attest !== null && w2?.broker_cpu_ms_per_attest != null) {
+    lines.push(`  broker CPU per attest (primary + workers): ${w1.broker_cpu_ms_per_attest} ms with one worker (${w1.broker_cores_busy} cores busy), ${w2.broker_cpu_ms_per_attest} ms with two (${w2.broker_cores_busy} cores busy)`);
+  }
+  if (x.cores) lines.push(`  the cores themselves (P-384 + RSA-2048 verify in two processes at once ÷ CPU 0 alone): ×${x.cores.factor} (rounds ${x.cores.factor_per_round.join(', ')})`);
 }
 if (result.rss) {
   const r = result.rss;

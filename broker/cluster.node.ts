@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { BrokerConfig } from './config/schema.js';
 import { ConfigProblem } from './config/schema.js';
+import { setSlowCurvesSync } from '../providers/common/sig.js';
 import type { Logger, Metrics } from './contracts.js';
 
 const METRICS_REQ = 'attest-broker:cluster-metrics';
@@ -31,6 +32,18 @@ const CRASH_LIMIT = 5;
 export function workerCount(cfg: BrokerConfig): number {
   const w = cfg.listen.workers;
   return w === 'auto' ? Math.max(1, Math.min(64, availableParallelism())) : w;
+}
+
+/**
+ * In a worker of a cluster with a worker per core, every core already has a process verifying:
+ * a P-384 verify handed to the thread pool would only compete with the other workers (and pay
+ * the hop), so it runs synchronously (providers/common/sig.ts). Outside such a cluster nothing
+ * changes. Returns whether it switched.
+ */
+export function applyWorkerCryptoMode(cfg: BrokerConfig): boolean {
+  if (workerIndex() === undefined || workerCount(cfg) < availableParallelism()) return false;
+  setSlowCurvesSync(true);
+  return true;
 }
 
 /** Refuses a worker count the store cannot serve. */

@@ -10,7 +10,6 @@ import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { availableParallelism } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { BrokerDeps, ClientFile, TokenReviewHandler } from './app.js';
 import type { AuditSink, Logger, Metrics, PolicyEngine, ReleaseService, StateStore } from './contracts.js';
@@ -21,8 +20,7 @@ import { loadTrustIntermediates, loadTrustStore } from './trust/store.node.js';
 import { buildDevices, buildProviders } from './providers.js';
 import { createPinoLogger } from './observability/pino.node.js';
 import { createPromMetrics } from './observability/metrics.node.js';
-import { clusterMetrics, workerCount, workerIndex } from './cluster.node.js';
-import { setSlowCurvesSync } from '../providers/common/sig.js';
+import { applyWorkerCryptoMode, clusterMetrics, workerIndex } from './cluster.node.js';
 import { countFailures, STORE_OPS } from './observability/instrument.js';
 import { tracerFromSettings, type Tracer } from './observability/tracing.js';
 import { asyncContextStorage } from './observability/tracing-context.node.js';
@@ -171,10 +169,7 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
   // In a cluster every line says which worker wrote it.
   const index = workerIndex();
   const logger = index !== undefined ? base.child({ worker: index }) : base;
-  // A cluster with a worker per core already uses every core: a P-384 verify handed to the
-  // thread pool would only compete with the other workers, so it runs synchronously
-  // (providers/common/sig.ts).
-  if (index !== undefined && workerCount(cfg) >= availableParallelism()) setSlowCurvesSync(true);
+  applyWorkerCryptoMode(cfg);
   const metrics = createPromMetrics({ version: pkg.version, runtime: 'node' });
   const trust = await loadTrustStore(cfg.trust);
   metrics.trustRoots?.(trust.anchors(trust.ids()).map((a) => ({ id: a.id, notAfter: a.cert.notAfter })));
