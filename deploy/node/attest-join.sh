@@ -31,6 +31,7 @@
 #   attest-join.sh --broker URL --ca-pin sha256:HEX --cluster NAME [--platform auto|generic|azure|gcp|aws] [--out FILE] [--deadline SECONDS]
 #     [--kubelet-config-out FILE.conf] [--kubeadm-config-out FILE] [--node-name-out FILE]
 #     [--disk-key-out FILE [--disk-key-wrapped FILE] [--disk-key-only]] [--key-in-tpm]
+#     [--gpu-evidence-cmd /ABS/PATH]
 #   attest-join.sh --gather-only --binding HEX64 [--platform …]: print the attest request's
 #     {"provider","format","evidence"} for that binding and stop (no broker; for diagnosis)
 # or the same through ATTEST_BROKER, ATTEST_CA_PIN, ATTEST_CLUSTER, ATTEST_OUT, ATTEST_DEADLINE,
@@ -48,6 +49,13 @@
 # JOIN_TEE_REPORT_UNAVAILABLE, never a silent join without the report. A TDX guest sends the vTPM
 # part with a warning (the broker's gcp verifier cannot check TD quotes in gotpm evidence; its
 # policy decides). ATTEST_GCP_TEE=none sends the vTPM part only, knowingly.
+#
+# GPUs (docs/nvidia.md, "The node side"): --gpu-evidence-cmd PATH (ATTEST_GPU_EVIDENCE_CMD) runs
+# that executable (an absolute path; coreutils `timeout` bounds it by the deadline) for every attest
+# request with the binding as 64 lower-case hex digits, as its argument and in ATTEST_GPU_NONCE;
+# its stdout, the nvtrust evidence JSON array (ASCII, <= 4 MiB, 1..64 objects with string
+# "evidence" and "certificate"), is attached as devices:[{"kind":"nvidia-gpu","evidence":...}].
+# Its stderr is passed through. Anything else: exit 1, JOIN_GPU_EVIDENCE_FAILED, nothing sent.
 #
 # Bootstrap paths (docs/join.md): --kubelet-config-out writes a KubeletConfiguration drop-in for
 # the kubelet's --config-dir, --kubeadm-config-out a kubeadm v1beta4 JoinConfiguration (file
@@ -80,6 +88,7 @@ DISK_KEY_ONLY=
 GATHER_ONLY=
 GATHER_BINDING=
 KEY_IN_TPM=${ATTEST_KEY_IN_TPM:-}
+GPU_CMD=${ATTEST_GPU_EVIDENCE_CMD:-}
 [ "$KEY_IN_TPM" = 0 ] && KEY_IN_TPM=
 IMDS=${ATTEST_IMDS:-http://169.254.169.254}
 NITRO_TPM_ATTEST=${ATTEST_NITRO_TPM_ATTEST:-nitro-tpm-attest}
@@ -113,8 +122,9 @@ while [ $# -gt 0 ]; do
     --disk-key-only) DISK_KEY_ONLY=1; shift ;;
     --gather-only) GATHER_ONLY=1; shift ;;
     --key-in-tpm) KEY_IN_TPM=1; shift ;;
+    --gpu-evidence-cmd) GPU_CMD=${2:-}; shift 2 ;;
     --binding) GATHER_BINDING=${2:-}; shift 2 ;;
-    -h|--help) sed -n '2,63p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,71p' "$0"; exit 0 ;;
     *) die 2 "unknown argument: $1" ;;
   esac
 done
@@ -173,6 +183,14 @@ fi
 for t in tpm2_createek tpm2_createak tpm2_quote tpm2_nvreadpublic curl openssl awk od dd; do
   command -v "$t" >/dev/null 2>&1 || die 1 "$t is required"
 done
+# The GPU gatherer, before anything is sent: a node configured for GPUs never joins without them.
+if [ -n "$GPU_CMD" ]; then
+  case $GPU_CMD in /*) ;; *) die 2 "--gpu-evidence-cmd must be an absolute path (it is not looked up on PATH): $GPU_CMD" ;; esac
+  if [ ! -f "$GPU_CMD" ] || [ ! -x "$GPU_CMD" ]; then
+    die 1 "JOIN_GPU_EVIDENCE_FAILED: --gpu-evidence-cmd $GPU_CMD is not an executable file: install the GPU evidence gatherer there (docs/nvidia.md, \"The node side\"), or drop the option on nodes without GPUs"
+  fi
+  command -v timeout >/dev/null 2>&1 || die 1 "JOIN_GPU_EVIDENCE_FAILED: timeout (coreutils) is required with --gpu-evidence-cmd"
+fi
 # The platform: SMBIOS (DMI) strings only, as the TypeScript client decides (never the network:
 # probing a link-local metadata address on the wrong cloud or on bare metal would hang or reach
 # something else).
@@ -968,12 +986,163 @@ make_keys() { # EK (RSA, matches the EK certificate at NV 0x01c00002) and a fres
   tpm2_flushcontext -t >/dev/null 2>&1 || :; tpm2_flushcontext -s >/dev/null 2>&1 || :
 }
 
+# --- GPUs: the operator's gatherer (docs/nvidia.md; the TypeScript client's gpu.node.ts) ------
+GPU_MAX_BYTES=4194304
+GPU_MAX_ENTRIES=64
+GPU_MAX_DEPTH=64
+GPU_HOWTO='run it by hand with a 64-hex-digit nonce to see what it prints'
+gpu_fail() { die 1 "JOIN_GPU_EVIDENCE_FAILED: $*"; }
+# gpu_json_check FILE: "ok N" when FILE is one JSON value (RFC 8259; whitespace around it) that is
+# an array of 1..GPU_MAX_ENTRIES objects, each with string "evidence" and "certificate" members
+# (the last of a repeated member counts, as in JSON.parse), nested at most GPU_MAX_DEPTH deep;
+# otherwise one line saying what is wrong. The file is printable ASCII (checked before).
+gpu_json_check() {
+  awk -v maxn="$GPU_MAX_ENTRIES" -v maxd="$GPU_MAX_DEPTH" '
+    function bad(why) { if (err == "") err = why; return "" }
+    function ws(   c) { while (p <= n) { c = substr(s, p, 1); if (c == " " || c == "\t" || c == "\n" || c == "\r") p++; else return } }
+    function str(   c, e) { # at the opening quote; returns 1 and moves past the closing one
+      p++
+      while (p <= n) {
+        if (match(substr(s, p, 4096), /^[^"\\\t\n\r]+/)) { p += RLENGTH; continue }
+        c = substr(s, p, 1)
+        if (c == "\"") { p++; return 1 }
+        if (c != "\\") return 0
+        e = substr(s, p + 1, 1)
+        if (index("\"\\/bfnrt", e) > 0) p += 2
+        else if (e == "u" && substr(s, p + 2, 4) ~ /^[0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f]$/) p += 6
+        else return 0
+      }
+      return 0
+    }
+    function keytext(t,   out, i, c, h, v, k) { # a member name, the escapes that can spell ASCII decoded
+      if (index(t, "\\") == 0) return t
+      out = ""; i = 1
+      while (i <= length(t)) {
+        c = substr(t, i, 1)
+        if (c != "\\") { out = out c; i++; continue }
+        c = substr(t, i + 1, 1)
+        if (c == "u") { h = tolower(substr(t, i + 2, 4)); v = 0
+          for (k = 1; k <= 4; k++) v = v * 16 + index("0123456789abcdef", substr(h, k, 1)) - 1
+          out = out (v >= 32 && v < 127 ? sprintf("%c", v) : "?"); i += 6 }
+        else { out = out (c == "\"" || c == "\\" || c == "/" ? c : "?"); i += 2 }
+      }
+      return out
+    }
+    function value(d,   c, t) { # returns the type: s n l a o, or "" on error
+      ws(); c = substr(s, p, 1)
+      if (c == "\"") return str() ? "s" : bad("a malformed JSON string")
+      if (c == "[") return arr(d + 1)
+      if (c == "{") return obj(d + 1)
+      if (substr(s, p, 4) == "true" || substr(s, p, 4) == "null") { p += 4; return "l" }
+      if (substr(s, p, 5) == "false") { p += 5; return "l" }
+      if (match(substr(s, p, 1024), /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?/)) { p += RLENGTH; return "n" }
+      return bad(p > n ? "truncated JSON" : "not JSON at byte " p)
+    }
+    function arr(d,   c, k) {
+      if (d > maxd) return bad("JSON nested deeper than " maxd)
+      p++; ws(); k = 0
+      if (substr(s, p, 1) == "]") { p++; if (d == 1) count = 0; return "a" }
+      for (;;) {
+        k++
+        if (d == 1) { if (k > maxn) return bad("more than " maxn " entries"); hasev = 0; hascert = 0 }
+        t = value(d)
+        if (t == "") return ""
+        if (d == 1) {
+          if (t != "o") return bad("entry " (k - 1) " of the GPU evidence is not an object")
+          if (!hasev || !hascert) return bad("entry " (k - 1) " of the GPU evidence lacks string \"evidence\" and \"certificate\" members: is the command printing the nvtrust evidence array?")
+        }
+        ws(); c = substr(s, p, 1)
+        if (c == ",") { p++; continue }
+        if (c == "]") { p++; if (d == 1) count = k; return "a" }
+        return bad(p > n ? "truncated JSON" : "not JSON at byte " p)
+      }
+    }
+    function obj(d,   c, st, key, t) {
+      if (d > maxd) return bad("JSON nested deeper than " maxd)
+      p++; ws()
+      if (substr(s, p, 1) == "}") { p++; return "o" }
+      for (;;) {
+        ws()
+        if (substr(s, p, 1) != "\"") return bad(p > n ? "truncated JSON" : "not JSON at byte " p)
+        st = p
+        if (!str()) return bad("a malformed JSON string")
+        key = keytext(substr(s, st + 1, p - st - 2))
+        ws()
+        if (substr(s, p, 1) != ":") return bad(p > n ? "truncated JSON" : "not JSON at byte " p)
+        p++
+        t = value(d)
+        if (t == "") return ""
+        if (d == 2 && key == "evidence") hasev = (t == "s")
+        if (d == 2 && key == "certificate") hascert = (t == "s")
+        ws(); c = substr(s, p, 1)
+        if (c == ",") { p++; continue }
+        if (c == "}") { p++; return "o" }
+        return bad(p > n ? "truncated JSON" : "not JSON at byte " p)
+      }
+    }
+    BEGIN { RS = "\001" }
+    { s = s $0 }
+    END {
+      n = length(s); p = 1; err = ""; count = -1
+      ws()
+      if (p > n) { print "no JSON at all"; exit }
+      if (substr(s, p, 1) != "[") {
+        t = value(0); ws()
+        if (err != "") print err; else if (p <= n) print "more than one JSON value (byte " p ")"; else print "JSON that is not an array"
+        exit
+      }
+      t = arr(1)
+      if (err != "") { print err; exit }
+      ws()
+      if (p <= n) { print "more than one JSON value (byte " p ")"; exit }
+      if (count == 0) { print "empty"; exit }
+      print "ok " count
+    }' "$1"
+}
+# gpu_evidence: runs $GPU_CMD for $BINDING; the checked array in $WORK/gpu.json.
+gpu_evidence() {
+  t=$(remaining)
+  [ "$t" -ge 1 ] || gpu_fail "no time left before the join deadline to run $GPU_CMD"
+  rm -f "$WORK/gpu.json" "$WORK/gpu.rc"
+  # Its own process group under timeout(1), killed with its children at the deadline; stdout
+  # through head, so no more than one byte past the limit is ever kept.
+  { gpu_rc=0; ATTEST_GPU_NONCE=$BINDING timeout -s KILL "$t" "$GPU_CMD" "$BINDING" </dev/null || gpu_rc=$?; echo "$gpu_rc" > "$WORK/gpu.rc"; } \
+    | head -c $((GPU_MAX_BYTES + 1)) > "$WORK/gpu.json"
+  n=$(wc -c < "$WORK/gpu.json" | tr -d ' ')
+  [ "$n" -le "$GPU_MAX_BYTES" ] \
+    || gpu_fail "the GPU evidence command $GPU_CMD printed more than $GPU_MAX_BYTES bytes; killed. It must print only the nvtrust evidence JSON array"
+  gpu_rc=$(cat "$WORK/gpu.rc" 2>/dev/null || echo 1)
+  case $gpu_rc in
+    0) ;;
+    137) gpu_fail "the GPU evidence command $GPU_CMD did not finish before the join deadline (${t} s left when it started) or was killed; $GPU_HOWTO, or raise --deadline" ;;
+    *) gpu_fail "the GPU evidence command $GPU_CMD exited with status $gpu_rc: its stderr is above; $GPU_HOWTO (nvtrust installed? driver loaded? GPUs in CC mode?)" ;;
+  esac
+  if LC_ALL=C tr -d '\t\n\r\040-\176' < "$WORK/gpu.json" | LC_ALL=C grep -q '' ; then
+    gpu_fail "the GPU evidence command $GPU_CMD printed a byte that is not printable ASCII: it must print only the nvtrust evidence JSON array; $GPU_HOWTO"
+  fi
+  verdict=$(gpu_json_check "$WORK/gpu.json")
+  case $verdict in
+    "ok "*) ;;
+    "no JSON at all"|truncated*|"not JSON"*|"a malformed"*|"more than one"*) gpu_fail "the GPU evidence command printed something that is not JSON ($verdict): it must print only the nvtrust evidence JSON array (log lines go to stderr); $GPU_HOWTO" ;;
+    "JSON that is not an array") gpu_fail "the GPU evidence command printed JSON that is not an array: it must print the nvtrust evidence array ([{\"evidence\":...,\"certificate\":...},...])" ;;
+    empty) gpu_fail "the GPU evidence command printed an empty array: no GPU answered (driver loaded? GPUs in CC mode?); drop --gpu-evidence-cmd on nodes without GPUs" ;;
+    *) gpu_fail "the GPU evidence command printed $verdict" ;;
+  esac
+}
+
 build_attest() { # $1 = extra evidence members for `tpm` (the activation answer); → attest.json
   gather "$1"
+  # The GPUs are asked with the same binding as the platform evidence: one challenge covers both.
+  [ -z "$GPU_CMD" ] || gpu_evidence
   {
     printf '{"challengeId":"%s","provider":"%s","format":"%s","want":[%s],' "$CH_ID" "$PROVIDER" "$FORMAT" "$WANT"
     [ -n "$WRAPPED_IN" ] && printf '"diskKey":{"wrapped":"%s"},' "$WRAPPED_IN"
     [ "$PLATFORM" = generic ] || printf '"ephemeralKey":%s,"sealEnc":"A128CBC-HS256",' "$EPH_JWK"
+    if [ -n "$GPU_CMD" ]; then
+      printf '"devices":[{"kind":"nvidia-gpu","evidence":'
+      cat "$WORK/gpu.json"
+      printf '}],'
+    fi
     printf '"evidence":'
     cat "$WORK/evidence.json"
     printf '}'

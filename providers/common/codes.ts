@@ -167,6 +167,7 @@ export const CODE_KINDS = {
   JOIN_DEADLINE_EXCEEDED: 'unavailable',
   JOIN_DISK_KEY_MISSING: 'rejected',
   JOIN_EVIDENCE_UNAVAILABLE: 'rejected',
+  JOIN_GPU_EVIDENCE_FAILED: 'rejected',
   JOIN_INTERNAL: 'internal',
   JOIN_NITRO_COMMAND_FAILED: 'rejected',
   JOIN_NITRO_NSM_ERROR: 'rejected',

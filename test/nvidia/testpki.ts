@@ -55,6 +55,8 @@ export interface NvTestPki {
   readonly chainPem: string;
   /** Replaces a report's signature with one by this PKI's leaf. */
   resign(report: Uint8Array): Promise<Uint8Array>;
+  /** The leaf's private key as PKCS#8 PEM, for a signer in another process (a test GPU gatherer). */
+  leafKeyPem(): Promise<string>;
 }
 
 const pem = (c: Certificate): string => c.toString('pem');
@@ -93,6 +95,10 @@ export async function makeNvPki(o: NvPkiOptions = {}): Promise<NvTestPki> {
       const signed = report.subarray(0, report.length - SPDM.SIGNATURE_LENGTH);
       const sig = new Uint8Array(await crypto.subtle.sign(sigAlg(curve), leafKeys.privateKey, signed as Uint8Array<ArrayBuffer>));
       return concat(signed, sig);
+    },
+    async leafKeyPem(): Promise<string> {
+      const der = Buffer.from(await crypto.subtle.exportKey('pkcs8', leafKeys.privateKey)).toString('base64');
+      return `-----BEGIN PRIVATE KEY-----\n${der.replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
     },
   };
 }

@@ -28,6 +28,7 @@ interface Flags {
   nodeNameOut?: string;
   deadline: number;
   eventLog?: string | false;
+  gpuEvidenceCmd?: string;
 }
 
 /** Adds the join options and action to `cmd` (a subcommand, or a standalone program). */
@@ -58,6 +59,10 @@ export function configureJoinCommand(cmd: Command): Command {
     )
     .option('--event-log <file>', 'TCG event log to send (default: /sys/kernel/security/tpm0/binary_bios_measurements when present)')
     .option('--no-event-log', 'send no event log')
+    .option(
+      '--gpu-evidence-cmd <path>',
+      'attach GPU evidence: run this executable (absolute path) with the binding as 64 hex digits (argument and ATTEST_GPU_NONCE); its stdout, the nvtrust evidence JSON array, goes into the attest request (env ATTEST_GPU_EVIDENCE_CMD)',
+    )
     .action(async (flags: Flags) => {
       try {
         const env = process.env;
@@ -81,6 +86,7 @@ export function configureJoinCommand(cmd: Command): Command {
           ...(env.ATTEST_TEE_DEV_DIR ? { teeDevDir: env.ATTEST_TEE_DEV_DIR } : {}),
           ...(env.ATTEST_CPUINFO ? { cpuinfoPath: env.ATTEST_CPUINFO } : {}),
           gcpTee,
+          ...((flags.gpuEvidenceCmd ?? env.ATTEST_GPU_EVIDENCE_CMD) ? { gpuEvidenceCmd: (flags.gpuEvidenceCmd ?? env.ATTEST_GPU_EVIDENCE_CMD) as string } : {}),
         });
         process.stdout.write(JSON.stringify({ ok: true, ...r }) + '\n');
       } catch (e) {

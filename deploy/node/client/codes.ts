@@ -50,6 +50,12 @@ export const JoinCodes = {
    * report is never silently left out; `ATTEST_GCP_TEE=none` joins knowingly without it.
    */
   TEE_REPORT_UNAVAILABLE: 'JOIN_TEE_REPORT_UNAVAILABLE',
+  /**
+   * `--gpu-evidence-cmd`: the GPU evidence gatherer is missing, exited non-zero, outlived the
+   * deadline, printed too much or printed something that is not an nvtrust evidence array
+   * (gpu.node.ts). The attest request is not sent.
+   */
+  GPU_EVIDENCE_FAILED: 'JOIN_GPU_EVIDENCE_FAILED',
   /** The release could not be opened or is malformed (wrong key, algorithm, shape). */
   RELEASE_INVALID: 'JOIN_RELEASE_INVALID',
   /** The broker sent an unsealed release although the client sent an ephemeral key. */

@@ -34,6 +34,7 @@ import { JoinCodes, joinError } from './codes.js';
 import { openKmsRecipient } from './cms.js';
 import { DEFAULT_EVENT_LOG, DEFAULT_IMDS, detectPlatform, gather, gatherTpm, type GatherOptions, type Platform } from './evidence.node.js';
 import { writeFileAtomic } from './files.node.js';
+import { checkGpuEvidenceCommand, gpuDevices, runGpuEvidenceCommand } from './gpu.node.js';
 import { createPinnedTransport, parsePin, TransportError, type BrokerTransport, type HttpResponse } from './http.node.js';
 import { openRelease, openTpmLayer, type DiskKeyRelease, type Release } from './release.js';
 import { backoffDelay, Deadline, DEFAULT_BACKOFF, parseRetryAfter, systemClock, type BackoffOptions, type Clock } from './retry.js';
@@ -64,6 +65,11 @@ export interface JoinOptions {
   /** The released node name, bare, with a newline (for `--hostname-override`). */
   nodeNameOut?: string;
   deadlineMs: number;
+  /**
+   * GPU evidence gatherer (`--gpu-evidence-cmd`, gpu.node.ts): run with the binding as 64 hex
+   * digits for every attest request; its nvtrust evidence array is attached as `devices`.
+   */
+  gpuEvidenceCmd?: string;
   /** Send an ephemeral key and require a sealed release (default true). */
   sealed?: boolean;
   // Injection points (tests, bundles); defaults are the real thing.
@@ -171,6 +177,8 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
   checkBootstrapPaths(o);
   if (o.diskKeyOnly && !o.diskKeyOut) throw joinError(JoinCodes.USAGE, '--disk-key-only needs --disk-key-out (where to write the key: tmpfs, e.g. /run/attest-join/disk.key)');
   if (o.diskKeyOnly && (o.kubeletConfigOut || o.kubeadmConfigOut || o.nodeNameOut)) throw joinError(JoinCodes.USAGE, '--disk-key-only writes the disk key alone: drop the bootstrap-path outputs');
+  // Before anything is sent: a node configured for GPUs never joins without their evidence.
+  if (o.gpuEvidenceCmd !== undefined) await checkGpuEvidenceCommand(o.gpuEvidenceCmd);
   const deadline = new Deadline(clock, clock.now() + o.deadlineMs);
   const platform: Platform = o.platform === 'auto' ? await detectPlatform(o.dmiDir) : o.platform;
   const provider = platform === 'generic' ? 'tpm' : platform;
@@ -295,8 +303,9 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
     // attempt only.
     const recipient = platform === 'aws' && o.diskKeyOut ? await createRecipientKey() : undefined;
     const want = o.diskKeyOnly ? ['disk-key'] : o.diskKeyOut ? ['bootstrap-token', 'disk-key'] : ['bootstrap-token'];
-    const envelope = (challengeId: string, g: { provider: string; format: string; evidence: Record<string, unknown> }): Record<string, unknown> => {
+    const envelope = (challengeId: string, g: { provider: string; format: string; evidence: Record<string, unknown> }, gpus: unknown[] | undefined): Record<string, unknown> => {
       const body: Record<string, unknown> = { challengeId, provider: g.provider, format: g.format, evidence: g.evidence, want };
+      if (gpus) body.devices = gpuDevices(gpus);
       if (key) body.ephemeralKey = key.publicJwk;
       if (wrappedDiskKey) body.diskKey = { wrapped: wrappedDiskKey };
       return body;
@@ -320,12 +329,17 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         ...(recipient ? { recipientSpki: recipient.spki } : {}),
         log,
       });
+      // The GPUs are asked with the same binding as the platform evidence: one challenge covers both.
+      const gpuEvidence = async (binding: Uint8Array): Promise<unknown[] | undefined> =>
+        o.gpuEvidenceCmd === undefined ? undefined : runGpuEvidenceCommand({ cmd: o.gpuEvidenceCmd, binding, timeoutMs: deadline.remaining(), signal: abort.signal, log });
       const ch = await challenge();
       const nonces = [toBase64Url(ch.nonce)];
       deadline.check('gathering evidence');
-      const g = await gather(platform, gatherOpts(await computeBinding(ch.nonce, key)));
+      const binding = await computeBinding(ch.nonce, key);
+      const g = await gather(platform, gatherOpts(binding));
+      const gpus = await gpuEvidence(binding);
       deadline.check('evidence gathered');
-      let res = await post('/v1/attest', envelope(ch.id, g), 'attest');
+      let res = await post('/v1/attest', envelope(ch.id, g, gpus), 'attest');
       let p = res.status === 200 ? undefined : problemOf(res);
       if (p?.code === ACTIVATION_REQUIRED) {
         if (!g.canActivate) throw joinError(JoinCodes.ACTIVATION_INVALID, `the broker asked for credential activation, which the ${g.format} format does not do`);
@@ -335,9 +349,10 @@ export async function join(o: JoinOptions): Promise<JoinResult> {
         // Second step: a fresh challenge and a fresh quote by the same AK, plus the secret.
         const ch2 = await challenge();
         nonces.push(toBase64Url(ch2.nonce));
-        const g2 = await gatherTpm(gatherOpts(await computeBinding(ch2.nonce, key)), true);
+        const binding2 = await computeBinding(ch2.nonce, key);
+        const g2 = await gatherTpm(gatherOpts(binding2), true);
         g2.evidence.activation = { id: act.id, secret: toBase64Url(secret) };
-        res = await post('/v1/attest', envelope(ch2.id, g2), 'attest');
+        res = await post('/v1/attest', envelope(ch2.id, g2, await gpuEvidence(binding2)), 'attest');
         p = res.status === 200 ? undefined : problemOf(res);
       }
       if (p) {
