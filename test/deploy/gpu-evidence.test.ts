@@ -42,7 +42,7 @@ import { fingerprint } from '../../providers/common/x509.js';
 import { PinIds } from '../../providers/common/pins.js';
 import { toHex } from '../../providers/common/encoding.js';
 import { AttestError } from '../../providers/common/errors.js';
-import type { ActivationStore, PendingActivation } from '../../providers/tpm/activation.js';
+import { memoryActivations } from '../helpers/activations.js';
 import { createTpmProvider } from '../../providers/tpm/provider.js';
 import { nvidiaDeviceVerifier } from '../../providers/nvidia/index.js';
 import { parseAttestationReport } from '../../providers/nvidia/parse.js';
@@ -106,20 +106,6 @@ switch (cfg.mode) {
   case 'hang': setTimeout(() => out('[]'), 600000); break;
 }
 `;
-
-function memoryActivations(): ActivationStore {
-  const m = new Map<string, PendingActivation>();
-  return {
-    async put(id, p) {
-      m.set(id, p);
-    },
-    async take(id) {
-      const p = m.get(id) ?? null;
-      m.delete(id);
-      return p;
-    },
-  };
-}
 
 interface Broker {
   url: string;

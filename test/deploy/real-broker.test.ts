@@ -27,7 +27,7 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { createConsoleLogger } from '../../broker/observability/console-logger.js';
 import { anchorFromBytes, createTrustStore } from '../../providers/common/trust.js';
 import type { Claims } from '../../providers/common/types.js';
-import type { ActivationStore, PendingActivation } from '../../providers/tpm/activation.js';
+import { memoryActivations } from '../helpers/activations.js';
 import { createTpmProvider } from '../../providers/tpm/provider.js';
 import { AttestError } from '../../providers/common/errors.js';
 import { JoinCodes } from '../../deploy/node/client/codes.js';
@@ -35,20 +35,6 @@ import { join } from '../../deploy/node/client/join.node.js';
 import { createToolRunner } from '../../deploy/node/client/tpm.node.js';
 import { startSwtpm, type Swtpm } from './swtpm.js';
 import { makeTls, type TlsMaterial } from './test-broker.js';
-
-function memoryActivations(): ActivationStore {
-  const m = new Map<string, PendingActivation>();
-  return {
-    async put(id, p) {
-      m.set(id, p);
-    },
-    async take(id) {
-      const p = m.get(id) ?? null;
-      m.delete(id);
-      return p;
-    },
-  };
-}
 
 /** Admits only an EK-credential AK whose PCR 7 equals `pcr7` (when given). */
 function testPolicy(pcr7?: string, allowUnsealed = false): PolicyEngine {

@@ -17,26 +17,11 @@ import { randomBytes, createHash, createPublicKey } from 'node:crypto';
 import { describeSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { ECC_EK_HANDLE, ROOT_ID, setupTpmNode, type TpmNode } from './node.js';
 import { createTpmProvider, type TpmProviderOptions } from '../../providers/tpm/provider.js';
-import type { ActivationStore, PendingActivation } from '../../providers/tpm/activation.js';
+import { memoryActivations } from '../helpers/activations.js';
 import { createTrustStore } from '../../providers/common/trust.js';
 import { fromBase64Url, toBase64Url } from '../../providers/common/encoding.js';
 import type { AttestError } from '../../providers/common/errors.js';
 import type { TrustStore, VerifyContext } from '../../providers/common/types.js';
-
-function memoryActivations(): ActivationStore & { size(): number } {
-  const m = new Map<string, PendingActivation>();
-  return {
-    async put(id, p) {
-      m.set(id, p);
-    },
-    async take(id) {
-      const p = m.get(id) ?? null;
-      m.delete(id);
-      return p;
-    },
-    size: () => m.size,
-  };
-}
 
 async function code(p: Promise<unknown>): Promise<string> {
   try {
