@@ -21,6 +21,7 @@ import { buildDevices, buildProviders } from './providers.js';
 import { createPinoLogger } from './observability/pino.node.js';
 import { createPromMetrics } from './observability/metrics.node.js';
 import { applyWorkerCryptoMode, clusterMetrics, workerIndex } from './cluster.node.js';
+import { resolveDeviceFiles } from './devices.node.js';
 import { countFailures, STORE_OPS } from './observability/instrument.js';
 import { tracerFromSettings, type Tracer } from './observability/tracing.js';
 import { asyncContextStorage } from './observability/tracing-context.node.js';
@@ -186,7 +187,8 @@ export async function buildRuntime(cfg: BrokerConfig, o: { logger?: Logger } = {
   const intermediates = await loadTrustIntermediates(cfg.trust);
   const providers = buildProviders(cfg, trust, { store, intermediates });
   // Device verifiers (GPUs): enabled ones need their pinned roots too.
-  const devices = buildDevices(cfg, trust, { fetch: (...a: Parameters<typeof fetch>) => fetch(...a) });
+  // A RIM directory (devices.nvidia.options.rims.dir) is read here, once: the verifier reads no files.
+  const devices = buildDevices(resolveDeviceFiles(cfg), trust, { fetch: (...a: Parameters<typeof fetch>) => fetch(...a) });
   // Closed last (closers run in reverse): the spans of everything shutting down are sent.
   const closers: (() => Promise<void>)[] = [...(tracer ? [() => tracer.exporter.shutdown()] : []), () => store.close()];
   let policy: PolicyEngine | undefined;

@@ -67,6 +67,12 @@ export interface NvidiaVerifier {
 
 /** The RIM source `options.rims` describes: the static map, then the service unless 'off'. */
 export function rimSourceFromOptions(o: NvidiaOptions, fetchFn: typeof fetch): RimSource {
+  if (o.rims.dir !== undefined) {
+    throw configError(
+      NvidiaCodes.OPTIONS_INVALID,
+      `nvidia options: rims.dir (${o.rims.dir}) is read by the Node runtime at start, and this runtime did not read it: put the RIMs in rims.static instead`,
+    );
+  }
   const sources: RimSource[] = [new StaticRimSource(o.rims.static)];
   if (o.rims.service !== 'off') sources.push(new NvidiaRimService({ fetch: fetchFn, ...o.rims.service }));
   return new ChainedRimSource(sources);

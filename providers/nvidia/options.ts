@@ -41,6 +41,12 @@ export const NvidiaOptionsSchema = z.strictObject({
     .strictObject({
       /** RIM id → SWID XML text, consulted before the service (operator-supplied, e.g. air-gapped). */
       static: z.record(z.string().regex(RIM_ID_RE), z.string().min(1).max(XML_LIMITS.maxBytes)).default({}),
+      /**
+       * A directory of `<RIM id>.xml` files, read once at start by the Node runtime into `static`
+       * (broker/devices.node.ts). The verifier itself never reads files: on a runtime that did not
+       * resolve it (Workers) a set `dir` is a configuration error, never silently empty.
+       */
+      dir: z.string().min(1).optional(),
       /** NVIDIA's RIM service, or 'off' (then only `static` RIMs exist). */
       service: z
         .union([
