@@ -24,6 +24,9 @@
  *
  * Failure: commands do not queue while disconnected (`enableOfflineQueue: false`) and have a
  * short timeout, so an outage turns into STORE_UNAVAILABLE (HTTP 503) within a bounded time.
+ * Within one connect timeout of losing a connection, commands wait for the reconnect instead (a
+ * restart or a failover is a blip, not a burst of 503s); after that they fail at once. A client
+ * that ioredis has given up on ('end', see the constructor) is reconnected by the store.
  */
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { ChallengeRecord, StateStore } from '../contracts.js';
@@ -123,6 +126,15 @@ export class RedisStore implements StateStore {
   readonly #c: Client;
   readonly #p: string;
   readonly #connectTimeout: number;
+  /** Set by close(): an ended client is then left ended. */
+  #closed = false;
+  /** When a ready connection was last lost (ms, monotonic), or null while ready. */
+  #lostAt: number | null = null;
+  /** One wait for the next 'ready', shared by every command that arrives while reconnecting. */
+  #waiting: Promise<void> | null = null;
+  /** One revival of an ended client at a time. */
+  #reviving: Promise<void> | null = null;
+  #reviveTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(o: RedisStoreOptions, client?: Client) {
     this.#c = client ?? createRedisClient(o);
@@ -130,6 +142,25 @@ export class RedisStore implements StateStore {
     this.#connectTimeout = o.connectTimeoutMs ?? 2000;
     // Errors surface per command; an unhandled 'error' event must not crash the process.
     this.#c.on('error', () => {});
+    this.#c.on('ready', () => {
+      this.#lostAt = null;
+    });
+    this.#c.on('close', () => {
+      this.#lostAt ??= performance.now();
+    });
+    // ioredis gives up for good ('end') when a reconnect's connector is torn down mid-way: with
+    // Sentinel, a +switch-master that arrives while the client is already asking the sentinels
+    // for the new master makes the failover detector close the connector under that very
+    // attempt, and the client then never reconnects (every later command would be a 503 until
+    // the broker restarts). The store revives such a client itself, at once and on use.
+    this.#c.on('end', () => {
+      if (this.#closed || this.#reviveTimer) return;
+      this.#reviveTimer = setTimeout(() => {
+        this.#reviveTimer = null;
+        this.#revive().catch(() => {});
+      }, 200);
+      this.#reviveTimer.unref?.();
+    });
   }
 
   async connect(): Promise<void> {
@@ -140,10 +171,43 @@ export class RedisStore implements StateStore {
     }
   }
 
+  /** Reconnects a client that ended without close(); concurrent callers share one attempt. */
+  #revive(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('store closed'));
+    if (this.#c.status !== 'end') return Promise.resolve();
+    this.#reviving ??= this.#c.connect().finally(() => {
+      this.#reviving = null;
+    });
+    return this.#reviving;
+  }
+
+  /** Resolves on the next 'ready'; rejects on 'end' or after `ms`. */
+  #nextReady(ms: number): Promise<void> {
+    this.#waiting ??= new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => done(new Error('timed out waiting for the Redis connection')), ms);
+      const onReady = (): void => done();
+      const onEnd = (): void => done(new Error('Redis connection closed'));
+      const done = (err?: Error): void => {
+        clearTimeout(t);
+        this.#c.off('ready', onReady);
+        this.#c.off('end', onEnd);
+        this.#waiting = null;
+        if (err) reject(err);
+        else resolve();
+      };
+      this.#c.once('ready', onReady);
+      this.#c.once('end', onEnd);
+    });
+    return this.#waiting;
+  }
+
   /**
-   * Commands are not queued while disconnected (so an outage fails fast), which means a command
-   * issued while the first connection is still opening must wait for it — bounded by the
-   * connect timeout — instead of failing.
+   * Commands are not queued while disconnected (so an outage fails fast). Two cases wait instead,
+   * each bounded by the connect timeout: a command issued while the first connection is still
+   * opening, and one issued within a connect timeout of losing a ready connection — a server
+   * restart, or the Sentinel failover detector dropping a connection the client had just made,
+   * is then absorbed instead of failing the joins in flight. Past that window an outage fails at
+   * once (STORE_UNAVAILABLE), so requests do not pile up behind a dead store.
    */
   async #ready(): Promise<void> {
     const st = this.#c.status;
@@ -152,29 +216,18 @@ export class RedisStore implements StateStore {
       await this.#c.connect();
       return;
     }
-    if (st === 'connecting' || st === 'connect') {
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => {
-          cleanup();
-          reject(new Error('timed out waiting for the Redis connection'));
-        }, this.#connectTimeout);
-        const onReady = (): void => {
-          cleanup();
-          resolve();
-        };
-        const onEnd = (): void => {
-          cleanup();
-          reject(new Error('Redis connection closed'));
-        };
-        const cleanup = (): void => {
-          clearTimeout(t);
-          this.#c.off('ready', onReady);
-          this.#c.off('end', onEnd);
-        };
-        this.#c.once('ready', onReady);
-        this.#c.once('end', onEnd);
-      });
+    if (st === 'end') {
+      await this.#revive();
+      return;
     }
+    if (this.#lostAt === null) {
+      // The first connection is still opening.
+      await this.#nextReady(this.#connectTimeout);
+      return;
+    }
+    // A connection that was up was lost ('close', 'reconnecting', or a reconnect in progress).
+    const since = performance.now() - this.#lostAt;
+    if (since < this.#connectTimeout) await this.#nextReady(this.#connectTimeout - since);
   }
 
   async #run<T>(op: string, fn: () => Promise<T>): Promise<T> {
@@ -268,6 +321,8 @@ export class RedisStore implements StateStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#reviveTimer) clearTimeout(this.#reviveTimer);
     try {
       await this.#c.quit();
     } catch {

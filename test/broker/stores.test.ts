@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../broker/store/memory.js';
-import { RedisStore } from '../../broker/store/redis.node.js';
+import { RedisStore, createRedisClient } from '../../broker/store/redis.node.js';
 import type { ChallengeRecord, StateStore } from '../../broker/contracts.js';
 import { AttestError } from '../../providers/common/errors.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -181,6 +181,81 @@ describe('redis', () => {
     expect(ok).toBe(true);
     await s.close();
     await back.stop();
+  });
+});
+
+describe('redis: a lost connection is waited for briefly, an ended client is revived', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const waitFor = async (cond: () => boolean): Promise<void> => {
+    for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+    expect(cond()).toBe(true);
+  };
+
+  it('a command issued just after the server dropped the connection waits for the reconnect and succeeds', async () => {
+    const client = createRedisClient({ url: server.url });
+    const s = new RedisStore({ url: server.url, keyPrefix: 'drop:' }, client);
+    const admin = createRedisClient({ url: server.url });
+    try {
+      await s.connect();
+      await admin.connect();
+      for (let round = 0; round < 3; round++) {
+        expect(Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'))).toBeGreaterThan(0);
+        await waitFor(() => client.status !== 'ready');
+        // ioredis alone fails this command at once (offline queue off): a 503 for a blip.
+        await s.set(`k${round}`, 'v');
+        expect(client.status).toBe('ready');
+        expect(await admin.get(`drop:kv:{k${round}}`)).toBe('v');
+      }
+    } finally {
+      admin.disconnect();
+      await s.close();
+    }
+  });
+
+  it('an ended client (ioredis stopped reconnecting) is revived on the next command and on its own; close() leaves it ended', async () => {
+    const client = createRedisClient({ url: server.url });
+    const s = new RedisStore({ url: server.url, keyPrefix: 'end:' }, client);
+    await s.connect();
+    client.disconnect();
+    await waitFor(() => client.status === 'end');
+    await s.set('a', '1');
+    expect(await s.get('a')).toBe('1');
+    client.disconnect();
+    await waitFor(() => client.status === 'end');
+    // No command: the store reconnects by itself (200 ms later), so readiness recovers too.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(client.status).toBe('ready');
+    await s.close();
+    await new Promise((r) => setTimeout(r, 600));
+    expect(client.status).toBe('end');
+    const e = await s.get('a').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect((e as AttestError).code).toBe('STORE_UNAVAILABLE');
+  });
+
+  it('past the connect timeout after a loss, an outage fails at once instead of making each request wait', async () => {
+    const own = await startRedis();
+    const s = new RedisStore({ url: own.url, connectTimeoutMs: 400, commandTimeoutMs: 400 });
+    await s.ping();
+    await own.kill();
+    const t0 = performance.now();
+    await expect(s.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    const first = performance.now() - t0;
+    await new Promise((r) => setTimeout(r, 450));
+    const t1 = performance.now();
+    for (let i = 0; i < 5; i++) await expect(s.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    // Bounds, not timings: the first waits at most the connect timeout; later ones do not wait for it.
+    expect(first).toBeLessThan(1500);
+    expect(performance.now() - t1).toBeLessThan(400);
+    await s.close();
   });
 });
 
