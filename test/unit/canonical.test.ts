@@ -19,9 +19,26 @@ const reference = (v: unknown): string => {
   return JSON.stringify(v);
 };
 
+/**
+ * Long strings (around the 512 characters from which the hash takes a string as a piece of its
+ * own): base64 and hex as evidence carries them, and the same with one character JSON escapes
+ * (quote, backslash, control, DEL-adjacent, non-ASCII, a lone surrogate) at a random place.
+ */
+function longString(): string {
+  const n = 500 + Math.floor(Math.random() * 40);
+  const base = Math.random() < 0.5 ? randomBytes(n).toString('base64').slice(0, n) : randomBytes(n).toString('hex').slice(0, n);
+  if (Math.random() < 0.5) return base;
+  const odd = ['"', '\\', '\n', '\u0000', '\u001f', '\u007f', 'é', '😀', '\ud800', '\udfff', '\u2028'][Math.floor(Math.random() * 11)]!;
+  const at = Math.floor(Math.random() * (base.length + 1));
+  return base.slice(0, at) + odd + base.slice(at);
+}
+
 function randomValue(depth: number): unknown {
   const r = Math.random();
-  if (depth === 0 || r < 0.3) return [null, true, false, 0, -1.5, 1e21, 'x', 'é"\\\n\u2028', randomBytes(6).toString('base64')][Math.floor(Math.random() * 9)];
+  if (depth === 0 || r < 0.3) {
+    const leaves = [null, true, false, 0, -1.5, 1e21, 'x', 'é"\\\n\u2028', randomBytes(6).toString('base64')];
+    return Math.random() < 0.2 ? longString() : leaves[Math.floor(Math.random() * leaves.length)];
+  }
   if (r < 0.6) return Array.from({ length: Math.floor(Math.random() * 4) }, () => randomValue(depth - 1));
   const o: Record<string, unknown> = {};
   for (let i = 0; i < Math.floor(Math.random() * 5); i++) o[['b', 'a', 'B', 'ä', '10', '9', 'a b', randomBytes(2).toString('hex')][Math.floor(Math.random() * 8)]!] = Math.random() < 0.1 ? undefined : randomValue(depth - 1);
@@ -55,7 +72,26 @@ describe('canonicalJson', () => {
       }
     }
   });
+  it('with long strings (fed to the hash in pieces): the SHA-256 of the reference text, with and without node:crypto', async () => {
+    const hex = (t: string) => createHash('sha256').update(t, 'utf8').digest('hex');
+    for (let i = 0; i < 500; i++) {
+      const v = { attestation: longString(), more: [longString(), randomValue(3)], n: i, tail: randomValue(2) };
+      const want = hex(reference(v));
+      expect(await canonicalSha256(v)).toBe(want);
+      const prev = setSyncHasher(null);
+      try {
+        expect(await canonicalSha256(v)).toBe(want);
+      } finally {
+        setSyncHasher(prev);
+      }
+    }
+    // A long string on its own, and as the only member.
+    const s = randomBytes(3000).toString('base64');
+    expect(await canonicalSha256(s)).toBe(hex(JSON.stringify(s)));
+    expect(await canonicalSha256({ s })).toBe(hex(`{"s":${JSON.stringify(s)}}`));
+  });
   it('rejects (does not throw synchronously) on what it cannot canonicalize', async () => {
+    await expect(canonicalSha256({ a: [randomBytes(600).toString('hex'), undefined] })).rejects.toThrow(TypeError);
     const p = canonicalSha256({ a: [undefined] });
     await expect(p).rejects.toThrow(TypeError);
   });
