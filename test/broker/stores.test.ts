@@ -192,8 +192,10 @@ describe('redis: a lost connection is waited for briefly, an ended client is rev
   afterAll(async () => {
     await server?.stop();
   });
+  /** Polls on every turn of the event loop (a state may last only until the next reconnect), up to 5 s. */
   const waitFor = async (cond: () => boolean): Promise<void> => {
-    for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+    const end = performance.now() + 5000;
+    while (!cond() && performance.now() < end) await new Promise((r) => setImmediate(r));
     expect(cond()).toBe(true);
   };
 
@@ -243,18 +245,19 @@ describe('redis: a lost connection is waited for briefly, an ended client is rev
 
   it('past the connect timeout after a loss, an outage fails at once instead of making each request wait', async () => {
     const own = await startRedis();
-    const s = new RedisStore({ url: own.url, connectTimeoutMs: 400, commandTimeoutMs: 400 });
+    const s = new RedisStore({ url: own.url, connectTimeoutMs: 1000, commandTimeoutMs: 1000 });
     await s.ping();
     await own.kill();
     const t0 = performance.now();
     await expect(s.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     const first = performance.now() - t0;
-    await new Promise((r) => setTimeout(r, 450));
+    await new Promise((r) => setTimeout(r, 1100));
     const t1 = performance.now();
     for (let i = 0; i < 5; i++) await expect(s.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-    // Bounds, not timings: the first waits at most the connect timeout; later ones do not wait for it.
-    expect(first).toBeLessThan(1500);
-    expect(performance.now() - t1).toBeLessThan(400);
+    // Bounds, not timings: the first waits at most the connect timeout (1 s); the five later ones
+    // do not wait for it (waiting, they would take 5 s).
+    expect(first).toBeLessThan(3000);
+    expect(performance.now() - t1).toBeLessThan(2500);
     await s.close();
   });
 });
