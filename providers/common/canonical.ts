@@ -9,30 +9,9 @@ import { sha256HexOfText, sha256TextHasher, type TextHasher } from './digest.js'
 export function canonicalJson(v: unknown): string {
   // One string built in place (no per-level arrays of parts): this runs over every request's
   // evidence, tens of kilobytes of base64 for some formats.
-  return append('', v);
-}
-
-function append(out: string, v: unknown): string {
-  if (v === null || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') return out + JSON.stringify(v);
-  if (Array.isArray(v)) {
-    out += '[';
-    for (let i = 0; i < v.length; i++) out = append(i === 0 ? out : out + ',', v[i]);
-    return out + ']';
-  }
-  if (typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o).sort();
-    out += '{';
-    let first = true;
-    for (const k of keys) {
-      const x = o[k];
-      if (x === undefined) continue;
-      out = append(`${first ? out : out + ','}${JSON.stringify(k)}:`, x);
-      first = false;
-    }
-    return out + '}';
-  }
-  throw new TypeError(`cannot canonicalize a ${typeof v}`);
+  let text = '';
+  const pending = feed({ update: (t) => void (text += t) }, '', v);
+  return text + pending;
 }
 
 /**
@@ -53,8 +32,11 @@ export async function canonicalSha256(v: unknown): Promise<string> {
 const LONG = 512;
 const UNESCAPED = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
-/** `append`, except that it hands the text to `h` as it goes and returns what is still pending. */
-function feed(h: TextHasher, out: string, v: unknown): string {
+/**
+ * Appends `v`'s canonical text to `out`; long strings (and what precedes them) go to `h` at once.
+ * Returns the text still pending, which the caller hands to `h` last.
+ */
+function feed(h: Pick<TextHasher, 'update'>, out: string, v: unknown): string {
   if (typeof v === 'string' && v.length >= LONG) {
     if (UNESCAPED.test(v)) {
       h.update(`${out}"`);

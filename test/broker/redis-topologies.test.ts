@@ -88,6 +88,35 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/**
+ * A master, its replica and one sentinel (quorum 1, down after 1 s) watching them, each on a free
+ * port; returns once the sentinel knows the replica (learned from the master's INFO), which a
+ * failover needs.
+ */
+async function sentinelTopology(name: string): Promise<{ master: number; masterProc: ChildProcess; replica: number; replicaProc: ChildProcess; sentinel: number }> {
+  const dir = tmp();
+  const { port: master, proc: masterProc } = await server(DATA, dir);
+  const { port: replica, proc: replicaProc } = await server([...DATA, '--replicaof', '127.0.0.1', String(master)], dir);
+  expect(await until(10_000, async () => (await cli(replica, 'INFO', 'replication')).includes('master_link_status:up'))).toBe(true);
+  // Sentinel rewrites its config file, so it must be a writable file of its own.
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(
+    conf,
+    [
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${master} 1`,
+      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel failover-timeout ${name} 5000`,
+      `sentinel parallel-syncs ${name} 1`,
+      '',
+    ].join('\n'),
+  );
+  const sentinel = (await server([conf, '--sentinel'], dir)).port;
+  expect(await until(15_000, async () => (await cli(sentinel, 'SENTINEL', 'REPLICAS', name)).includes(String(replica)))).toBe(true);
+  return { master, masterProc, replica, replicaProc, sentinel };
+}
+
 /** The contract essentials, run against whichever topology `store()` reaches. */
 function essentials(store: () => StateStore) {
   it('1,000 concurrent consumes of one challenge: exactly one wins', async () => {
@@ -138,27 +167,8 @@ describe('Redis Sentinel (1 master + 1 replica + 1 sentinel)', () => {
   let s: RedisStore;
 
   beforeAll(async () => {
-    const dir = tmp();
-    master = (await server(DATA, dir)).port;
-    ({ port: replica, proc: replicaProc } = await server([...DATA, '--replicaof', '127.0.0.1', String(master)], dir));
-    expect(await until(10_000, async () => (await cli(replica, 'INFO', 'replication')).includes('master_link_status:up'))).toBe(true);
-    // Sentinel rewrites its config file, so it must be a writable file of its own.
-    const conf = join(dir, 'sentinel.conf');
-    writeFileSync(
-      conf,
-      [
-        'bind 127.0.0.1',
-        `dir ${dir}`,
-        `sentinel monitor ${MASTER} 127.0.0.1 ${master} 1`,
-        `sentinel down-after-milliseconds ${MASTER} 1000`,
-        `sentinel failover-timeout ${MASTER} 5000`,
-        `sentinel parallel-syncs ${MASTER} 1`,
-        '',
-      ].join('\n'),
-    );
-    sentinel = (await server([conf, '--sentinel'], dir)).port;
-    // A failover needs the sentinel to know the replica (learned from the master's INFO).
-    expect(await until(15_000, async () => (await cli(sentinel, 'SENTINEL', 'REPLICAS', MASTER)).includes(String(replica)))).toBe(true);
+    const t = await sentinelTopology(MASTER);
+    ({ master, replica, replicaProc, sentinel } = t);
     s = new RedisStore({ url: `redis+sentinel://127.0.0.1:${sentinel}/${MASTER}`, keyPrefix: 'sent:' });
     await s.connect();
   });
@@ -281,24 +291,7 @@ async function holdingRelay(upstream: number): Promise<{ port: number; hold(): v
 describe('Redis Sentinel: +switch-master while the client is already reconnecting', () => {
   const MASTER = 'racemaster';
   it('ioredis ends its client; the store revives it and writes on the new master', async () => {
-    const dir = tmp();
-    const { port: master, proc: masterProc } = await server(DATA, dir);
-    const { port: replica } = await server([...DATA, '--replicaof', '127.0.0.1', String(master)], dir);
-    expect(await until(10_000, async () => (await cli(replica, 'INFO', 'replication')).includes('master_link_status:up'))).toBe(true);
-    const conf = join(dir, 'sentinel-race.conf');
-    writeFileSync(
-      conf,
-      [
-        'bind 127.0.0.1',
-        `dir ${dir}`,
-        `sentinel monitor ${MASTER} 127.0.0.1 ${master} 1`,
-        `sentinel down-after-milliseconds ${MASTER} 1000`,
-        `sentinel failover-timeout ${MASTER} 5000`,
-        '',
-      ].join('\n'),
-    );
-    const sentinel = (await server([conf, '--sentinel'], dir)).port;
-    expect(await until(15_000, async () => (await cli(sentinel, 'SENTINEL', 'REPLICAS', MASTER)).includes(String(replica)))).toBe(true);
+    const { masterProc, replica, sentinel } = await sentinelTopology(MASTER);
     const relay = await holdingRelay(sentinel);
     const url = `redis+sentinel://127.0.0.1:${relay.port}/${MASTER}`;
     // The control: a bare client built exactly as the store builds its own.
