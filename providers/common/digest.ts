@@ -99,27 +99,6 @@ export function digestSync(): SyncHasher | null {
   return syncHasher;
 }
 
-/** An incremental SHA-256 of UTF-8 text, fed in pieces. */
-export interface TextHasher {
-  update(text: string): void;
-  hex(): string;
-}
-
-/**
- * An incremental SHA-256 over text when the runtime hashes synchronously (node:crypto), else
- * null: callers then build the text and use `sha256HexOfText`. Piece boundaries must not split
- * a surrogate pair (both paths then hash the same UTF-8 bytes).
- */
-export function sha256TextHasher(): TextHasher | null {
-  const createHash = nodeMod?.createHash;
-  if (typeof createHash !== 'function' || syncHasher !== detected) return null;
-  const h = createHash('sha256');
-  return {
-    update: (t) => void h.update(t, 'utf8'),
-    hex: () => h.digest('hex'),
-  };
-}
-
 /**
  * Replaces the synchronous hash (`null`: WebCrypto only). For tests that prove both paths agree,
  * and for runtimes that provide their own; returns the previous one.

@@ -20,8 +20,8 @@ const reference = (v: unknown): string => {
 };
 
 /**
- * Long strings (around the 512 characters from which the hash takes a string as a piece of its
- * own): base64 and hex as evidence carries them, and the same with one character JSON escapes
+ * Long strings (around the 512 characters from which canonicalJson quotes a string JSON would
+ * not escape without JSON.stringify): base64 and hex as evidence carries them, and the same with one character JSON escapes
  * (quote, backslash, control, DEL-adjacent, non-ASCII, a lone surrogate) at a random place.
  */
 function longString(): string {
@@ -76,7 +76,7 @@ describe('canonicalJson', () => {
       await expectBothPaths(v, createHash('sha256').update(Buffer.from(canonicalJson(v), 'utf8')).digest('hex'));
     }
   });
-  it('with long strings (fed to the hash in pieces): the SHA-256 of the reference text, with and without node:crypto', async () => {
+  it('with long strings (quoted without JSON.stringify when nothing in them needs escaping): the SHA-256 of the reference text, with and without node:crypto', async () => {
     const hex = (t: string) => createHash('sha256').update(t, 'utf8').digest('hex');
     for (let i = 0; i < 500; i++) {
       const v = { attestation: longString(), more: [longString(), randomValue(3)], n: i, tail: randomValue(2) };
