@@ -68,8 +68,28 @@ function b64decodeCore(std: string, what: string): Uint8Array {
   return out;
 }
 
+/**
+ * `Buffer.from(latin1)` where the runtime has `node:buffer` (reached through
+ * `process.getBuiltinModule`, as providers/common/digest.ts reaches node:crypto, so nothing
+ * Node-only is imported here): a native copy, about 10× the JS loop for the tens of kilobytes of
+ * an attestation (5.5 against 55 µs for 29 KB on Node 20). Elsewhere, or for short strings, the loop.
+ */
+const NODE_BUFFER = (
+  (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:buffer') as
+    | { Buffer?: { from(s: string, encoding: 'latin1'): Uint8Array } }
+    | undefined
+)?.Buffer;
+const NATIVE_FROM = 256;
+
+/** The bytes of a binary string (every char ≤ 0xFF, as atob returns), in a Uint8Array of its own. */
 function binaryToBytes(bin: string): Uint8Array {
   const n = bin.length; // hoisted: re-reading it in the loop costs a third of the copy
+  if (NODE_BUFFER && n >= NATIVE_FROM) {
+    const b = NODE_BUFFER.from(bin, 'latin1');
+    // A plain Uint8Array (not a Buffer, whose slice() shares memory), owning all of its memory
+    // (a short Buffer can be a slice of Node's shared pool).
+    return b.byteOffset === 0 && b.buffer.byteLength === n ? new Uint8Array(b.buffer, 0, n) : new Uint8Array(b);
+  }
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = bin.charCodeAt(i);
   return out;

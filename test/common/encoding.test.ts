@@ -89,6 +89,24 @@ describe('base64 decoders agree with the regex + atob reference', () => {
     }
   });
 
+  it('across the native copy threshold (256 decoded bytes) and Node\'s 4 KiB Buffer pool: the same bytes, in a plain Uint8Array that owns its memory', () => {
+    const r = rng(7);
+    const seen: Uint8Array[] = [];
+    for (const len of [0, 1, 190, 191, 192, 193, 255, 256, 257, 300, 2047, 2048, 4095, 4096, 4097, 8191, 20000]) {
+      const b = new Uint8Array(len).map(() => Math.floor(r() * 256));
+      for (const got of [fromBase64Any(toBase64(b)), fromBase64Url(toBase64Url(b)), fromBase64Any(toBase64Url(b))]) {
+        expect(got).toEqual(b);
+        expect(got.constructor).toBe(Uint8Array);
+        expect(got.byteOffset).toBe(0);
+        expect(got.buffer.byteLength).toBe(len);
+        seen.push(got);
+      }
+    }
+    // Owning its memory: each result filled with its own value keeps it after all others are filled.
+    for (const [i, x] of seen.entries()) x.fill(i & 0xff);
+    for (const [i, x] of seen.entries()) expect(x.every((v) => v === (i & 0xff))).toBe(true);
+  });
+
   it('on large inputs (the gotpm attestation size)', () => {
     const b = new Uint8Array(40000).map((_, i) => (i * 7919) & 0xff);
     expect(fromBase64Any(toBase64(b))).toEqual(b);
