@@ -30,7 +30,7 @@ import { rejected } from '../common/errors.js';
 import type { BootClaims } from '../common/types.js';
 import { replayAndSummarize } from '../tpm/measured-boot.js';
 import { timingSafeEqual } from '../common/ct.js';
-import { fromHex, toHex } from '../common/encoding.js';
+import { toHex } from '../common/encoding.js';
 import { verifyQuote, type RawSignature, type VerifiedQuote } from '../tpm/quote.js';
 import type { NitroTpmDocument, TpmQuoteInput } from './parse.js';
 import type { PlatformKey } from './keys.js';
@@ -73,14 +73,14 @@ export async function verifyNitroQuote(
     pcrs: { sha384: quote.pcrs.sha384 ?? {} },
     pcrBanks: ['sha384'],
   });
-  const quoted = q.pcrs.sha384 ?? {};
+  const quoted = q.pcrBytes.sha384 ?? {};
   const quotedIdx = Object.keys(quoted).map(Number);
   if (quotedIdx.length !== doc.pcrs.size) {
     throw rejected(QuoteCodes.QUOTE_PCR_MISMATCH, 'the quote selects other PCRs than the document reports');
   }
   for (const [i, v] of doc.pcrs) {
-    const hex = quoted[i];
-    if (hex === undefined || !timingSafeEqual(fromHex(hex), v)) {
+    const bytes = Object.prototype.hasOwnProperty.call(quoted, i) ? quoted[i] : undefined;
+    if (bytes === undefined || !timingSafeEqual(bytes, v)) {
       throw rejected(QuoteCodes.QUOTE_PCR_MISMATCH, `quoted PCR ${i} differs from the document's (${toHex(v).slice(0, 16)}…)`);
     }
   }
@@ -100,8 +100,8 @@ export interface NitroEventLogOptions {
  * were shown equal to the quoted values first). Returns the boot claims, reported in SHA-384.
  */
 export async function replayNitroEventLog(doc: NitroTpmDocument, log: Uint8Array, opts: NitroEventLogOptions = {}): Promise<BootClaims> {
-  const sha384: Record<number, string> = {};
-  for (const [i, v] of doc.pcrs) sha384[i] = toHex(v);
+  const sha384: Record<number, Uint8Array> = {};
+  for (const [i, v] of doc.pcrs) sha384[i] = v;
   const { boot } = await replayAndSummarize(log, { sha384 }, {
     digestBank: 'sha384',
     ...(opts.pcr11Phases !== undefined ? { pcr11Phases: opts.pcr11Phases } : {}),

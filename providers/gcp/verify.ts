@@ -56,6 +56,7 @@ import { algFromHash, computeName, type TpmtPublic } from '../tpm/structures.js'
 import { keyFromSpki, type NormalizedKey } from '../tpm/keys.js';
 import { TpmCodes } from '../tpm/codes.js';
 import { replayAndSummarize } from '../tpm/measured-boot.js';
+import type { QuotedPcrValues } from '../tpm/eventlog.js';
 import { strictSnpOptions, verifySnpAttestation, type KdsClient, type SnpVerifyCache, type VerifiedSnpReport } from '../amd-sev-snp/index.js';
 import { expectedReportData, parseGcpSevSnp } from './sevsnp.js';
 import { verifyAkCertificate, type VerifiedAkCert } from './akcert.js';
@@ -148,6 +149,7 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
   const seen = new Set<PcrBank>();
   const quotes: VerifiedQuote[] = [];
   const pcrs: Partial<Record<PcrBank, Record<number, Hex>>> = {};
+  const pcrBytes: QuotedPcrValues = {};
   for (const [i, q] of att.quotes.entries()) {
     const bank = BANK_BY_ALG[q.pcrs.hash];
     if (!bank) {
@@ -175,7 +177,10 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
       );
     }
     quotes.push(vq);
-    if (bank !== 'sha1' || input.allowSha1) Object.assign(pcrs, vq.pcrs);
+    if (bank !== 'sha1' || input.allowSha1) {
+      Object.assign(pcrs, vq.pcrs);
+      Object.assign(pcrBytes, vq.pcrBytes);
+    }
   }
   if (![...seen].some((b) => b !== 'sha1' || input.allowSha1)) {
     throw rejected(GcpCodes.SHA1_NOT_ALLOWED, 'the only PCR bank quoted is SHA-1, which is not allowed (set allowSha1 to accept it)');
@@ -223,7 +228,7 @@ export async function verifyGcpAttestation(att: GotpmAttestation, input: GcpVeri
   //    only from events the replay proved (providers/tpm/measured-boot.ts fixes that order).
   let boot: BootClaims | undefined;
   if (att.eventLog.byteLength > 0) {
-    const r = await replayAndSummarize(att.eventLog, pcrs, { allowSha1: input.allowSha1 });
+    const r = await replayAndSummarize(att.eventLog, pcrBytes, { allowSha1: input.allowSha1 });
     boot = r.boot;
   }
 

@@ -363,6 +363,12 @@ function isPadding(b: Uint8Array, pos: number): boolean {
 /** Replayed PCR values: bank → PCR index → lower-case hex. */
 export type PcrValues = Partial<Record<PcrBank, Record<number, Hex>>>;
 
+/**
+ * PCR values a verified quote (or a signed document) vouches for: bank → PCR index → the value,
+ * as hex or as the bytes the signature covered (no hex round trip when the caller has bytes).
+ */
+export type QuotedPcrValues = Partial<Record<PcrBank, Readonly<Record<number, Hex | Uint8Array>>>>;
+
 /** Replay in bytes (internal form). */
 type RawReplay = Map<PcrBank, Map<number, Uint8Array>>;
 
@@ -483,7 +489,7 @@ export interface VerifyEventLogOptions {
  */
 export async function verifyEventLogAgainstPcrs(
   log: EventLog,
-  quotedPcrs: PcrValues,
+  quotedPcrs: QuotedPcrValues,
   opts: VerifyEventLogOptions = {},
 ): Promise<VerifiedEventLog> {
   const later = new Map<number, Uint8Array[]>();
@@ -504,17 +510,27 @@ export async function verifyEventLogAgainstPcrs(
     const ok = new Set<number>();
     for (const [key, value] of Object.entries(quoted)) {
       const pcr = Number(key);
-      if (!Number.isInteger(pcr) || pcr < 0 || pcr > 23 || typeof value !== 'string' || value.length !== 2 * HASH_SIZE[bank]) {
-        throw malformed(EventLogCodes.EVENTLOG_BAD_QUOTED_PCR, `quoted ${bank} PCR ${key} is not a ${HASH_SIZE[bank]}-byte hex value`, {
+      const isBytes = value instanceof Uint8Array;
+      if (
+        !Number.isInteger(pcr) ||
+        pcr < 0 ||
+        pcr > 23 ||
+        (isBytes ? value.byteLength !== HASH_SIZE[bank] : typeof value !== 'string' || value.length !== 2 * HASH_SIZE[bank])
+      ) {
+        throw malformed(EventLogCodes.EVENTLOG_BAD_QUOTED_PCR, `quoted ${bank} PCR ${key} is not a ${HASH_SIZE[bank]}-byte value`, {
           detail: { bank, pcr: key },
         });
       }
-      // fromHex reads either case. The label is only built for the error (a second, failing call).
+      // Bytes are compared as they are. fromHex reads either case; the label is only built for
+      // the error (a second, failing call).
       let want: Uint8Array;
-      try {
-        want = fromHex(value);
-      } catch {
-        want = fromHex(value, `quoted ${bank} PCR ${pcr}`);
+      if (isBytes) want = value;
+      else {
+        try {
+          want = fromHex(value);
+        } catch {
+          want = fromHex(value, `quoted ${bank} PCR ${pcr}`);
+        }
       }
       const got = replayed.get(pcr);
       if (got === undefined) continue;
@@ -536,7 +552,17 @@ export async function verifyEventLogAgainstPcrs(
   if (banks.length === 0) {
     throw rejected(EventLogCodes.EVENTLOG_NOTHING_VERIFIED, 'no PCR the event log extends is covered by the quote');
   }
-  return { [BRAND]: true, log, banks, verified, replayed: rawToHex(raw) };
+  // The hex form is built only if someone reads it (tests and tools do; the boot summary does not).
+  let replayed: PcrValues | undefined;
+  return {
+    [BRAND]: true,
+    log,
+    banks,
+    verified,
+    get replayed(): PcrValues {
+      return (replayed ??= rawToHex(raw));
+    },
+  };
 }
 
 /** For the boot summary: the algorithm id of a bank. */

@@ -10,7 +10,7 @@
  */
 import type { BootClaims, PcrBank } from '../common/types.js';
 import { summarizeBoot } from './boot.js';
-import { parseEventLog, verifyEventLogAgainstPcrs, type ParseEventLogOptions, type PcrValues, type VerifiedEventLog, type VerifyEventLogOptions } from './eventlog.js';
+import { parseEventLog, verifyEventLogAgainstPcrs, type ParseEventLogOptions, type QuotedPcrValues, type VerifiedEventLog, type VerifyEventLogOptions } from './eventlog.js';
 
 export interface ReplayAndSummarizeOptions extends ParseEventLogOptions, VerifyEventLogOptions {
   /** Bank whose digests the boot summary reports (default sha256, else the strongest verified). */
@@ -26,12 +26,12 @@ export interface ReplayAndSummarizeResult {
 
 /**
  * @param logBytes the raw event log (binary_bios_measurements)
- * @param quotedPcrs PCR values from a quote whose signature and pcrDigest are already verified
+ * @param quotedPcrs PCR values (hex or bytes) from a quote whose signature and pcrDigest are already verified
  * @throws AttestError EVENTLOG_* (parse, replay mismatch) or BOOT_* (malformed verified data)
  */
 export async function replayAndSummarize(
   logBytes: Uint8Array,
-  quotedPcrs: PcrValues,
+  quotedPcrs: QuotedPcrValues,
   opts: ReplayAndSummarizeOptions = {},
 ): Promise<ReplayAndSummarizeResult> {
   const log = parseEventLog(logBytes, opts);

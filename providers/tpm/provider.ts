@@ -35,6 +35,7 @@ import { parseCertificate, verifyChain, type Certificate } from '../common/x509.
 import { timingSafeEqual } from '../common/ct.js';
 import { TpmCodes } from './codes.js';
 import { verifyQuote, type PcrValuesInput } from './quote.js';
+import type { QuotedPcrValues } from './eventlog.js';
 import { parseTpm2bPublic, type TpmHash, type TpmtPublic } from './structures.js';
 import { keyFromSpki, keyFromTpmtPublic, spkiDer } from './keys.js';
 import { checkEkPublic } from './credential.js';
@@ -44,7 +45,7 @@ import { beginActivation, checkActivation, ekSha256 as ekDigest, isPendingActiva
  * Replays a TCG event log against the verified quote. Must throw an AttestError unless the log
  * replays to the quoted value of every PCR it covers in every quoted bank; returns boot claims.
  */
-export type ReplayEventLog = (log: Uint8Array, quoted: Readonly<Partial<Record<PcrBank, Readonly<Record<number, string>>>>>) => Promise<BootClaims>;
+export type ReplayEventLog = (log: Uint8Array, quoted: QuotedPcrValues) => Promise<BootClaims>;
 
 export interface TpmProviderOptions {
   /** Trust-store ids of TPM-vendor EK roots; enables EK certificate + credential activation. */
@@ -228,7 +229,7 @@ export function createTpmProvider(options: TpmProviderOptions = {}): Provider {
       const akName = q.akName as string;
       const akNameBytes = fromHex(akName);
 
-      const boot = ev.eventLog && o.replayEventLog ? await o.replayEventLog(ev.eventLog, q.pcrs) : undefined;
+      const boot = ev.eventLog && o.replayEventLog ? await o.replayEventLog(ev.eventLog, q.pcrBytes) : undefined;
 
       let akTrust: 'pinned' | 'ek-credential' | 'evidence-only';
       let ekInfo: { ek: TpmtPublic; ekSha256: string } | undefined;

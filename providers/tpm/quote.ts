@@ -122,6 +122,11 @@ export interface VerifiedQuote {
   readonly quote: QuoteInfo;
   /** The verified PCR values (lower-case hex) per selected bank. */
   readonly pcrs: Partial<Record<PcrBank, Record<number, Hex>>>;
+  /**
+   * The same verified values as bytes, for consumers that compare bytes (event-log replay): no
+   * hex round trip. The arrays are the ones the pcrDigest was computed over; do not modify them.
+   */
+  readonly pcrBytes: Partial<Record<PcrBank, Readonly<Record<number, Uint8Array>>>>;
   /** SHA-256 (hex) of the AK's canonical SPKI DER. */
   readonly akSha256: Hex;
   /** The AK's TPM Name (hex), when the AK was given as a TPMT_PUBLIC. */
@@ -335,6 +340,7 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
   const seen = new Set<PcrBank>();
   const ordered: Uint8Array[] = [];
   const out: Partial<Record<PcrBank, Record<number, Hex>>> = {};
+  const outBytes: Partial<Record<PcrBank, Record<number, Uint8Array>>> = {};
   let total = 0;
   for (const sel of attest.quote.pcrSelect) {
     const bank = sel.hash as PcrBank;
@@ -347,16 +353,19 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
     if (sel.pcrs.length === 0) continue;
     if (!supplied) throw rejected(TpmCodes.PCR_SELECTION_MISMATCH, `no PCR values supplied for selected bank ${bank}`);
     const bankOut: Record<number, Hex> = {};
+    const bankBytes: Record<number, Uint8Array> = {};
     for (const idx of sel.pcrs) {
       const v = Object.prototype.hasOwnProperty.call(supplied, String(idx)) ? supplied[idx] : undefined;
       if (v === undefined) throw rejected(TpmCodes.PCR_SELECTION_MISMATCH, `PCR ${bank}:${idx} is selected but not supplied`);
       const b = decodePcr(bank, idx, v);
       ordered.push(b);
+      bankBytes[idx] = b;
       // A lower-case hex value is already its canonical text (fromHex checked it): no re-encoding.
       bankOut[idx] = typeof v === 'string' && !/[A-F]/.test(v) ? v : toHex(b);
       if (++total > MAX_PCR_VALUES) throw malformed('LIMIT_EXCEEDED', 'too many PCR values');
     }
     out[bank] = bankOut;
+    outBytes[bank] = bankBytes;
   }
   // Every supplied value must have been selected: extra values would be claims the quote does not cover.
   for (const [bank, values] of Object.entries(input.pcrs)) {
@@ -390,6 +399,7 @@ export async function verifyQuote(input: VerifyQuoteInput): Promise<VerifiedQuot
     attest,
     quote: attest.quote,
     pcrs: out,
+    pcrBytes: outBytes,
     akSha256,
     ...(pub ? { akName: akName!, akPublic: pub } : {}),
     akKey: key,

@@ -25,6 +25,7 @@ import {
   verifyEventLogAgainstPcrs,
   type EventLog,
   type PcrValues,
+  type QuotedPcrValues,
 } from '../../providers/tpm/eventlog.js';
 import { extractUkiSections } from '../../providers/tpm/boot.js';
 import { describeVectors, readVector, readVectorJson, vectorPath } from '../helpers/vectors.js';
@@ -247,6 +248,9 @@ const noAction = (data: Uint8Array, pcr = 0): ReturnType<typeof measured> => ({
 });
 const locality = (l: number): Buffer => Buffer.concat([enc('StartupLocality\0'), Buffer.from([l])]);
 
+const asBytes = (bank: Readonly<Record<number, string>>): Record<number, Uint8Array> =>
+  Object.fromEntries(Object.entries(bank).map(([k, v]) => [k, new Uint8Array(Buffer.from(v, 'hex'))]));
+
 describe('synthetic logs: replay and comparison', () => {
   it('replays like an independent node:crypto replay, in all three banks, with StartupLocality', async () => {
     const events = [noAction(locality(3)), ...sampleEvents()];
@@ -267,7 +271,7 @@ describe('synthetic logs: replay and comparison', () => {
   });
 
   const quoted = async (): Promise<PcrValues> => replayEventLog(parseEventLog(buildLog(ALGS, sampleEvents())));
-  type Row = { name: string; mutate: (log: EventLog, q: PcrValues) => { bytes: Uint8Array; q: PcrValues }; wantCode: string; detail?: object };
+  type Row = { name: string; mutate: (log: EventLog, q: PcrValues) => { bytes: Uint8Array; q: QuotedPcrValues }; wantCode: string; detail?: object };
   const rows: Row[] = [
     {
       name: 'changed event digest (sha256, PCR 4)',
@@ -328,6 +332,22 @@ describe('synthetic logs: replay and comparison', () => {
       wantCode: 'EVENTLOG_BAD_QUOTED_PCR',
     },
     {
+      name: 'changed quoted PCR given as bytes',
+      mutate: (log, q) => ({ bytes: encodeLog(log), q: { sha256: { ...asBytes(q.sha256!), 0: new Uint8Array(32).fill(0xff) } } }),
+      wantCode: 'EVENTLOG_REPLAY_MISMATCH',
+      detail: { bank: 'sha256', pcr: 0 },
+    },
+    {
+      name: 'quoted PCR bytes of the wrong length',
+      mutate: (log, q) => ({ bytes: encodeLog(log), q: { sha256: { ...asBytes(q.sha256!), 4: new Uint8Array(31) } } }),
+      wantCode: 'EVENTLOG_BAD_QUOTED_PCR',
+    },
+    {
+      name: 'sha256-sized bytes quoted in the sha384 bank',
+      mutate: (log, q) => ({ bytes: encodeLog(log), q: { sha384: { ...asBytes(q.sha384!), 7: Buffer.from(q.sha256![7]!, 'hex') } } }),
+      wantCode: 'EVENTLOG_BAD_QUOTED_PCR',
+    },
+    {
       name: 'quoted PCR not hex',
       mutate: (log, q) => ({ bytes: encodeLog(log), q: { sha256: { ...q.sha256, 4: 'zz'.repeat(32) } } }),
       wantCode: 'BAD_ENCODING',
@@ -368,6 +388,18 @@ describe('synthetic logs: replay and comparison', () => {
     expect([...v.verified.sha256!].sort()).toEqual([0, 4, 7]);
     const v1 = await verifyEventLogAgainstPcrs(log, q, { allowSha1: true });
     expect(v1.banks).toEqual(['sha1', 'sha256', 'sha384']);
+  });
+
+  it('quoted values given as bytes verify exactly as their hex (no round trip); the hex replay is still there to read', async () => {
+    const q = await quoted();
+    const log = parseEventLog(buildLog(ALGS, sampleEvents()));
+    const bytes: QuotedPcrValues = { sha1: asBytes(q.sha1!), sha256: asBytes(q.sha256!), sha384: asBytes(q.sha384!) };
+    const fromHexInput = await verifyEventLogAgainstPcrs(log, q, { allowSha1: true });
+    const fromBytes = await verifyEventLogAgainstPcrs(log, bytes, { allowSha1: true });
+    expect(fromBytes.banks).toEqual(fromHexInput.banks);
+    expect(fromBytes.verified).toEqual(fromHexInput.verified);
+    expect(fromBytes.replayed).toEqual(q);
+    expect(fromBytes.replayed).toBe(fromBytes.replayed);
   });
 
   it('a quote that covers only some PCRs verifies only those', async () => {

@@ -81,6 +81,12 @@ describe('verifyQuote: each check with its code', () => {
       const q = await signed(c);
       const v = await verifyQuote(input(c, q));
       expect(v.pcrs).toEqual(c.pcrs);
+      // The same values as bytes, for byte consumers (event-log replay) without a hex round trip.
+      for (const [bank, vals] of Object.entries(c.pcrs)) {
+        const got = v.pcrBytes[bank as keyof typeof v.pcrBytes]!;
+        expect(Object.keys(got)).toEqual(Object.keys(vals));
+        for (const [i, hex] of Object.entries(vals)) expect(Buffer.from(got[Number(i)]!).toString('hex')).toBe(hex);
+      }
       const key = keyFromJwk(c.ak.jwk);
       const raw = { scheme: c.ak.kind === 'rsa' ? 'rsassa' : c.ak.kind === 'rsapss' ? 'rsapss' : 'ecdsa', hash: c.ak.hash, bytes: await c.ak.signRaw(q.message) } as const;
       const forms: VerifyQuoteInput['ak'][] = [{ tpm2bPublic: tpm2bPublic(c.ak.tpmtPublic) }, { jwk: c.ak.jwk }, { spki: spkiDer(key) }];
