@@ -18,6 +18,8 @@ if (existsSync(LOG)) {
   const log = parseEventLog(bytes);
   const quoted = await replayEventLog(log);
   const q256 = { sha256: quoted.sha256! };
+  // The same values as the bytes a verified quote hands over (VerifiedQuote.pcrBytes).
+  const q256Bytes = { sha256: Object.fromEntries(Object.entries(quoted.sha256!).map(([k, v]) => [k, new Uint8Array(Buffer.from(v, 'hex'))])) };
   // The hashing replay cannot avoid: one extend per non-NO_ACTION event in the sha256 bank.
   const extendInputs = log.events.filter((e) => e.eventType !== 3).map(() => new Uint8Array(64));
 
@@ -25,8 +27,14 @@ if (existsSync(LOG)) {
     bench('parseEventLog', () => {
       parseEventLog(bytes);
     });
-    bench('verifyEventLogAgainstPcrs (sha256)', async () => {
+    bench('verifyEventLogAgainstPcrs (sha256, quoted as hex)', async () => {
       await verifyEventLogAgainstPcrs(parseEventLog(bytes), q256);
+    });
+    bench('verifyEventLogAgainstPcrs (sha256, quoted as bytes)', async () => {
+      await verifyEventLogAgainstPcrs(parseEventLog(bytes), q256Bytes);
+    });
+    bench('verifyEventLogAgainstPcrs (sha256, quoted as hex, hex replay read)', async () => {
+      void (await verifyEventLogAgainstPcrs(parseEventLog(bytes), q256)).replayed;
     });
     bench('replayAndSummarize (sha256)', async () => {
       await replayAndSummarize(bytes, q256);
