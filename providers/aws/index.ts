@@ -24,7 +24,7 @@ import { toBase64Url, toHex } from '../common/encoding.js';
 import { sha256 } from '../common/digest.js';
 import { PinIds } from '../common/pins.js';
 import { parsePemCertificates, type Certificate } from '../common/x509.js';
-import type { Provider, ProviderClaims, VerifyContext, TpmClaims, IdentityClaims, ReleaseBindings } from '../common/types.js';
+import { isEmptyOptions, type Provider, type ProviderClaims, type VerifyContext, type TpmClaims, type IdentityClaims, type ReleaseBindings } from '../common/types.js';
 import { parseNitroEvidence } from './parse.js';
 import { NitroChainCache, verifyAttestationDocument } from './verify.js';
 import { nitroIdentity, validateBinding, validateTimestamp } from './validate.js';
@@ -118,11 +118,13 @@ export function createAwsProvider(options: AwsProviderOptions = {}): AwsProvider
     throw configError(AwsCodes.OPTIONS_INVALID, 'aws provider options: identityCertificates is not valid PEM', { cause });
   }
 
+  // No per-verification options (the usual case) resolves to the defaults: resolved once, not per call.
+  const defaults = Object.freeze(resolveOptions(options, {}));
   async function verify(format: string, evidence: unknown, ctx: VerifyContext): Promise<ProviderClaims> {
     if (format !== NITROTPM_FORMAT) {
       throw malformed(AwsCodes.FORMAT_UNSUPPORTED, `provider aws does not verify format "${format}"`);
     }
-    const opts = resolveOptions(options, ctx.options);
+    const opts = isEmptyOptions(ctx.options) ? defaults : resolveOptions(options, ctx.options);
     const ev = parseNitroEvidence(evidence);
     if (opts.requireQuote && !ev.quote) throw rejected(AwsCodes.EVIDENCE_INCOMPLETE, 'a TPM quote is required');
     if (opts.requireIdentityDocument && !ev.identity) {

@@ -24,7 +24,7 @@ import { snpPlatformClaims } from '../amd-sev-snp/claims.js';
 import { z } from 'zod';
 import { configError, malformed, rejected } from '../common/errors.js';
 import { parsePemCertificates, type Certificate } from '../common/x509.js';
-import type { IdentityClaims, PlatformClaims, Provider, ProviderClaims, VerifyContext } from '../common/types.js';
+import { isEmptyOptions, type IdentityClaims, type PlatformClaims, type Provider, type ProviderClaims, type VerifyContext } from '../common/types.js';
 import { KdsClient } from '../amd-sev-snp/kds.js';
 import { SnpVerifyCache } from '../amd-sev-snp/verify.js';
 import { strictSnpOptions } from '../amd-sev-snp/validate.js';
@@ -161,6 +161,22 @@ export function createAzureProvider(options: AzureProviderOptions = {}): Provide
   const base = AzureVerifyOptionsSchema.safeParse(options.defaults ?? {});
   if (!base.success) throw configError(AzureCodes.OPTIONS_INVALID, `azure provider defaults: ${base.error.issues[0]?.message ?? 'invalid'}`);
 
+  /** The per-verification options over the defaults, and the validation options they imply. */
+  const resolve = (raw: unknown) => {
+    const parsed = AzureVerifyOptionsSchema.safeParse(raw ?? {});
+    if (!parsed.success) throw configError(AzureCodes.OPTIONS_INVALID, `azure provider options: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    const o = { ...base.data, ...parsed.data };
+    const debug = o.debug ?? 'forbid';
+    const minTcb = o.snpMinimumTcb ?? 'any';
+    return Object.freeze({
+      o,
+      snpValidate: strictSnpOptions({ debug, minimumTcb: minTcb === 'any' ? 'any' : { expect: minTcb } }),
+      tdxValidate: strictTdxOptions({ debug, tcbStatus: o.tdxTcbStatus === 'on' ? {} : 'off' }),
+    });
+  };
+  // No per-verification options (the usual case) resolves to the defaults: resolved once, not per call.
+  const defaults = resolve({});
+
   return Object.freeze({
     name: 'azure' as const,
     formats: AZURE_FORMATS,
@@ -168,11 +184,7 @@ export function createAzureProvider(options: AzureProviderOptions = {}): Provide
       if (format !== 'az-snp-vtpm' && format !== 'az-tdx-vtpm') {
         throw malformed(AzureCodes.FORMAT_UNSUPPORTED, `the azure provider does not verify format ${format}`);
       }
-      const parsed = AzureVerifyOptionsSchema.safeParse(ctx.options ?? {});
-      if (!parsed.success) throw configError(AzureCodes.OPTIONS_INVALID, `azure provider options: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-      const o = { ...base.data, ...parsed.data };
-      const debug = o.debug ?? 'forbid';
-      const minTcb = o.snpMinimumTcb ?? 'any';
+      const { o, snpValidate, tdxValidate } = isEmptyOptions(ctx.options) ? defaults : resolve(ctx.options);
       const ev = decodeAzureEvidence(format, evidence);
       if (ev.eventLog) throw rejected(AzureCodes.EVENTLOG_UNSUPPORTED, 'an event log was supplied but the azure provider does not replay event logs yet');
       const v = await verifyAzureEvidence({
@@ -188,9 +200,9 @@ export function createAzureProvider(options: AzureProviderOptions = {}): Provide
           cache: snpCache,
           ...(options.snpProduct ? { product: options.snpProduct } : {}),
           intermediates,
-          validate: strictSnpOptions({ debug, minimumTcb: minTcb === 'any' ? 'any' : { expect: minTcb } }),
+          validate: snpValidate,
         },
-        tdx: { cache: tdxCache, validate: strictTdxOptions({ debug, tcbStatus: o.tdxTcbStatus === 'on' ? {} : 'off' }) },
+        tdx: { cache: tdxCache, validate: tdxValidate },
       });
       if (o.requireImdsDocument && !ev.imdsPkcs7) {
         throw rejected(AzureCodes.IMDS_DOCUMENT_MISSING, 'an IMDS attested document is required but the evidence has none');

@@ -151,6 +151,17 @@ export interface VerifyContext {
   signal?: AbortSignal;
 }
 
+/**
+ * Whether `ctx.options` carries nothing (absent, or a plain object with no own keys): a provider
+ * then uses the defaults it resolved once, instead of validating `{}` on every call. Anything
+ * else, including non-objects, goes to the provider's schema, which decides.
+ */
+export function isEmptyOptions(o: unknown): boolean {
+  if (o === undefined || o === null) return true;
+  if (typeof o !== 'object' || Array.isArray(o)) return false;
+  return Object.getOwnPropertyNames(o).length === 0 && Object.getOwnPropertySymbols(o).length === 0;
+}
+
 export interface Provider {
   readonly name: ProviderName;
   /** Protocol formats this provider verifies. */

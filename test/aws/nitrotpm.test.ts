@@ -216,6 +216,14 @@ describeVectors('aws nitrotpm: real NitroTPM document (vaportpm fixture)', () =>
   it.each(rows)('rejects: $name → $wantCode', async ({ run, wantCode }) => {
     expect(await codeOf(run())).toBe(wantCode);
   });
+
+  it('the configured defaults hold for every call without options, before and after a call that overrides them', async () => {
+    // The defaults are resolved once; per-call options replace them for that call only.
+    const p = createAwsProvider({ requireQuote: true });
+    expect(await codeOf(p.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME)))).toBe('EVIDENCE_INCOMPLETE');
+    expect((await p.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME, undefined, { requireQuote: false }))).provider).toBe('aws');
+    expect(await codeOf(p.verify('nitrotpm', evidenceFor(doc), await ctxAt(FIXTURE_TIME)))).toBe('EVIDENCE_INCOMPLETE');
+  });
 });
 
 /** DER ECDSA-Sig-Value → TPMT_SIGNATURE (TPM_ALG_ECDSA 0x0018, TPM_ALG_SHA256 0x000B, TPM2B r, TPM2B s). */

@@ -106,6 +106,18 @@ describeVectors('IMDS attested document (openssl-built PKI and documents)', () =
     expect(await codeOf(() => provider().verify('az-snp-vtpm', evidence(), ctx({ options: { requireImdsDocument: true } })))).toBe('IMDS_DOCUMENT_MISSING');
   });
 
+  it('the configured defaults hold for every call without options, before and after a call that overrides them', async () => {
+    // The defaults are resolved once; per-call options replace them for that call only.
+    const p = createAzureProvider({ kdsBaseUrl: kds.base, imds: { anchorIds: ['test-imds-root'], intermediatesPem: interPem }, defaults: { requireImdsDocument: true } });
+    for (const options of [{}, undefined, null]) {
+      expect(await codeOf(() => p.verify('az-snp-vtpm', evidence(), ctx({ options: options as never })))).toBe('IMDS_DOCUMENT_MISSING');
+    }
+    expect((await p.verify('az-snp-vtpm', evidence(), ctx({ options: { requireImdsDocument: false } }))).identity.account).toBeUndefined();
+    expect(await codeOf(() => p.verify('az-snp-vtpm', evidence(), ctx()))).toBe('IMDS_DOCUMENT_MISSING');
+    // Not an empty object: the schema decides, as before.
+    expect(await codeOf(() => p.verify('az-snp-vtpm', evidence(), ctx({ options: [] as never })))).toBe('OPTIONS_INVALID');
+  });
+
   const rows: { name: string; make: () => string; provider?: () => Provider; ctx?: () => VerifyContext; wantCode: string }[] = [
     { name: 'another VM\'s document', make: () => sign('othervm', content({ vmId: '00000000-0000-0000-0000-000000000001' })), wantCode: 'IMDS_VMID_MISMATCH' },
     { name: 'signed by a certificate that is not metadata.azure.com', make: () => sign('evil', content(), { leaf: 'evil' }), wantCode: 'IMDS_SIGNER_INVALID' },
