@@ -31,7 +31,12 @@ export const AzureEvidenceCodes = {
 export interface AzureEvidence {
   /** 0 for the v0 array schema. */
   readonly version: number;
-  readonly quote: { readonly message: Uint8Array; readonly signature: Uint8Array; readonly pcrs: readonly Uint8Array[] };
+  /**
+   * `pcrs`: the 24 SHA-256 PCR values as the evidence carried them: hex text (v1/v2, checked by the
+   * schema; the quote verifier decodes it once and reports lower-case text as it is, so it is
+   * never decoded and encoded again) or bytes (v0).
+   */
+  readonly quote: { readonly message: Uint8Array; readonly signature: Uint8Array; readonly pcrs: readonly (Uint8Array | string)[] };
   readonly hclReport: Uint8Array;
   /** SNP: the VCEK/VLEK the evidence carries (DER). */
   readonly vcekDer?: Uint8Array;
@@ -92,8 +97,6 @@ function invalid(format: string, issue: z.core.$ZodIssue | undefined): never {
   throw malformed(AzureEvidenceCodes.EVIDENCE_INVALID, `${format} evidence does not match its schema (${where})`);
 }
 
-const bytesOfHex = (h: readonly string[]): Uint8Array[] => h.map((x, i) => fromHex(x, `tpm_quote.pcrs[${i}]`));
-
 export function decodeAzureEvidence(format: 'az-snp-vtpm' | 'az-tdx-vtpm', evidence: unknown): AzureEvidence {
   const versioned = typeof evidence === 'object' && evidence !== null && 'version' in evidence;
   if (format === 'az-snp-vtpm') {
@@ -103,7 +106,7 @@ export function decodeAzureEvidence(format: 'az-snp-vtpm' | 'az-tdx-vtpm', evide
       const e = r.data;
       return Object.freeze({
         version: e.version,
-        quote: { message: fromHex(e.tpm_quote.message), signature: fromHex(e.tpm_quote.signature), pcrs: bytesOfHex(e.tpm_quote.pcrs) },
+        quote: { message: fromHex(e.tpm_quote.message), signature: fromHex(e.tpm_quote.signature), pcrs: Object.freeze([...e.tpm_quote.pcrs]) },
         hclReport: b64url(e.hcl_report, 'hcl_report'),
         ...(e.vcek !== undefined ? { vcekDer: b64url(e.vcek, 'vcek') } : {}),
         ...(e.vcek_chain !== undefined ? { vcekChainPem: e.vcek_chain } : {}),
@@ -127,7 +130,7 @@ export function decodeAzureEvidence(format: 'az-snp-vtpm' | 'az-tdx-vtpm', evide
     const e = r.data;
     return Object.freeze({
       version: e.version,
-      quote: { message: fromHex(e.tpm_quote.message), signature: fromHex(e.tpm_quote.signature), pcrs: bytesOfHex(e.tpm_quote.pcrs) },
+      quote: { message: fromHex(e.tpm_quote.message), signature: fromHex(e.tpm_quote.signature), pcrs: Object.freeze([...e.tpm_quote.pcrs]) },
       hclReport: b64url(e.hcl_report, 'hcl_report'),
       tdQuote: b64url(e.td_quote, 'td_quote'),
       ...(e.event_log !== undefined ? { eventLog: b64url(e.event_log, 'event_log') } : {}),

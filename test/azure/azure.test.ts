@@ -77,6 +77,7 @@ describeVectors('azure provider: every real Azure CVM evidence set verifies', ()
       expect(c.platform.debug).toBe(false);
       expect(c.tpm?.pcrs.sha256?.[0]).toBe(s.pcr0);
       expect(Object.keys(c.tpm?.pcrs.sha256 ?? {})).toHaveLength(24);
+      for (const v of Object.values(c.tpm?.pcrs.sha256 ?? {})) expect(v).toMatch(/^[0-9a-f]{64}$/);
       expect(c.tpm?.akTrust).toBe('hardware-report');
       expect(c.identity.cloud).toBe('azure');
       expect(c.identity.proven).toEqual(['instanceId']);
@@ -188,6 +189,8 @@ describeVectors('azure provider: upstream negative cases, one stable code each',
     { name: 'quote signature bit flipped', set: LOOSE, mutate: (e) => (quote(e).signature = flipHexByte(String(quote(e).signature), 0)), wantCode: 'QUOTE_SIGNATURE_INVALID' },
     { name: 'reversed nonce', set: LOOSE, ctx: (c) => ({ ...c, binding: utf8('egnellahc') }), wantCode: 'NONCE_MISMATCH' },
     { name: 'PCR changed (pcrs[0][0] flipped)', set: LOOSE, mutate: (e) => ((quote(e).pcrs as string[])[0] = flipHexByte((quote(e).pcrs as string[])[0]!, 0)), wantCode: 'PCR_DIGEST_MISMATCH' },
+    { name: 'PCR value one byte short', set: LOOSE, mutate: (e) => ((quote(e).pcrs as string[])[3] = (quote(e).pcrs as string[])[3]!.slice(2)), wantCode: 'PCR_VALUE_INVALID' },
+    { name: 'PCR values in upper-case hex (same bytes)', set: LOOSE, mutate: (e) => (quote(e).pcrs = (quote(e).pcrs as string[]).map((p) => p.toUpperCase())), wantCode: 'NO_ERROR' },
     {
       name: 'VCEK from another chip',
       set: LOOSE,
