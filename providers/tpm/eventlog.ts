@@ -479,7 +479,7 @@ export interface VerifyEventLogOptions {
  * Checks:
  * - at least one bank is both quoted and in the log (SHA-1 only if `allowSha1`)
  *   → `EVENTLOG_NO_COMMON_BANK`;
- * - every quoted PCR value is hex of the bank's digest size → `EVENTLOG_BAD_QUOTED_PCR`;
+ * - every quoted PCR value is the bank's digest size, as bytes or hex → `EVENTLOG_BAD_QUOTED_PCR`;
  * - for every quoted PCR the log touches, replay equals the quoted value (constant time)
  *   → `EVENTLOG_REPLAY_MISMATCH` with detail `{bank, pcr}`;
  * - at least one PCR was compared → `EVENTLOG_NOTHING_VERIFIED`.
