@@ -64,6 +64,19 @@ async function until(ms: number, cond: () => Promise<boolean>): Promise<boolean>
   return false;
 }
 
+/**
+ * Writes fresh keys through `s` until one of them is found ON the node at `port` (the new master
+ * after a failover); returns whether that happened within `ms`.
+ */
+async function writesLandOn(s: StateStore, port: number, keyPrefix: string, ms: number): Promise<boolean> {
+  let n = 0;
+  return until(ms, async () => {
+    const k = `after-${n++}`;
+    await s.set(k, 'y');
+    return (await cli(port, 'GET', `${keyPrefix}kv:{${k}}`)) === 'y';
+  });
+}
+
 async function server(args: string[], cwd: string): Promise<{ port: number; proc: ChildProcess }> {
   const port = await freePort();
   const proc = spawn(REDIS_BIN, [...args, '--port', String(port)], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -188,13 +201,7 @@ describe('Redis Sentinel (1 master + 1 replica + 1 sentinel)', () => {
     // later), that node still accepts writes: a client that stays on it would lose writes and could
     // consume a challenge that the new master still holds. The store must move to the new master as
     // soon as the sentinel announces +switch-master, so each write here is checked ON the new master.
-    let n = 0;
-    const moved = await until(8000, async () => {
-      const k = `after-${n++}`;
-      await s.set(k, 'y');
-      return (await cli(replica, 'GET', `sent:kv:{${k}}`)) === 'y';
-    });
-    expect(moved).toBe(true);
+    expect(await writesLandOn(s, replica, 'sent:', 8000)).toBe(true);
     expect(await cli(replica, 'ROLE')).toMatch(/^master/);
     expect(await s.get('before')).toBe('x');
     // The contract still holds against the new master.
@@ -311,13 +318,7 @@ describe('Redis Sentinel: +switch-master while the client is already reconnectin
       await sleep(500);
       relay.release();
       expect(await until(10_000, async () => bare.status === 'end')).toBe(true);
-      let n = 0;
-      const moved = await until(20_000, async () => {
-        const k = `after-${n++}`;
-        await s.set(k, 'y');
-        return (await cli(replica, 'GET', `race:kv:{${k}}`)) === 'y';
-      });
-      expect(moved).toBe(true);
+      expect(await writesLandOn(s, replica, 'race:', 20_000)).toBe(true);
       expect(await s.get('before')).toBe('x');
       // The control stays ended: without the store's revival this is every command's fate.
       expect(bare.status).toBe('end');
