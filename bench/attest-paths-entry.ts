@@ -26,6 +26,7 @@ import { X509Certificate, createPublicKey, verify as nodeVerify, type JsonWebKey
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
@@ -592,17 +593,37 @@ async function clusterWorker(): Promise<void> {
 // (everything else real: envelope, store, binding, evidence hash, policy, release stand-in,
 // metrics, logs), (3) the broker with the real provider, (4) the provider alone. Printed as µs per
 // request; run with `--cpu-prof` to see where (2) goes.
+// Why (3) costs more than (2) + (4), split into what can be timed without a profiler: the
+// provider's own time inside (3); the provider alone on freshly parsed copies of the evidence (as
+// the broker hands it over) instead of one object; the path's signature floor in a tight loop and
+// timed once after each glue request (the same verifications with the request's work between
+// them); and the collector's pause time per request in each phase (PerformanceObserver 'gc').
 
 async function overhead(): Promise<void> {
   const n = Number(process.env.BENCH_OVERHEAD_N ?? 20_000);
   const which = (process.env.BENCH_OVERHEAD_PATHS ?? 'tpm,azure').split(',');
   const store = new MemoryStore({ clock, maxChallenges: 5_000_000, maxEntries: 5_000_000 });
   const trust = await trustStore();
-  const { paths } = await buildPaths(store, trust);
+  const { paths, quote } = await buildPaths(store, trust);
+  const floors = makeFloors(quote);
+  const gc = { ms: 0 };
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gc.ms += e.duration;
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  // GC entries arrive asynchronously: let the observer catch up before reading the sum.
+  const gcNow = async (): Promise<number> => {
+    await new Promise((r) => setTimeout(r, 5));
+    return gc.ms;
+  };
   const out: Record<string, Record<string, number>> = {};
   for (const p of paths.filter((x) => which.includes(x.name))) {
     const claims = await p.provider.verify(p.format, p.evidence, ctxOf(p, trust));
     const canned: Provider = { name: p.provider.name, formats: p.provider.formats, verify: () => Promise.resolve(claims) };
+    // The same claims as fresh objects per request (a JSON round trip each, made before the clock
+    // starts), as the real provider hands them over.
+    const freshClaims: unknown[] = [];
+    const cannedFresh: Provider = { name: p.provider.name, formats: p.provider.formats, verify: () => Promise.resolve(freshClaims.pop() as typeof claims) };
     const texts = { [p.provider.name]: await capturedPolicyText(p, trust) };
     const mk = async (prov: Provider) =>
       createBroker({
@@ -618,7 +639,24 @@ async function overhead(): Promise<void> {
         options: { rateLimits: { challenge: OFF, attest: OFF, identity: OFF } },
       });
     const glue = await mk(canned);
-    const real = await mk(withVectorBinding(p));
+    const glueFresh = await mk(cannedFresh);
+    // The real provider, its time inside the broker summed (the wrapper costs ~1 µs).
+    const inside = { ms: 0, n: 0 };
+    const bound = withVectorBinding(p);
+    const timed: Provider = {
+      name: bound.name,
+      formats: bound.formats,
+      verify: async (format, evidence, ctx) => {
+        const t0 = performance.now();
+        try {
+          return await bound.verify(format, evidence, ctx);
+        } finally {
+          inside.ms += performance.now() - t0;
+          inside.n++;
+        }
+      },
+    };
+    const real = await mk(timed);
     const empty = new Hono();
     empty.post('/v1/attest', async (c) => {
       await c.req.text();
@@ -626,37 +664,82 @@ async function overhead(): Promise<void> {
     });
     const b = bodyOf(p);
     let seq = 0;
-    const run = async (fetchFn: (r: Request) => Response | Promise<Response>, tag: string, count: number): Promise<number> => {
+    const gcPerRequest: Record<string, number[]> = { empty: [], glue: [], real: [], provider: [] };
+    const request = async (fetchFn: (r: Request) => Response | Promise<Response>, tag: string, i: number): Promise<void> => {
+      const r = await fetchFn(new Request('http://broker/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.prefix + challengeId(tag, i) + b.suffix }));
+      await r.text();
+      if (r.status !== 200) throw new Error(`overhead ${p.name} ${tag}: HTTP ${r.status}`);
+    };
+    const run = async (fetchFn: (r: Request) => Response | Promise<Response>, tag: string, count: number, gcKey?: string): Promise<number> => {
       await seedChallenges(store, p, tag, count);
+      const g0 = await gcNow();
       const t0 = performance.now();
-      for (let i = 0; i < count; i++) {
-        const r = await fetchFn(new Request('http://broker/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.prefix + challengeId(tag, i) + b.suffix }));
-        await r.text();
-        if (r.status !== 200) throw new Error(`overhead ${p.name} ${tag}: HTTP ${r.status}`);
-      }
-      return ((performance.now() - t0) * 1000) / count;
+      for (let i = 0; i < count; i++) await request(fetchFn, tag, i);
+      const us = ((performance.now() - t0) * 1000) / count;
+      if (gcKey) gcPerRequest[gcKey]!.push(((await gcNow()) - g0) * 1000 / count);
+      return us;
     };
-    const provider = async (count: number): Promise<number> => {
+    // `fresh`: a JSON round trip of the evidence per call, made before the clock starts.
+    const provider = async (count: number, fresh = false, gcKey?: string): Promise<number> => {
       const ctx = ctxOf(p, trust);
+      const inputs = fresh ? Array.from({ length: count }, () => JSON.parse(JSON.stringify(p.evidence)) as unknown) : undefined;
+      const g0 = await gcNow();
       const t0 = performance.now();
-      for (let i = 0; i < count; i++) await p.provider.verify(p.format, p.evidence, ctx);
-      return ((performance.now() - t0) * 1000) / count;
+      for (let i = 0; i < count; i++) await p.provider.verify(p.format, inputs ? inputs[i] : p.evidence, ctx);
+      const us = ((performance.now() - t0) * 1000) / count;
+      if (gcKey) gcPerRequest[gcKey]!.push(((await gcNow()) - g0) * 1000 / count);
+      return us;
     };
+    // The path's floor verifications, timed one at a time right after a glue request each.
+    const floorAfterRequest = async (tag: string, count: number): Promise<number> => {
+      await seedChallenges(store, p, tag, count);
+      let ms = 0;
+      for (let i = 0; i < count; i++) {
+        await request(glue.fetch, tag, i);
+        const t0 = performance.now();
+        floors[p.name]();
+        ms += performance.now() - t0;
+      }
+      return (ms * 1000) / count;
+    };
+    const floorHot = (): number => 1e6 / timeFloor(floors[p.name], 300).opsPerSec;
     const m = Math.max(200, Math.round(n / 10));
     await run(empty.fetch, `ow-e-${seq++}-`, m);
     await run(glue.fetch, `ow-g-${seq++}-`, m);
     await run(real.fetch, `ow-r-${seq++}-`, Math.round(m / 4));
     await provider(Math.round(m / 4));
-    const r: Record<string, number[]> = { empty_hono_us: [], broker_glue_us: [], broker_real_us: [], provider_us: [] };
+    const r: Record<string, number[]> = {
+      empty_hono_us: [],
+      broker_glue_us: [],
+      broker_glue_fresh_us: [],
+      broker_real_us: [],
+      provider_us: [],
+      provider_in_broker_us: [],
+      provider_fresh_us: [],
+      floor_hot_us: [],
+      floor_after_request_us: [],
+    };
+    const slow = Math.round(n / 8);
     for (let round = 0; round < 3; round++) {
-      r.empty_hono_us!.push(await run(empty.fetch, `o-e-${seq++}-`, n));
-      r.broker_glue_us!.push(await run(glue.fetch, `o-g-${seq++}-`, n));
-      r.broker_real_us!.push(await run(real.fetch, `o-r-${seq++}-`, Math.round(n / 8)));
-      r.provider_us!.push(await provider(Math.round(n / 8)));
+      r.empty_hono_us!.push(await run(empty.fetch, `o-e-${seq++}-`, n, 'empty'));
+      r.broker_glue_us!.push(await run(glue.fetch, `o-g-${seq++}-`, n, 'glue'));
+      for (let i = 0; i < slow; i++) freshClaims.push(JSON.parse(JSON.stringify(claims)));
+      r.broker_glue_fresh_us!.push(await run(glueFresh.fetch, `o-gf-${seq++}-`, slow));
+      inside.ms = 0;
+      inside.n = 0;
+      r.broker_real_us!.push(await run(real.fetch, `o-r-${seq++}-`, slow, 'real'));
+      r.provider_in_broker_us!.push((inside.ms * 1000) / inside.n);
+      r.provider_us!.push(await provider(slow, false, 'provider'));
+      r.provider_fresh_us!.push(await provider(slow, true));
+      r.floor_hot_us!.push(floorHot());
+      r.floor_after_request_us!.push(await floorAfterRequest(`o-f-${seq++}-`, slow));
     }
     const med = (a: number[]) => [...a].sort((x, y) => x - y)[1]!;
-    out[p.name] = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Math.round(med(v) * 10) / 10]));
+    out[p.name] = Object.fromEntries(
+      [...Object.entries(r), ...Object.entries(gcPerRequest).map(([k, v]) => [`gc_${k}_us`, v] as const)].map(([k, v]) => [k, Math.round(med(v) * 10) / 10]),
+    );
   }
+  gcObserver.disconnect();
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
