@@ -1,4 +1,4 @@
-// What an HTTP handler pays the kernel per request for being slow:
+// What an HTTP handler pays per request (in the kernel and around it) for being slow:
 //   node bench/handler-speed.mjs [--spins 0,100,300,1000] [--seconds 5] [--connections 32]
 //
 // The harness issue 17 is judged by compares the broker with an empty Hono handler, both behind
@@ -33,8 +33,9 @@ if (argv[0] === '--server') {
     // and add collector time that is not the handler's.
     const end = performance.now() + spinMs;
     let x = 0;
-    do for (let i = 0; i < 1024; i++) x = (x * 31 + i) | 0;
-    while (performance.now() < end);
+    do {
+      for (let i = 0; i < 1024; i++) x = (x * 31 + i) | 0;
+    } while (performance.now() < end);
     return c.json({ ok: x !== 0.5 });
   });
   serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => process.send({ port: info.port }));
@@ -55,7 +56,9 @@ if (argv[0] === '--server') {
     const self = fileURLToPath(import.meta.url);
     const cmd = pin ? ['taskset', '-c', '0', process.execPath, self, '--server', String(spin)] : [process.execPath, self, '--server', String(spin)];
     const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const next = () => new Promise((r) => child.once('message', r));
+    const exited = new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`the server for spin ${spin} exited (${code}) before answering`))));
+    exited.catch(() => {}); // raced below; unobserved once the run is over
+    const next = () => Promise.race([new Promise((r) => child.once('message', r)), exited]);
     const { port } = await next();
     const cpu = async () => {
       const m = next();
