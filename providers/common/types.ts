@@ -154,11 +154,14 @@ export interface VerifyContext {
 /**
  * Whether `ctx.options` carries nothing (absent, or a plain object with no own keys): a provider
  * then uses the defaults it resolved once, instead of validating `{}` on every call. Anything
- * else, including non-objects, goes to the provider's schema, which decides.
+ * else, including non-objects and objects with another prototype (which could carry inherited
+ * keys a schema reads), goes to the provider's schema, which decides.
  */
 export function isEmptyOptions(o: unknown): boolean {
   if (o === undefined || o === null) return true;
-  if (typeof o !== 'object' || Array.isArray(o)) return false;
+  if (typeof o !== 'object') return false;
+  const proto: unknown = Object.getPrototypeOf(o);
+  if (proto !== Object.prototype && proto !== null) return false;
   return Object.getOwnPropertyNames(o).length === 0 && Object.getOwnPropertySymbols(o).length === 0;
 }
 
